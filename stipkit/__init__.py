@@ -1,0 +1,7 @@
+"""stipkit: a study kit for STIP (Chang et al., 2022) and its predecessor STRPM (CVPR 2022).
+
+Layout follows the architecture:
+data -> models (encoders/decoders, memories, discriminator) -> losses -> train -> evaluate -> viz.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,257 @@
+"""Typed configuration: one dataclass per part, presets named after STIP's Table I rows.
+
+A preset name is a Table I row (``ucfsport``, ``human36m``, ``sjtu4k``) or a small CPU
+preset (``study``, ``ci``); append ``-official`` to any of them to switch on every place
+where the official STIPHR code departs from the paper (see :class:`ModelConfig` and
+:class:`TrainConfig`, fields marked *departure*).
+
+Every check raises :class:`ConfigError` naming the field, its value and the valid range.
+
+SJTU4K frames are 2160x3840, but 2160 is not divisible by patch*2**N = 8*16 = 128.
+The official code runs at 2176 lines; stipkit does the same and **pads** 2160-line frames
+with 8 edge-replicated rows top and bottom (``stipkit.data.pad_to``); evaluation crops the
+predictions back to 2160 lines before computing metrics.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields, replace
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of its valid range; the message names the field."""
+
+
+def _check(ok: bool, where: str, value, valid: str) -> None:
+    if not ok:
+        raise ConfigError(f"{where}={value!r} is invalid: {valid}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The STIP predictor and its discriminator (STIP Sec. III, Tables I-II).
+
+    Paper defaults throughout; fields marked *departure* reproduce the official code.
+    """
+
+    img_channels: int = 3
+    height: int = 64
+    width: int = 64
+    patch: int = 2                # Table I "Patch": PixelUnshuffle factor
+    num_downsample: int = 2       # Table I "4 x DL": stride-2 layers per encoder (N)
+    hidden: int = 32              # Table I "Hidden"
+    num_layers: int = 4           # Table I "Layers": stacked memory units (K)
+    filter_size: int = 5          # Table II hidden layer kernel (padding k//2, see note)
+    clip_length: int = 2          # L: frames per encoder input clip (Sec. IV-A)
+    recall_weight: float = 0.1    # lambda of Eq. 3
+    memory: str = "stgru"         # which predictive memory (stipkit.models.memories)
+    sted: bool = True             # Table VI: two encoder/decoder paths (True) or one
+    mgir: bool = True             # Table VI: multi-grained recall (Eq. 3) on/off
+    disc_hidden: int = 64         # Table I "Hidden" for the discriminator
+    # --- departures of the official code (paper value is the default) ---
+    update_gate_bias: float = 0.0     # official adds +1 inside U_t's sigmoid
+    swap_decoder_states: bool = False  # official decodes T^N with the *spatial* decoder
+    recall_deepest: bool = True        # official never recalls the deepest level (l=1)
+    last_upsample_act: bool = True     # official: no LeakyReLU after the last UL
+    clip_padding: str = "replicate"    # official pads the first clips with zero frames
+    disc_activation: str = "leaky_relu"  # official discriminator uses ReLU
+
+    def __post_init__(self) -> None:
+        for name in ("img_channels", "height", "width", "patch", "hidden", "num_layers",
+                     "filter_size", "clip_length", "disc_hidden"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v > 0, f"ModelConfig.{name}", v, "must be a positive integer")
+        _check(isinstance(self.num_downsample, int) and self.num_downsample >= 1,
+               "ModelConfig.num_downsample", self.num_downsample, "must be an integer >= 1")
+        _check(self.filter_size % 2 == 1, "ModelConfig.filter_size", self.filter_size,
+               "must be odd so that 'same' padding keeps the size (e.g. 3 or 5)")
+        unit = self.patch * 2 ** self.num_downsample
+        for name in ("height", "width"):
+            v = getattr(self, name)
+            if v % unit:
+                lo, hi = (v // unit) * unit, (v // unit + 1) * unit
+                raise ConfigError(
+                    f"ModelConfig.{name}={v} is invalid: must be divisible by "
+                    f"patch*2**num_downsample = {self.patch}*2**{self.num_downsample} = {unit} "
+                    f"(nearest valid: {lo or unit} or {hi})")
+        _check(self.recall_weight >= 0, "ModelConfig.recall_weight", self.recall_weight, "must be >= 0")
+        from .models.memories import MEMORIES  # late import: models import this module
+        _check(self.memory in MEMORIES, "ModelConfig.memory", self.memory,
+               f"must be one of {sorted(MEMORIES)}")
+        _check(self.clip_padding in ("replicate", "zeros"), "ModelConfig.clip_padding",
+               self.clip_padding, "must be 'replicate' (paper) or 'zeros' (official)")
+        _check(self.disc_activation in ("leaky_relu", "relu"), "ModelConfig.disc_activation",
+               self.disc_activation, "must be 'leaky_relu' (paper) or 'relu' (official)")
+        _check(self.disc_hidden % 4 == 0, "ModelConfig.disc_hidden", self.disc_hidden,
+               "must be divisible by 4 (GroupNorm(4), Table II)")
+
+    @property
+    def frame_channels(self) -> int:
+        """Channels after patching: C * patch**2 (Table I "Patch")."""
+        return self.img_channels * self.patch ** 2
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        """Spatial size of the memory states: (H, W) / (patch * 2**N)."""
+        unit = self.patch * 2 ** self.num_downsample
+        return self.height // unit, self.width // unit
+
+    @property
+    def disc_layers(self) -> int:
+        """Number of stride-2 discriminator layers: floor(log2(H/patch)) (Table I: 8)."""
+        return int(math.log2(self.height // self.patch))
+
+
+LOSS_MODES = ("mse", "mse+gan", "mse+gan+lp")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Alg. 1 and Eq. 8-10 hyper-parameters."""
+
+    batch_size: int = 8
+    iterations: int = 2000
+    lr: float = 1e-3              # official: 5e-3 (predictor)
+    lr_d: float = 5e-4            # official: 5e-4 (discriminator)
+    lr_decay: float = 0.9         # ExponentialLR gamma, applied every decay_interval
+    decay_interval: int = 2000
+    decay_start: int = 0          # official decays only after sampling_stop_iter
+    loss: str = "mse+gan+lp"      # Table VIII modes
+    gamma_gan: float = 0.01       # gamma_1 of Eq. 9 (Table I)
+    gamma_lp: float = 0.001       # gamma_2 of Eq. 9 (Table I)
+    gan_reduction: str = "frame"  # departure: official averages D's probabilities over time
+    scheduled_sampling: bool = True
+    sampling_start: float = 1.0
+    sampling_stop_iter: int = 1000
+    sampling_rate: float = 1e-3   # eta decrement per iteration (official: 5e-5)
+    grad_clip: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "decay_interval"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v > 0, f"TrainConfig.{name}", v, "must be a positive integer")
+        for name in ("iterations", "sampling_stop_iter", "decay_start"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= 0, f"TrainConfig.{name}", v, "must be an integer >= 0")
+        for name in ("lr", "lr_d"):
+            v = getattr(self, name)
+            _check(v > 0, f"TrainConfig.{name}", v, "must be > 0")
+        _check(0 < self.lr_decay <= 1, "TrainConfig.lr_decay", self.lr_decay, "must be in (0, 1]")
+        _check(self.loss in LOSS_MODES, "TrainConfig.loss", self.loss, f"must be one of {LOSS_MODES}")
+        for name in ("gamma_gan", "gamma_lp", "sampling_rate"):
+            v = getattr(self, name)
+            _check(v >= 0, f"TrainConfig.{name}", v, "must be >= 0")
+        _check(self.gan_reduction in ("frame", "clip_mean"), "TrainConfig.gan_reduction",
+               self.gan_reduction, "must be 'frame' (paper, Eq. 10) or 'clip_mean' (official)")
+        _check(0 <= self.sampling_start <= 1, "TrainConfig.sampling_start", self.sampling_start,
+               "must be in [0, 1]")
+        _check(self.grad_clip is None or self.grad_clip > 0, "TrainConfig.grad_clip",
+               self.grad_clip, "must be None or > 0")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole experiment: model, training and the sequence lengths of Table I."""
+
+    name: str = "study"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    input_length: int = 4         # Table I: 4 given frames
+    train_length: int = 10        # frames per training window (Table I "4 -> 1" means 5)
+    eval_length: int = 10         # frames per test window (Table I "4 -> 6" means 10)
+    dataset: str = "embedded"
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.input_length, int) and self.input_length >= 1,
+               "Config.input_length", self.input_length, "must be an integer >= 1")
+        for name in ("train_length", "eval_length"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v > self.input_length, f"Config.{name}", v,
+                   f"must be an integer > input_length={self.input_length} "
+                   "(at least one frame to predict)")
+
+
+def _official(cfg: Config) -> Config:
+    """Switch on every departure of the official STIPHR code (and its training values)."""
+    model = replace(cfg.model, update_gate_bias=1.0, swap_decoder_states=True,
+                    recall_deepest=False, last_upsample_act=False, clip_padding="zeros",
+                    disc_activation="relu")
+    # Official trainer: loss = l2 + 0.01*LP + 0.001*GAN (as Alg. 1 line 23, the reverse
+    # of Eq. 9 and Table I); D's probabilities are averaged over time before the BCE.
+    train = replace(cfg.train, gamma_gan=cfg.train.gamma_lp, gamma_lp=cfg.train.gamma_gan,
+                    gan_reduction="clip_mean")
+    return replace(cfg, name=cfg.name + "-official", model=model, train=train)
+
+
+def _table1(name, height, width, patch, gamma_gan, gamma_lp, eval_length, sampling_stop,
+            sampling_rate, dataset) -> Config:
+    return Config(
+        name=name,
+        model=ModelConfig(height=height, width=width, patch=patch, num_downsample=4,
+                          hidden=64, num_layers=16, recall_weight=0.1, disc_hidden=64),
+        train=TrainConfig(batch_size=1, iterations=100_000, lr=5e-3, lr_d=5e-4, lr_decay=0.9,
+                          decay_interval=2000, decay_start=sampling_stop, gamma_gan=gamma_gan,
+                          gamma_lp=gamma_lp, sampling_stop_iter=sampling_stop,
+                          sampling_rate=sampling_rate),
+        input_length=4, train_length=5, eval_length=eval_length, dataset=dataset)
+
+
+def _presets() -> dict[str, Config]:
+    return {
+        # Table I rows (paper scale; GPUs).
+        "ucfsport": _table1("ucfsport", 512, 512, 2, 0.010, 0.0010, 10, 20_000, 5e-5, "ucfsport"),
+        "human36m": _table1("human36m", 1024, 1024, 4, 0.010, 0.0010, 8, 50_000, 2e-5, "human36m"),
+        "sjtu4k": _table1("sjtu4k", 2176, 3840, 8, 0.005, 0.0005, 8, 20_000, 5e-5, "sjtu4k"),
+        # Small CPU presets: 64x64, 4 units of 32 channels, 4 -> 6.
+        "study": Config(name="study"),
+        "ci": Config(name="ci", model=ModelConfig(height=32, width=32, patch=2, num_downsample=2,
+                                                  hidden=8, num_layers=2, disc_hidden=8),
+                     train=TrainConfig(batch_size=2, iterations=4, sampling_stop_iter=2),
+                     input_length=2, train_length=4, eval_length=4),
+    }
+
+
+def preset_names() -> list[str]:
+    base = sorted(_presets())
+    return base + [n + "-official" for n in base]
+
+
+def get_preset(name: str, **overrides) -> Config:
+    """Return the named preset, optionally with top-level field overrides.
+
+    ``get_preset("ucfsport-official")`` applies every official-code departure.
+    """
+    presets = _presets()
+    base, official = (name[: -len("-official")], True) if name.endswith("-official") else (name, False)
+    if base not in presets:
+        raise ConfigError(f"preset={name!r} is unknown: valid presets are {preset_names()}")
+    cfg = presets[base]
+    if official:
+        cfg = _official(cfg)
+    return replace(cfg, **overrides) if overrides else cfg
+
+
+def to_dict(cfg) -> dict:
+    """A plain, JSON-able dict (stored in checkpoints)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(d: dict) -> Config:
+    """Inverse of :func:`to_dict`; unknown keys raise :class:`ConfigError` naming them."""
+    def build(cls, data, where):
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"{where} has unknown field(s) {unknown}; valid: {sorted(known)}")
+        kw = dict(data)
+        if cls is Config:
+            if "model" in kw:
+                kw["model"] = build(ModelConfig, kw["model"], "Config.model")
+            if "train" in kw:
+                kw["train"] = build(TrainConfig, kw["train"], "Config.train")
+        return cls(**kw)
+    return build(Config, d, "Config")

@@ -1,0 +1,59 @@
+"""Losses of STIP (Eq. 8-10) and how Eq. 9 combines them for each loss mode of Table VIII.
+
+Conventions: ``F.mse_loss`` averages over every element, so L_MSE and L_LP are the paper's sums
+over t divided by a constant (as in the official code). D returns per-frame probabilities (B, T).
+``reduction="frame"`` puts every frame's probability in its own log, as Eq. 10 sums over t;
+``"clip_mean"`` (*departure*, official) averages the probabilities over time first.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _bce(prob: torch.Tensor, target: float, reduction: str) -> torch.Tensor:
+    if reduction == "clip_mean":
+        prob = prob.mean(1)
+    return F.binary_cross_entropy(prob, torch.full_like(prob, target))
+
+
+def mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L_MSE (Eq. 10): squared error of v̂_t against v_t, t = 2..T."""
+    return F.mse_loss(pred, target)
+
+
+def gan_p_loss(p_fake: torch.Tensor, reduction: str = "frame") -> torch.Tensor:
+    """L_GAN(P) = -sum_t log D(v̂_t)  (Eq. 10)."""
+    return _bce(p_fake, 1.0, reduction)
+
+
+def gan_d_loss(p_real: torch.Tensor, p_fake: torch.Tensor, reduction: str = "frame") -> torch.Tensor:
+    """L_GAN(D) = -sum_t [log D(v_t) + log(1 - D(v̂_t))]  (Eq. 10)."""
+    return _bce(p_real, 1.0, reduction) + _bce(p_fake, 0.0, reduction)
+
+
+def lp_loss(feat_fake: torch.Tensor, feat_real: torch.Tensor) -> torch.Tensor:
+    """L_LP = sum_t L2[D_l(v_t), D_l(v̂_t)], D_l the discriminator's last layer (Eq. 8)."""
+    return F.mse_loss(feat_fake, feat_real)
+
+
+def predictor_loss(pred, target, disc=None, *, mode="mse+gan+lp", gamma_gan=0.01, gamma_lp=0.001,
+                   reduction="frame") -> dict[str, torch.Tensor]:
+    """Eq. 9: L = L_MSE + gamma_1 L_GAN(P) + gamma_2 L_LP, with the terms the mode names.
+
+    Returns a dict of the terms (detached copies are for logging) and ``"total"``.
+    The real frames' features are computed without gradient (D is not updated here).
+    """
+    out = {"mse": mse_loss(pred, target)}
+    total = out["mse"]
+    if mode != "mse":
+        p_fake, f_fake = disc(pred)
+        out["gan_p"] = gan_p_loss(p_fake, reduction)
+        total = total + gamma_gan * out["gan_p"]
+        if mode == "mse+gan+lp":
+            with torch.no_grad():
+                _, f_real = disc(target)
+            out["lp"] = lp_loss(f_fake, f_real)
+            total = total + gamma_lp * out["lp"]
+    out["total"] = total
+    return out

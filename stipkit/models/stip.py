@@ -1,0 +1,159 @@
+"""STIP, the predictor (Sec. III-A, Alg. 1 lines 2-21): MGST-AE around a stack of memories.
+
+Read top to bottom: ``STIP.forward`` is the one rollout loop of the kit (training, evaluation,
+notebooks and the official-weights loader all call it); ``STIP.step`` is one time step of
+Alg. 1 (lines 6-19).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from .autoencoder import Decoder, Encoder
+from .memories import build_memory
+
+
+@dataclass
+class Rollout:
+    """What :meth:`STIP.forward` returns.
+
+    predictions: (B, T-1, C, H, W), the frames v_2..v_T (not clamped).
+    features: only when asked for (Fig. 5), else None. Keys:
+      ``"T_E"``, ``"S_E"``: lists over encoder levels 0..N of (B, T-1, hidden, H_l, W_l);
+      ``"R"``, ``"U"``: (B, T-1, K, hidden, H_N, W_N), the gates of every unit and time step.
+      Without STED both encoder keys hold the single shared encoder's features.
+    """
+
+    predictions: torch.Tensor
+    features: dict | None = None
+
+
+class STIP(nn.Module):
+    """The STIP predictor P of Alg. 1.
+
+    Pluggable parts (all from :class:`~stipkit.config.ModelConfig`): the memory (``memory``), the
+    encoder/decoder scheme (``sted``: two paths or one; ``mgir``: recall on/off) and every
+    official-code departure. Without STED, one encoder feeds both T_E and S_E and one decoder
+    reads the 1x1 merge of [T^N, S^N] (the official cell's unused ``conv_last`` has this shape).
+    """
+
+    def __init__(self, cfg: ModelConfig, input_length: int = 4):
+        super().__init__()
+        self.cfg = cfg
+        self.input_length = input_length
+        c, h, n = cfg.frame_channels, cfg.hidden, cfg.num_downsample
+        self.streams = ("t", "s") if cfg.sted else ("t",)
+        self.patchify = nn.PixelUnshuffle(cfg.patch)      # Table I "Patch"
+        self.unpatchify = nn.PixelShuffle(cfg.patch)
+        self.encoders = nn.ModuleDict({k: Encoder(c, h, cfg.clip_length, n) for k in self.streams})
+        self.merge_t = nn.Conv2d(2 * h, h, kernel_size=1)  # Alg. 1 line 7: W_1x1 * [T_E, T^1]
+        self.memory = nn.ModuleList(build_memory(cfg) for _ in range(cfg.num_layers))
+        self.merge_ts = None if cfg.sted else nn.Conv2d(2 * h, h, kernel_size=1)
+        self.decoders = nn.ModuleDict(
+            {k: Decoder(h, n, last_act=cfg.last_upsample_act) for k in self.streams})
+        self.head = nn.Conv2d(h * len(self.streams), c, kernel_size=1)  # Eq. 4: W_1x1 * [T_D, S_D]
+
+    # ---------------------------------------------------------------- one time step
+    def step(self, clip: torch.Tensor, states: list, keep: dict | None = None) -> torch.Tensor:
+        """Alg. 1 lines 6-19 for one time step: encode, run the memories, decode.
+
+        clip: (B, L*C', H', W'), the last L patched frames stacked oldest first.
+        states: the memories' states, updated in place. keep: where to append Fig. 5 features.
+        """
+        cfg = self.cfg
+        enc = {k: e(clip) for k, e in self.encoders.items()}           # Eq. 1
+        t_e = enc["t"][-1]
+        s_e = enc["s"][-1] if cfg.sted else t_e
+        states[0] = (self.merge_t(torch.cat([t_e, states[0][0]], 1)), *states[0][1:])  # line 7
+        s, gates = s_e, []
+        for k, cell in enumerate(self.memory):                          # lines 8-11, Eq. 2, 5-7
+            s, states[k], g = cell(s, states[k])
+            gates.append(g)
+        top_t, top_s = states[-1][0], s
+        if cfg.sted:  # T^N -> Dec_T, S^N -> Dec_S (official: swapped)
+            inputs = {"t": top_s, "s": top_t} if cfg.swap_decoder_states else {"t": top_t, "s": top_s}
+        else:
+            inputs = {"t": self.merge_ts(torch.cat([top_t, top_s], 1))}
+        decoded = [self.decoders[k](inputs[k], enc[k][1:] if cfg.mgir else None,   # Eq. 3
+                                    cfg.recall_weight, cfg.recall_deepest) for k in self.streams]
+        if keep is not None:
+            keep["T_E"].append(enc["t"])
+            keep["S_E"].append(enc["s"] if cfg.sted else enc["t"])
+            keep["R"].append(torch.stack([g["R"] for g in gates], 1))
+            keep["U"].append(torch.stack([g["U"] for g in gates], 1))
+        return self.head(torch.cat(decoded, 1))                         # Eq. 4
+
+    # ---------------------------------------------------------------- the rollout
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor | None = None, *,
+                input_length: int | None = None, total_length: int | None = None,
+                return_features: bool = False) -> Rollout:
+        """Predict v_2..v_T from frames (B, T, C, H, W) in [0, 1].
+
+        Steps t < input_length read the given frame; later steps read the model's own previous
+        prediction, or -- scheduled sampling -- the true frame where ``mask`` (B, T-input_length-1)
+        is 1. ``total_length`` (default T) may exceed T when no mask is given: the model then
+        rolls out into the unseen future.
+        """
+        input_length = self.input_length if input_length is None else input_length
+        b, t_given = frames.shape[:2]
+        total = t_given if total_length is None else total_length
+        self._check(frames, mask, input_length, total)
+        x = self.patchify(frames.flatten(0, 1)).unflatten(0, (b, t_given))
+        keep = {"T_E": [], "S_E": [], "R": [], "U": []} if return_features else None
+        history, preds, pred = [], [], None
+        states = None
+        for t in range(total - 1):
+            if t < input_length:
+                inp = x[:, t]
+            elif mask is None:
+                inp = pred
+            else:
+                m = mask[:, t - input_length].view(b, 1, 1, 1).to(x.dtype)
+                inp = m * x[:, t] + (1 - m) * pred
+            history.append(inp)
+            clip = self._clip(history)
+            if states is None:  # T_0^k = 0 (Alg. 1 line 3), shaped like the latent
+                lat = torch.zeros(b, self.cfg.hidden, *self.cfg.latent_size,
+                                  dtype=x.dtype, device=x.device)
+                states = [cell.init_state(lat) for cell in self.memory]
+            pred = self.step(clip, states, keep)
+            preds.append(pred)
+        out = torch.stack(preds, 1)
+        out = self.unpatchify(out.flatten(0, 1)).unflatten(0, (b, total - 1))
+        return Rollout(out, self._stack(keep) if keep is not None else None)
+
+    def _clip(self, history: list[torch.Tensor]) -> torch.Tensor:
+        """The last L inputs, oldest first, stacked on channels; the first steps are padded
+        with copies of the first frame (paper: silent) or zeros (official, *departure*)."""
+        L = self.cfg.clip_length
+        frames = history[-L:]
+        if len(frames) < L:
+            pad = history[0] if self.cfg.clip_padding == "replicate" else torch.zeros_like(history[0])
+            frames = [pad] * (L - len(frames)) + frames
+        return torch.cat(frames, 1)
+
+    @staticmethod
+    def _stack(keep: dict) -> dict:
+        levels = lambda seq: [torch.stack(level, 1) for level in zip(*seq)]  # noqa: E731
+        return {"T_E": levels(keep["T_E"]), "S_E": levels(keep["S_E"]),
+                "R": torch.stack(keep["R"], 1), "U": torch.stack(keep["U"], 1)}
+
+    def _check(self, frames, mask, input_length, total) -> None:
+        cfg = self.cfg
+        want = (cfg.img_channels, cfg.height, cfg.width)
+        if frames.dim() != 5 or tuple(frames.shape[2:]) != want:
+            raise ValueError(f"frames must be (B, T, C, H, W) with (C, H, W)={want} for this model, "
+                             f"got {tuple(frames.shape)}")
+        if not 1 <= input_length < total:
+            raise ValueError(f"input_length={input_length} must be in [1, total_length-1={total - 1}]")
+        need = total - 1 if mask is not None else min(input_length, total - 1)
+        if frames.shape[1] < need:
+            raise ValueError(f"frames has T={frames.shape[1]} but the rollout needs at least {need} "
+                             f"given frames (input_length={input_length}, total_length={total}, "
+                             f"mask {'given' if mask is not None else 'not given'})")
+        if mask is not None and tuple(mask.shape) != (frames.shape[0], total - input_length - 1):
+            raise ValueError(f"mask must be (B, total_length-input_length-1)="
+                             f"{(frames.shape[0], total - input_length - 1)}, got {tuple(mask.shape)}")

@@ -1,0 +1,26 @@
+"""Small helpers shared by the tests."""
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def shared_path(*parts) -> Path:
+    """A path under ../shared, or skip the test when the checkout has no ../shared beside it."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{p} not available (a fresh clone has no ../shared)")
+    return p
+
+
+def tiny(cfg, **model_overrides):
+    """A preset shrunk to a CPU-test size, keeping its patch, depth and departures."""
+    m = cfg.model
+    unit = m.patch * 2 ** m.num_downsample
+    kw = dict(height=unit, width=2 * unit, hidden=8, num_layers=2, disc_hidden=8)
+    kw.update(model_overrides)
+    return replace(cfg, model=replace(m, **kw))
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"

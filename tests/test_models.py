@@ -1,0 +1,167 @@
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from _helpers import tiny
+from stipkit.config import ModelConfig, get_preset, preset_names
+from stipkit.losses import gan_d_loss, predictor_loss
+from stipkit.models import STGRU, STIP, Discriminator, build_model
+
+
+def make(cfg, seed=0):
+    torch.manual_seed(seed)
+    return build_model(cfg)
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_runs_at_tiny_size(name):
+    cfg = tiny(get_preset(name))
+    m = cfg.model
+    pred, disc = make(cfg)
+    T = cfg.input_length + 2
+    frames = torch.rand(2, T, m.img_channels, m.height, m.width)
+    out = pred(frames, return_features=True)
+    assert out.predictions.shape == (2, T - 1, m.img_channels, m.height, m.width)
+    f = out.features
+    hl, wl = m.latent_size
+    assert len(f["T_E"]) == len(f["S_E"]) == m.num_downsample + 1
+    assert f["T_E"][-1].shape == (2, T - 1, m.hidden, hl, wl)
+    assert f["T_E"][0].shape == (2, T - 1, m.hidden, m.height // m.patch, m.width // m.patch)
+    assert f["R"].shape == f["U"].shape == (2, T - 1, m.num_layers, m.hidden, hl, wl)
+    prob, feats = disc(out.predictions)
+    assert prob.shape == (2, T - 1) and feats.shape[:2] == (2, T - 1)
+    assert ((prob > 0) & (prob < 1)).all()
+
+
+def test_features_cost_nothing_when_not_requested():
+    cfg = tiny(get_preset("study"))
+    pred, _ = make(cfg)
+    frames = torch.rand(1, 6, 3, cfg.model.height, cfg.model.width)
+    a, b = pred(frames), pred(frames, return_features=True)
+    assert a.features is None
+    assert torch.equal(a.predictions, b.predictions)
+
+
+@pytest.mark.parametrize("variant", [dict(), dict(sted=False), dict(mgir=False), dict(sted=False, mgir=False)])
+def test_gradients_reach_every_parameter(variant):
+    cfg = tiny(get_preset("study"), **variant)
+    pred, disc = make(cfg)
+    frames = torch.rand(2, 6, 3, cfg.model.height, cfg.model.width)
+    mask = torch.tensor([[1.0], [0.0]])
+    out = pred(frames, mask, input_length=4).predictions
+    loss = predictor_loss(out, frames[:, 1:], disc, mode="mse+gan+lp")["total"]
+    loss.backward()
+    for name, p in pred.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}"
+    disc.zero_grad()
+    p_real, _ = disc(frames[:, 1:])
+    p_fake, _ = disc(out.detach())
+    gan_d_loss(p_real, p_fake).backward()
+    for name, p in disc.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches D.{name}"
+
+
+def test_table6_switches_change_the_architecture():
+    base = tiny(get_preset("study")).model
+    single = STIP(replace(base, sted=False))
+    assert set(single.encoders) == {"t"} and set(single.decoders) == {"t"}
+    assert single.merge_ts is not None
+    assert sum(p.numel() for p in single.parameters()) < sum(p.numel() for p in STIP(base).parameters())
+    # Without MGIR the recall weight no longer matters.
+    frames = torch.rand(1, 5, 3, base.height, base.width)
+    outs = []
+    for lam in (0.1, 0.9):
+        torch.manual_seed(0)
+        outs.append(STIP(replace(base, mgir=False, recall_weight=lam))(frames).predictions)
+    assert torch.equal(outs[0], outs[1])
+    outs = []
+    for lam in (0.1, 0.9):
+        torch.manual_seed(0)
+        outs.append(STIP(replace(base, recall_weight=lam))(frames).predictions)
+    assert not torch.allclose(outs[0], outs[1])
+
+
+def test_seeded_builds_and_runs_are_reproducible():
+    cfg = tiny(get_preset("study"))
+    (p1, d1), (p2, d2) = make(cfg, seed=3), make(cfg, seed=3)
+    for a, b in zip(list(p1.state_dict().values()) + list(d1.state_dict().values()),
+                    list(p2.state_dict().values()) + list(d2.state_dict().values())):
+        assert torch.equal(a, b)
+    torch.manual_seed(1)
+    frames = torch.rand(2, 6, 3, cfg.model.height, cfg.model.width)
+    assert torch.equal(p1(frames).predictions, p2(frames).predictions)
+    p3, _ = make(cfg, seed=4)
+    assert not torch.equal(p1(frames).predictions, p3(frames).predictions)
+
+
+def test_scheduled_sampling_mask_semantics():
+    cfg = tiny(get_preset("study"))
+    pred, _ = make(cfg)
+    frames = torch.rand(2, 7, 3, cfg.model.height, cfg.model.width)
+    teacher = pred(frames, input_length=6).predictions               # every step reads the truth
+    ones = pred(frames, torch.ones(2, 2), input_length=4).predictions  # mask 1: truth as well
+    zeros = pred(frames, torch.zeros(2, 2), input_length=4).predictions
+    free = pred(frames[:, :4], input_length=4, total_length=7).predictions  # no future given
+    assert torch.allclose(teacher, ones, atol=1e-6)
+    assert torch.allclose(zeros, free, atol=1e-6)
+    assert not torch.allclose(zeros, ones)
+    mixed = pred(frames, torch.tensor([[1.0, 1.0], [0.0, 0.0]]), input_length=4).predictions
+    assert torch.allclose(mixed[0], ones[0], atol=1e-6) and torch.allclose(mixed[1], zeros[1], atol=1e-6)
+
+
+def test_clip_padding_departure():
+    base = tiny(get_preset("study")).model
+    frames = torch.rand(1, 5, 3, base.height, base.width)
+    outs = {}
+    for pad in ("replicate", "zeros"):
+        torch.manual_seed(0)
+        outs[pad] = STIP(replace(base, clip_padding=pad))(frames).predictions
+    assert not torch.allclose(outs["replicate"][:, 0], outs["zeros"][:, 0])
+
+
+@pytest.mark.parametrize("bad", [
+    lambda m, f: m(f[..., :-1]),                                      # wrong W
+    lambda m, f: m(f[0]),                                             # 4-D
+    lambda m, f: m(f, torch.zeros(2, 5)),                              # mask shape
+    lambda m, f: m(f, input_length=6),                                 # input_length >= T
+    lambda m, f: m(f[:, :3], torch.zeros(2, 1), total_length=6),       # mask needs the future
+])
+def test_bad_inputs_raise_clear_errors(bad):
+    cfg = tiny(get_preset("study"))
+    pred, _ = make(cfg)
+    frames = torch.rand(2, 6, 3, cfg.model.height, cfg.model.width)
+    with pytest.raises(ValueError, match=r"frames|mask|input_length"):
+        bad(pred, frames)
+
+
+def test_stgru_follows_equations_5_to_7():
+    torch.manual_seed(0)
+    h, size = 4, (6, 6)
+    cell = STGRU(h, size, filter_size=3, update_bias=0.7)
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.normal_()
+    s, t = torch.randn(2, h, *size), torch.randn(2, h, *size)
+    s_new, (t_new,), gates = cell(s, (t,))
+    conv = lambda x, c, n: F.layer_norm(F.conv2d(x, c.weight, c.bias, padding=1),  # noqa: E731
+                                        n.normalized_shape, n.weight, n.bias)
+    W_t = conv(t, cell.conv_t, cell.norm_t).split(h, 1)  # W_tu, W_tr, W_tt, W_ts
+    W_s = conv(s, cell.conv_s, cell.norm_s).split(h, 1)  # W_su, W_sr, W_st, W_ss
+    R = torch.sigmoid(W_s[1] + W_t[1])
+    U = torch.sigmoid(W_s[0] + W_t[0] + 0.7)
+    TT = torch.tanh(W_t[2] + R * W_s[2])
+    SS = torch.tanh(W_s[3] + R * W_t[3])
+    assert torch.allclose(gates["R"], R, atol=1e-6) and torch.allclose(gates["U"], U, atol=1e-6)
+    assert torch.allclose(t_new, (1 - U) * TT + U * t, atol=1e-5)
+    assert torch.allclose(s_new, (1 - U) * SS + U * s, atol=1e-5)
+
+
+def test_discriminator_fc_size_follows_the_real_output_size():
+    for h, w, patch in ((64, 64, 2), (64, 128, 2), (2176 // 8, 3840 // 8, 1)):
+        m = ModelConfig(height=h if patch == 2 else 272, width=w if patch == 2 else 480, patch=patch,
+                        num_downsample=1 if patch == 2 else 4, disc_hidden=8)
+        d = Discriminator(m)
+        prob, f = d(torch.rand(1, 1, 3, m.height, m.width))
+        assert f.shape[-1] == d.fc.in_features

@@ -1,0 +1,358 @@
+"""Tests for stipkit.data: real frames, embedded clips, toy data, list files, bad input."""
+
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stipkit import data as D
+from stipkit.data import (
+    DataError,
+    EmbeddedVideo,
+    FrameListDataset,
+    MovingDigits,
+    crop_to,
+    embedded_clips,
+    load_frame_folder,
+    load_video,
+    make_loader,
+    map_path,
+    pad_to,
+)
+
+# ../shared sits next to the repo in CI; a user's clone has none, so those tests skip.
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+UCF_ROOT = SHARED / "data" / "ucfsport"
+UCF_LIST = UCF_ROOT / "official_test_list.txt"
+SPLIT_DIR = SHARED / "reference" / "ucfsports_split"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} not available (only in the CI checkout)")
+    return path
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+def write_png(path: Path, h=16, w=16, value=None, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8) if value is None else np.full((h, w, 3), value, np.uint8)
+    Image.fromarray(arr).save(path)
+    return arr
+
+
+def write_mp4(path: Path, n_frames: int, h=32, w=48):
+    """A tiny real video (mpeg4 codec via PyAV) with a moving bright square."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for t in range(n_frames):
+            arr = np.zeros((h, w, 3), np.uint8)
+            arr[8:16, 2 * t:2 * t + 8] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.fixture
+def frame_tree(tmp_path):
+    """root/clip/{0..11}.png (16x16), a list file helper."""
+    root = tmp_path / "frames"
+    for i in range(12):
+        write_png(root / "clip" / f"{i}.png", seed=i)
+
+    def make_list(text: str, name="list.txt") -> Path:
+        p = tmp_path / name
+        p.write_text(text)
+        return p
+
+    return root, make_list
+
+
+# ----------------------------------------------------------------------------- real UCF Sports frames
+
+def test_ucf_real_frames_official_list():
+    ds = FrameListDataset(need(UCF_LIST), root=UCF_ROOT, fmt="ucfsport")
+    assert len(ds) == 5 and ds.total_length == 10  # Table I: 4 -> 6
+    x = ds[0]
+    assert x.shape == (10, 3, 512, 512) and x.dtype == torch.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0 and x.std() > 0.01
+    # first frame of line 1 ("Riding-Horse/,26") is 26.png, read as RGB
+    ref = np.array(Image.open(UCF_ROOT / "Riding-Horse" / "26.png").convert("RGB"))
+    assert torch.equal(x[0], torch.from_numpy(ref).permute(2, 0, 1).float() / 255)
+
+    bgr = FrameListDataset(UCF_LIST, root=UCF_ROOT, channel_order="bgr")[0]
+    assert torch.equal(bgr, x.flip(1))
+
+    small = FrameListDataset(UCF_LIST, root=UCF_ROOT, resolution=(64, 64))[1]
+    assert small.shape == (10, 3, 64, 64) and 0 <= small.min() and small.max() <= 1
+
+
+def test_official_ucf_split_lists_parse_and_map():
+    train = need(SPLIT_DIR / "train.txt")
+    tr = FrameListDataset(train, root="/data/ucf", fmt="ucfsport")
+    te = FrameListDataset(SPLIT_DIR / "test.txt", root="/data/ucf", fmt="ucfsport")
+    assert (len(tr), len(te)) == (6288, 752)
+    for ds in (tr, te):
+        for _, _, frames in ds.windows:
+            assert len(frames) == 10
+            rel = Path(frames[0]).relative_to("/data/ucf")
+            assert len(rel.parts) == 3 and rel.suffix == ".png"  # Action/NNN/k.png
+    assert tr.windows[0][2][0] == "/data/ucf/Diving-Side/001/16.png"
+    # keep_last=2 gives the same mapping as the default marker
+    kl = FrameListDataset(train, root="/data/ucf", keep_last=2)
+    assert [w[2] for w in kl.windows] == [w[2] for w in tr.windows]
+
+
+def test_map_path_rules():
+    assert map_path("data/ucfsport/A/,", "/r", ("data/ucfsport/",)).startswith("/r/A/")
+    assert map_path("E:\\x\\ucf_action_images\\Run\\003\\", "/r", ("ucf_action_images/",)) == "/r/Run/003/"
+    assert map_path("rel/dir/", "/r") == "/r/rel/dir/"
+    assert map_path("data/x", None) == "data/x/"
+    with pytest.raises(DataError, match="E:/elsewhere"):
+        map_path("E:/elsewhere/clip/", "/r", ("ucf_action_images/",))
+
+
+def test_other_list_formats(tmp_path):
+    h36 = tmp_path / "h36.txt"
+    h36.write_text("data/human36m/S1/,S1_Directions.54138969_,1276,1346\n")
+    (w,) = FrameListDataset(h36, root="/h36", fmt="human36m").windows
+    assert w[2][0] == "/h36/S1/S1_Directions.54138969_001276.jpg"
+    assert w[2][1].endswith("001281.jpg") and len(w[2]) == 8  # every 5th frame, 4 -> 4
+
+    sj = tmp_path / "sj.txt"
+    sj.write_text("data/sjtu4k/Traffic_Building.mp4/,77,87\n")
+    ds = FrameListDataset(sj, root="/sj", fmt="sjtu4k")
+    assert ds.windows[0][2][0] == "/sj/Traffic_Building.mp4/77.png" and ds.fit == "pad"
+
+
+def test_sjtu4k_pad_and_crop(tmp_path):
+    # SJTU4K trick (Table I) at small scale: 20 rows -> pad to 36 -> crop back to 20
+    x = np.random.default_rng(0).integers(0, 256, (2, 20, 30, 3), dtype=np.uint8)
+    p = pad_to(x, 36, 30)
+    assert p.shape == (2, 36, 30, 3)
+    assert (p[:, :8] == x[:, :1]).all() and (p[:, -8:] == x[:, -1:]).all()
+    assert np.array_equal(crop_to(p, 20, 30), x)
+    t = torch.from_numpy(x).permute(0, 3, 1, 2).float()  # channels-first tensors too
+    assert torch.equal(crop_to(pad_to(t, 36, 30), 20, 30), t)
+    with pytest.raises(DataError):
+        pad_to(x, 10, 30)
+
+    for i in range(8):
+        write_png(tmp_path / "sj" / "v" / f"{i}.png", h=20, w=30, seed=i)
+    (tmp_path / "l.txt").write_text("data/sjtu4k/v/,0,8\n")
+    ds = FrameListDataset(tmp_path / "l.txt", root=tmp_path / "sj", fmt="sjtu4k", resolution=(36, 30))
+    assert ds[0].shape == (8, 3, 36, 30)
+
+
+# ----------------------------------------------------------------------------- embedded clips
+
+def test_embedded_clips_decode():
+    clips = embedded_clips()
+    assert set(clips) == {"bikes", "bigbuckbunny", "carphone_pristine"}
+    car = load_video(clips["carphone_pristine"])
+    assert car.shape == (120, 144, 176, 3) and car.dtype == np.uint8 and car.std() > 1
+    assert load_video(clips["bikes"], max_frames=3).shape == (3, 272, 640, 3)
+    assert load_video(clips["bigbuckbunny"], max_frames=2).shape == (2, 720, 1280, 3)
+    assert load_video(clips["carphone_pristine"], (64, 64), max_frames=4).shape == (4, 64, 64, 3)
+
+
+def test_embedded_split_no_shared_frames(tmp_path):
+    kw = dict(clips=["carphone_pristine"], cache_dir=tmp_path, total_length=10, stride=3)
+    tr, te = EmbeddedVideo("train", **kw), EmbeddedVideo("test", **kw)
+    assert len(tr) > 0 and len(te) > 0
+    x = tr[0]
+    assert x.shape == (10, 3, 64, 64) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    train_frames = {f for i in range(len(tr)) for f in tr.frame_indices(i)[1]}
+    test_frames = {f for i in range(len(te)) for f in te.frame_indices(i)[1]}
+    assert not train_frames & test_frames
+    assert max(train_frames) < 96 <= min(test_frames)  # first 80% of 120 frames -> train
+    # pixel check too: no test frame equals a train frame
+    arr = tr.frames["carphone_pristine"]
+    assert not any(np.array_equal(arr[a], arr[b]) for a in train_frames for b in test_frames)
+
+
+def test_cache_round_trip(tmp_path, monkeypatch):
+    first = EmbeddedVideo("train", clips=["carphone_pristine"], cache_dir=tmp_path)
+    files = list((tmp_path / "clips").glob("carphone_pristine_64x64_*.npy"))
+    assert len(files) == 1 and not list(tmp_path.rglob("*.tmp"))
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded again instead of loading the cache")
+
+    monkeypatch.setattr(D, "load_video", no_decoding)
+    monkeypatch.setenv("STIPKIT_CACHE", str(tmp_path))  # the env var selects the same cache
+    second = EmbeddedVideo("train", clips=["carphone_pristine"])
+    assert torch.equal(first[3], second[3])
+    assert D.cache_dir() == tmp_path and D.cache_dir("/x") == Path("/x")
+
+
+def test_whole_clip_holdout_and_user_videos(tmp_path):
+    clips = {"a": write_mp4(tmp_path / "a.mp4", 12), "b": write_mp4(tmp_path / "b.mp4", 12)}
+    kw = dict(clips=clips, split_by="clip", test_clips=["b"], total_length=4,
+              resolution=(16, 16), cache_dir=tmp_path / "cache")
+    tr, te = EmbeddedVideo("train", **kw), EmbeddedVideo("test", **kw)
+    assert {c for c, _ in tr.windows} == {"a"} and {c for c, _ in te.windows} == {"b"}
+    assert len(tr) == 3 and tr[0].shape == (4, 3, 16, 16)
+
+
+def test_loader_fast_and_deterministic(tmp_path):
+    ds = EmbeddedVideo("train", clips=["carphone_pristine"], cache_dir=tmp_path, stride=1)
+    order = lambda seed: [b.sum().item() for b in make_loader(ds, 8, shuffle=True, seed=seed)]
+    assert order(1) == order(1) != order(2)
+    loader = make_loader(ds, 8, shuffle=True, seed=0)
+    it = iter(loader)
+    next(it)  # warm-up
+    t, n = time.perf_counter(), 0
+    for batch in it:
+        n += 1
+    per_batch = (time.perf_counter() - t) / n
+    assert batch.shape == (8, 10, 3, 64, 64)
+    assert per_batch < 0.03, f"{per_batch:.4f}s per batch; must be <10% of a ~0.3 s step"
+
+
+# ----------------------------------------------------------------------------- moving digits
+
+def test_moving_digits_deterministic():
+    a, b, c = MovingDigits(4, 10, (64, 64), seed=0), MovingDigits(4, 10, (64, 64), seed=0), MovingDigits(4, 10, (64, 64), seed=1)
+    x = a[2]
+    assert x.shape == (10, 3, 64, 64) and x.dtype == torch.float32
+    assert 0 <= x.min() and x.max() <= 1 and x.max() > 0.5
+    assert torch.equal(x, b[2]) and not torch.equal(x, c[2]) and not torch.equal(x, a[3])
+    assert not torch.equal(x[0], x[-1])  # the digits move
+    col = MovingDigits(2, 5, (32, 48), num_digits=1, color=True, seed=3)[0]
+    assert col.shape == (5, 3, 32, 48) and not torch.equal(col[:, 0], col[:, 1])
+    batch = next(iter(make_loader(a, 2, shuffle=False)))
+    assert torch.equal(batch[0], a[0])
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def test_missing_frame_names_file_and_line(frame_tree):
+    root, make_list = frame_tree
+    lst = make_list("data/ucfsport/clip/,0\ndata/ucfsport/clip/,5\n")  # 5..14, only 0..11 exist
+    ds = FrameListDataset(lst, root=root)
+    assert ds[0].shape == (10, 3, 16, 16)
+    with pytest.raises(DataError) as e:
+        ds[1]
+    msg = str(e.value)
+    assert f"{lst}:2" in msg and "data/ucfsport/clip/,5" in msg and "12.png" in msg and "not found" in msg
+
+
+def test_missing_and_empty_folder(frame_tree, tmp_path):
+    root, make_list = frame_tree
+    (root / "empty").mkdir()
+    ds = FrameListDataset(make_list("data/ucfsport/empty/,0\ndata/ucfsport/nope/,0\n"), root=root)
+    with pytest.raises(DataError, match=r":1: .*is empty"):
+        ds[0]
+    with pytest.raises(DataError, match=r":2: .*does not exist"):
+        ds[1]
+    with pytest.raises(DataError, match="empty"):
+        load_frame_folder(root / "empty")
+    assert load_frame_folder(root / "clip").shape == (12, 16, 16, 3)
+
+
+def test_corrupt_image(frame_tree):
+    root, make_list = frame_tree
+    (root / "clip" / "3.png").write_bytes(np.random.default_rng(0).bytes(200))
+    ds = FrameListDataset(make_list("data/ucfsport/clip/,0\n"), root=root)
+    with pytest.raises(DataError, match=r"list.txt:1: .*corrupt image: .*3\.png"):
+        ds[0]
+
+
+def test_mixed_sizes(frame_tree):
+    root, make_list = frame_tree
+    write_png(root / "clip" / "4.png", h=20, w=16)
+    lst = make_list("data/ucfsport/clip/,0\n")
+    with pytest.raises(DataError, match=r"list.txt:1: .*mixed frame sizes"):
+        FrameListDataset(lst, root=root)[0]
+    assert FrameListDataset(lst, root=root, resolution=(8, 8))[0].shape == (10, 3, 8, 8)
+
+
+@pytest.mark.parametrize(
+    "fmt,line,expect",
+    [
+        ("ucfsport", "data/ucfsport/clip/", "expected 2 comma-separated fields"),
+        ("ucfsport", "data/ucfsport/clip/,1,2", "expected 2 comma-separated fields"),
+        ("ucfsport", "data/ucfsport/clip/,x", "expected integer"),
+        ("human36m", "d/,p_,12", "expected 4 comma-separated fields"),
+        ("sjtu4k", "d/,7,eight", "expected integer"),
+        ("ucfsport", "data/ucfsport/clip/,-3", "start frame must be >= 0"),
+    ],
+)
+def test_unparseable_lines(frame_tree, fmt, line, expect):
+    root, make_list = frame_tree
+    lst = make_list(f"\n{line}\n")  # line 2 (line 1 is blank)
+    with pytest.raises(DataError) as e:
+        FrameListDataset(lst, root=root, fmt=fmt)
+    msg = str(e.value)
+    assert f"{lst}:2" in msg and repr(line) in msg and expect in msg
+
+
+def test_empty_and_missing_list(frame_tree, tmp_path):
+    root, make_list = frame_tree
+    with pytest.raises(DataError, match=r"empty.txt: the list file is empty"):
+        FrameListDataset(make_list("\n  \n", name="empty.txt"), root=root)
+    with pytest.raises(DataError, match=r"nothere.txt: list file not found"):
+        FrameListDataset(tmp_path / "nothere.txt", root=root)
+
+
+def test_bad_videos(tmp_path):
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(DataError, match="garbage.mp4: unreadable or corrupt video"):
+        load_video(garbage)
+    with pytest.raises(DataError, match="garbage.mp4"):
+        EmbeddedVideo(clips={"g": garbage}, cache_dir=tmp_path / "c")
+    with pytest.raises(DataError, match="missing.mp4: video file not found"):
+        load_video(tmp_path / "missing.mp4")
+    short = write_mp4(tmp_path / "short.mp4", 6)
+    with pytest.raises(DataError, match=r"short.mp4: clip 'short' has 6 frames, fewer than total_length=10"):
+        EmbeddedVideo(clips={"short": short}, total_length=10, cache_dir=tmp_path / "c")
+    with pytest.raises(DataError, match="unknown embedded clip"):
+        EmbeddedVideo(clips=["nope"], cache_dir=tmp_path / "c")
+
+
+def test_skip_bad_drops_and_reports(frame_tree):
+    root, make_list = frame_tree
+    (root / "clip" / "11.png").write_bytes(b"not a png")
+    lst = make_list(
+        "data/ucfsport/clip/,0\n"   # good: 0..9
+        "data/ucfsport/clip/,2\n"   # 2..11: 11.png corrupt
+        "data/ucfsport/clip/,5\n"   # 5..14: 12.png missing (11 corrupt comes first)
+        "data/ucfsport/clip/\n"     # does not parse
+        "data/ucfsport/gone/,0\n"   # folder missing
+    )
+    with pytest.raises(DataError):  # default: no skipping, first bad line is an error
+        FrameListDataset(lst, root=root)
+    with pytest.warns(UserWarning, match="skipped 4 bad window"):
+        ds = FrameListDataset(lst, root=root, skip_bad=True)
+    assert len(ds) == 1 and ds.windows[0][0] == 1
+    assert [n for n, _ in ds.skipped] == [2, 3, 4, 5]
+    reasons = dict(ds.skipped)
+    assert "11.png" in reasons[2] and "corrupt" in reasons[2]
+    assert "expected 2 comma-separated fields" in reasons[4]
+    assert "does not exist" in reasons[5] and all(f"{lst}:{n}" in r for n, r in ds.skipped)
+    assert ds[0].shape == (10, 3, 16, 16)
+
+    write_png(root / "clip" / "11.png", h=20, w=16)  # now a size mismatch instead
+    with pytest.warns(UserWarning):
+        ds = FrameListDataset(lst, root=root, skip_bad=True)
+    assert "mixed frame sizes" in dict(ds.skipped)[2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # resizing makes the sizes fine: only 3 skipped
+        with pytest.raises(UserWarning, match="skipped 3"):
+            FrameListDataset(lst, root=root, skip_bad=True, resolution=(8, 8))
+
+    with pytest.raises(DataError, match="all 1 windows are bad"), pytest.warns(UserWarning):
+        FrameListDataset(make_list("data/ucfsport/gone/,0\n", name="bad.txt"), root=root, skip_bad=True)

@@ -95,45 +95,44 @@ class STIP(nn.Module):
         Steps t < input_length read the given frame; later steps read the model's own previous
         prediction, or -- scheduled sampling -- the true frame where ``mask`` (B, T-input_length-1)
         is 1. ``total_length`` (default T) may exceed T when no mask is given: the model then
-        rolls out into the unseen future.
+        rolls out into the unseen future. uint8 frames (0..255) are accepted and scaled one step
+        at a time, which keeps 4K inference small; predictions are float.
         """
         input_length = self.input_length if input_length is None else input_length
         b, t_given = frames.shape[:2]
         total = t_given if total_length is None else total_length
         self._check(frames, mask, input_length, total)
-        x = self.patchify(frames.flatten(0, 1)).unflatten(0, (b, t_given))
+        scale = 1 / 255 if frames.dtype == torch.uint8 else 1.0  # uint8 frames: scaled per step
+        given = lambda t: self.patchify(frames[:, t].float() * scale if scale != 1 else frames[:, t])  # noqa: E731
         keep = {"T_E": [], "S_E": [], "R": [], "U": []} if return_features else None
-        history, preds, pred = [], [], None
-        states = None
+        out = None
+        first, history, states, pred = None, [], None, None
         for t in range(total - 1):
             if t < input_length:
-                inp = x[:, t]
+                inp = given(t)
             elif mask is None:
                 inp = pred
             else:
-                m = mask[:, t - input_length].view(b, 1, 1, 1).to(x.dtype)
-                inp = m * x[:, t] + (1 - m) * pred
-            history.append(inp)
-            clip = self._clip(history)
+                m = mask[:, t - input_length].view(b, 1, 1, 1).to(pred.dtype)
+                inp = m * given(t) + (1 - m) * pred
+            first = inp if first is None else first
+            history = (history + [inp])[-self.cfg.clip_length:]
             if states is None:  # T_0^k = 0 (Alg. 1 line 3), shaped like the latent
-                lat = torch.zeros(b, self.cfg.hidden, *self.cfg.latent_size,
-                                  dtype=x.dtype, device=x.device)
+                lat = inp.new_zeros(b, self.cfg.hidden, *self.cfg.latent_size)
                 states = [cell.init_state(lat) for cell in self.memory]
-            pred = self.step(clip, states, keep)
-            preds.append(pred)
-        out = torch.stack(preds, 1)
-        out = self.unpatchify(out.flatten(0, 1)).unflatten(0, (b, total - 1))
+                out = inp.new_empty(b, total - 1, *frames.shape[2:])
+            pred = self.step(self._clip(history, first), states, keep)
+            out[:, t] = self.unpatchify(pred)
         return Rollout(out, self._stack(keep) if keep is not None else None)
 
-    def _clip(self, history: list[torch.Tensor]) -> torch.Tensor:
+    def _clip(self, history: list[torch.Tensor], first: torch.Tensor) -> torch.Tensor:
         """The last L inputs, oldest first, stacked on channels; the first steps are padded
         with copies of the first frame (paper: silent) or zeros (official, *departure*)."""
         L = self.cfg.clip_length
-        frames = history[-L:]
-        if len(frames) < L:
-            pad = history[0] if self.cfg.clip_padding == "replicate" else torch.zeros_like(history[0])
-            frames = [pad] * (L - len(frames)) + frames
-        return torch.cat(frames, 1)
+        if len(history) < L:
+            pad = first if self.cfg.clip_padding == "replicate" else torch.zeros_like(first)
+            history = [pad] * (L - len(history)) + history
+        return torch.cat(history, 1)
 
     @staticmethod
     def _stack(keep: dict) -> dict:

@@ -1,0 +1,250 @@
+"""Training: Alg. 1 of STIP as one function (:func:`train_step`) and the loop around it (:func:`train`).
+
+The loop is deterministic by construction, so that a run interrupted (even by ``kill -9``) and
+resumed equals an uninterrupted run bitwise on CPU:
+
+* the batch of iteration i is a slice of a per-epoch permutation (``DistributedSampler`` with
+  ``set_epoch``), found from i alone;
+* the scheduled-sampling mask of iteration i is drawn from a generator seeded by (seed, i), and
+  eta follows the official closed-form schedule;
+* checkpoints hold the model, the discriminator, both optimizers and schedulers, the RNG states,
+  the iteration and the config, and are written atomically.
+
+Several processes (``torchrun --nproc_per_node=N -m stipkit train ...``) share each global batch:
+rank r takes every N-th sample of it, DistributedDataParallel averages the gradients, and the
+parameters equal a one-process run on the combined batch.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DistributedSampler
+from tqdm.auto import tqdm
+
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .config import Config, TrainConfig, from_dict, to_dict
+from .losses import gan_d_loss, predictor_loss
+from .models import build_model
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+# --------------------------------------------------------------------------- Alg. 1, one iteration
+def train_step(frames, predictor, disc, opt_p, opt_d, cfg: TrainConfig, input_length: int,
+               mask=None) -> dict[str, float]:
+    """One iteration of Alg. 1 on a batch of frames (B, T, C, H, W) in [0, 1].
+
+    Lines 2-21: roll the predictor out over the batch (scheduled sampling ``mask``).
+    Line 22: update D with L_GAN(D) (skipped for the ``mse`` loss mode).
+    Line 23: update P with Eq. 9, L_MSE + gamma_1 L_GAN(P) + gamma_2 L_LP, as the mode says.
+    Returns the loss terms as floats.
+    """
+    target = frames[:, 1:]
+    pred = predictor(frames, mask, input_length=input_length).predictions
+    logs = {}
+    if cfg.loss != "mse":
+        prob, _ = disc(torch.cat([target, pred.detach()]))   # one pass over real and fake
+        p_real, p_fake = prob.chunk(2)
+        d_loss = gan_d_loss(p_real, p_fake, cfg.gan_reduction)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        logs["d"] = d_loss.item()
+    d_plain = getattr(disc, "module", disc)  # no DDP sync: D is not updated by this loss
+    _requires_grad(d_plain, False)          # gradients flow through D to P; D's weights stay out
+    terms = predictor_loss(pred, target, d_plain, mode=cfg.loss, gamma_gan=cfg.gamma_gan,
+                           gamma_lp=cfg.gamma_lp, reduction=cfg.gan_reduction)
+    opt_p.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    _requires_grad(d_plain, True)
+    if cfg.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(predictor.parameters(), cfg.grad_clip)
+    opt_p.step()
+    logs.update({k: v.item() for k, v in terms.items()})
+    return logs
+
+
+def _requires_grad(module, flag: bool) -> None:
+    if module is not None:
+        for p in module.parameters():
+            p.requires_grad_(flag)
+
+
+# --------------------------------------------------------------------------- schedules
+def sampling_eta(cfg: TrainConfig, iteration: int) -> float:
+    """Scheduled-sampling probability of feeding the true frame at iteration i (official schedule:
+    eta decreases by ``sampling_rate`` per iteration from ``sampling_start``, 0 after the stop)."""
+    if not cfg.scheduled_sampling or iteration >= cfg.sampling_stop_iter:
+        return 0.0
+    return max(0.0, cfg.sampling_start - (iteration + 1) * cfg.sampling_rate)
+
+
+def sampling_mask(cfg: TrainConfig, iteration: int, batch: int, steps: int) -> torch.Tensor:
+    """(batch, steps) of 0/1: 1 where step reads the true frame. Seeded by (seed, iteration)."""
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + iteration)
+    return (torch.rand(batch, steps, generator=g) < sampling_eta(cfg, iteration)).float()
+
+
+def make_optimizers(predictor, disc, cfg: TrainConfig):
+    """Adam + exponential decay for P and D (official: lr 5e-3 / 5e-4, gamma 0.9)."""
+    opt_p = torch.optim.Adam(predictor.parameters(), lr=cfg.lr)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d)
+    return (opt_p, opt_d, torch.optim.lr_scheduler.ExponentialLR(opt_p, cfg.lr_decay),
+            torch.optim.lr_scheduler.ExponentialLR(opt_d, cfg.lr_decay))
+
+
+# --------------------------------------------------------------------------- batches
+class BatchSource:
+    """Global batch i of ``dataset`` from i alone: a slice of epoch i // per_epoch's permutation.
+
+    Uses DistributedSampler(num_replicas=world, rank) so rank r holds every world-th sample of the
+    global batch; with world=1 it is the ordinary shuffled batching (drop_last).
+    """
+
+    def __init__(self, dataset, batch_size: int, seed: int, world: int = 1, rank: int = 0):
+        n = len(dataset)
+        if n < batch_size * world:
+            raise ValueError(f"the training set has {n} windows, fewer than one batch "
+                             f"({batch_size} x {world} processes): lower batch_size or add data")
+        self.dataset, self.batch_size = dataset, batch_size
+        self.sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
+                                          seed=seed, drop_last=True)
+        self.per_epoch = len(self.sampler) // batch_size
+        self._epoch, self._indices = None, None
+
+    def indices(self, iteration: int) -> list[int]:
+        epoch, k = divmod(iteration, self.per_epoch)
+        if epoch != self._epoch:
+            self.sampler.set_epoch(epoch)
+            self._epoch, self._indices = epoch, list(self.sampler)
+        return self._indices[k * self.batch_size:(k + 1) * self.batch_size]
+
+    def batch(self, iteration: int) -> torch.Tensor:
+        return torch.stack([self.dataset[j] for j in self.indices(iteration)])
+
+
+# --------------------------------------------------------------------------- the loop
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, resume: bool = True,
+          eval_fn=None, eval_every: int = 0, ckpt_every: int = 100, device=None,
+          progress: bool = True, amp: bool = False) -> pd.DataFrame:
+    """Train the predictor and discriminator of ``cfg`` on ``train_set`` (samples (T, C, H, W)).
+
+    Writes ``out_dir/checkpoint.pt`` (every ``ckpt_every`` iterations and at the end) and
+    ``out_dir/history.csv``; returns the history as a DataFrame (one row per iteration, plus
+    ``eval_*`` columns every ``eval_every`` iterations when ``eval_fn(predictor) -> dict`` is
+    given). With ``resume`` an existing checkpoint in ``out_dir`` is continued. ``iterations``
+    overrides ``cfg.train.iterations``. Under torchrun the process group is set up here (gloo on
+    CPU, nccl on CUDA) and only rank 0 writes files.
+    """
+    tc = cfg.train if iterations is None else replace(cfg.train, iterations=iterations)
+    cfg = replace(cfg, train=tc)
+    out_dir = Path(out_dir)
+    world, rank, device = _distributed(device)
+    torch.manual_seed(tc.seed)
+    predictor, disc = build_model(cfg)
+    predictor.to(device), disc.to(device)
+    opt_p, opt_d, sched_p, sched_d = make_optimizers(predictor, disc, tc)
+    start, rows = 0, []
+    ckpt_path = out_dir / "checkpoint.pt"
+    if resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        _check_same_run(ckpt["config"], cfg, ckpt_path)
+        predictor.load_state_dict(ckpt["predictor"]), disc.load_state_dict(ckpt["discriminator"])
+        opt_p.load_state_dict(ckpt["opt_p"]), opt_d.load_state_dict(ckpt["opt_d"])
+        sched_p.load_state_dict(ckpt["sched_p"]), sched_d.load_state_dict(ckpt["sched_d"])
+        set_rng_state(ckpt["rng"])
+        start = ckpt["iteration"]
+        rows = ckpt["extra"].get("history", [])
+    dtype = next(predictor.parameters()).dtype  # follows torch's default dtype (float32)
+    net_p = DDP(predictor) if world > 1 else predictor
+    net_d = DDP(disc) if world > 1 and tc.loss != "mse" else disc
+    source = BatchSource(train_set, tc.batch_size, tc.seed, world, rank)
+    steps = cfg.train_length - cfg.input_length - 1
+    bar = tqdm(range(start, tc.iterations), initial=start, total=tc.iterations, desc=cfg.name,
+               disable=not progress or rank != 0, dynamic_ncols=True)
+    for it in bar:
+        t0 = time.perf_counter()
+        frames = source.batch(it)[:, :cfg.train_length].to(device, dtype, non_blocking=True)
+        mask = sampling_mask(tc, it, tc.batch_size * world, steps)[rank::world].to(device)
+        t_data = time.perf_counter() - t0
+        with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+            logs = train_step(frames, net_p, net_d, opt_p, opt_d, tc, cfg.input_length, mask)
+        if not all(math.isfinite(v) for v in logs.values()):
+            bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+            raise TrainingDiverged(
+                f"iteration {it}: loss became non-finite {bad}; stopped. The last good checkpoint "
+                f"({ckpt_path if ckpt_path.exists() else 'none written yet'}) is kept; lower "
+                f"TrainConfig.lr or set TrainConfig.grad_clip.")
+        if it + 1 >= tc.decay_start and (it + 1) % tc.decay_interval == 0:
+            sched_p.step()
+            if tc.loss != "mse":
+                sched_d.step()
+        row = {"iteration": it + 1, **logs, "eta": sampling_eta(tc, it),
+               "lr": opt_p.param_groups[0]["lr"], "data_s": t_data, "step_s": time.perf_counter() - t0}
+        if eval_fn is not None and eval_every and rank == 0 and (it + 1) % eval_every == 0:
+            row.update({f"eval_{k}": v for k, v in eval_fn(predictor).items()})
+            predictor.train()
+        rows.append(row)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
+        done = it + 1 == tc.iterations
+        if rank == 0 and ((it + 1) % ckpt_every == 0 or done):
+            save_checkpoint(ckpt_path, predictor=predictor, config=cfg, discriminator=disc,
+                            opt_p=opt_p, opt_d=opt_d, sched_p=sched_p, sched_d=sched_d,
+                            iteration=it + 1, rng=rng_state(), extra={"history": rows})
+            _write_history(rows, out_dir / "history.csv")
+    bar.close()
+    return pd.DataFrame(rows)
+
+
+def _write_history(rows, path: Path) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    pd.DataFrame(rows).to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _check_same_run(saved: dict, cfg: Config, path: Path) -> None:
+    """Resume only the same experiment (the iteration budget may grow)."""
+    old = from_dict(saved)
+    a, b = to_dict(replace(old, train=replace(old.train, iterations=0))), \
+        to_dict(replace(cfg, train=replace(cfg.train, iterations=0)))
+    if a != b:
+        diff = sorted(k for k in _flat(a) if _flat(a)[k] != _flat(b).get(k))
+        raise ValueError(f"{path} belongs to another configuration (differs in {diff}); "
+                         "use another out_dir or resume=False")
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _distributed(device):
+    """(world, rank, device); initialises the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if device is None:
+        device = default_device()
+        if device.type == "cuda" and world > 1:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    device = torch.device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return world, rank, device

@@ -1,0 +1,181 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+import stipkit.train as train_mod
+from stipkit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from stipkit.config import get_preset
+from stipkit.data import MovingDigits
+from stipkit.train import TrainingDiverged, sampling_eta, sampling_mask, train
+
+HERE = Path(__file__).resolve().parent
+
+
+def small_config(batch_size=2, loss="mse+gan+lp"):
+    cfg = get_preset("ci")
+    return replace(cfg, train=replace(cfg.train, batch_size=batch_size, loss=loss,
+                                      sampling_stop_iter=50, sampling_rate=0.1, decay_interval=2,
+                                      lr_decay=0.5), train_length=5, input_length=2)
+
+
+def small_dataset():
+    return MovingDigits(num_sequences=16, total_length=5, resolution=(32, 32), seed=0)
+
+
+def params(path):
+    return load_checkpoint(path)["predictor"]
+
+
+def assert_same(a, b, atol=0.0):
+    assert a.keys() == b.keys()
+    for k in a:
+        if atol == 0:
+            assert torch.equal(a[k], b[k]), k
+        else:
+            assert (a[k] - b[k]).abs().max() <= atol, (k, (a[k] - b[k]).abs().max())
+
+
+@pytest.mark.parametrize("loss", ["mse", "mse+gan", "mse+gan+lp"])
+def test_loss_modes_train_and_log(tmp_path, loss):
+    hist = train(small_config(loss=loss), small_dataset(), tmp_path, iterations=3, progress=False)
+    assert list(hist["iteration"]) == [1, 2, 3]
+    assert ("d" in hist) == (loss != "mse") and ("lp" in hist) == (loss == "mse+gan+lp")
+    assert (tmp_path / "history.csv").exists() and (tmp_path / "checkpoint.pt").exists()
+    assert hist["lr"].iloc[-1] == pytest.approx(small_config().train.lr * 0.5)  # decayed at it 2
+
+
+def test_resume_equals_uninterrupted_run_bitwise(tmp_path):
+    cfg, data = small_config(), small_dataset()
+    train(cfg, data, tmp_path / "full", iterations=6, progress=False)
+    train(cfg, data, tmp_path / "cut", iterations=4, progress=False)
+    hist = train(cfg, data, tmp_path / "cut", iterations=6, progress=False)
+    assert list(hist["iteration"]) == list(range(1, 7))
+    assert_same(params(tmp_path / "full" / "checkpoint.pt"), params(tmp_path / "cut" / "checkpoint.pt"))
+    full, cut = load_checkpoint(tmp_path / "full" / "checkpoint.pt"), load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    assert full["opt_p"]["state"][0]["exp_avg"].equal(cut["opt_p"]["state"][0]["exp_avg"])
+    assert_same(full["discriminator"], cut["discriminator"])
+
+
+def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
+    cfg, data = small_config(), small_dataset()
+    train(cfg, data, tmp_path / "full", iterations=12, progress=False, ckpt_every=1)
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from test_train import small_config, small_dataset\n"
+            "from stipkit.train import train\n"
+            "train(small_config(), small_dataset(), %r, iterations=100000, progress=False, ckpt_every=1)\n"
+            % (str(HERE), str(tmp_path / "killed")))
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    ckpt = tmp_path / "killed" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if ckpt.exists() and load_checkpoint(ckpt)["iteration"] >= 3:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    reached = load_checkpoint(ckpt)["iteration"]   # still a valid checkpoint after kill -9
+    assert 3 <= reached < 12
+    train(cfg, data, tmp_path / "killed", iterations=12, progress=False, ckpt_every=1)
+    assert_same(params(tmp_path / "full" / "checkpoint.pt"), params(ckpt))
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    real_step = train_mod.train_step
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        logs = real_step(*a, **k)
+        return {**logs, "mse": float("nan")} if calls["n"] == 4 else logs
+
+    monkeypatch.setattr(train_mod, "train_step", flaky)
+    with pytest.raises(TrainingDiverged, match=r"iteration 3: loss became non-finite .*mse"):
+        train(small_config(), small_dataset(), tmp_path, iterations=10, ckpt_every=2, progress=False)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["iteration"] == 2
+
+
+def test_resume_refuses_another_configuration(tmp_path):
+    train(small_config(), small_dataset(), tmp_path, iterations=1, progress=False)
+    other = replace(small_config(), model=replace(small_config().model, hidden=4))
+    with pytest.raises(ValueError, match=r"another configuration .*model.hidden"):
+        train(other, small_dataset(), tmp_path, iterations=2, progress=False)
+
+
+def test_truncated_and_foreign_checkpoints_give_clear_errors(tmp_path):
+    train(small_config(), small_dataset(), tmp_path, iterations=1, progress=False)
+    good = (tmp_path / "checkpoint.pt").read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match=r"trunc.pt cannot be read safely"):
+        load_checkpoint(tmp_path / "trunc.pt")
+    torch.save({"net_param": {}}, tmp_path / "official.pt")
+    with pytest.raises(CheckpointError, match="official STIPHR checkpoint"):
+        load_checkpoint(tmp_path / "official.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_checkpoints_are_read_with_weights_only(tmp_path, monkeypatch):
+    seen = {}
+    real_load = torch.load
+
+    def spy(*a, **k):
+        seen.update(k)
+        return real_load(*a, **k)
+
+    monkeypatch.setattr(torch, "load", spy)
+    save_checkpoint(tmp_path / "ok.pt", predictor=torch.nn.Linear(2, 2))
+    load_checkpoint(tmp_path / "ok.pt")
+    assert seen.get("weights_only") is True
+    torch.save({"format": "stipkit-checkpoint", "version": 1, "x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="weights_only=True refused it"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_scheduled_sampling_follows_the_official_schedule():
+    tc = replace(get_preset("study").train, sampling_start=1.0, sampling_rate=0.25, sampling_stop_iter=3)
+    assert [sampling_eta(tc, i) for i in range(5)] == [0.75, 0.5, 0.25, 0.0, 0.0]
+    m = sampling_mask(tc, 0, 4000, 1)
+    assert abs(m.mean().item() - 0.75) < 0.03
+    assert torch.equal(m, sampling_mask(tc, 0, 4000, 1))
+
+
+def test_ddp_two_processes_equal_one_process_on_the_combined_batch(tmp_path):
+    """In float64, so that the only difference -- the order of the gradient sums -- stays far
+    below 1e-6 (in float32 Adam amplifies that rounding on near-zero gradients to ~5e-6)."""
+    k = 3
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(HERE / "ddp_worker.py"), str(tmp_path / "ddp"), "2", str(k), "float64"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    torch.set_default_dtype(torch.float64)
+    try:
+        train(small_config(batch_size=4), small_dataset(), tmp_path / "single", iterations=k, progress=False)
+        init = params_init()
+    finally:
+        torch.set_default_dtype(torch.float32)
+    ddp, single = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt"), load_checkpoint(tmp_path / "single" / "checkpoint.pt")
+    assert ddp["iteration"] == single["iteration"] == k
+    assert_same(ddp["predictor"], single["predictor"], atol=1e-6)
+    assert_same(ddp["discriminator"], single["discriminator"], atol=1e-6)
+    assert single["predictor"]["head.weight"].dtype == torch.float64
+    moved = max((single["predictor"][n] - v).abs().max().item() for n, v in init.items())
+    assert moved > 1e-4  # the comparison is not vacuous: the weights did move
+
+
+def params_init():
+    torch.manual_seed(small_config().train.seed)
+    from stipkit.models import build_model
+    return build_model(small_config())[0].state_dict()

@@ -13,7 +13,7 @@ What the conversion does (each a layout difference, not a change of the function
 * The encoders' Conv3d with kernel (L, 1, 1) becomes a 1x1 Conv2d over the L stacked frames.
 * ``merge_t`` concatenates [T, T_E] officially and [T_E, T] here (Alg. 1 line 7's order).
 * The official output is ``conv_last_sr([s_srcnn(.), t_srcnn(.)])``: three 1x1 convolutions
-  that compose to one; they are folded into the single Eq. 4 convolution ``head``.
+  that compose to one; they are folded into the Eq. 4 convolution ``head`` (split by stream).
 * Unused official parameters (``merge``, every cell's ``conv_last``) are ignored and reported
   in ``model.official_unused``.
 
@@ -123,8 +123,10 @@ def convert_stiphr(state_dict: dict, cfg: ModelConfig) -> tuple[dict, list[str]]
     a_t, b_t = _take(sd, "t_srcnn.0.weight", (c, h, 1, 1))[:, :, 0, 0], _take(sd, "t_srcnn.0.bias")
     w_head = torch.cat([last_w[:, c:] @ a_t, last_w[:, :c] @ a_s], 1)   # [dec_t, dec_s] inputs
     b_head = last_w[:, :c] @ b_s + last_w[:, c:] @ b_t + last_b
-    new["head.weight"] = w_head[perm].reshape(c, 2 * h, 1, 1)
-    new["head.bias"] = b_head[perm]
+    w_head = w_head[perm]
+    new["head.t.weight"] = w_head[:, :h].reshape(c, h, 1, 1)
+    new["head.s.weight"] = w_head[:, h:].reshape(c, h, 1, 1)
+    new["head.t.bias"] = b_head[perm]
     unused = sorted(k for k in sd if k.startswith("merge.") or ".conv_last." in k)
     leftover = sorted(set(sd) - set(unused))
     if leftover:

@@ -165,3 +165,13 @@ def test_discriminator_fc_size_follows_the_real_output_size():
         d = Discriminator(m)
         prob, f = d(torch.rand(1, 1, 3, m.height, m.width))
         assert f.shape[-1] == d.fc.in_features
+
+
+def test_patching_is_pixel_unshuffle_and_uint8_frames_match_float():
+    cfg = tiny(get_preset("study"))
+    pred, _ = make(cfg)
+    x = torch.rand(2, 3, cfg.model.height, cfg.model.width)
+    assert torch.equal(pred._patchify(x), F.pixel_unshuffle(x, cfg.model.patch))
+    frames = torch.randint(0, 256, (2, 6, 3, cfg.model.height, cfg.model.width), dtype=torch.uint8)
+    a, b = pred(frames).predictions, pred(frames.float() / 255).predictions
+    assert a.dtype == torch.float32 and torch.allclose(a, b, atol=1e-5)

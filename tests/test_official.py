@@ -47,7 +47,7 @@ def test_official_layout_is_really_different():
     case = CASES["rgb_16x32"]
     model = load_stiphr(case["state_dict"], case["args"])
     sd = model.state_dict()
-    sd["head.bias"] = sd["head.bias"].flip(0)
+    sd["head.t.bias"] = sd["head.t.bias"].flip(0)
     model.load_state_dict(sd)
     with torch.no_grad():
         assert (model(case["frames"]).predictions - case["predictions"]).abs().max() > 1e-3

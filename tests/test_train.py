@@ -170,7 +170,7 @@ def test_ddp_two_processes_equal_one_process_on_the_combined_batch(tmp_path):
     assert ddp["iteration"] == single["iteration"] == k
     assert_same(ddp["predictor"], single["predictor"], atol=1e-6)
     assert_same(ddp["discriminator"], single["discriminator"], atol=1e-6)
-    assert single["predictor"]["head.weight"].dtype == torch.float64
+    assert single["predictor"]["head.t.weight"].dtype == torch.float64
     moved = max((single["predictor"][n] - v).abs().max().item() for n, v in init.items())
     assert moved > 1e-4  # the comparison is not vacuous: the weights did move
 

@@ -27,11 +27,11 @@ class Encoder(nn.Module):
         self.down = nn.ModuleList(
             nn.Conv2d(hidden, hidden, kernel_size=3, stride=2, padding=1) for _ in range(num_downsample))
 
-    def forward(self, clip: torch.Tensor) -> list[torch.Tensor]:
-        x = F.leaky_relu(self.clip(clip), LEAK)
+    def forward(self, clip: list[torch.Tensor]) -> list[torch.Tensor]:
+        x = F.leaky_relu_(self.clip(torch.cat(clip, 1)), LEAK)
         levels = [x]
         for layer in self.down:
-            x = F.leaky_relu(layer(x), LEAK)
+            x = F.leaky_relu(layer(x), LEAK, inplace=True)
             levels.append(x)
         return levels  # [e_0, e_1, ..., e_N]; e_N is T_E / S_E fed to the memory
 
@@ -57,8 +57,8 @@ class Decoder(nn.Module):
         n = len(self.up)
         for l, layer in enumerate(self.up, start=1):
             if recall is not None and (l > 1 or recall_deepest):
-                x = x + weight * recall[-l]          # MGIR: lambda * E^{-l}
+                x = torch.add(x, recall[-l], alpha=weight)   # MGIR: + lambda * E^{-l}
             x = layer(x)
             if l < n or self.last_act:
-                x = F.leaky_relu(x, LEAK)
+                x = F.leaky_relu(x, LEAK, inplace=True)
         return x

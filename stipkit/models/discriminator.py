@@ -29,10 +29,12 @@ class Discriminator(nn.Module):
             c, h, w = cfg.disc_hidden, (h + 1) // 2, (w + 1) // 2
         self.features = nn.Sequential(*layers)
         self.fc = nn.Linear(c * h * w, 1)
+        self.to(memory_format=torch.channels_last)  # oneDNN's preferred layout (see STIP)
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """frames (B, T, C, H, W) in [0, 1] -> (probabilities (B, T), features (B, T, F))."""
         b, t = frames.shape[:2]
-        f = self.features(self.patchify(frames.flatten(0, 1))).flatten(1)
+        x = self.patchify(frames.flatten(0, 1)).contiguous(memory_format=torch.channels_last)
+        f = self.features(x).contiguous().flatten(1)  # (C, H, W) order, as the official code
         prob = torch.sigmoid(self.fc(f)).view(b, t)
         return prob, f.view(b, t, -1)

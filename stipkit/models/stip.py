@@ -46,25 +46,40 @@ class STIP(nn.Module):
         self.input_length = input_length
         c, h, n = cfg.frame_channels, cfg.hidden, cfg.num_downsample
         self.streams = ("t", "s") if cfg.sted else ("t",)
-        self.patchify = nn.PixelUnshuffle(cfg.patch)      # Table I "Patch"
-        self.unpatchify = nn.PixelShuffle(cfg.patch)
         self.encoders = nn.ModuleDict({k: Encoder(c, h, cfg.clip_length, n) for k in self.streams})
         self.merge_t = nn.Conv2d(2 * h, h, kernel_size=1)  # Alg. 1 line 7: W_1x1 * [T_E, T^1]
         self.memory = nn.ModuleList(build_memory(cfg) for _ in range(cfg.num_layers))
         self.merge_ts = None if cfg.sted else nn.Conv2d(2 * h, h, kernel_size=1)
         self.decoders = nn.ModuleDict(
             {k: Decoder(h, n, last_act=cfg.last_upsample_act) for k in self.streams})
-        self.head = nn.Conv2d(h * len(self.streams), c, kernel_size=1)  # Eq. 4: W_1x1 * [T_D, S_D]
+        # Eq. 4, W_1x1 * [T_D, S_D], written as W_T * T_D + W_S * S_D (the same convolution split
+        # by input channels; it spares materialising the concatenation at full resolution).
+        self.head = nn.ModuleDict({k: nn.Conv2d(h, c, kernel_size=1, bias=(k == "t")) for k in self.streams})
+        # channels_last is oneDNN's (and cuDNN's) preferred layout: on CPU it makes the 1x1 and
+        # transposed convolutions several times faster (benchmarks/bench_model.py).
+        self.to(memory_format=torch.channels_last)
 
     # ---------------------------------------------------------------- one time step
-    def step(self, clip: torch.Tensor, states: list, keep: dict | None = None) -> torch.Tensor:
-        """Alg. 1 lines 6-19 for one time step: encode, run the memories, decode.
+    def encode(self, clip: list[torch.Tensor], keep: dict | None = None) -> dict:
+        """Alg. 1 line 6, Eq. 1: (T_E, S_E) = (Enc_T(v_{t-L+1:t}), Enc_S(v_{t-L+1:t})).
 
-        clip: (B, L*C', H', W'), the last L patched frames stacked oldest first.
-        states: the memories' states, updated in place. keep: where to append Fig. 5 features.
+        clip: the last L patched frames (B, C', H', W'), oldest first. Returns each stream's
+        levels e_1..e_N (e_N feeds the memory; all are recalled by MGIR). keep: where to append
+        Fig. 5 features (every level, e_0 included).
+        """
+        enc = {k: e(clip) for k, e in self.encoders.items()}
+        if keep is not None:
+            keep["T_E"].append(enc["t"])
+            keep["S_E"].append(enc["s"] if self.cfg.sted else enc["t"])
+        return {k: levels[1:] for k, levels in enc.items()}
+
+    def step(self, enc: dict, states: list, keep: dict | None = None) -> torch.Tensor:
+        """Alg. 1 lines 7-19 for one time step: run the memories, decode, fuse.
+
+        enc: the encoded clip (:meth:`encode`). states: the memories' states, updated in place.
+        Returns the predicted patched frame (B, C', H', W').
         """
         cfg = self.cfg
-        enc = {k: e(clip) for k, e in self.encoders.items()}           # Eq. 1
         t_e = enc["t"][-1]
         s_e = enc["s"][-1] if cfg.sted else t_e
         states[0] = (self.merge_t(torch.cat([t_e, states[0][0]], 1)), *states[0][1:])  # line 7
@@ -72,19 +87,21 @@ class STIP(nn.Module):
         for k, cell in enumerate(self.memory):                          # lines 8-11, Eq. 2, 5-7
             s, states[k], g = cell(s, states[k])
             gates.append(g)
+        if keep is not None:
+            keep["R"].append(torch.stack([g["R"] for g in gates], 1))
+            keep["U"].append(torch.stack([g["U"] for g in gates], 1))
         top_t, top_s = states[-1][0], s
         if cfg.sted:  # T^N -> Dec_T, S^N -> Dec_S (official: swapped)
             inputs = {"t": top_s, "s": top_t} if cfg.swap_decoder_states else {"t": top_t, "s": top_s}
         else:
             inputs = {"t": self.merge_ts(torch.cat([top_t, top_s], 1))}
-        decoded = [self.decoders[k](inputs[k], enc[k][1:] if cfg.mgir else None,   # Eq. 3
-                                    cfg.recall_weight, cfg.recall_deepest) for k in self.streams]
-        if keep is not None:
-            keep["T_E"].append(enc["t"])
-            keep["S_E"].append(enc["s"] if cfg.sted else enc["t"])
-            keep["R"].append(torch.stack([g["R"] for g in gates], 1))
-            keep["U"].append(torch.stack([g["U"] for g in gates], 1))
-        return self.head(torch.cat(decoded, 1))                         # Eq. 4
+        frame = None
+        for k in self.streams:                                          # lines 12-18, Eq. 3
+            decoded = self.decoders[k](inputs[k], enc[k] if cfg.mgir else None,
+                                       cfg.recall_weight, cfg.recall_deepest)
+            y = self.head[k](decoded)                                   # line 19, Eq. 4
+            frame = y if frame is None else frame.add_(y)
+        return frame
 
     # ---------------------------------------------------------------- the rollout
     def forward(self, frames: torch.Tensor, mask: torch.Tensor | None = None, *,
@@ -102,37 +119,49 @@ class STIP(nn.Module):
         b, t_given = frames.shape[:2]
         total = t_given if total_length is None else total_length
         self._check(frames, mask, input_length, total)
-        scale = 1 / 255 if frames.dtype == torch.uint8 else 1.0  # uint8 frames: scaled per step
-        given = lambda t: self.patchify(frames[:, t].float() * scale if scale != 1 else frames[:, t])  # noqa: E731
         keep = {"T_E": [], "S_E": [], "R": [], "U": []} if return_features else None
-        out = None
-        first, history, states, pred = None, [], None, None
+        clip, states, pred, out = None, None, None, None
         for t in range(total - 1):
             if t < input_length:
-                inp = given(t)
+                inp = self._patchify(frames[:, t])
             elif mask is None:
                 inp = pred
             else:
                 m = mask[:, t - input_length].view(b, 1, 1, 1).to(pred.dtype)
-                inp = m * given(t) + (1 - m) * pred
-            first = inp if first is None else first
-            history = (history + [inp])[-self.cfg.clip_length:]
-            if states is None:  # T_0^k = 0 (Alg. 1 line 3), shaped like the latent
-                lat = inp.new_zeros(b, self.cfg.hidden, *self.cfg.latent_size)
+                inp = m * self._patchify(frames[:, t]) + (1 - m) * pred
+            pred = None  # (frees the last prediction early when it is not the input)
+            if clip is None:  # t = 0: pad the first clip, T_0^k = 0 (Alg. 1 line 3)
+                pad = inp if self.cfg.clip_padding == "replicate" else torch.zeros_like(inp)
+                clip = [pad] * (self.cfg.clip_length - 1)
+                lat = inp.new_zeros(b, self.cfg.hidden, *self.cfg.latent_size).contiguous(
+                    memory_format=torch.channels_last)
                 states = [cell.init_state(lat) for cell in self.memory]
                 out = inp.new_empty(b, total - 1, *frames.shape[2:])
-            pred = self.step(self._clip(history, first), states, keep)
-            out[:, t] = self.unpatchify(pred)
+            clip.append(inp)                      # v_{t-L+1:t}, oldest first
+            enc = self.encode(clip, keep)         # line 6
+            clip.pop(0)                           # the oldest frame has served
+            pred = self.step(enc, states, keep)   # lines 7-19
+            self._unpatchify_into(out[:, t], pred)
         return Rollout(out, self._stack(keep) if keep is not None else None)
 
-    def _clip(self, history: list[torch.Tensor], first: torch.Tensor) -> torch.Tensor:
-        """The last L inputs, oldest first, stacked on channels; the first steps are padded
-        with copies of the first frame (paper: silent) or zeros (official, *departure*)."""
-        L = self.cfg.clip_length
-        if len(history) < L:
-            pad = first if self.cfg.clip_padding == "replicate" else torch.zeros_like(first)
-            history = [pad] * (L - len(history)) + history
-        return torch.cat(history, 1)
+    def _patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """Table I "Patch": PixelUnshuffle(x) -- (C, H, W) to (C*p*p, H/p, W/p) -- as float and
+        channels_last, in one copy; uint8 frames (0..255) are scaled to [0, 1]."""
+        p = self.cfg.patch
+        b, c, h, w = x.shape
+        blocks = x.view(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)  # (b, h', w', c, i, j)
+        y = torch.empty(blocks.shape, dtype=torch.get_default_dtype() if x.dtype == torch.uint8
+                        else x.dtype, device=x.device).copy_(blocks)
+        if x.dtype == torch.uint8:
+            y.mul_(1 / 255)
+        return y.view(b, h // p, w // p, c * p * p).permute(0, 3, 1, 2)     # channels_last view
+
+    def _unpatchify_into(self, dst: torch.Tensor, x: torch.Tensor) -> None:
+        """dst (B, C, H, W) <- PixelShuffle(x), written in place (no full-size temporary)."""
+        p = self.cfg.patch
+        b, c, h, w = dst.shape
+        dst.view(b, c, h // p, p, w // p, p).copy_(
+            x.view(b, c, p, p, h // p, w // p).permute(0, 1, 4, 2, 5, 3))
 
     @staticmethod
     def _stack(keep: dict) -> dict:

@@ -1,0 +1,236 @@
+"""Evaluation: roll a trained predictor out over a test split and score it per time step.
+
+The protocol of STIP Sec. IV (Table I "Test", e.g. 4 -> 6 on UCF Sports): the model is given the
+first ``input_length`` frames of each test window, sees no ground truth after that, and predicts
+up to ``total_length``. Every predicted future frame (paper numbering t = input_length+1 ..
+total_length, e.g. 5..10) is scored with MSE, PSNR, SSIM and LPIPS x100 -- always by
+:func:`stipkit.metrics.sequence_metrics`, the one metrics function of the kit -- and the
+copy-last-frame baseline is scored beside it on the same frames.
+
+Read top to bottom: :func:`rollout_dataset` (the rollout), :func:`evaluate` (the scores),
+:func:`evaluation_table` (a printable table), :func:`default_dataset` and
+:func:`evaluate_checkpoint` (from a checkpoint file), :func:`save_strip` (a picture).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .data import DataError, EmbeddedVideo, FrameListDataset, MovingDigits, crop_to, make_loader
+from .metrics import METRIC_COLUMNS, copy_last_baseline, sequence_metrics
+
+METHODS = ("STIP", "copy-last")
+#: Dataset names understood by :func:`default_dataset` (``Config.dataset`` / ``--data``).
+DATASETS = ("embedded", "digits", "ucfsport", "human36m", "sjtu4k")
+PAPER_DATASETS = ("ucfsport", "human36m", "sjtu4k")
+SJTU4K_LINES = 2160  # native SJTU4K height; the model runs padded at 2176 (see stipkit.config)
+
+
+# --------------------------------------------------------------------------- the rollout
+def rollout_dataset(predictor, dataset, input_length: int, total_length: int, batch_size: int = 8,
+                    device=None, progress: bool = True):
+    """Yield ``(frames, predictions)`` batch by batch over ``dataset`` (samples (T, C, H, W)).
+
+    ``frames``: the ground-truth windows (B, total_length, C, H, W); ``predictions``: the
+    model's future frames v_{input_length+1} .. v_{total_length}, (B, total_length -
+    input_length, C, H, W), not clamped. Both lie on the model's device. The predictor is handed
+    only the first ``input_length`` frames (no mask), so it cannot see the future. It runs in
+    eval mode under ``torch.inference_mode()``; its previous mode is restored afterwards.
+    ``device`` moves the predictor there (default: where its parameters are).
+    """
+    if not 1 <= input_length < total_length:
+        raise ValueError(f"need 1 <= input_length < total_length, got {input_length}, {total_length}")
+    if device is not None:
+        predictor.to(device)
+    device = next(predictor.parameters()).device
+    dtype = next(predictor.parameters()).dtype
+    was_training = predictor.training
+    predictor.eval()
+    loader = make_loader(dataset, batch_size, shuffle=False)
+    try:
+        with torch.inference_mode():
+            for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress,
+                              dynamic_ncols=True):
+                if batch.shape[1] < total_length:
+                    raise ValueError(f"dataset samples have T={batch.shape[1]} frames, fewer than "
+                                     f"total_length={total_length}")
+                frames = batch[:, :total_length].to(device, dtype)
+                rollout = predictor(frames[:, :input_length], input_length=input_length,
+                                    total_length=total_length)
+                yield frames, rollout.predictions[:, input_length - 1:]
+    finally:
+        predictor.train(was_training)
+
+
+# --------------------------------------------------------------------------- the scores
+def evaluate(predictor, dataset, input_length: int, total_length: int, batch_size: int = 8,
+             device=None, progress: bool = True, crop: tuple[int, int] | None = None,
+             per_sample: bool = False) -> pd.DataFrame:
+    """Per-time-step scores of ``predictor`` and of the copy-last-frame baseline on ``dataset``.
+
+    Returns a tidy DataFrame with columns ``method`` ("STIP", "copy-last"), ``t`` (the paper's
+    1-based frame index, input_length+1 .. total_length), ``mse``, ``psnr``, ``ssim`` and
+    ``lpips_x100``: means over all samples of the split. ``per_sample=True`` returns the
+    unaveraged rows instead (plus a ``sample`` column, the index in ``dataset``).
+    ``crop=(H, W)`` center-crops predictions and targets before scoring (SJTU4K: the
+    2176-line model output is scored at the native 2160 lines).
+    """
+    parts, offset = [], 0
+    for frames, preds in rollout_dataset(predictor, dataset, input_length, total_length,
+                                         batch_size, device, progress):
+        target = frames[:, input_length:]
+        for method, pred in zip(METHODS, (preds, copy_last_baseline(frames, input_length))):
+            p, g = (pred, target) if crop is None else (crop_to(pred, *crop), crop_to(target, *crop))
+            df = sequence_metrics(p, g, input_length, progress=False)
+            df["sample"] += offset
+            df.insert(0, "method", method)
+            parts.append(df)
+        offset += len(frames)
+    if not parts:
+        raise ValueError("the dataset is empty: nothing to evaluate")
+    rows = pd.concat(parts, ignore_index=True)
+    rows["method"] = pd.Categorical(rows["method"], categories=METHODS, ordered=True)
+    rows = rows.sort_values(["method", "sample", "t"], kind="stable").reset_index(drop=True)
+    if per_sample:
+        return rows
+    cols = [c for c in METRIC_COLUMNS if c in rows.columns]
+    means = rows.groupby(["method", "t"], observed=True, sort=True)[cols].mean().reset_index()
+    means["method"] = means["method"].astype(str)
+    return means
+
+
+def evaluation_table(df: pd.DataFrame, mean_row: bool = True) -> pd.DataFrame:
+    """Wide per-step table of :func:`evaluate`'s output: rows t, columns (metric, method).
+
+    With ``mean_row`` a last row ``"mean"`` averages over the predicted time steps (the single
+    number per metric that the papers' tables report).
+    """
+    cols = [c for c in METRIC_COLUMNS if c in df.columns]
+    methods = [m for m in METHODS if m in set(df["method"])] + \
+        sorted(set(df["method"]) - set(METHODS))
+    wide = df.pivot(index="t", columns="method", values=cols)
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([cols, methods], names=["metric", "method"]))
+    if mean_row:
+        wide.index = wide.index.astype(object)
+        wide.loc["mean"] = wide.mean(axis=0)
+    return wide
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """:func:`evaluation_table` as text, 4 significant digits."""
+    return evaluation_table(df).to_string(float_format=lambda v: f"{v:.4g}")
+
+
+# --------------------------------------------------------------------------- from a checkpoint
+def default_dataset(cfg, split: str = "test", data: str | None = None, list_file=None, root=None,
+                    total_length: int | None = None, skip_bad: bool = False,
+                    num_sequences: int | None = None):
+    """The default ``split`` of dataset ``data`` (default ``cfg.dataset``) at the model's size.
+
+    * ``embedded``: :class:`~stipkit.data.EmbeddedVideo` (train windows start every frame);
+    * ``digits``: :class:`~stipkit.data.MovingDigits` (1000 train / 100 test sequences, disjoint
+      digit images; the test split has a fixed seed so that runs are comparable);
+    * ``ucfsport`` / ``human36m`` / ``sjtu4k``: :class:`~stipkit.data.FrameListDataset` of
+      ``list_file`` under ``root`` (both required).
+
+    ``total_length`` defaults to ``cfg.train_length`` (train) or ``cfg.eval_length`` (test).
+    """
+    data = data or cfg.dataset
+    resolution = (cfg.model.height, cfg.model.width)
+    if total_length is None:
+        total_length = cfg.train_length if split == "train" else cfg.eval_length
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if data == "embedded":
+        return EmbeddedVideo(split, resolution=resolution, total_length=total_length,
+                             stride=1 if split == "train" else None)
+    if data == "digits":
+        n = num_sequences or (1000 if split == "train" else 100)
+        seed = cfg.train.seed if split == "train" else 1
+        return MovingDigits(num_sequences=n, total_length=total_length, resolution=resolution,
+                            seed=seed, split=split)
+    if data in PAPER_DATASETS:
+        for value, flag in ((list_file, "--list FILE / list_file"), (root, "--root DIR / root")):
+            if value is None:
+                raise DataError(f"the {data} dataset needs {flag} (the official list file of the "
+                                f"{split} split and the folder holding its frames)")
+        return FrameListDataset(list_file, root, fmt=data, total_length=total_length,
+                                resolution=resolution, skip_bad=skip_bad)
+    raise DataError(f"dataset {data!r} is unknown: valid datasets are {list(DATASETS)}")
+
+
+def default_crop(cfg) -> tuple[int, int] | None:
+    """SJTU4K models run at 2176 lines on frames padded from 2160: score at 2160 lines."""
+    if cfg.dataset == "sjtu4k" and cfg.model.height > SJTU4K_LINES:
+        return SJTU4K_LINES, cfg.model.width
+    return None
+
+
+def evaluate_checkpoint(path, dataset=None, *, batch_size: int = 8, device=None,
+                        progress: bool = True, crop="auto", input_length: int | None = None,
+                        total_length: int | None = None, **dataset_kw) -> pd.DataFrame:
+    """:func:`evaluate` on a checkpoint written by :func:`stipkit.train.train`.
+
+    ``dataset`` defaults to :func:`default_dataset` ``(cfg, "test", **dataset_kw)``;
+    ``input_length`` / ``total_length`` to the config's (Table I "Test"); ``crop="auto"`` to
+    :func:`default_crop` (SJTU4K), ``None`` for no crop. ``device`` defaults to CUDA if present.
+    """
+    from .checkpoint import load_predictor
+    from .train import default_device
+
+    predictor, cfg = load_predictor(path)
+    if dataset is None:
+        dataset = default_dataset(cfg, "test", total_length=total_length, **dataset_kw)
+    return evaluate(predictor, dataset, input_length or cfg.input_length,
+                    total_length or cfg.eval_length, batch_size=batch_size,
+                    device=device or default_device(), progress=progress,
+                    crop=default_crop(cfg) if crop == "auto" else crop)
+
+
+# --------------------------------------------------------------------------- a picture
+def _to_image(x: torch.Tensor) -> np.ndarray:
+    """(C, H, W) float -> (H, W, 3) uint8, clamped to [0, 1]."""
+    x = x.detach().float().cpu().clamp(0, 1)
+    if x.shape[0] == 1:
+        x = x.expand(3, -1, -1)
+    return (x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def save_strip(path, frames, predictions, input_length: int, sample: int = 0, gap: int = 2,
+               scale: int = 1) -> Path:
+    """Write a PNG of one sample, laid out like the official test images.
+
+    Row 1: the ``input_length`` inputs, then the ground-truth future; row 2: blank under the
+    inputs, then the predictions under their ground truth. ``frames``: (B, T, C, H, W) whole
+    clips; ``predictions``: (B, T - input_length, C, H, W) future frames (the full model output
+    (B, T - 1, ...) is accepted too). Values are clamped to [0, 1]; frames are separated by
+    ``gap`` white pixels and enlarged ``scale`` times (nearest neighbour). The image is
+    ``T*W + (T-1)*gap`` wide and ``2*H + gap`` high (times ``scale``).
+    """
+    from PIL import Image
+
+    frames, predictions = frames[sample], predictions[sample]
+    T, _, H, W = frames.shape
+    future = T - input_length
+    if predictions.shape[0] == T - 1:
+        predictions = predictions[input_length - 1:]
+    if predictions.shape[0] != future:
+        raise ValueError(f"predictions have {predictions.shape[0]} frames; expected "
+                         f"T - input_length = {future} (or T - 1 = {T - 1})")
+    canvas = np.full((2 * H + gap, T * W + (T - 1) * gap, 3), 255, np.uint8)
+    for t in range(T):
+        x = t * (W + gap)
+        canvas[:H, x:x + W] = _to_image(frames[t])
+        if t >= input_length:
+            canvas[H + gap:, x:x + W] = _to_image(predictions[t - input_length])
+    image = Image.fromarray(canvas)
+    if scale != 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path

@@ -1,0 +1,193 @@
+"""stipkit.evaluate: the 4 -> k rollout, per-step scores vs copy-last, tables, strips."""
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from stipkit.checkpoint import save_checkpoint
+from stipkit.config import get_preset
+from stipkit.data import DataError, EmbeddedVideo, MovingDigits
+from stipkit.evaluate import (default_crop, default_dataset, evaluate, evaluate_checkpoint,
+                              evaluation_table, rollout_dataset, save_strip)
+from stipkit.metrics import copy_last_baseline, sequence_metrics, summarize
+from stipkit.models import build_model
+
+COLUMNS = ["method", "t", "mse", "psnr", "ssim", "lpips_x100"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread is fastest and stays fast on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return get_preset("ci")  # 32x32, input_length 2, eval_length 4
+
+
+@pytest.fixture(scope="module")
+def model(cfg):
+    torch.manual_seed(0)
+    return build_model(cfg)[0]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    # 6 frames per window: longer than the rollouts below, which must slice what they need
+    return MovingDigits(num_sequences=5, total_length=6, resolution=(32, 32), seed=3, split="test")
+
+
+def stacked(dataset, total_length):
+    return torch.stack([dataset[i] for i in range(len(dataset))])[:, :total_length]
+
+
+class FutureCorrupted(Dataset):
+    """The same windows with every frame after ``input_length`` replaced by noise."""
+
+    def __init__(self, base, input_length):
+        self.base, self.input_length = base, input_length
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        x = self.base[i].clone()
+        g = torch.Generator().manual_seed(i)
+        x[self.input_length:] = torch.rand(x[self.input_length:].shape, generator=g)
+        return x
+
+
+def test_columns_time_steps_and_methods(model, digits):
+    df = evaluate(model, digits, 2, 4, batch_size=2, progress=False)
+    assert list(df.columns) == COLUMNS
+    assert list(df["method"]) == ["STIP", "STIP", "copy-last", "copy-last"]
+    assert list(df["t"]) == [3, 4, 3, 4]  # the paper's 1-based frame numbers of the predictions
+    assert np.isfinite(df[["mse", "ssim", "lpips_x100"]].to_numpy()).all()
+
+
+def test_scores_equal_the_metrics_of_the_rollout_and_of_copy_last(model, digits):
+    """Batching (3 batches of 2, 2, 1) changes nothing: the means are over the whole split."""
+    il, total = 2, 5
+    df = evaluate(model, digits, il, total, batch_size=2, progress=False)
+    frames = stacked(digits, total)
+    with torch.inference_mode():
+        preds = model(frames[:, :il], input_length=il, total_length=total).predictions[:, il - 1:]
+    for method, pred in (("STIP", preds), ("copy-last", copy_last_baseline(frames, il))):
+        direct = summarize(sequence_metrics(pred, frames, il)).reset_index()
+        got = df[df["method"] == method].drop(columns="method").reset_index(drop=True)
+        assert list(got["t"]) == [3, 4, 5]
+        pd.testing.assert_frame_equal(got, direct[got.columns], check_exact=False, rtol=1e-6)
+
+
+def test_per_sample_rows(model, digits):
+    rows = evaluate(model, digits, 2, 4, batch_size=2, progress=False, per_sample=True)
+    assert len(rows) == 2 * len(digits) * 2  # methods x samples x steps
+    assert sorted(rows["sample"].unique()) == list(range(len(digits)))
+
+
+def test_rollout_does_not_see_the_future(model, digits):
+    il, total = 2, 5
+    clean = list(rollout_dataset(model, digits, il, total, batch_size=5, progress=False))
+    dirty = list(rollout_dataset(model, FutureCorrupted(digits, il), il, total, batch_size=5,
+                                 progress=False))
+    (f1, p1), (f2, p2) = clean[0], dirty[0]
+    assert f1.shape == (5, total, 3, 32, 32) and p1.shape == (5, total - il, 3, 32, 32)
+    assert not torch.equal(f1[:, il:], f2[:, il:])  # the ground truth did change ...
+    assert torch.equal(p1, p2)                     # ... the predictions did not
+    # and the copy-last baseline only reads frame input_length too
+    assert torch.equal(copy_last_baseline(f1, il), copy_last_baseline(f2, il))
+
+
+def test_rollout_restores_mode_and_checks_lengths(model, digits):
+    model.train()
+    next(rollout_dataset(model, digits, 2, 4, progress=False))
+    assert model.training
+    with pytest.raises(ValueError, match="fewer than total_length=8"):
+        next(rollout_dataset(model, digits, 2, 8, progress=False))
+    with pytest.raises(ValueError, match="input_length"):
+        next(rollout_dataset(model, digits, 4, 4, progress=False))
+    model.eval()
+
+
+def test_crop(cfg, model, digits):
+    full = evaluate(model, digits, 2, 4, progress=False)
+    same = evaluate(model, digits, 2, 4, progress=False, crop=(32, 32))
+    pd.testing.assert_frame_equal(full, same)
+    # a 40x48 model scored on the central 32x40 (LPIPS' AlexNet needs >= 31 pixels a side)
+    torch.manual_seed(0)
+    wide = build_model(replace(cfg, model=replace(cfg.model, height=40, width=48)))[0]
+    data = MovingDigits(num_sequences=3, total_length=4, resolution=(40, 48), seed=3, split="test")
+    frames = stacked(data, 4)
+    base = copy_last_baseline(frames, 2)[..., 4:36, 4:44]
+    direct = summarize(sequence_metrics(base, frames[:, 2:, :, 4:36, 4:44], 2))
+    cropped = evaluate(wide, data, 2, 4, progress=False, crop=(32, 40))
+    got = cropped[cropped["method"] == "copy-last"].set_index("t").drop(columns="method")
+    pd.testing.assert_frame_equal(got, direct, check_exact=False, rtol=1e-6)
+
+
+def test_evaluation_table(model, digits):
+    table = evaluation_table(evaluate(model, digits, 2, 5, progress=False))
+    assert list(table.index) == [3, 4, 5, "mean"]
+    assert list(table.columns.names) == ["metric", "method"]
+    assert list(table.columns)[:2] == [("mse", "STIP"), ("mse", "copy-last")]
+    assert table.shape == (4, 8)
+    assert table.loc["mean", ("psnr", "STIP")] == pytest.approx(table.loc[[3, 4, 5], ("psnr", "STIP")].mean())
+
+
+def test_evaluate_checkpoint_equals_evaluate(tmp_path, cfg, model, digits):
+    path = save_checkpoint(tmp_path / "checkpoint.pt", predictor=model, config=replace(cfg, dataset="digits"))
+    got = evaluate_checkpoint(path, digits, batch_size=4, device="cpu", progress=False)
+    want = evaluate(model, digits, cfg.input_length, cfg.eval_length, progress=False)
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6)
+
+
+def test_default_datasets(cfg):
+    digits = default_dataset(replace(cfg, dataset="digits"), "test")
+    assert isinstance(digits, MovingDigits) and digits[0].shape == (4, 3, 32, 32)
+    train = default_dataset(replace(cfg, dataset="digits"), "train")
+    assert train.total_length == cfg.train_length and len(train) > len(digits)
+    embedded = default_dataset(cfg, "test")  # ci's dataset is "embedded"
+    assert isinstance(embedded, EmbeddedVideo) and embedded[0].shape == (4, 3, 32, 32)
+    assert isinstance(EmbeddedVideo("test", resolution=(32, 32), total_length=4), EmbeddedVideo)
+    with pytest.raises(DataError, match="--list"):
+        default_dataset(get_preset("ucfsport"), "test")
+    with pytest.raises(DataError, match="unknown"):
+        default_dataset(replace(cfg, dataset="kth"), "test")
+
+
+def test_embedded_test_split(model):
+    df = evaluate(model, EmbeddedVideo("test", resolution=(32, 32), total_length=4), 2, 4,
+                  progress=False)
+    assert set(df["method"]) == {"STIP", "copy-last"} and sorted(set(df["t"])) == [3, 4]
+
+
+def test_default_crop():
+    assert default_crop(get_preset("sjtu4k")) == (2160, 3840)
+    assert default_crop(get_preset("sjtu4k-official")) == (2160, 3840)
+    assert default_crop(get_preset("ucfsport")) is None
+
+
+def test_save_strip(tmp_path, model, digits):
+    frames, preds = next(rollout_dataset(model, digits, 2, 5, batch_size=2, progress=False))
+    path = save_strip(tmp_path / "a" / "strip.png", frames, preds, 2, sample=1)
+    with Image.open(path) as im:
+        assert im.size == (5 * 32 + 4 * 2, 2 * 32 + 2) and im.mode == "RGB"
+        px = np.asarray(im)
+    assert (px[34:, :66] == 255).all()  # blank under the inputs
+    np.testing.assert_array_equal(px[:32, :32], (frames[1, 0].permute(1, 2, 0).numpy() * 255).round())
+    # the full model output (T - 1 frames) is accepted, the image is enlarged by scale
+    with torch.inference_mode():
+        full = model(frames[:, :2], input_length=2, total_length=5).predictions
+    big = save_strip(tmp_path / "big.png", frames, full, 2, sample=1, scale=2)
+    with Image.open(big) as im:
+        assert im.size == (2 * (5 * 32 + 4 * 2), 2 * (2 * 32 + 2))
+    with pytest.raises(ValueError, match="predictions have 2 frames"):
+        save_strip(tmp_path / "bad.png", frames, preds[:, :2], 2)

@@ -1,10 +1,11 @@
-# stipkit: `make demo` (set up + the main job) and `make test` (set up + the tests).
+# stipkit: `make figures` (set up + the main job) and `make test` (set up + the tests).
 PYTHON ?= python3
 VENV   ?= .venv
-BIN    := $(VENV)/bin
+BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.stipkit-installed
+NOTEBOOKS := $(notdir $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb)))
 
-.PHONY: setup demo test test-fast bench clean-cache
+.PHONY: setup figures demo test test-unit test-notebooks bench lab
 
 setup: $(STAMP)
 
@@ -16,13 +17,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m stipkit.lpips_weights
 	touch $(STAMP)
 
-# The main job: train STIP at the study preset on the embedded real clips, then evaluate.
-demo: setup
-	$(BIN)/python -m stipkit train --preset study --out runs/study
-	$(BIN)/python -m stipkit evaluate --checkpoint runs/study/checkpoint.pt
+# The main job: run every notebook headless at the study budget, in order, refreshing their
+# committed outputs and figures/ (notebook 03 trains STIP; 07 reuses its cached model).
+figures: setup
+	cd notebooks && for nb in $(NOTEBOOKS); do \
+	  STIPKIT_BUDGET=study $(BIN)/papermill --cwd . --kernel python3 $$nb $$nb || exit 1; done
 
-test: setup
+# A short training demo from the command line (no notebooks).
+demo: setup
+	$(BIN)/python -m stipkit train --preset study --out runs/study --eval-every 250
+
+test: setup test-unit test-notebooks
+
+test-unit: setup
 	$(BIN)/python -m pytest tests -q
+
+# nbval at the tiny ci budget; cells marked NBVAL_CHECK_OUTPUT are compared with the committed outputs.
+test-notebooks: setup
+	cd notebooks && STIPKIT_BUDGET=ci $(BIN)/python -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider $(NOTEBOOKS)
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/03_train_stgru.ipynb
 
 bench: setup
 	$(BIN)/python benchmarks/bench_model.py

@@ -19,13 +19,7 @@ from stipkit.models import build_model
 COLUMNS = ["method", "t", "mse", "psnr", "ssim", "lpips_x100"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is fastest and stays fast on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

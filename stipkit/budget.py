@@ -1,0 +1,54 @@
+"""Compute budgets for the notebooks: ``STIPKIT_BUDGET`` = ``ci`` | ``study`` (default) | ``paper``.
+
+* ``ci``: tiny, for nbval in CI (the ``ci`` preset, 32x32, a few iterations): checks that every
+  cell runs, not that the model learns.
+* ``study``: fits a 2-core CPU -- the ``study`` preset (64x64, 4 STGRUs of 32 channels) on the
+  embedded real clips; the whole notebook path in well under an hour.
+* ``paper``: Table I scale (the ``ucfsport`` preset) for GPUs; needs the UCF Sports frames and
+  the official list files (``STIPKIT_UCFSPORT_ROOT``, ``STIPKIT_UCFSPORT_TRAIN``,
+  ``STIPKIT_UCFSPORT_TEST``).
+
+Every notebook's parameters cell reads :func:`current_budget`; papermill may override its fields.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+BUDGET_ENV = "STIPKIT_BUDGET"
+REPO = Path(__file__).resolve().parents[1]
+FIGURES = REPO / "figures"          # what the notebooks regenerate (committed)
+RUNS = REPO / "runs" / "notebooks"  # trained checkpoints cached by the notebooks (not committed)
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    preset: str          # stipkit.config preset
+    data: str            # "embedded" | "digits" | "ucfsport"
+    iterations: int      # training iterations of notebook 03
+    eval_every: int      # iterations between evaluations during training (0: none)
+    eval_windows: int | None  # test windows to evaluate (None: the whole test split)
+
+    @property
+    def run_dir(self) -> Path:
+        """The cached run of notebook 03 for this budget (notebook 07 reuses it)."""
+        return RUNS / f"{self.name}-{self.preset}"
+
+
+BUDGETS = {
+    "ci": Budget("ci", "ci", "embedded", iterations=6, eval_every=3, eval_windows=4),
+    "study": Budget("study", "study", "embedded", iterations=2000, eval_every=500, eval_windows=None,
+                    ),
+    "paper": Budget("paper", "ucfsport", "ucfsport", iterations=100_000, eval_every=5000,
+                    eval_windows=None),
+}
+
+
+def current_budget(name: str | None = None) -> Budget:
+    """The budget named, else ``$STIPKIT_BUDGET``, else ``study``."""
+    name = name or os.environ.get(BUDGET_ENV, "study")
+    if name not in BUDGETS:
+        raise ValueError(f"{BUDGET_ENV}={name!r} is unknown: valid budgets are {sorted(BUDGETS)}")
+    return BUDGETS[name]

@@ -1,0 +1,449 @@
+"""Plots for the notebooks (matplotlib + seaborn). Every ``plot_*`` / :func:`fig5` returns the
+Figure and, given ``path``, also writes it there (PNG, parent folders created).
+
+Read top to bottom:
+
+1. training and scores: :func:`plot_history`, :func:`plot_strip`, :func:`plot_metrics` (the
+   paper's Table III numbers drawn as their own labelled markers, never mixed with ours);
+2. Fig. 5 (the features and gates of STIP, Sec. IV-B): :func:`feature_map` (one 2-D map),
+   :func:`gate_explorer` (an ipywidgets UI over every step, unit, level, channel and sample),
+   :func:`fig5` (a static figure like the paper's) and :func:`fig5_observations` (the paper's
+   three readings of Fig. 5, checked numerically), :func:`describe_observations` (in words).
+
+Feature dicts are :func:`stipkit.study.extract_features`' (or ``STIP.forward(...,
+return_features=True).features``): ``"T_E"`` / ``"S_E"`` lists over encoder levels 0..N of
+(B, T-1, hidden, H_l, W_l), ``"R"`` / ``"U"`` (B, T-1, K, hidden, H_N, W_N). Step t (0-based)
+encodes the clip ending at frame ``frames[:, t]``.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+
+from .study import PAPER_LABEL
+
+#: Map kinds of Fig. 5: encoded spatial / temporal features (Eq. 1), trend / update gates (Eq. 5).
+KINDS = ("S_E", "T_E", "R_t", "U_t")
+KIND_TITLES = {"S_E": "S_E (spatial encoder)", "T_E": "T_E (temporal encoder)",
+               "R_t": "R_t (trend gate)", "U_t": "U_t (update gate)"}
+LOSS_COLUMNS = ("mse", "d", "gan_p", "lp", "total")
+METRIC_TITLES = {"mse": "MSE ↓", "psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips_x100": "LPIPS ×100 ↓"}
+
+
+# --------------------------------------------------------------------------- helpers
+def _np(x) -> np.ndarray:
+    return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, float)
+
+
+def _t(x) -> torch.Tensor:
+    return x.detach().float().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x), dtype=torch.float32)
+
+
+def _image(frame) -> np.ndarray:
+    """(C, H, W) in [0, 1] -> (H, W, 3) or (H, W) for imshow."""
+    x = np.clip(_np(frame), 0, 1)
+    return x[0] if x.shape[0] == 1 else np.transpose(x, (1, 2, 0))
+
+
+def _save(fig, path) -> None:
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+
+
+def _smooth(y: pd.Series) -> pd.Series:
+    window = max(1, len(y) // 50)
+    return y.rolling(window, min_periods=1).mean()
+
+
+# --------------------------------------------------------------------------- 1. training, scores
+def plot_history(history: pd.DataFrame, path=None) -> Figure:
+    """Training curves of :func:`stipkit.train.train`'s history.
+
+    Panels: the predictor's losses (``mse``, ``total``; log y), the adversarial terms (``d`` =
+    L_GAN(D), ``gan_p`` = L_GAN(P); linear y -- they hover near log 2 and log 4), the learned
+    perceptual loss ``lp`` (log y), and the periodic evaluation (``eval_*`` columns: t+1 PSNR of
+    STIP and copy-last). Raw values are thin, a running mean is drawn over them. Missing terms
+    (e.g. the ``mse`` loss mode) are left out.
+    """
+    h = history.reset_index(drop=True)
+    x = h["iteration"] if "iteration" in h else pd.Series(np.arange(1, len(h) + 1))
+    groups = [("predictor loss (Eq. 9)", ["mse", "total"], True),
+              ("adversarial (Eq. 10)", ["d", "gan_p"], False),
+              ("LP-loss (Eq. 8)", ["lp"], True)]
+    groups = [(title, [c for c in cols if c in h], log) for title, cols, log in groups]
+    groups = [g for g in groups if g[1]]
+    evals = [c for c in h.columns if c.startswith("eval_")]
+    n = len(groups) + 1
+    with plt.style.context("seaborn-v0_8-whitegrid"):
+        fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
+        axes = axes[0]
+        for ax, (title, cols, log) in zip(axes, groups):
+            for i, c in enumerate(cols):
+                color = f"C{i}"
+                y = h[c].astype(float)
+                ax.plot(x, y, color=color, alpha=0.3, lw=0.8)
+                ax.plot(x, _smooth(y), color=color, lw=1.6, label=c)
+            if log and (h[cols].to_numpy(float) > 0).all():
+                ax.set_yscale("log")
+            ax.set(title=title, xlabel="iteration")
+            ax.legend(fontsize=8)
+        ax = axes[-1]
+        if evals:
+            rows = h.dropna(subset=evals, how="all")
+            for i, c in enumerate(evals):
+                label = c.removeprefix("eval_").replace("_copy_last", " (copy-last)")
+                ax.plot(rows["iteration"] if "iteration" in rows else rows.index + 1, rows[c],
+                        marker="o", color=f"C{i}", ls="--" if "copy_last" in c else "-", label=label)
+            ax.legend(fontsize=8)
+            ax.set(title="periodic evaluation (test windows)", xlabel="iteration", ylabel="PSNR (dB)")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        else:
+            ax.text(0.5, 0.5, "no evaluation logged", ha="center", va="center", transform=ax.transAxes)
+            ax.set(title="periodic evaluation", xticks=[], yticks=[])
+        fig.tight_layout()
+    _save(fig, path)
+    return fig
+
+
+def plot_strip(frames, predictions, input_length: int, sample: int = 0, path=None,
+               max_frames: int | None = None) -> Figure:
+    """One test window: row 1 the ``input_length`` inputs then the ground truth; row 2 the
+    predictions under their ground truth (blank under the inputs). Frame labels use the paper's
+    1-based numbering t. ``frames`` (B, T, C, H, W); ``predictions`` (B, T - input_length, ...)
+    or the full output (B, T - 1, ...). Values are clamped to [0, 1]."""
+    fr, pr = _t(frames)[sample], _t(predictions)[sample]
+    T = fr.shape[0] if max_frames is None else min(fr.shape[0], max_frames)
+    if pr.shape[0] == fr.shape[0] - 1:
+        pr = pr[input_length - 1:]
+    if pr.shape[0] != fr.shape[0] - input_length:
+        raise ValueError(f"predictions have {pr.shape[0]} frames; expected T - input_length = "
+                         f"{fr.shape[0] - input_length} (or T - 1)")
+    fig, axes = plt.subplots(2, T, figsize=(1.6 * T, 3.6), squeeze=False)
+    cmap = "gray" if fr.shape[1] == 1 else None
+    for t in range(T):
+        top, bottom = axes[0, t], axes[1, t]
+        top.imshow(_image(fr[t]), cmap=cmap, vmin=0, vmax=1)
+        top.set_title(f"t={t + 1}" + (" (input)" if t < input_length else " (truth)"), fontsize=8)
+        if t >= input_length:
+            bottom.imshow(_image(pr[t - input_length]), cmap=cmap, vmin=0, vmax=1)
+            bottom.set_title(f"t={t + 1} STIP", fontsize=8)
+        for ax in (top, bottom):
+            ax.axis("off")
+    for row, label in ((0, "given | truth"), (1, "STIP")):
+        axes[row, 0].text(-0.08, 0.5, label, rotation=90, va="center", ha="right",
+                          transform=axes[row, 0].transAxes, fontsize=9)
+    fig.suptitle(f"test window {sample}: inputs | ground truth (top) and predictions (bottom)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    return fig
+
+
+def plot_metrics(df: pd.DataFrame, paper: dict | None = None, path=None,
+                 ours_label: str | None = None) -> Figure:
+    """Per-step PSNR / SSIM / LPIPS x100 of STIP and copy-last (``stipkit.evaluate.evaluate``'s
+    tidy output), one panel each, x = the paper's frame index t.
+
+    ``paper``: the paper's numbers as ``{metric: {t: value}}`` (e.g.
+    :data:`stipkit.study.PAPER_TABLE_III`), drawn as black stars labelled "paper (UCF Sports
+    512², Table III)" on the panels of the metrics it has -- separate from our lines, which come
+    from a different resolution and data. ``ours_label`` is appended to the title.
+    """
+    metrics = [m for m in ("psnr", "ssim", "lpips_x100") if m in df.columns]
+    with plt.style.context("seaborn-v0_8-whitegrid"):
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.6), squeeze=False)
+        for ax, m in zip(axes[0], metrics):
+            for i, (method, rows) in enumerate(df.groupby("method", sort=False)):
+                rows = rows.sort_values("t")
+                ax.plot(rows["t"], rows[m], marker="o", color=f"C{i}",
+                        ls="--" if method == "copy-last" else "-", label=f"ours: {method}")
+            if paper and m in paper:
+                ts, vs = zip(*sorted(paper[m].items()))
+                ax.scatter(ts, vs, marker="*", s=160, color="black", zorder=5, label=PAPER_LABEL)
+                for t, v in zip(ts, vs):
+                    ax.annotate(f"{v:g}", (t, v), textcoords="offset points", xytext=(6, 4), fontsize=8)
+            ax.set(title=METRIC_TITLES.get(m, m), xlabel="t (frame index)")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8,
+                   bbox_to_anchor=(0.5, -0.02))
+        title = "per-step scores on our test windows"
+        if ours_label:
+            title += f" ({ours_label})"
+        if paper:
+            title += " -- stars: the paper's STIP numbers, other data and resolution"
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
+    _save(fig, path)
+    return fig
+
+
+# --------------------------------------------------------------------------- 2. Fig. 5
+def feature_ranges(features: dict) -> dict:
+    """Inclusive (low, high) of every explorer index: ``t``, ``unit``, ``level``, ``channel``
+    (-1 = the channel mean), ``sample``; all read from the feature shapes."""
+    b, steps, k, hidden = features["R"].shape[:4]
+    return {"t": (0, steps - 1), "unit": (0, k - 1), "level": (0, len(features["T_E"]) - 1),
+            "channel": (-1, hidden - 1), "sample": (0, b - 1)}
+
+
+def _check_index(name: str, value: int, lo: int, hi: int) -> None:
+    if not lo <= value <= hi:
+        raise IndexError(f"{name}={value} is out of range: valid {lo}..{hi}")
+
+
+def _kind_tensor(features: dict, kind: str, unit: int, level: int) -> torch.Tensor:
+    """(B, T-1, C, h, w) for ``kind``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is unknown: valid kinds are {KINDS}")
+    ranges = feature_ranges(features)
+    if kind in ("S_E", "T_E"):
+        _check_index("level", level, *ranges["level"])
+        return _t(features[kind][level])
+    _check_index("unit", unit, *ranges["unit"])
+    return _t(features[kind[0]][:, :, unit])
+
+
+def feature_map(features: dict, frames=None, kind: str = "S_E", sample: int = 0, t: int = 0,
+                unit: int = 0, level: int = 0, channel: int | None = None) -> np.ndarray:
+    """One 2-D map of Fig. 5 as a float numpy array (h, w).
+
+    ``kind``: "S_E" / "T_E" (encoder features at encoder ``level``, 0 = finest .. N = the one
+    fed to the memory) or "R_t" / "U_t" (the gates of STGRU ``unit``); ``t``: the step (0-based;
+    it encodes the clip ending at ``frames[:, t]``); ``channel``: one channel, or the mean over
+    channels for None / -1. ``frames`` is only used to check that step t has a frame.
+    Out-of-range indices raise IndexError naming the valid range.
+    """
+    x = _kind_tensor(features, kind, unit, level)
+    ranges = feature_ranges(features)
+    _check_index("sample", sample, *ranges["sample"])
+    _check_index("t", t, *ranges["t"])
+    if frames is not None and t >= _t(frames).shape[1]:
+        raise IndexError(f"t={t} has no frame: frames hold {_t(frames).shape[1]}")
+    x = x[sample, t]
+    if channel is None or channel == -1:
+        return x.mean(0).numpy()
+    _check_index("channel", channel, -1, x.shape[0] - 1)
+    return x[channel].numpy()
+
+
+def _upsample(m: np.ndarray, size) -> np.ndarray:
+    return F.interpolate(torch.from_numpy(np.ascontiguousarray(m))[None, None].float(), size=tuple(size),
+                         mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def _render_explorer(values: dict, features, frames, input_length: int) -> tuple[Figure, np.ndarray]:
+    kind, t, sample = values["kind"], values["t"], values["sample"]
+    m = feature_map(features, frames, kind, sample, t, values["unit"], values["level"], values["channel"])
+    fig = Figure(figsize=(7.6, 3.4))
+    ax_f, ax_m = fig.subplots(1, 2)
+    frame = _t(frames)[sample, t]
+    ax_f.imshow(_image(frame), cmap="gray" if frame.shape[0] == 1 else None, vmin=0, vmax=1)
+    role = "given" if t < input_length else "ground truth, teacher-forced"
+    ax_f.set_title(f"input frame t={t + 1} ({role})", fontsize=9)
+    gate = kind in ("R_t", "U_t")
+    im = ax_m.imshow(m, cmap="gray", vmin=0 if gate else None, vmax=1 if gate else None,
+                     interpolation="nearest")
+    where = f"unit {values['unit']}" if gate else f"level {values['level']}"
+    ch = "channel mean" if values["channel"] in (None, -1) else f"channel {values['channel']}"
+    ax_m.set_title(f"{kind} ({where}, {ch}) {m.shape[0]}x{m.shape[1]}, mean {m.mean():.3f}", fontsize=9)
+    fig.colorbar(im, ax=ax_m, fraction=0.046)
+    for ax in (ax_f, ax_m):
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.subplots_adjust(left=0.02, right=0.92, bottom=0.03, top=0.9, wspace=0.12)  # no extra draw
+    return fig, m
+
+
+def gate_explorer(features: dict, frames, input_length: int):
+    """An ipywidgets UI over Fig. 5's maps: IntSliders for the time step, STGRU unit, encoder
+    level, channel (-1 = channel mean) and test sample (ranges from the feature shapes), a
+    Dropdown for the map kind, and the chosen map beside the input frame of that step.
+
+    The returned VBox carries ``update(**values)`` (keys ``kind``, ``t``, ``unit``, ``level``,
+    ``channel``, ``sample``; missing ones keep their current value): it sets the widgets,
+    re-renders and returns the 2-D map, so it can be called directly (tests do). Also attached:
+    ``controls`` (the widgets by key) and ``image`` (the PNG widget).
+    """
+    import ipywidgets as W
+
+    ranges = feature_ranges(features)
+    labels = {"t": "time step", "unit": "STGRU unit", "level": "encoder level",
+              "channel": "channel (-1 = mean)", "sample": "test sample"}
+    style = {"description_width": "initial"}
+    controls = {"kind": W.Dropdown(options=[(KIND_TITLES[k], k) for k in KINDS], value="S_E",
+                                   description="map", style=style)}
+    for key, (lo, hi) in ranges.items():
+        controls[key] = W.IntSlider(value=lo, min=lo, max=hi, step=1, description=labels[key],
+                                    continuous_update=False, style=style)
+    image = W.Image(format="png")
+    caption = W.HTML()
+    state = {"busy": False}
+
+    def update(**values):
+        unknown = set(values) - set(controls)
+        if unknown:
+            raise TypeError(f"update() got unknown keys {sorted(unknown)}; valid: {sorted(controls)}")
+        for key, value in values.items():  # refuse what a slider would silently clamp
+            if key == "kind":
+                if value not in KINDS:
+                    raise ValueError(f"kind={value!r} is unknown: valid kinds are {KINDS}")
+            else:
+                _check_index(key, value, *ranges[key])
+        current = {k: w.value for k, w in controls.items()}
+        current.update(values)
+        fig, m = _render_explorer(current, features, frames, input_length)  # raises if out of range
+        state["busy"] = True
+        try:
+            for k, v in values.items():
+                controls[k].value = v
+        finally:
+            state["busy"] = False
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90)
+        image.value = buf.getvalue()
+        caption.value = (f"<small>step t={current['t'] + 1} (1-based; the clip ending at this "
+                         f"frame), sample {current['sample']}; gates are drawn on a fixed 0..1 "
+                         "grey scale so that R_t and U_t brightness compare.</small>")
+        return m
+
+    def on_change(_change):
+        if not state["busy"]:
+            update()
+
+    for w in controls.values():
+        w.observe(on_change, names="value")
+    ui = W.VBox([W.HBox([controls["kind"], controls["t"], controls["sample"]]),
+                 W.HBox([controls["level"], controls["unit"], controls["channel"]]),
+                 image, caption])
+    ui.update, ui.controls, ui.image = update, controls, image
+    update()
+    return ui
+
+
+def fig5(features: dict, frames, sample: int = 0, t: int = 0, path=None, level: int = 0,
+         unit: int = 0) -> Figure:
+    """A static figure like STIP's Fig. 5 at one step: the input frame, S_E and T_E (encoder
+    ``level``), R_t and U_t (STGRU ``unit``), each the channel mean, upsampled (bilinear) to the
+    frame size. Features on their own min..max grey scale; the gates on a shared 0..1 scale."""
+    frame = _t(frames)[sample, t]
+    size = frame.shape[-2:]
+    fig, axes = plt.subplots(1, 5, figsize=(14, 3.2))
+    axes[0].imshow(_image(frame), cmap="gray" if frame.shape[0] == 1 else None, vmin=0, vmax=1)
+    axes[0].set_title(f"input v_{t + 1} (sample {sample})", fontsize=10)
+    for ax, kind in zip(axes[1:], KINDS):
+        m = _upsample(feature_map(features, frames, kind, sample, t, unit, level), size)
+        gate = kind in ("R_t", "U_t")
+        im = ax.imshow(m, cmap="gray", vmin=0 if gate else None, vmax=1 if gate else None)
+        where = f"unit {unit}" if gate else f"level {level}"
+        ax.set_title(f"{kind} ({where}), mean {m.mean():.2f}", fontsize=10)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    for ax in axes:
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.suptitle("Fig. 5 at one step: channel means, upsampled to the frame size", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    return fig
+
+
+def _corr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson r of maps (..., h, w) pairwise over the last two axes; NaN where one is constant."""
+    a = a.flatten(-2).double()
+    b = b.flatten(-2).double()
+    a = a - a.mean(-1, keepdim=True)
+    b = b - b.mean(-1, keepdim=True)
+    den = a.norm(dim=-1) * b.norm(dim=-1)
+    r = (a * b).sum(-1) / den
+    return torch.where(den > 1e-12, r, torch.full_like(r, float("nan")))
+
+
+def _pool(x: torch.Tensor, size) -> torch.Tensor:
+    """(B, S, H, W) -> (B, S, h, w) by area averaging."""
+    b, s = x.shape[:2]
+    return F.adaptive_avg_pool2d(x.reshape(b * s, 1, *x.shape[2:]), tuple(size)).reshape(b, s, *size)
+
+
+def fig5_observations(features: dict, frames, level: int | None = None,
+                      unit: int | None = None) -> pd.DataFrame:
+    """The paper's three readings of Fig. 5 (Sec. IV-B), checked numerically on every test sample.
+
+    With v_t the input frame of step t (the clip v_{t-1:t} ending there), maps are channel means
+    of |features|, and frame maps are area-downsampled to the feature map's size:
+
+    * (a) *T_E follows motion*: Pearson r of |T_E| with |v_t - v_{t-1}| (motion) is higher
+      than that of |S_E|;
+    * (b) *S_E follows appearance*: r of |S_E| with the brightness of v_t is higher than r
+      of |T_E|;
+    * (c) *U_t is brighter than R_t*: mean U_t > mean R_t.
+
+    r is computed per (sample, step) and averaged; step 0 is skipped (its clip repeats v_1, so
+    there is no motion). ``level``: one encoder level, or None for one (a)/(b) row per level;
+    ``unit``: one STGRU unit for (c), or None for all units. Columns: ``observation``,
+    ``where``, ``measure``, ``value`` (the side the paper says is larger), ``versus`` (the
+    other side), ``holds`` (value > versus), ``share`` (the fraction of single maps on which
+    the claim holds: near 0.5 means a toss-up even where ``holds`` is True) and ``maps`` (how
+    many maps were compared; maps with a constant side are left out).
+    """
+    fr = _t(frames)
+    steps = features["R"].shape[1]
+    if fr.shape[1] < steps:
+        raise ValueError(f"frames hold {fr.shape[1]} steps; the features have {steps}")
+    if steps < 2:
+        raise ValueError("need at least 2 steps (step 0 has no motion)")
+    fr = fr[:, :steps]
+    gray = fr.mean(2)                                  # (B, S, H, W) brightness
+    motion = (fr[:, 1:] - fr[:, :-1]).abs().mean(2)    # (B, S-1, H, W), step s >= 1
+    brightness = gray[:, 1:]
+    levels = range(len(features["T_E"])) if level is None else [level]
+    rows = []
+    for l in levels:
+        t_map = _kind_tensor(features, "T_E", 0, l)[:, 1:].abs().mean(2)   # (B, S-1, h, w)
+        s_map = _kind_tensor(features, "S_E", 0, l)[:, 1:].abs().mean(2)
+        size = t_map.shape[-2:]
+        mo, br = _pool(motion, size), _pool(brightness, size)
+        r_tm, r_sm = _corr(t_map, mo), _corr(s_map, mo)
+        r_sb, r_tb = _corr(s_map, br), _corr(t_map, br)
+        where = f"encoder level {l} ({size[0]}x{size[1]})"
+        rows.append(_row("(a) T_E follows motion", where,
+                         "mean r(|T_E|, motion) vs r(|S_E|, motion)", r_tm, r_sm))
+        rows.append(_row("(b) S_E follows appearance", where,
+                         "mean r(|S_E|, brightness) vs r(|T_E|, brightness)", r_sb, r_tb))
+    if unit is None:
+        u, r, where = _t(features["U"]), _t(features["R"]), f"all {features['U'].shape[2]} STGRU units"
+    else:
+        _check_index("unit", unit, *feature_ranges(features)["unit"])
+        u, r, where = _t(features["U"][:, :, unit]), _t(features["R"][:, :, unit]), f"STGRU unit {unit}"
+    # one brightness per (sample, step[, unit]) map; value/versus are the overall means
+    row = _row("(c) U_t brighter than R_t", where, "mean U_t vs mean R_t",
+               u.flatten(-3).mean(-1), r.flatten(-3).mean(-1))
+    row.update(value=float(u.double().mean()), versus=float(r.double().mean()))
+    row["holds"] = bool(row["value"] > row["versus"])
+    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _row(observation: str, where: str, measure: str, claimed: torch.Tensor,
+         other: torch.Tensor) -> dict:
+    """A table row from per-map values of the side the paper says is larger and the other."""
+    ok = torch.isfinite(claimed) & torch.isfinite(other)
+    a, b = claimed[ok].double(), other[ok].double()
+    value, versus = (float(a.mean()), float(b.mean())) if ok.any() else (float("nan"),) * 2
+    return {"observation": observation, "where": where, "measure": measure, "value": value,
+            "versus": versus, "holds": bool(value > versus),
+            "share": float((a > b).double().mean()) if ok.any() else float("nan"),
+            "maps": int(ok.sum())}
+
+
+def describe_observations(df: pd.DataFrame) -> list[str]:
+    """One sentence per row of :func:`fig5_observations`, saying whether it holds."""
+    return [f"{r.observation} at {r.where}: {'HOLDS' if r.holds else 'does NOT hold'} "
+            f"({r.measure}: {r.value:.3f} vs {r.versus:.3f}; the claim holds on "
+            f"{r.share:.0%} of {r.maps} single maps)" for r in df.itertuples()]

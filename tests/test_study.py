@@ -1,0 +1,118 @@
+"""stipkit.study: the notebooks' glue -- trained_model trains once into the run cache and reuses it,
+is reproducible, and the small helpers compute what the notebooks print."""
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+import torch
+
+import stipkit.budget
+import stipkit.train
+from stipkit import study
+from stipkit.budget import BUDGETS, current_budget
+from stipkit.config import get_preset
+from stipkit.metrics import psnr
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_trained_model_trains_into_the_run_dir_then_reuses_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(stipkit.budget, "RUNS", tmp_path)  # budget.run_dir -> tmp_path/ci-ci
+    budget = current_budget("ci")
+    predictor, cfg, history = study.trained_model(budget, progress=False)
+    ckpt = tmp_path / f"ci-{budget.preset}" / "checkpoint.pt"
+    assert ckpt.is_file() and (ckpt.parent / "history.csv").is_file()
+    assert cfg.name == budget.preset and not predictor.training
+    assert history["iteration"].tolist() == list(range(1, budget.iterations + 1))
+    evals = history.dropna(subset=["eval_psnr_t1"])
+    assert evals["iteration"].tolist() == list(range(budget.eval_every, budget.iterations + 1,
+                                                     budget.eval_every))
+    assert evals[["eval_psnr_t1", "eval_psnr_t1_copy_last"]].notna().all().all()
+
+    stamp = ckpt.stat().st_mtime_ns
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cached run was trained again")
+
+    monkeypatch.setattr(stipkit.train, "train_step", no_training)
+    again, cfg2, history2 = study.trained_model(budget, progress=False)
+    assert ckpt.stat().st_mtime_ns == stamp and cfg2 == cfg
+    pd.testing.assert_frame_equal(history2, history)
+    for k, v in _weights(predictor).items():
+        assert torch.equal(again.state_dict()[k], v)
+
+
+def test_trained_model_is_reproducible(tmp_path):
+    budget = replace(current_budget("ci"), iterations=3, eval_every=0)
+    a, _, ha = study.trained_model(budget, progress=False, run_dir=tmp_path / "a")
+    b, _, hb = study.trained_model(budget, progress=False, run_dir=tmp_path / "b")
+    cols = ["mse", "d", "gan_p", "lp", "total"]
+    pd.testing.assert_frame_equal(ha[cols], hb[cols])
+    wb = b.state_dict()
+    assert all(torch.equal(v, wb[k]) for k, v in a.state_dict().items())
+
+
+def test_trained_model_refuses_a_run_of_another_configuration(tmp_path):
+    budget = replace(current_budget("ci"), iterations=2, eval_every=0)
+    study.trained_model(budget, progress=False, run_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="delete"):
+        study.trained_model(replace(budget, preset="ci-official"), progress=False, run_dir=tmp_path)
+
+
+def test_test_split_and_quick_eval():
+    cfg, budget = get_preset("ci"), current_budget("ci")
+    test_set = study.test_split(cfg, budget)
+    assert len(test_set) == budget.eval_windows
+    full = study.test_split(cfg, replace(budget, eval_windows=None))
+    assert len(full) > len(test_set)
+    frames = study.test_frames(cfg, budget)
+    assert frames.shape == (budget.eval_windows, cfg.eval_length, 3, cfg.model.height, cfg.model.width)
+    assert torch.equal(study.test_frames(cfg, budget, limit=2), frames[:2])
+
+    torch.manual_seed(0)
+    from stipkit.models import build_model
+    predictor, _ = build_model(cfg)
+    out = study.quick_eval(predictor, cfg, test_set, windows=2)
+    il = cfg.input_length
+    want = float(psnr(frames[:2, il - 1], frames[:2, il]).mean())  # copy-last at t+1
+    assert out["psnr_t1_copy_last"] == pytest.approx(want)
+    assert set(out) == {"psnr_t1", "psnr_t1_copy_last"} and out["psnr_t1"] > 0
+
+
+def test_paper_budget_names_the_missing_variables(monkeypatch):
+    for v in ("STIPKIT_UCFSPORT_ROOT", "STIPKIT_UCFSPORT_TEST"):
+        monkeypatch.delenv(v, raising=False)
+    with pytest.raises(RuntimeError, match="STIPKIT_UCFSPORT_TEST.*STIPKIT_UCFSPORT_ROOT"):
+        study.test_split(get_preset("ucfsport"), "paper")
+
+
+def test_beats_copy_last():
+    df = pd.DataFrame([{"method": m, "t": t, "psnr": p, "lpips_x100": l}
+                       for m, t, p, l in [("STIP", 5, 30.0, 10.0), ("copy-last", 5, 28.5, 12.0),
+                                          ("STIP", 6, 25.0, 20.0), ("copy-last", 6, 26.0, 15.0)]])
+    first = study.beats_copy_last(df)
+    assert (first["t"], first["beats"], first["margin"]) == (5, True, pytest.approx(1.5))
+    assert "beats copy-last" in first["text"] and "+1.50 dB" in first["text"]
+    last = study.beats_copy_last(df, t=6)
+    assert not last["beats"] and "does not beat" in last["text"]
+    lp = study.beats_copy_last(df, metric="lpips_x100")  # lower is better: STIP 10 < 12
+    assert lp["beats"] and lp["margin"] == pytest.approx(2.0)
+
+
+def test_tables_and_figure_paths(tmp_path, monkeypatch, capsys):
+    assert list(study.budget_table().index) == list(BUDGETS)
+    table = study.config_table(get_preset("study"), get_preset("ucfsport"))
+    assert list(table.columns) == ["study", "ucfsport"] and table.loc["model.hidden", "ucfsport"] == "64"
+    paper = study.paper_table()
+    assert paper.loc[5, "psnr"] == 30.75 and paper.loc[10, "lpips_x100"] == 39.67
+
+    monkeypatch.setattr(study, "FIGURES", tmp_path / "figures")
+    assert study.figure_path("x.png", "ci") is None
+    assert "not writing" in capsys.readouterr().out
+    for name in ("study", "paper"):
+        path = study.figure_path("x.png", name)
+        assert path == tmp_path / "figures" / "x.png" and path.parent.is_dir()

@@ -1,0 +1,206 @@
+"""stipkit.tables: Tables I and II regenerated from the kit, parameter counts, departures, output."""
+from dataclasses import fields, replace
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from stipkit import tables
+from stipkit.config import get_preset
+from stipkit.models import build_model
+
+TABLE1_PRESETS = ("ucfsport", "human36m", "sjtu4k")
+
+
+# ----------------------------------------------------------------------------- Table I
+def test_table1_from_configs_equals_the_paper_except_sjtu4k_resolution():
+    ours = tables.table1(TABLE1_PRESETS)
+    paper = tables.TABLE1_PAPER
+    assert list(ours.columns) == list(paper.columns) == list(tables.TABLE1_COLUMNS)
+    assert list(ours.Dataset) == list(paper.Dataset)
+    diffs = [(row.Dataset, c) for (_, row), (_, prow) in zip(ours.iterrows(), paper.iterrows())
+             for c in tables.TABLE1_COLUMNS if row[c] != prow[c]]
+    assert diffs == [("SJTU4K", "Resolution")]
+    assert ours.loc[2, "Resolution"] == "2176×3840" and paper.loc[2, "Resolution"] == "2160×3840"
+
+
+def test_table1_reads_the_presets():
+    cfg = get_preset("ucfsport")
+    row = tables.table1(["ucfsport"]).iloc[0]
+    assert row.Layers == cfg.model.num_layers and row.Patch == cfg.model.patch
+    assert row.Test == f"4 → {cfg.eval_length - cfg.input_length}"
+    assert row["γ1"] == cfg.train.gamma_gan and row["γ2"] == cfg.train.gamma_lp
+    assert row.Discriminator == f"{cfg.model.disc_layers} × DL_D, FC"
+    study = tables.table1(["study", "ci-official"])
+    assert list(study.Dataset) == ["study", "ci (official)"]
+    assert study.loc[0, "Hidden"] == "32 (D: 64)" and study.loc[0, "Encoder"] == "2 × DL"
+
+
+def test_compare_table1_labels_the_paper_and_explains_the_difference():
+    df = tables.compare_table1()
+    assert list(df.Source) == ["stipkit", "paper (Table I)"] * 3
+    explained = df[df.Differences != ""]
+    assert list(explained.Dataset) == ["SJTU4K"]
+    why = explained.Differences.item()
+    assert why.startswith("Resolution: 2176×3840 vs 2160×3840")
+    assert "2176" in why and "official code" in why and "pad" in why and "unexplained" not in why
+
+
+# ----------------------------------------------------------------------------- Table II
+def test_table2_at_ucfsport_matches_the_paper_but_the_known_differences():
+    df = tables.compare_table2("ucfsport")
+    ours = df[df.Source == "stipkit"].set_index("Layer")
+    paper = tables.TABLE2_PAPER.set_index("Layer")
+    diffs = {(layer, c) for layer in paper.index for c in tables.TABLE2_COLUMNS[1:]
+             if ours.loc[layer, c] != paper.loc[layer, c]}
+    assert diffs == {(tables.HIDDEN, "Padding"), (tables.HIDDEN, "Features"), (tables.FC, "Features")}
+    assert ours.loc[tables.HIDDEN, "Padding"] == "2" and paper.loc[tables.HIDDEN, "Padding"] == "1"
+    assert "unexplained" not in " ".join(df.Differences)
+    assert (df[df.Source == "paper (Table II)"].Layer.tolist() == paper.index.tolist())
+
+
+def test_table2_values_are_read_from_the_modules():
+    df = tables.table2("ucfsport").set_index("Layer")
+    assert df.loc[tables.DL, ["Kernel", "Stride", "Padding", "Features"]].tolist() == ["3", "2", "1", "64"]
+    assert df.loc[tables.DL, "Nonlinearity"] == "LeakyReLU(0.2)" and df.loc[tables.DL, "Normalization"] == "-"
+    assert df.loc[tables.DL_D, "Normalization"] == "Group Normalization(4)"
+    assert df.loc[tables.UL, "Operation"] == "deconvolution"
+    assert df.loc[tables.HIDDEN, ["Kernel", "Features", "Normalization", "Nonlinearity"]].tolist() == \
+        ["5", "4 × 64", "Layer Normalization", "-"]
+    assert df.loc[tables.FC, ["Features", "Nonlinearity"]].tolist() == ["64 → 1", "Sigmoid()"]
+    assert df.loc[tables.HIDDEN, "Count"] == 32 and df.loc[tables.DL, "Count"] == 8
+
+    # change the modules of a built model: the table follows them, not a hard-coded copy
+    cfg = get_preset("ci")
+    predictor, disc = build_model(cfg)
+    for enc in predictor.encoders.values():
+        enc.down[0] = nn.Conv2d(cfg.model.hidden, cfg.model.hidden, 5, stride=2, padding=2)
+    disc.features[2] = nn.Tanh()
+    df = tables.table2(cfg, model=(predictor, disc)).set_index("Layer")
+    assert df.loc[tables.DL, "Kernel"] == "5 ×2, 3 ×2" and df.loc[tables.DL, "Padding"] == "2 ×2, 1 ×2"
+    assert df.loc[tables.DL_D, "Nonlinearity"].startswith("Tanh() ×1, LeakyReLU(0.2) ×")
+
+
+def test_table2_traces_the_official_departures():
+    df = tables.table2("ucfsport-official").set_index("Layer")
+    assert df.loc[tables.UL, "Nonlinearity"] == "LeakyReLU(0.2) ×6, - ×2"   # last UL of 2 decoders
+    assert df.loc[tables.DL_D, "Nonlinearity"] == "ReLU()"
+    reasons = tables.compare_table2("ucfsport-official").Differences
+    assert "unexplained" not in " ".join(reasons)
+
+
+def test_table2_covers_every_weight_layer():
+    for name in ("study", "ci-official"):
+        cfg = get_preset(name)
+        predictor, disc = tables.build_meta(cfg)
+        n = sum(type(m) in (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+                for model in (predictor, disc) for m in model.modules())
+        df = tables.table2(cfg)
+        assert df.Count.sum() == n
+        assert not df.Layer.str.startswith("Other").any()
+    nosted = get_preset("study", model=replace(get_preset("study").model, sted=False))
+    assert "Merge W_1×1[T^N, S^N] (no STED)" in set(tables.table2(nosted).Layer)
+
+
+# ----------------------------------------------------------------------------- sizes
+@pytest.mark.parametrize("name", ["ci", "study", "ucfsport", "sjtu4k-official"])
+def test_parameter_counts_sum_to_the_model_total(name):
+    df = tables.parameter_counts(name)
+    predictor, disc = tables.build_meta(name)
+    total = sum(p.numel() for m in (predictor, disc) for p in m.parameters())
+    assert df.parameters.sum() == total
+    assert df[df.model == "STIP"].parameters.sum() == sum(p.numel() for p in predictor.parameters())
+    assert df[df.model == "D"].parameters.item() == sum(p.numel() for p in disc.parameters())
+    assert list(df.key) == ["encoders", "merge_t", "memory", "decoders", "head", "discriminator"]
+    mem = df.set_index("key").loc["memory"]
+    assert mem.instances == get_preset(name).model.num_layers
+    assert mem["per instance"] * mem.instances == mem.parameters
+
+
+def test_parameter_counts_match_a_real_model():
+    torch.manual_seed(0)
+    predictor, disc = build_model(get_preset("ci"))
+    df = tables.parameter_counts("ci")
+    assert df.parameters.sum() == sum(p.numel() for m in (predictor, disc) for p in m.parameters())
+    table = tables.parameter_table(["ci", "study"]).set_index("part")
+    assert table.loc["total (STIP + D)", "ci"] == df.parameters.sum()
+
+
+def test_flops_per_step_parts_add_up():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = get_preset("ci")
+    df = tables.flops_per_step(cfg)
+    predictor, _ = tables.build_meta(cfg)
+    counter = FlopCounterMode(display=False)
+    m = cfg.model
+    with counter, torch.no_grad():
+        predictor(torch.zeros(1, 2, 3, m.height, m.width, device="meta"), input_length=1)
+    assert df[df.model == "STIP"].FLOPs.sum() == counter.get_total_flops() > 0
+    assert (df.FLOPs > 0).all()
+    assert tables.flops_table(["ci"]).set_index("part").loc["STIP step", "ci"] == \
+        round(counter.get_total_flops() / 1e9, 3)
+
+
+# ----------------------------------------------------------------------------- departures
+def _differing_fields(a, b):
+    out = set()
+    for part in ("model", "train"):
+        pa, pb = getattr(a, part), getattr(b, part)
+        out |= {f"{part}.{f.name}" for f in fields(pa) if getattr(pa, f.name) != getattr(pb, f.name)}
+    return out
+
+
+def test_departures_has_one_row_per_config_field_departure():
+    df = tables.departures()
+    assert list(df.columns) == ["what", "paper", "official code", "stipkit default", "config field"]
+    ours, official = get_preset("study"), get_preset("study-official")
+    with_field = df[df["config field"] != "-"]
+    listed = [f for cell in with_field["config field"] for f in cell.split(", ")]
+    assert len(listed) == len(set(listed))
+    assert set(listed) == _differing_fields(ours, official)
+    for _, row in with_field.iterrows():
+        for f in row["config field"].split(", "):
+            part, name = f.split(".")
+            assert f"{name} = {getattr(getattr(official, part), name)!r}" in row["official code"]
+            assert f"{name} = {getattr(getattr(ours, part), name)!r}" in row["stipkit default"]
+
+
+def test_departures_lists_the_fixed_behaviour_too():
+    df = tables.departures().set_index("what")
+    for what in ("BGR frames", "LayerNorm over (C, H, W)", "SJTU4K at 2176 lines",
+                 "Gates exported for unit index 1 only", "Unused merge / conv_last parameters"):
+        assert df.loc[what, "config field"] == "-"
+    assert "LayerNorm((128, 8, 8))" in df.loc["LayerNorm over (C, H, W)", "stipkit default"]
+    assert "height = 2176" in df.loc["SJTU4K at 2176 lines", "stipkit default"]
+    assert "140,352 parameters" in df.loc["Unused merge / conv_last parameters", "official code"]
+    assert df.loc["γ1/γ2 swapped", "config field"] == "train.gamma_gan, train.gamma_lp"
+
+
+# ----------------------------------------------------------------------------- output
+def test_save_table_writes_csv_and_markdown(tmp_path):
+    df = pd.DataFrame({"name": ["a|b", "c"], "n": [1, 20], "x": [0.001, float("nan")]})
+    csv, md = tables.save_table(df, "demo", tmp_path / "out")
+    assert csv == tmp_path / "out" / "demo.csv" and md == tmp_path / "out" / "demo.md"
+    assert pd.read_csv(csv).shape == (2, 3)
+    lines = md.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "| name | n | x |"
+    assert lines[1] == "| --- | ---: | ---: |"
+    assert lines[2] == "| a\\|b | 1 | 0.001 |" and lines[3] == "| c | 20 |  |"
+    csv, md = tables.save_table(tables.compare_table1(), "table1", tmp_path)
+    assert len(md.read_text(encoding="utf-8").splitlines()) == 2 + 6
+
+
+def test_output_dir_writes_nothing_at_ci():
+    assert tables.output_dir("ci") is None
+    assert tables.output_dir("study") == tables.FIGURES == tables.output_dir("paper")
+
+
+def test_figure_inventory(tmp_path):
+    assert tables.figure_inventory(tmp_path / "missing").empty
+    (tmp_path / "03_loss.png").write_bytes(b"x")
+    (tmp_path / "table1.md").write_text("x")
+    inv = tables.figure_inventory(tmp_path)
+    assert list(inv.file) == ["03_loss.png", "table1.md"]
+    assert list(inv["made by"]) == ["03 (training)", "02 / 08"]

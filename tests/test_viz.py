@@ -1,0 +1,209 @@
+"""stipkit.viz: the Fig. 5 explorer at both ends of every slider, feature maps, the static figure,
+the observations table (and that it detects planted signals), and the plots."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib import pyplot as plt  # noqa: E402
+
+from stipkit import study, viz  # noqa: E402
+from stipkit.config import get_preset  # noqa: E402
+from stipkit.models import build_model  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+PNG = b"\x89PNG"
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return get_preset("ci")
+
+
+@pytest.fixture(scope="module")
+def frames(cfg):
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(2, cfg.eval_length, 3, cfg.model.height, cfg.model.width, generator=g)
+
+
+@pytest.fixture(scope="module")
+def features(cfg, frames):
+    torch.manual_seed(0)
+    predictor, _ = build_model(cfg)  # random weights: the shapes are what matter here
+    return study.extract_features(predictor, frames, cfg.input_length)
+
+
+# --------------------------------------------------------------------------- feature_map
+def test_feature_shapes_match_the_config(cfg, frames, features):
+    table = study.feature_shapes(cfg, batch=len(frames))
+    got = {f"{k}[{l}]": tuple(x.shape) for k in ("T_E", "S_E") for l, x in enumerate(features[k])}
+    got.update(R=tuple(features["R"].shape), U=tuple(features["U"].shape))
+    assert dict(zip(table["tensor"], table["shape"])) == {k: str(v) for k, v in got.items()}
+
+
+@pytest.mark.parametrize("kind", viz.KINDS)
+def test_feature_map_shapes_and_channel_mean(cfg, frames, features, kind):
+    m = cfg.model
+    h, w = m.height // m.patch, m.width // m.patch
+    for level in range(m.num_downsample + 1):
+        for unit in range(m.num_layers):
+            mean = viz.feature_map(features, frames, kind, 1, 2, unit, level, None)
+            size = (h >> level, w >> level) if kind in ("S_E", "T_E") else m.latent_size
+            assert mean.shape == size and np.isfinite(mean).all()
+            np.testing.assert_array_equal(mean, viz.feature_map(features, frames, kind, 1, 2, unit, level, -1))
+            chans = np.stack([viz.feature_map(features, frames, kind, 1, 2, unit, level, c)
+                              for c in range(m.hidden)])
+            np.testing.assert_allclose(chans.mean(0), mean, rtol=1e-5, atol=1e-6)
+    if kind in ("R_t", "U_t"):  # gates are sigmoids
+        gate = viz.feature_map(features, frames, kind, 0, 0, 0, 0, 0)
+        assert ((gate >= 0) & (gate <= 1)).all()
+
+
+def test_feature_map_rejects_bad_indices(frames, features):
+    r = viz.feature_ranges(features)
+    with pytest.raises(IndexError, match="t="):
+        viz.feature_map(features, frames, "S_E", t=r["t"][1] + 1)
+    with pytest.raises(IndexError, match="sample="):
+        viz.feature_map(features, frames, "U_t", sample=-1)
+    with pytest.raises(IndexError, match="level="):
+        viz.feature_map(features, frames, "T_E", level=r["level"][1] + 1)
+    with pytest.raises(IndexError, match="unit="):
+        viz.feature_map(features, frames, "R_t", unit=r["unit"][1] + 1)
+    with pytest.raises(IndexError, match="channel="):
+        viz.feature_map(features, frames, "R_t", channel=r["channel"][1] + 1)
+    with pytest.raises(ValueError, match="kind"):
+        viz.feature_map(features, frames, "H_t")
+
+
+# --------------------------------------------------------------------------- the explorer
+def test_explorer_ranges_come_from_the_shapes(cfg, frames, features):
+    ui = viz.gate_explorer(features, frames, cfg.input_length)
+    m = cfg.model
+    want = {"t": (0, cfg.eval_length - 2), "unit": (0, m.num_layers - 1),
+            "level": (0, m.num_downsample), "channel": (-1, m.hidden - 1), "sample": (0, len(frames) - 1)}
+    assert viz.feature_ranges(features) == want
+    for key, (lo, hi) in want.items():
+        assert (ui.controls[key].min, ui.controls[key].max) == (lo, hi)
+    assert list(ui.controls["kind"].options) == [(viz.KIND_TITLES[k], k) for k in viz.KINDS]
+    assert bytes(ui.image.value).startswith(PNG)  # rendered once when built
+
+
+@pytest.mark.parametrize("kind", viz.KINDS)
+def test_explorer_renders_at_both_ends_of_every_range(cfg, frames, features, kind):
+    ui = viz.gate_explorer(features, frames, cfg.input_length)
+    ranges = viz.feature_ranges(features)
+    for end in (0, 1):  # every slider at its low end, then every slider at its high end
+        values = {key: r[end] for key, r in ranges.items()}
+        m = ui.update(kind=kind, **values)
+        assert m.ndim == 2 and np.isfinite(m).all()
+        assert {k: ui.controls[k].value for k in values} == values
+    for key, (lo, hi) in ranges.items():  # each slider alone at both ends
+        for value in (lo, hi):
+            ui.image.value = b""
+            m = ui.update(kind=kind, **{key: value})
+            assert ui.controls[key].value == value and ui.controls["kind"].value == kind
+            assert m.ndim == 2 and np.isfinite(m).all()
+            assert bytes(ui.image.value).startswith(PNG)
+
+
+def test_moving_a_slider_rerenders_and_bad_values_are_refused(cfg, frames, features):
+    ui = viz.gate_explorer(features, frames, cfg.input_length)
+    ui.image.value = b""
+    ui.controls["t"].value = ui.controls["t"].max  # as a user would
+    assert bytes(ui.image.value).startswith(PNG)
+    before = {k: w.value for k, w in ui.controls.items()}
+    with pytest.raises(IndexError):
+        ui.update(unit=ui.controls["unit"].max + 1)
+    with pytest.raises(TypeError, match="unknown"):
+        ui.update(colour=1)
+    assert {k: w.value for k, w in ui.controls.items()} == before
+
+
+# --------------------------------------------------------------------------- Fig. 5
+def test_fig5_writes_the_static_figure(tmp_path, frames, features):
+    path = tmp_path / "figs" / "07_fig5_features.png"
+    fig = viz.fig5(features, frames, sample=1, t=2, path=path, level=1, unit=1)
+    assert path.read_bytes().startswith(PNG)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert any(t.startswith(k) for k in viz.KINDS for t in titles)
+    images = [ax.images[0].get_array() for ax in fig.axes[:5]]
+    assert all(im.shape[:2] == tuple(frames.shape[-2:]) for im in images)  # upsampled to the frame
+
+
+def test_observations_table_columns(cfg, frames, features):
+    df = viz.fig5_observations(features, frames)
+    assert list(df.columns) == ["observation", "where", "measure", "value", "versus", "holds",
+                                "share", "maps"]
+    levels = cfg.model.num_downsample + 1
+    assert len(df) == 2 * levels + 1
+    assert df["observation"].str[:3].tolist() == ["(a)", "(b)"] * levels + ["(c)"]
+    assert df["holds"].map(type).eq(bool).all()
+    assert (df["holds"] == (df["value"] > df["versus"])).all()
+    one = viz.fig5_observations(features, frames, level=0, unit=1)
+    assert len(one) == 3 and one["where"].iloc[-1] == "STGRU unit 1"
+    assert len(viz.describe_observations(df)) == len(df)
+
+
+def _planted(frames, swap: bool):
+    """Features whose T_E is the motion map and S_E the brightness map (or swapped); U > R."""
+    fr = frames[:, :-1]
+    b, s, _, h, w = fr.shape
+    motion = torch.zeros(b, s, h, w)
+    motion[:, 1:] = (fr[:, 1:] - fr[:, :-1]).abs().mean(2)
+    bright = fr.mean(2)
+    t_e, s_e = (bright, motion) if swap else (motion, bright)
+    rep = lambda x: x[:, :, None].repeat(1, 1, 4, 1, 1)  # noqa: E731
+    hi, lo = torch.full((b, s, 2, 4, 2, 2), 0.9), torch.full((b, s, 2, 4, 2, 2), 0.1)
+    return {"T_E": [rep(t_e)], "S_E": [rep(s_e)], "R": hi if swap else lo, "U": lo if swap else hi}
+
+
+def test_observations_detect_planted_signals(frames):
+    ok = viz.fig5_observations(_planted(frames, swap=False), frames)
+    assert ok["holds"].all() and (ok["share"] == 1).all()
+    assert ok["value"].iloc[0] == pytest.approx(1.0)  # T_E *is* the motion map
+    bad = viz.fig5_observations(_planted(frames, swap=True), frames)
+    assert not bad["holds"].any()
+    assert "does NOT hold" in viz.describe_observations(bad)[0]
+
+
+# --------------------------------------------------------------------------- plots
+def test_plot_history_strip_and_metrics(tmp_path, cfg, frames):
+    n = 12
+    history = pd.DataFrame({"iteration": range(1, n + 1), "mse": np.linspace(0.2, 0.05, n),
+                            "d": 1.38, "gan_p": 0.7, "lp": np.linspace(0.6, 0.3, n),
+                            "total": np.linspace(0.21, 0.06, n)})
+    history.loc[[5, 11], "eval_psnr_t1"] = [20.0, 22.0]
+    history.loc[[5, 11], "eval_psnr_t1_copy_last"] = [25.0, 25.0]
+    fig = viz.plot_history(history, path=tmp_path / "h.png")
+    assert (tmp_path / "h.png").exists() and len(fig.axes) == 4
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[1].get_yscale() == "linear"
+    assert len(viz.plot_history(history[["iteration", "mse", "total"]]).axes) == 2
+
+    il = cfg.input_length
+    preds = frames[:, il:].flip(-1)
+    viz.plot_strip(frames, preds, il, sample=1, path=tmp_path / "s.png")
+    viz.plot_strip(frames, torch.cat([frames[:, 1:il], preds], 1), il)  # full T-1 output works
+    with pytest.raises(ValueError, match="expected"):
+        viz.plot_strip(frames, preds[:, :1], il)
+
+    rows = [{"method": m, "t": t, "psnr": 20.0 + t, "ssim": 0.5, "lpips_x100": 30.0}
+            for m in ("STIP", "copy-last") for t in (3, 4)]
+    fig = viz.plot_metrics(pd.DataFrame(rows), paper=study.PAPER_TABLE_III, path=tmp_path / "m.png")
+    assert (tmp_path / "m.png").exists()
+    labels = fig.legends[0].get_texts()
+    assert study.PAPER_LABEL in [t.get_text() for t in labels]
+    psnr_ax, ssim_ax, lpips_ax = fig.axes
+    stars = [c for c in psnr_ax.collections if c.get_label() == study.PAPER_LABEL]
+    assert stars and sorted(map(tuple, stars[0].get_offsets())) == [(5, 30.75), (10, 21.83)]
+    assert not [c for c in ssim_ax.collections if c.get_label() == study.PAPER_LABEL]
+    ours = [tuple(line.get_ydata()) for line in psnr_ax.lines]
+    assert (30.75,) not in ours and all(30.75 not in y for y in ours)  # never mixed with ours

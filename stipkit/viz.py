@@ -378,17 +378,18 @@ def fig5_observations(features: dict, frames, level: int | None = None,
     With v_t the input frame of step t (the clip v_{t-1:t} ending there), maps are channel means
     of |features|, and frame maps are area-downsampled to the feature map's size:
 
-    * (a) *T_E follows motion*: Pearson r of |T_E| with |v_t - v_{t-1}| (motion) is higher
-      than that of |S_E|;
-    * (b) *S_E follows appearance*: r of |S_E| with the brightness of v_t is higher than r
-      of |T_E|;
+    * (a) *T_E follows motion*: Pearson r of |T_E| with |v_t - v_{t-1}| (motion) is positive
+      and higher than that of |S_E|;
+    * (b) *S_E follows appearance*: r of |S_E| with the brightness of v_t is positive and
+      higher than r of |T_E|;
     * (c) *U_t is brighter than R_t*: mean U_t > mean R_t.
 
     r is computed per (sample, step) and averaged; step 0 is skipped (its clip repeats v_1, so
     there is no motion). ``level``: one encoder level, or None for one (a)/(b) row per level;
     ``unit``: one STGRU unit for (c), or None for all units. Columns: ``observation``,
     ``where``, ``measure``, ``value`` (the side the paper says is larger), ``versus`` (the
-    other side), ``holds`` (value > versus), ``share`` (the fraction of single maps on which
+    other side), ``holds`` (value > versus, and for (a)/(b) value > 0: a map that is
+    anti-correlated with motion does not "follow" it), ``share`` (the fraction of single maps on which
     the claim holds: near 0.5 means a toss-up even where ``holds`` is True) and ``maps`` (how
     many maps were compared; maps with a constant side are left out).
     """
@@ -413,9 +414,10 @@ def fig5_observations(features: dict, frames, level: int | None = None,
         r_sb, r_tb = _corr(s_map, br), _corr(t_map, br)
         where = f"encoder level {l} ({size[0]}x{size[1]})"
         rows.append(_row("(a) T_E follows motion", where,
-                         "mean r(|T_E|, motion) vs r(|S_E|, motion)", r_tm, r_sm))
+                         "mean r(|T_E|, motion) vs r(|S_E|, motion)", r_tm, r_sm, positive=True))
         rows.append(_row("(b) S_E follows appearance", where,
-                         "mean r(|S_E|, brightness) vs r(|T_E|, brightness)", r_sb, r_tb))
+                         "mean r(|S_E|, brightness) vs r(|T_E|, brightness)", r_sb, r_tb,
+                         positive=True))
     if unit is None:
         u, r, where = _t(features["U"]), _t(features["R"]), f"all {features['U'].shape[2]} STGRU units"
     else:
@@ -431,14 +433,16 @@ def fig5_observations(features: dict, frames, level: int | None = None,
 
 
 def _row(observation: str, where: str, measure: str, claimed: torch.Tensor,
-         other: torch.Tensor) -> dict:
-    """A table row from per-map values of the side the paper says is larger and the other."""
+         other: torch.Tensor, positive: bool = False) -> dict:
+    """A table row from per-map values of the side the paper says is larger and the other
+    (``positive``: the claimed side must also be > 0 for the claim to hold)."""
     ok = torch.isfinite(claimed) & torch.isfinite(other)
     a, b = claimed[ok].double(), other[ok].double()
     value, versus = (float(a.mean()), float(b.mean())) if ok.any() else (float("nan"),) * 2
+    floor = 0.0 if positive else float("-inf")
     return {"observation": observation, "where": where, "measure": measure, "value": value,
-            "versus": versus, "holds": bool(value > versus),
-            "share": float((a > b).double().mean()) if ok.any() else float("nan"),
+            "versus": versus, "holds": bool(value > versus and value > floor),
+            "share": float(((a > b) & (a > floor)).double().mean()) if ok.any() else float("nan"),
             "maps": int(ok.sum())}
 
 

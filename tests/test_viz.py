@@ -147,7 +147,8 @@ def test_observations_table_columns(cfg, frames, features):
     assert len(df) == 2 * levels + 1
     assert df["observation"].str[:3].tolist() == ["(a)", "(b)"] * levels + ["(c)"]
     assert df["holds"].map(type).eq(bool).all()
-    assert (df["holds"] == (df["value"] > df["versus"])).all()
+    corr = df["observation"].str[:3] != "(c)"  # (a)/(b): the claimed correlation must be > 0 too
+    assert (df["holds"] == ((df["value"] > df["versus"]) & (~corr | (df["value"] > 0)))).all()
     one = viz.fig5_observations(features, frames, level=0, unit=1)
     assert len(one) == 3 and one["where"].iloc[-1] == "STGRU unit 1"
     assert len(viz.describe_observations(df)) == len(df)
@@ -172,6 +173,13 @@ def test_observations_detect_planted_signals(frames):
     assert ok["value"].iloc[0] == pytest.approx(1.0)  # T_E *is* the motion map
     bad = viz.fig5_observations(_planted(frames, swap=True), frames)
     assert not bad["holds"].any()
+    # A map anti-correlated with motion does not follow it, even if it beats the other side.
+    neg = _planted(frames, swap=False)
+    motion = neg["T_E"][0]
+    noise = 0.05 * torch.rand(motion.shape, generator=torch.Generator().manual_seed(0))
+    neg["T_E"], neg["S_E"] = [2 - motion + noise], [2 - motion]   # r about -0.9 vs exactly -1
+    anti = viz.fig5_observations(neg, frames)
+    assert anti["versus"].iloc[0] < anti["value"].iloc[0] < 0 and not anti["holds"].iloc[0]
     assert "does NOT hold" in viz.describe_observations(bad)[0]
 
 

@@ -113,5 +113,10 @@ def load_predictor(path):
         raise CheckpointError(f"checkpoint {path} stores no config; cannot rebuild the model")
     cfg = from_dict(ckpt["config"])
     model = STIP(cfg.model, input_length=cfg.input_length)
-    model.load_state_dict(ckpt["predictor"])
+    try:
+        model.load_state_dict(ckpt["predictor"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {path}: its weights do not fit the model its config "
+                              f"describes (written by another stipkit version?): "
+                              f"{str(e).splitlines()[0]}") from e
     return model.eval(), cfg

@@ -108,6 +108,18 @@ def test_resume_refuses_another_configuration(tmp_path):
         train(other, small_dataset(), tmp_path, iterations=2, progress=False)
 
 
+def test_checkpoint_whose_weights_do_not_fit_its_config(tmp_path):
+    from stipkit.checkpoint import load_predictor
+    train(small_config(), small_dataset(), tmp_path, iterations=1, progress=False)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    ckpt["predictor"]["head.weight"] = ckpt["predictor"].pop("head.t.weight")
+    torch.save(ckpt, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match=r"old.pt: its weights do not fit"):
+        load_predictor(tmp_path / "old.pt")
+    model, cfg = load_predictor(tmp_path / "checkpoint.pt")
+    assert cfg == replace(small_config(), train=replace(small_config().train, iterations=1))
+
+
 def test_truncated_and_foreign_checkpoints_give_clear_errors(tmp_path):
     train(small_config(), small_dataset(), tmp_path, iterations=1, progress=False)
     good = (tmp_path / "checkpoint.pt").read_bytes()

@@ -150,7 +150,10 @@ def test_default_datasets(cfg):
     assert train.total_length == cfg.train_length and len(train) > len(digits)
     embedded = default_dataset(cfg, "test")  # ci's dataset is "embedded"
     assert isinstance(embedded, EmbeddedVideo) and embedded[0].shape == (4, 3, 32, 32)
-    assert isinstance(EmbeddedVideo("test", resolution=(32, 32), total_length=4), EmbeddedVideo)
+    disjoint = EmbeddedVideo("test", resolution=(32, 32), total_length=4)
+    assert [w[1] for w in embedded.windows[:3]] == [w[1] for w in disjoint.windows[:1]] + \
+        [disjoint.windows[0][1] + 1, disjoint.windows[0][1] + 2]   # a window at every frame
+    assert len(embedded) > len(disjoint)
     with pytest.raises(DataError, match="--list"):
         default_dataset(get_preset("ucfsport"), "test")
     with pytest.raises(DataError, match="unknown"):

@@ -39,7 +39,7 @@ class Budget:
 
 BUDGETS = {
     "ci": Budget("ci", "ci", "embedded", iterations=6, eval_every=3, eval_windows=4),
-    "study": Budget("study", "study", "embedded", iterations=2000, eval_every=500, eval_windows=None,
+    "study": Budget("study", "study", "embedded", iterations=1800, eval_every=450, eval_windows=None,
                     ),
     "paper": Budget("paper", "ucfsport", "ucfsport", iterations=100_000, eval_every=5000,
                     eval_windows=None),

@@ -5,7 +5,6 @@ import sys
 
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 from stipkit.__main__ import main

@@ -12,6 +12,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+COMPILE_HELP = ("torch.compile each time step (inductor; needs a C++ compiler): costs one to two "
+                "minutes at the start, then runs faster (see benchmarks/bench_model.py --compile)")
 PRESET_HELP = ("ci, study, ucfsport, human36m, sjtu4k; append -official for the official "
                "code's departures (e.g. ucfsport-official)")
 DATA_CHOICES = ("embedded", "digits", "ucfsport", "human36m", "sjtu4k")
@@ -124,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ckpt-every", type=_positive, default=100, metavar="N",
                    help="write the checkpoint every N iterations, and at the end (default: 100)")
     g.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    g.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     _common_args(t)
     t.set_defaults(func=cmd_train)
 
@@ -136,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(e)
     e.add_argument("--batch-size", type=_positive, default=8, metavar="B", help="test batch size (default: 8)")
     e.add_argument("--csv", metavar="OUT", help="also write the tidy table (method, t, metrics) to this CSV file")
+    e.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     _common_args(e)
     e.set_defaults(func=cmd_evaluate)
 
@@ -212,7 +216,7 @@ def cmd_train(args) -> int:
     try:
         history = train(cfg, train_set, out, resume=not args.no_resume, eval_fn=eval_fn,
                         eval_every=args.eval_every, ckpt_every=args.ckpt_every, device=args.device,
-                        progress=progress, amp=args.amp)
+                        progress=progress, amp=args.amp, compile=args.compile)
     except ValueError as e:
         if "another configuration" not in str(e):
             raise
@@ -230,7 +234,7 @@ def cmd_train(args) -> int:
         print(f"no --test-list given: skipped the final evaluation on the {cfg.dataset} test split")
         return 0
     df = evaluate_checkpoint(ckpt, test_set, batch_size=cfg.train.batch_size, device=args.device,
-                             progress=progress)
+                             progress=progress, compile=args.compile)
     print(_header(cfg, len(test_set)))
     print(format_table(df))
     return 0
@@ -260,7 +264,7 @@ def cmd_evaluate(args) -> int:
     predictor, cfg, test_set = _load(args)
     df = evaluate(predictor, test_set, cfg.input_length, cfg.eval_length,
                   batch_size=args.batch_size, device=args.device or default_device(),
-                  progress=not args.no_progress, crop=default_crop(cfg))
+                  progress=not args.no_progress, crop=default_crop(cfg), compile=args.compile)
     print(f"checkpoint: {args.checkpoint}")
     print(_header(cfg, len(test_set)))
     print(format_table(df))

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .data import DataError, EmbeddedVideo, FrameListDataset, MovingDigits, crop_to, make_loader
 from .metrics import METRIC_COLUMNS, copy_last_baseline, sequence_metrics
+from .models import compile_steps
 
 METHODS = ("STIP", "copy-last")
 #: Dataset names understood by :func:`default_dataset` (``Config.dataset`` / ``--data``).
@@ -32,7 +33,7 @@ SJTU4K_LINES = 2160  # native SJTU4K height; the model runs padded at 2176 (see 
 
 # --------------------------------------------------------------------------- the rollout
 def rollout_dataset(predictor, dataset, input_length: int, total_length: int, batch_size: int = 8,
-                    device=None, progress: bool = True):
+                    device=None, progress: bool = True, compile: bool = False):
     """Yield ``(frames, predictions)`` batch by batch over ``dataset`` (samples (T, C, H, W)).
 
     ``frames``: the ground-truth windows (B, total_length, C, H, W); ``predictions``: the
@@ -40,7 +41,8 @@ def rollout_dataset(predictor, dataset, input_length: int, total_length: int, ba
     input_length, C, H, W), not clamped. Both lie on the model's device. The predictor is handed
     only the first ``input_length`` frames (no mask), so it cannot see the future. It runs in
     eval mode under ``torch.inference_mode()``; its previous mode is restored afterwards.
-    ``device`` moves the predictor there (default: where its parameters are).
+    ``device`` moves the predictor there (default: where its parameters are). ``compile``
+    rolls out a compiled snapshot instead (:func:`stipkit.models.compile_steps`, inference).
     """
     if not 1 <= input_length < total_length:
         raise ValueError(f"need 1 <= input_length < total_length, got {input_length}, {total_length}")
@@ -50,6 +52,7 @@ def rollout_dataset(predictor, dataset, input_length: int, total_length: int, ba
     dtype = next(predictor.parameters()).dtype
     was_training = predictor.training
     predictor.eval()
+    model = compile_steps(predictor, inference=True) if compile else predictor
     loader = make_loader(dataset, batch_size, shuffle=False)
     try:
         with torch.inference_mode():
@@ -59,8 +62,8 @@ def rollout_dataset(predictor, dataset, input_length: int, total_length: int, ba
                     raise ValueError(f"dataset samples have T={batch.shape[1]} frames, fewer than "
                                      f"total_length={total_length}")
                 frames = batch[:, :total_length].to(device, dtype)
-                rollout = predictor(frames[:, :input_length], input_length=input_length,
-                                    total_length=total_length)
+                rollout = model(frames[:, :input_length], input_length=input_length,
+                                total_length=total_length)
                 yield frames, rollout.predictions[:, input_length - 1:]
     finally:
         predictor.train(was_training)
@@ -69,7 +72,7 @@ def rollout_dataset(predictor, dataset, input_length: int, total_length: int, ba
 # --------------------------------------------------------------------------- the scores
 def evaluate(predictor, dataset, input_length: int, total_length: int, batch_size: int = 8,
              device=None, progress: bool = True, crop: tuple[int, int] | None = None,
-             per_sample: bool = False) -> pd.DataFrame:
+             per_sample: bool = False, compile: bool = False) -> pd.DataFrame:
     """Per-time-step scores of ``predictor`` and of the copy-last-frame baseline on ``dataset``.
 
     Returns a tidy DataFrame with columns ``method`` ("STIP", "copy-last"), ``t`` (the paper's
@@ -77,11 +80,12 @@ def evaluate(predictor, dataset, input_length: int, total_length: int, batch_siz
     ``lpips_x100``: means over all samples of the split. ``per_sample=True`` returns the
     unaveraged rows instead (plus a ``sample`` column, the index in ``dataset``).
     ``crop=(H, W)`` center-crops predictions and targets before scoring (SJTU4K: the
-    2176-line model output is scored at the native 2160 lines).
+    2176-line model output is scored at the native 2160 lines). ``compile``: see
+    :func:`rollout_dataset`.
     """
     parts, offset = [], 0
     for frames, preds in rollout_dataset(predictor, dataset, input_length, total_length,
-                                         batch_size, device, progress):
+                                         batch_size, device, progress, compile):
         target = frames[:, input_length:]
         for method, pred in zip(METHODS, (preds, copy_last_baseline(frames, input_length))):
             p, g = (pred, target) if crop is None else (crop_to(pred, *crop), crop_to(target, *crop))
@@ -173,12 +177,14 @@ def default_crop(cfg) -> tuple[int, int] | None:
 
 def evaluate_checkpoint(path, dataset=None, *, batch_size: int = 8, device=None,
                         progress: bool = True, crop="auto", input_length: int | None = None,
-                        total_length: int | None = None, **dataset_kw) -> pd.DataFrame:
+                        total_length: int | None = None, compile: bool = False,
+                        **dataset_kw) -> pd.DataFrame:
     """:func:`evaluate` on a checkpoint written by :func:`stipkit.train.train`.
 
     ``dataset`` defaults to :func:`default_dataset` ``(cfg, "test", **dataset_kw)``;
     ``input_length`` / ``total_length`` to the config's (Table I "Test"); ``crop="auto"`` to
     :func:`default_crop` (SJTU4K), ``None`` for no crop. ``device`` defaults to CUDA if present.
+    ``compile``: roll out a compiled snapshot (:func:`stipkit.models.compile_steps`).
     """
     from .checkpoint import load_predictor
     from .train import default_device
@@ -189,7 +195,7 @@ def evaluate_checkpoint(path, dataset=None, *, batch_size: int = 8, device=None,
     return evaluate(predictor, dataset, input_length or cfg.input_length,
                     total_length or cfg.eval_length, batch_size=batch_size,
                     device=device or default_device(), progress=progress,
-                    crop=default_crop(cfg) if crop == "auto" else crop)
+                    crop=default_crop(cfg) if crop == "auto" else crop, compile=compile)
 
 
 # --------------------------------------------------------------------------- a picture

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import Config, TrainConfig, from_dict, to_dict
 from .losses import gan_d_loss, predictor_loss
-from .models import build_model
+from .models import build_model, compile_steps
 
 
 class TrainingDiverged(RuntimeError):
@@ -140,14 +140,16 @@ def default_device() -> torch.device:
 
 def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, resume: bool = True,
           eval_fn=None, eval_every: int = 0, ckpt_every: int = 100, device=None,
-          progress: bool = True, amp: bool = False) -> pd.DataFrame:
+          progress: bool = True, amp: bool = False, compile: bool = False) -> pd.DataFrame:
     """Train the predictor and discriminator of ``cfg`` on ``train_set`` (samples (T, C, H, W)).
 
     Writes ``out_dir/checkpoint.pt`` (every ``ckpt_every`` iterations and at the end) and
     ``out_dir/history.csv``; returns the history as a DataFrame (one row per iteration, plus
     ``eval_*`` columns every ``eval_every`` iterations when ``eval_fn(predictor) -> dict`` is
     given). With ``resume`` an existing checkpoint in ``out_dir`` is continued. ``iterations``
-    overrides ``cfg.train.iterations``. Under torchrun the process group is set up here (gloo on
+    overrides ``cfg.train.iterations``. ``compile`` compiles the predictor's steps in place
+    (:func:`stipkit.models.compile_steps`; results equal eager up to float rounding). Under
+    torchrun the process group is set up here (gloo on
     CPU, nccl on CUDA) and only rank 0 writes files.
     """
     tc = cfg.train if iterations is None else replace(cfg.train, iterations=iterations)
@@ -170,6 +172,8 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
         start = ckpt["iteration"]
         rows = ckpt["extra"].get("history", [])
     dtype = next(predictor.parameters()).dtype  # follows torch's default dtype (float32)
+    if compile:
+        compile_steps(predictor)
     net_p = DDP(predictor) if world > 1 else predictor
     net_d = DDP(disc) if world > 1 and tc.loss != "mse" else disc
     source = BatchSource(train_set, tc.batch_size, tc.seed, world, rank)

@@ -36,8 +36,9 @@ def test_module_help_in_a_subprocess():
 
 @pytest.mark.parametrize("command, flags", [
     ("train", ["--preset", "--data", "--list", "--root", "--iterations", "--batch-size", "--loss",
-               "--out", "--no-resume", "--eval-every", "--ckpt-every", "--seed", "--device"]),
-    ("evaluate", ["--checkpoint", "--data", "--batch-size", "--csv"]),
+               "--out", "--no-resume", "--eval-every", "--ckpt-every", "--seed", "--device",
+               "--compile"]),
+    ("evaluate", ["--checkpoint", "--data", "--batch-size", "--csv", "--compile"]),
     ("predict", ["--checkpoint", "--data", "--num", "--out"]),
 ])
 def test_command_help(capsys, command, flags):

@@ -1,5 +1,6 @@
 """Models: encoders/decoders (MGST-AE), memories, the STIP predictor and the discriminator."""
 from .autoencoder import Decoder, Encoder
+from .compile import compile_steps, is_compiled
 from .discriminator import Discriminator
 from .memories import MEMORIES, STGRU, build_memory
 from .stip import STIP, Rollout
@@ -11,4 +12,4 @@ def build_model(cfg):
 
 
 __all__ = ["STIP", "Rollout", "Discriminator", "Encoder", "Decoder", "STGRU", "MEMORIES",
-           "build_memory", "build_model"]
+           "build_memory", "build_model", "compile_steps", "is_compiled"]

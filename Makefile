@@ -40,5 +40,5 @@ lab: setup
 	$(BIN)/jupyter lab notebooks/03_train_stgru.ipynb
 
 bench: setup
-	$(BIN)/python benchmarks/bench_model.py
+	$(BIN)/python benchmarks/bench_model.py --compile --breakdown
 	$(BIN)/python benchmarks/bench_train.py

@@ -1,6 +1,7 @@
 """Speed and memory of the STIP predictor on this machine; prints tables, asserts nothing.
 
     python benchmarks/bench_model.py [--presets study ucfsport] [--no-sjtu4k] [--repeats 3]
+                                     [--compile] [--breakdown]
 
 * train step: one Alg. 1 iteration (D update, then P update with mse+gan+lp), 4 -> 6 frames;
   study preset at batch 8, ucfsport at batch 1 (as the official code trains).
@@ -8,7 +9,16 @@
 * FLOP/s: FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode`` on stipkit's forward /
   train step, divided by the time, as a fraction of the measured fp32 matmul FLOP/s.
 * sjtu4k: inference of one 8-frame sequence (2176x3840, 4 -> 4), each in a fresh process:
-  wall time and peak resident memory (ru_maxrss).
+  wall time and peak resident memory (VmHWM), the input included. ``stipkit-float`` is handed
+  all 8 frames as float32, like the official code; ``-given4`` only the 4 given frames, as
+  ``stipkit.evaluate`` does (the future is never read without a scheduled-sampling mask);
+  ``uint8`` the 8 frames as bytes (scaled one step at a time).
+* ``--compile``: stipkit with ``stipkit.models.compile_steps`` (minutes of compiling first).
+* ``--breakdown``: the share of the time spent in convolution kernels, and the FLOP/s fraction
+  the model would reach if everything but the convolutions took no time.
+
+Each code is timed in turns (stipkit, official, stipkit, ...) and the best of ``--repeats`` is
+kept, so that a shared machine's drift reaches both alike.
 
 With ``STIPKIT_OFFICIAL_DIR`` pointing at a checkout of github ZhengChang467/STIPHR, the official
 code is timed the same way (its model with identical sizes, random weights) and the ratio
@@ -31,7 +41,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from stipkit.config import get_preset
-from stipkit.models import build_model
+from stipkit.models import build_model, compile_steps
 from stipkit.train import make_optimizers, train_step
 
 OFFICIAL = os.environ.get("STIPKIT_OFFICIAL_DIR")
@@ -60,12 +70,17 @@ def count_flops(fn) -> int:
 
 
 # ----------------------------------------------------------------------------- stipkit
-def stipkit_case(preset: str, batch: int, total: int = 10):
+def stipkit_case(preset: str, batch: int, total: int = 10, compiled: bool = False):
+    """(train step, forward) of stipkit; ``compiled``: the train step compiled in place and the
+    forward on a frozen compiled snapshot (``stipkit.models.compile_steps``)."""
     cfg = get_preset(preset)
     cfg = replace(cfg, train=replace(cfg.train, loss="mse+gan+lp"))
     torch.manual_seed(0)
     pred, disc = build_model(cfg)
     opt_p, opt_d, _, _ = make_optimizers(pred, disc, cfg.train)
+    infer = compile_steps(pred, inference=True) if compiled else pred
+    if compiled:
+        compile_steps(pred)
     m = cfg.model
     frames = torch.rand(batch, total, m.img_channels, m.height, m.width)
     mask = torch.zeros(batch, total - cfg.input_length - 1)
@@ -75,7 +90,7 @@ def stipkit_case(preset: str, batch: int, total: int = 10):
 
     def forward():
         with torch.inference_mode():
-            pred(frames)
+            infer(frames)
     return step, forward
 
 
@@ -134,13 +149,14 @@ def sjtu4k_child(which: str) -> None:
     else:
         pred, _ = build_model(cfg)
         pred.eval()
-        shape = (1, 8, m.img_channels, m.height, m.width)
-        frames = (torch.randint(0, 256, shape, dtype=torch.uint8) if which == "stipkit-uint8"
+        given = 4 if which.endswith("-given4") else 8  # evaluate() hands the model 4 frames only
+        shape = (1, given, m.img_channels, m.height, m.width)
+        frames = (torch.randint(0, 256, shape, dtype=torch.uint8) if "uint8" in which
                   else torch.rand(shape))
 
         def forward():
             with torch.inference_mode():
-                pred(frames)
+                pred(frames, total_length=8)
     base = peak_rss_gb()
     t0 = time.perf_counter()
     forward()
@@ -159,7 +175,8 @@ def peak_rss_gb() -> float:
 
 def sjtu4k_rows() -> list[dict]:
     rows = []
-    for which in ["stipkit-float", "stipkit-uint8"] + (["official"] if OFFICIAL else []):
+    for which in (["stipkit-float", "stipkit-float-given4", "stipkit-uint8"]
+                  + (["official"] if OFFICIAL else [])):
         out = subprocess.run([sys.executable, __file__, "--sjtu4k-child", which],
                              capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
@@ -169,10 +186,44 @@ def sjtu4k_rows() -> list[dict]:
     return rows
 
 
+def interleaved_times(fns: dict, repeats: int) -> dict[str, list[float]]:
+    """Time each function ``repeats`` times, taking turns (a, b, c, a, b, c, ...), after one
+    warm-up call each. Taking turns puts every code under the same drift of a shared machine."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+CONV_OPS = ("aten::mkldnn_convolution", "aten::_convolution", "aten::convolution_backward",
+            "aten::convolution", "aten::addmm", "aten::mm")
+
+
+def conv_seconds(fn) -> tuple[float, float]:
+    """(seconds in convolution / linear kernels, seconds in all ops) of one call, from the
+    profiler's self times (the transposed convolutions run inside ``aten::_convolution``)."""
+    from torch.profiler import ProfilerActivity, profile  # noqa: PLC0415
+    fn()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    events = prof.key_averages()
+    conv = sum(e.self_cpu_time_total for e in events if e.key in CONV_OPS)
+    return conv / 1e6, sum(e.self_cpu_time_total for e in events) / 1e6
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", nargs="+", default=["study", "ucfsport"])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--compile", action="store_true",
+                    help="also time stipkit with compile_steps (takes minutes to compile)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="profile stipkit (eager) once and print the convolutions-only bound")
     ap.add_argument("--no-sjtu4k", action="store_true")
     ap.add_argument("--sjtu4k-child", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -181,25 +232,43 @@ def main(argv=None) -> None:
     peak = matmul_flops()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 matmul (4096^3): "
           f"{peak / 1e9:.1f} GFLOP/s")
-    rows = []
+    rows, bounds = [], []
     for preset in a.presets:
         b = BATCH[preset]
-        step, forward = stipkit_case(preset, b)
-        flops = {"train step": count_flops(step), "forward": count_flops(forward)}
-        times = {"train step": best_time(step, a.repeats), "forward": best_time(forward, a.repeats)}
-        off = {}
+        cases = {"stipkit": stipkit_case(preset, b)}
+        flops = {"train step": count_flops(cases["stipkit"][0]),
+                 "forward": count_flops(cases["stipkit"][1])}
+        if a.compile:
+            t0 = time.perf_counter()
+            cases["stipkit compiled"] = stipkit_case(preset, b, compiled=True)
+            for fn in cases["stipkit compiled"]:
+                fn()  # compile now, outside the timed calls
+            print(f"{preset}: compiled in {time.perf_counter() - t0:.0f} s")
         if OFFICIAL:
-            o_step, o_forward = official_case(preset, b)
-            off = {"train step": best_time(o_step, a.repeats), "forward": best_time(o_forward, a.repeats)}
-        for what in ("train step", "forward"):
-            row = {"preset": preset, "batch": b, "what": what, "stipkit s": round(times[what], 3),
-                   "GFLOP": round(flops[what] / 1e9, 1),
-                   "FLOP/s / matmul": round(flops[what] / times[what] / peak, 2)}
-            if off:
-                row["official s"] = round(off[what], 3)
-                row["speed-up (official/stipkit)"] = round(off[what] / times[what], 2)
-            rows.append(row)
+            cases["official"] = official_case(preset, b)
+        for i, what in enumerate(("train step", "forward")):
+            times = interleaved_times({code: fns[i] for code, fns in cases.items()}, a.repeats)
+            for code, ts in times.items():
+                row = {"preset": preset, "batch": b, "what": what, "code": code,
+                       "seconds": round(min(ts), 3), "GFLOP": round(flops[what] / 1e9, 1),
+                       "FLOP/s / matmul": round(flops[what] / min(ts) / peak, 2)}
+                if OFFICIAL:
+                    row.update({"speed-up (official/stipkit)": "", "per-round range": ""})
+                if OFFICIAL and code != "official":
+                    ratios = [o / t for o, t in zip(times["official"], ts)]
+                    row["speed-up (official/stipkit)"] = round(min(times["official"]) / min(ts), 2)
+                    row["per-round range"] = f"{min(ratios):.2f}-{max(ratios):.2f}"
+                rows.append(row)
+            if a.breakdown:
+                conv, total = conv_seconds(cases["stipkit"][i])
+                bounds.append({"preset": preset, "what": what, "conv s": round(conv, 3),
+                               "all ops s": round(total, 3), "conv share": round(conv / total, 2),
+                               "bound: FLOP/s / matmul if only convolutions took time":
+                                   round(flops[what] / conv / peak, 2)})
     print(pd.DataFrame(rows).to_string(index=False))
+    if bounds:
+        print("\nWhere the time goes (stipkit eager, one profiled call; profiler self times):")
+        print(pd.DataFrame(bounds).to_string(index=False))
     if not a.no_sjtu4k:
         print("\nsjtu4k inference, one 8-frame sequence (fresh process each):")
         print(pd.DataFrame(sjtu4k_rows()).to_string(index=False))

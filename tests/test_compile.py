@@ -16,6 +16,14 @@ from stipkit.train import train
 CFG = get_preset("ci")
 
 
+@pytest.fixture(autouse=True)
+def no_quiet_eager_fallback():
+    """Past dynamo's recompile limit torch runs eager without a word; here that is a failure."""
+    import torch._dynamo.config as dynamo_config
+    with dynamo_config.patch(fail_on_recompile_limit_hit=True):
+        yield
+
+
 def _frames(seed=0, b=2, t=4):
     g = torch.Generator().manual_seed(seed)
     m = CFG.model

@@ -15,6 +15,10 @@ import torch
 from .stip import STIP
 
 _STEPS = ("encode", "step")  # Alg. 1 line 6 and lines 7-19: all the work of one time step
+# Graphs are cached per code object, shared by every STIP in the process: each preset's shapes,
+# training vs inference, and which clip frames carry gradients (given frames or predictions)
+# are separate graphs. Past the limit torch would quietly run eager, so it is raised to this.
+RECOMPILE_LIMIT = 64
 
 
 def compile_steps(model: STIP, *, inference: bool = False) -> STIP:
@@ -38,6 +42,8 @@ def compile_steps(model: STIP, *, inference: bool = False) -> STIP:
     for name in _STEPS:  # start from the eager methods (a deep copy keeps compiled attributes
         model.__dict__.pop(name, None)  # that still call the original model)
     options = {"freezing": True} if inference else None
+    import torch._dynamo.config as dynamo_config  # noqa: PLC0415
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, RECOMPILE_LIMIT)
     for name in _STEPS:
         setattr(model, name, torch.compile(getattr(model, name), dynamic=False, options=options))
     return model

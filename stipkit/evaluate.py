@@ -63,8 +63,8 @@ def rollout_dataset(predictor, dataset, input_length: int, total_length: int, ba
                                      f"total_length={total_length}")
                 frames = batch[:, :total_length].to(device, dtype)
                 rollout = model(frames[:, :input_length], input_length=input_length,
-                                total_length=total_length)
-                yield frames, rollout.predictions[:, input_length - 1:]
+                                total_length=total_length, future_only=True)
+                yield frames, rollout.predictions
     finally:
         predictor.train(was_training)
 

@@ -111,6 +111,17 @@ def test_scheduled_sampling_mask_semantics():
     assert torch.allclose(mixed[0], ones[0], atol=1e-6) and torch.allclose(mixed[1], zeros[1], atol=1e-6)
 
 
+def test_future_only_keeps_just_the_predictions_of_unseen_frames():
+    cfg = tiny(get_preset("study"))
+    pred, _ = make(cfg)
+    frames = torch.rand(2, 4, 3, cfg.model.height, cfg.model.width)
+    with torch.inference_mode():
+        every = pred(frames, input_length=4, total_length=7).predictions        # v_2..v_7
+        future = pred(frames, input_length=4, total_length=7, future_only=True).predictions
+    assert every.shape[1] == 6 and future.shape[1] == 3                         # v_5..v_7
+    assert torch.equal(future, every[:, 3:])
+
+
 def test_clip_padding_departure():
     base = tiny(get_preset("study")).model
     frames = torch.rand(1, 5, 3, base.height, base.width)

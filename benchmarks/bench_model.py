@@ -10,8 +10,9 @@
   train step, divided by the time, as a fraction of the measured fp32 matmul FLOP/s.
 * sjtu4k: inference of one 8-frame sequence (2176x3840, 4 -> 4), each in a fresh process:
   wall time and peak resident memory (VmHWM), the input included. ``stipkit-float`` is handed
-  all 8 frames as float32, like the official code; ``-given4`` only the 4 given frames, as
-  ``stipkit.evaluate`` does (the future is never read without a scheduled-sampling mask);
+  all 8 frames as float32, like the official code; ``-given4`` only the 4 given frames, and
+  keeps only the 4 future predictions, as ``stipkit.evaluate`` does (the future frames are never
+  read without a scheduled-sampling mask, and the predictions of given frames are not scored);
   ``uint8`` the 8 frames as bytes (scaled one step at a time).
 * ``--compile``: stipkit with ``stipkit.models.compile_steps`` (minutes of compiling first).
 * ``--breakdown``: the share of the time spent in convolution kernels, and the FLOP/s fraction
@@ -58,7 +59,7 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
-def matmul_flops(n: int = 4096, repeats: int = 5) -> float:
+def matmul_flops(n: int = 4096, repeats: int = 10) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     return 2 * n ** 3 / best_time(lambda: a @ b, repeats)
 
@@ -156,7 +157,7 @@ def sjtu4k_child(which: str) -> None:
 
         def forward():
             with torch.inference_mode():
-                pred(frames, total_length=8)
+                pred(frames, total_length=8, future_only=given == 4)
     base = peak_rss_gb()
     t0 = time.perf_counter()
     forward()
@@ -200,6 +201,7 @@ def interleaved_times(fns: dict, repeats: int) -> dict[str, list[float]]:
     return times
 
 
+BOUND = "bound: FLOP/s / matmul if only convolutions took time"
 CONV_OPS = ("aten::mkldnn_convolution", "aten::_convolution", "aten::convolution_backward",
             "aten::convolution", "aten::addmm", "aten::mm")
 
@@ -239,6 +241,7 @@ def main(argv=None) -> None:
         flops = {"train step": count_flops(cases["stipkit"][0]),
                  "forward": count_flops(cases["stipkit"][1])}
         if a.compile:
+            torch._dynamo.config.fail_on_recompile_limit_hit = True  # never time eager as compiled
             t0 = time.perf_counter()
             cases["stipkit compiled"] = stipkit_case(preset, b, compiled=True)
             for fn in cases["stipkit compiled"]:
@@ -263,8 +266,17 @@ def main(argv=None) -> None:
                 conv, total = conv_seconds(cases["stipkit"][i])
                 bounds.append({"preset": preset, "what": what, "conv s": round(conv, 3),
                                "all ops s": round(total, 3), "conv share": round(conv / total, 2),
-                               "bound: FLOP/s / matmul if only convolutions took time":
-                                   round(flops[what] / conv / peak, 2)})
+                               BOUND: round(flops[what] / conv / peak, 2), "_flops": flops[what]})
+    late = matmul_flops()  # the machine is shared: keep the best matmul rate seen, start or end
+    if late > peak:
+        peak = late
+        for row in rows:
+            row["FLOP/s / matmul"] = round(row["GFLOP"] * 1e9 / row["seconds"] / peak, 2)
+        for row in bounds:
+            row[BOUND] = round(row["_flops"] / row["conv s"] / peak, 2)
+    print(f"fp32 matmul, best of the start and the end of the run: {peak / 1e9:.1f} GFLOP/s")
+    for row in bounds:
+        del row["_flops"]
     print(pd.DataFrame(rows).to_string(index=False))
     if bounds:
         print("\nWhere the time goes (stipkit eager, one profiled call; profiler self times):")

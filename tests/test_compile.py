@@ -3,7 +3,11 @@
 Each compile takes 10-30 s here (ci preset), so the tests share as few compiles as they can.
 """
 import copy
+import os
+import subprocess
+import sys
 
+import pandas as pd
 import pytest
 import torch
 
@@ -99,6 +103,23 @@ def test_train_with_compile_follows_eager(tmp_path, one_thread):
     for col in ("mse", "d", "gan_p", "lp", "total"):
         a, b = eager[col].to_numpy(), compiled[col].to_numpy()
         assert abs(a - b).max() <= 1e-3 * abs(a).max(), (col, a, b)
+
+
+def test_torchrun_with_compile_follows_eager(tmp_path):
+    """Two processes (DDP, gloo), compiled steps: the same losses as the eager two-process run."""
+    hist = {}
+    for flag in ("", "--compile"):
+        out = tmp_path / (flag or "eager")
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "stipkit", "train", "--preset", "ci", "--iterations", "3", "--data", "digits",
+               "--batch-size", "1", "--out", str(out), "--no-progress", "--device", "cpu"]
+        res = subprocess.run(cmd + ([flag] if flag else []), capture_output=True, text=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        hist[flag] = pd.read_csv(out / "history.csv")
+    for col in ("mse", "d", "total"):
+        diff = (hist[""][col] - hist["--compile"][col]).abs().max()
+        assert diff <= 1e-4 * hist[""][col].abs().max(), (col, diff)
 
 
 def test_only_stip_models():

@@ -79,8 +79,9 @@ def stipkit_case(preset: str, batch: int, total: int = 10, compiled: bool = Fals
     torch.manual_seed(0)
     pred, disc = build_model(cfg)
     opt_p, opt_d, _, _ = make_optimizers(pred, disc, cfg.train)
-    infer = compile_steps(pred, inference=True) if compiled else pred
+    infer = pred
     if compiled:
+        infer = compile_steps(pred, inference=True)
         compile_steps(pred)
     m = cfg.model
     frames = torch.rand(batch, total, m.img_channels, m.height, m.width)
@@ -201,6 +202,7 @@ def interleaved_times(fns: dict, repeats: int) -> dict[str, list[float]]:
     return times
 
 
+FRACTION = "FLOP/s / matmul"
 BOUND = "bound: FLOP/s / matmul if only convolutions took time"
 CONV_OPS = ("aten::mkldnn_convolution", "aten::_convolution", "aten::convolution_backward",
             "aten::convolution", "aten::addmm", "aten::mm")
@@ -254,7 +256,7 @@ def main(argv=None) -> None:
             for code, ts in times.items():
                 row = {"preset": preset, "batch": b, "what": what, "code": code,
                        "seconds": round(min(ts), 3), "GFLOP": round(flops[what] / 1e9, 1),
-                       "FLOP/s / matmul": round(flops[what] / min(ts) / peak, 2)}
+                       FRACTION: flops[what] / min(ts)}  # FLOP/s; divided by peak below
                 if OFFICIAL:
                     row.update({"speed-up (official/stipkit)": "", "per-round range": ""})
                 if OFFICIAL and code != "official":
@@ -266,17 +268,14 @@ def main(argv=None) -> None:
                 conv, total = conv_seconds(cases["stipkit"][i])
                 bounds.append({"preset": preset, "what": what, "conv s": round(conv, 3),
                                "all ops s": round(total, 3), "conv share": round(conv / total, 2),
-                               BOUND: round(flops[what] / conv / peak, 2), "_flops": flops[what]})
-    late = matmul_flops()  # the machine is shared: keep the best matmul rate seen, start or end
-    if late > peak:
-        peak = late
-        for row in rows:
-            row["FLOP/s / matmul"] = round(row["GFLOP"] * 1e9 / row["seconds"] / peak, 2)
-        for row in bounds:
-            row[BOUND] = round(row["_flops"] / row["conv s"] / peak, 2)
+                               BOUND: flops[what] / conv})  # FLOP/s; divided by peak below
+    # The machine is shared: the fractions use the best matmul rate seen, at the start or the end.
+    peak = max(peak, matmul_flops())
     print(f"fp32 matmul, best of the start and the end of the run: {peak / 1e9:.1f} GFLOP/s")
+    for row in rows:
+        row[FRACTION] = round(row[FRACTION] / peak, 2)
     for row in bounds:
-        del row["_flops"]
+        row[BOUND] = round(row[BOUND] / peak, 2)
     print(pd.DataFrame(rows).to_string(index=False))
     if bounds:
         print("\nWhere the time goes (stipkit eager, one profiled call; profiler self times):")

@@ -12,8 +12,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-COMPILE_HELP = ("torch.compile each time step (inductor; needs a C++ compiler): costs one to two "
-                "minutes at the start, then runs faster (see benchmarks/bench_model.py --compile)")
+COMPILE_HELP = ("torch.compile each time step (inductor; needs a C++ compiler): costs 1-3 minutes "
+                "at the start; whether it then runs faster depends on the model size and machine "
+                "(see benchmarks/bench_model.py --compile)")
 PRESET_HELP = ("ci, study, ucfsport, human36m, sjtu4k; append -official for the official "
                "code's departures (e.g. ucfsport-official)")
 DATA_CHOICES = ("embedded", "digits", "ucfsport", "human36m", "sjtu4k")

@@ -149,8 +149,8 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
     given). With ``resume`` an existing checkpoint in ``out_dir`` is continued. ``iterations``
     overrides ``cfg.train.iterations``. ``compile`` compiles the predictor's steps in place
     (:func:`stipkit.models.compile_steps`; results equal eager up to float rounding). Under
-    torchrun the process group is set up here (gloo on
-    CPU, nccl on CUDA) and only rank 0 writes files.
+    torchrun the process group is set up here (gloo on CPU, nccl on CUDA) and only rank 0
+    writes files.
     """
     tc = cfg.train if iterations is None else replace(cfg.train, iterations=iterations)
     cfg = replace(cfg, train=tc)

@@ -1,10 +1,10 @@
 """Optional ``torch.compile`` for STIP: one compiled graph per time step, reused by the whole rollout.
 
 Eager PyTorch is the default everywhere in stipkit (nothing to wait for, easiest to step
-through). Compiling is worth it for long runs: on this kit's 2-core CPU it made the ucfsport
-train step about 1.15x and the ucfsport forward about 1.3x faster, after one to two minutes of
-compilation (``benchmarks/bench_model.py --compile`` measures both on your machine).
-Inductor needs a C++ compiler on CPU.
+through). On this kit's 2-core CPU, compiling made the ucfsport (512²) forward 8-12 % faster
+in the benchmark runs, after 1-3 minutes of compiling on a cold cache; the train step and the
+64² study preset gained nothing beyond the machine's noise (``benchmarks/bench_model.py
+--compile`` measures it on your machine). Inductor needs a C++ compiler on CPU.
 """
 from __future__ import annotations
 

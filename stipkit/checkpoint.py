@@ -3,7 +3,9 @@ and read with ``torch.load(..., weights_only=True)`` (no arbitrary pickles are e
 
 Keys: ``format``, ``version``, ``iteration``, ``config`` (plain dict), ``predictor``,
 ``discriminator``, ``opt_p``, ``opt_d``, ``sched_p``, ``sched_d`` (state dicts or None),
-``rng`` (torch / numpy / python states as tensors and lists), ``extra`` (plain values).
+``ema`` (the predictor's weight average when training kept one, else None; absent in older
+files) and ``ema_updates``, ``rng`` (torch / numpy / python states as tensors and lists),
+``extra`` (plain values).
 """
 from __future__ import annotations
 
@@ -65,8 +67,8 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
 
 
 def save_checkpoint(path, *, predictor, config=None, discriminator=None, opt_p=None, opt_d=None,
-                    sched_p=None, sched_d=None, iteration: int = 0, rng: dict | None = None,
-                    extra: dict | None = None) -> Path:
+                    sched_p=None, sched_d=None, ema=None, ema_updates: int = 0,
+                    iteration: int = 0, rng: dict | None = None, extra: dict | None = None) -> Path:
     """Write one checkpoint (atomically). ``config`` is a :class:`~stipkit.config.Config`."""
     from .config import to_dict
     sd = lambda m: None if m is None else m.state_dict()  # noqa: E731
@@ -75,6 +77,7 @@ def save_checkpoint(path, *, predictor, config=None, discriminator=None, opt_p=N
         "config": None if config is None else to_dict(config),
         "predictor": sd(predictor), "discriminator": sd(discriminator),
         "opt_p": sd(opt_p), "opt_d": sd(opt_d), "sched_p": sd(sched_p), "sched_d": sd(sched_d),
+        "ema": sd(ema), "ema_updates": int(ema_updates),
         "rng": rng_state() if rng is None else rng, "extra": extra or {},
     }, path)
 
@@ -105,7 +108,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def load_predictor(path):
-    """(STIP predictor in eval mode, Config) from a checkpoint."""
+    """(STIP predictor in eval mode, Config) from a checkpoint: the weight average (``ema``)
+    when training kept one (``TrainConfig.ema``), else the trained weights."""
     from .config import from_dict
     from .models import STIP
     ckpt = load_checkpoint(path)
@@ -114,7 +118,7 @@ def load_predictor(path):
     cfg = from_dict(ckpt["config"])
     model = STIP(cfg.model, input_length=cfg.input_length)
     try:
-        model.load_state_dict(ckpt["predictor"])
+        model.load_state_dict(ckpt["predictor"] if ckpt.get("ema") is None else ckpt["ema"])
     except RuntimeError as e:
         raise CheckpointError(f"checkpoint {path}: its weights do not fit the model its config "
                               f"describes (written by another stipkit version?): "

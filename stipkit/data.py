@@ -48,6 +48,8 @@ __all__ = [
     "load_video",
     "load_clip_cached",
     "load_frame_folder",
+    "video_size",
+    "cover_size",
     "EmbeddedVideo",
     "MovingDigits",
     "parse_list_file",
@@ -255,6 +257,30 @@ def load_video(
     return np.concatenate(out)
 
 
+def video_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(height, width)`` of a video's first stream, read from its header (nothing decoded)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DataError(f"{path}: no video stream in this file")
+            stream = container.streams.video[0]
+            return stream.height, stream.width
+    except DataError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+        raise DataError(f"{path}: unreadable or corrupt video ({type(e).__name__}: {e})") from e
+
+
+def cover_size(size: tuple[int, int], resolution: tuple[int, int]) -> tuple[int, int]:
+    """The size a ``size`` frame is scaled to so that it just covers ``resolution`` (the scale
+    :func:`resize_frames` uses before its center crop), aspect ratio kept."""
+    (h, w), (H, W) = size, resolution
+    s = max(H / h, W / w)
+    return max(H, round(h * s)), max(W, round(w * s))
+
+
 def _clip_cache_path(root: Path, name: str, path: Path, resolution: tuple[int, int]) -> Path:
     # keyed by clip name + resolution; the short hash of (file, size, mtime) invalidates the
     # cache if the source file changes and keeps two different "clip.mp4" files apart
@@ -298,6 +324,14 @@ class EmbeddedVideo(Dataset):
       form the test split and all other clips the train split.
 
     Windows start every ``stride`` frames (default ``total_length``: non-overlapping).
+
+    More windows from the same frames (training augmentation, all enumerated, so that the
+    dataset stays a deterministic list): ``crops=n`` keeps each frame at the scale of the
+    center crop but whole (e.g. bikes: 64x151 instead of 64x64) and takes ``n`` crops of
+    ``resolution`` evenly spaced across it, the center one included when ``n`` is odd;
+    ``flips=True`` adds the left-right mirror of every window; ``reverse=True`` adds every
+    window played backwards (motion run in reverse is still plausible motion). ``self.windows``
+    then lists ``(clip_name, first_frame, top, left, flipped, reversed)``.
     ``clips`` may be names of embedded clips or a ``{name: path}`` mapping to your own videos.
     ``self.windows`` lists ``(clip_name, first_frame)`` for every sample. With the defaults
     (3 clips, 64x64, ``total_length=10`` as in the UCF Sports 4 -> 6 test setting of STIP
@@ -318,6 +352,9 @@ class EmbeddedVideo(Dataset):
         gap: int = 5,
         test_clips: Sequence[str] | None = None,
         channel_order: str = "rgb",
+        crops: int = 1,
+        flips: bool = False,
+        reverse: bool = False,
     ):
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -325,6 +362,8 @@ class EmbeddedVideo(Dataset):
             raise ValueError(f"split_by must be 'time' or 'clip', got {split_by!r}")
         if total_length < 1 or (stride is not None and stride < 1):
             raise ValueError("total_length and stride must be >= 1")
+        if not (isinstance(crops, int) and crops >= 1):
+            raise ValueError(f"crops must be an integer >= 1 (1: the center crop only), got {crops!r}")
         self.split, self.resolution, self.total_length = split, tuple(resolution), total_length
         self.stride = stride or total_length
         self.channel_order = channel_order
@@ -350,9 +389,13 @@ class EmbeddedVideo(Dataset):
             names = [n for n in names if (n in held_out) == (split == "test")]
 
         self.frames: dict[str, np.ndarray] = {}
-        self.windows: list[tuple[str, int]] = []
+        self.windows: list[tuple] = []
+        self.augmented = crops > 1 or flips or reverse
         for name in names:
-            frames = load_clip_cached(name, sources[name], self.resolution, cache_dir)
+            size = self.resolution
+            if crops > 1:
+                size = cover_size(video_size(sources[name]), self.resolution)
+            frames = load_clip_cached(name, sources[name], size, cache_dir)
             n = len(frames)
             if n < total_length:
                 raise DataError(
@@ -368,7 +411,18 @@ class EmbeddedVideo(Dataset):
                 )
                 continue
             self.frames[name] = frames
-            self.windows += [(name, s) for s in starts]
+            if not self.augmented:
+                self.windows += [(name, s) for s in starts]
+                continue
+            (H, W), (fh, fw) = self.resolution, frames.shape[1:3]
+            # evenly spaced, both ends and (odd n) the center crop of resize_frames included;
+            # a landscape clip varies only `left`, a portrait one only `top`
+            spread = lambda room: sorted({room * k // (crops - 1) for k in range(crops)}) \
+                if crops > 1 else [room // 2]  # noqa: E731
+            places = [(y, x) for y in spread(fh - H) for x in spread(fw - W)]
+            self.windows += [(name, s, y, x, f, r) for s in starts for y, x in places
+                             for f in ((False, True) if flips else (False,))
+                             for r in ((False, True) if reverse else (False,))]
         if not self.windows:
             raise DataError(f"EmbeddedVideo(split={split!r}): no windows (clips: {list(sources)})")
 
@@ -381,15 +435,21 @@ class EmbeddedVideo(Dataset):
 
     def frame_indices(self, i: int) -> tuple[str, range]:
         """``(clip_name, frame range)`` of sample ``i`` (lets tests check split disjointness)."""
-        name, s = self.windows[i]
+        name, s = self.windows[i][:2]
         return name, range(s, s + self.total_length)
 
     def __len__(self) -> int:
         return len(self.windows)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        name, s = self.windows[i]
-        return to_tensor(self.frames[name][s:s + self.total_length], self.channel_order)
+        name, s, *place = self.windows[i]
+        frames = self.frames[name][s:s + self.total_length]
+        if place:
+            (y, x, flipped, backwards), (H, W) = place, self.resolution
+            frames = frames[::-1 if backwards else 1, y:y + H, x:x + W]
+            if flipped:
+                frames = frames[:, :, ::-1]
+        return to_tensor(frames, self.channel_order)
 
 
 # ----------------------------------------------------------------------------- 2. moving digits

@@ -114,8 +114,7 @@ def evaluation_table(df: pd.DataFrame, mean_row: bool = True) -> pd.DataFrame:
     number per metric that the papers' tables report).
     """
     cols = [c for c in METRIC_COLUMNS if c in df.columns]
-    methods = [m for m in METHODS if m in set(df["method"])] + \
-        sorted(set(df["method"]) - set(METHODS))
+    methods = list(dict.fromkeys(df["method"]))  # in order of appearance
     wide = df.pivot(index="t", columns="method", values=cols)
     wide = wide.reindex(columns=pd.MultiIndex.from_product([cols, methods], names=["metric", "method"]))
     if mean_row:
@@ -136,8 +135,10 @@ def default_dataset(cfg, split: str = "test", data: str | None = None, list_file
     """The default ``split`` of dataset ``data`` (default ``cfg.dataset``) at the model's size.
 
     * ``embedded``: :class:`~stipkit.data.EmbeddedVideo`, windows starting at every frame in
-      both splits (test windows overlap each other, never the training frames: 58 test windows
-      at 4 -> 6 instead of 7 disjoint ones, for steadier scores);
+      both splits (test windows overlap each other, never the training frames: 59 test windows
+      at 4 -> 6 instead of 7 disjoint ones, for steadier scores); the train split takes
+      ``cfg.train.crops`` crop positions, and mirrors (``flips``) and reversed windows
+      (``reverse``) when asked for;
     * ``digits``: :class:`~stipkit.data.MovingDigits` (1000 train / 100 test sequences, disjoint
       digit images; the test split has a fixed seed so that runs are comparable);
     * ``ucfsport`` / ``human36m`` / ``sjtu4k``: :class:`~stipkit.data.FrameListDataset` of
@@ -152,7 +153,9 @@ def default_dataset(cfg, split: str = "test", data: str | None = None, list_file
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if data == "embedded":
-        return EmbeddedVideo(split, resolution=resolution, total_length=total_length, stride=1)
+        tc = cfg.train
+        aug = dict(crops=tc.crops, flips=tc.flips, reverse=tc.reverse) if split == "train" else {}
+        return EmbeddedVideo(split, resolution=resolution, total_length=total_length, stride=1, **aug)
     if data == "digits":
         n = num_sequences or (1000 if split == "train" else 100)
         seed = cfg.train.seed if split == "train" else 1

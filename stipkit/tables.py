@@ -508,6 +508,21 @@ _DEPARTURES = [
      "Alg. 1 line 23 writes γ1 L_LP + γ2 L_GAN(P)",
      "loss = MSE + 0.01·LP + 0.001·GAN, as Alg. 1 line 23",
      ("train.gamma_gan", "train.gamma_lp"), "Eq. 9 and Table I"),
+    ("Training length",
+     "Train 4 -> 1 (Table I): windows of 5 frames, so scheduled sampling never acts",
+     "trains over total_length frames (10 UCF Sports, 8 Human3.6M / SJTU4K) with scheduled "
+     "sampling, the loss on every predicted frame",
+     ("train_length",), "Table I"),
+    ("Initialisation",
+     "not stated",
+     "PyTorch's default initialisation",
+     ("model.init",), "the small CPU presets start as copy-last (STIP.init_copy_last, notebook "
+                      "03); the Table I presets keep PyTorch's default"),
+    ("Loss terms (CPU presets)",
+     "L_MSE + γ1 L_GAN(P) + γ2 L_LP (Eq. 9)",
+     "the same three terms",
+     ("train.loss",), "the small CPU presets train with MSE only (no gain from GAN + LP at their "
+                      "budget, notebook 03); the Table I presets use Eq. 9"),
     ("D probabilities averaged over time",
      "Eq. 10 sums -log D(v̂_t) over t: one log per frame",
      "averages D's probabilities over the clip, then one BCE",
@@ -540,8 +555,10 @@ _DEPARTURES = [
 
 
 def _get(cfg: Config, field: str):
-    part, name = field.split(".")
-    return getattr(getattr(cfg, part), name)
+    obj = cfg
+    for name in field.split("."):
+        obj = getattr(obj, name)
+    return obj
 
 
 def departures(paper_preset: str = "study") -> pd.DataFrame:
@@ -565,8 +582,8 @@ def departures(paper_preset: str = "study") -> pd.DataFrame:
     rows = []
     for what, paper, off, fields, note in _DEPARTURES:
         if fields:
-            off_vals = ", ".join(f"{f.split('.')[1]} = {_fmt(_get(official, f))}" for f in fields)
-            our_vals = ", ".join(f"{f.split('.')[1]} = {_fmt(_get(ours, f))}" for f in fields)
+            off_vals = ", ".join(f"{f.split('.')[-1]} = {_fmt(_get(official, f))}" for f in fields)
+            our_vals = ", ".join(f"{f.split('.')[-1]} = {_fmt(_get(ours, f))}" for f in fields)
             row = (what, paper, f"{off} ({off_vals})", f"{note} ({our_vals})", ", ".join(fields))
         else:
             if what.startswith("LayerNorm"):

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
@@ -95,12 +96,30 @@ def sampling_mask(cfg: TrainConfig, iteration: int, batch: int, steps: int) -> t
     return (torch.rand(batch, steps, generator=g) < sampling_eta(cfg, iteration)).float()
 
 
+def lr_factor(cfg: TrainConfig, done: int) -> float:
+    """The learning rates' multiplier for the iteration after ``done`` completed ones.
+
+    A linear warm-up over ``cfg.warmup`` iterations, times the schedule:
+
+    * ``"exponential"`` (the official code's): ``lr_decay`` once every ``decay_interval``
+      iterations, counted from ``decay_start`` (official: after scheduled sampling stops);
+    * ``"cosine"``: half a cosine from 1 down to 0 over ``cfg.iterations``.
+    """
+    warm = min(1.0, (done + 1) / cfg.warmup) if cfg.warmup else 1.0
+    if cfg.lr_schedule == "cosine":
+        return warm * 0.5 * (1 + math.cos(math.pi * min(done, cfg.iterations) / max(cfg.iterations, 1)))
+    skipped = (max(cfg.decay_start, 1) - 1) // cfg.decay_interval  # interval ends before the start
+    return warm * cfg.lr_decay ** max(0, done // cfg.decay_interval - skipped)
+
+
 def make_optimizers(predictor, disc, cfg: TrainConfig):
-    """Adam + exponential decay for P and D (official: lr 5e-3 / 5e-4, gamma 0.9)."""
+    """Adam for P and D (official: lr 5e-3 / 5e-4) and one scheduler each, stepped every
+    iteration, that sets the learning rates to ``lr * lr_factor(cfg, iteration)``."""
     opt_p = torch.optim.Adam(predictor.parameters(), lr=cfg.lr)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d)
-    return (opt_p, opt_d, torch.optim.lr_scheduler.ExponentialLR(opt_p, cfg.lr_decay),
-            torch.optim.lr_scheduler.ExponentialLR(opt_d, cfg.lr_decay))
+    factor = lambda done: lr_factor(cfg, done)  # noqa: E731
+    return (opt_p, opt_d, torch.optim.lr_scheduler.LambdaLR(opt_p, factor),
+            torch.optim.lr_scheduler.LambdaLR(opt_d, factor))
 
 
 # --------------------------------------------------------------------------- batches
@@ -146,7 +165,9 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
     Writes ``out_dir/checkpoint.pt`` (every ``ckpt_every`` iterations and at the end) and
     ``out_dir/history.csv``; returns the history as a DataFrame (one row per iteration, plus
     ``eval_*`` columns every ``eval_every`` iterations when ``eval_fn(predictor) -> dict`` is
-    given). With ``resume`` an existing checkpoint in ``out_dir`` is continued. ``iterations``
+    given). With ``cfg.train.ema`` > 0 an exponential moving average of the predictor's weights
+    is kept beside it (``torch.optim.swa_utils``): it is what ``eval_fn`` scores and what
+    :func:`stipkit.checkpoint.load_predictor` returns. With ``resume`` an existing checkpoint in ``out_dir`` is continued. ``iterations``
     overrides ``cfg.train.iterations``. ``compile`` compiles the predictor's steps in place
     (:func:`stipkit.models.compile_steps`; results equal eager up to float rounding). Under
     torchrun the process group is set up here (gloo on CPU, nccl on CUDA) and only rank 0
@@ -160,6 +181,8 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
     predictor, disc = build_model(cfg)
     predictor.to(device), disc.to(device)
     opt_p, opt_d, sched_p, sched_d = make_optimizers(predictor, disc, tc)
+    ema = AveragedModel(predictor, multi_avg_fn=get_ema_multi_avg_fn(tc.ema), use_buffers=True) \
+        if tc.ema else None
     start, rows = 0, []
     ckpt_path = out_dir / "checkpoint.pt"
     if resume and ckpt_path.exists():
@@ -169,6 +192,9 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
         opt_p.load_state_dict(ckpt["opt_p"]), opt_d.load_state_dict(ckpt["opt_d"])
         sched_p.load_state_dict(ckpt["sched_p"]), sched_d.load_state_dict(ckpt["sched_d"])
         set_rng_state(ckpt["rng"])
+        if ema is not None:
+            ema.module.load_state_dict(ckpt["ema"])
+            ema.n_averaged.fill_(ckpt["ema_updates"])
         start = ckpt["iteration"]
         rows = ckpt["extra"].get("history", [])
     dtype = next(predictor.parameters()).dtype  # follows torch's default dtype (float32)
@@ -193,21 +219,26 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
                 f"iteration {it}: loss became non-finite {bad}; stopped. The last good checkpoint "
                 f"({ckpt_path if ckpt_path.exists() else 'none written yet'}) is kept; lower "
                 f"TrainConfig.lr or set TrainConfig.grad_clip.")
-        if it + 1 >= tc.decay_start and (it + 1) % tc.decay_interval == 0:
-            sched_p.step()
-            if tc.loss != "mse":
-                sched_d.step()
+        lr = opt_p.param_groups[0]["lr"]
+        sched_p.step()
+        if tc.loss != "mse":  # the discriminator only trains (and decays) under the GAN loss
+            sched_d.step()
+        if ema is not None:
+            ema.update_parameters(predictor)
         row = {"iteration": it + 1, **logs, "eta": sampling_eta(tc, it),
-               "lr": opt_p.param_groups[0]["lr"], "data_s": t_data, "step_s": time.perf_counter() - t0}
+               "lr": lr, "data_s": t_data, "step_s": time.perf_counter() - t0}
         if eval_fn is not None and eval_every and rank == 0 and (it + 1) % eval_every == 0:
-            row.update({f"eval_{k}": v for k, v in eval_fn(predictor).items()})
-            predictor.train()
+            scored = predictor if ema is None else ema.module
+            row.update({f"eval_{k}": v for k, v in eval_fn(scored).items()})
+            scored.train()
         rows.append(row)
         bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
         done = it + 1 == tc.iterations
         if rank == 0 and ((it + 1) % ckpt_every == 0 or done):
             save_checkpoint(ckpt_path, predictor=predictor, config=cfg, discriminator=disc,
                             opt_p=opt_p, opt_d=opt_d, sched_p=sched_p, sched_d=sched_d,
+                            ema=None if ema is None else ema.module,
+                            ema_updates=0 if ema is None else int(ema.n_averaged),
                             iteration=it + 1, rng=rng_state(), extra={"history": rows})
             _write_history(rows, out_dir / "history.csv")
     bar.close()

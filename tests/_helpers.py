@@ -19,7 +19,8 @@ def tiny(cfg, **model_overrides):
     """A preset shrunk to a CPU-test size, keeping its patch, depth and departures."""
     m = cfg.model
     unit = m.patch * 2 ** m.num_downsample
-    kw = dict(height=unit, width=2 * unit, hidden=8, num_layers=2, disc_hidden=8)
+    hidden = 4 * m.frame_channels if m.init == "copy_last" else 8  # room for the copied frame
+    kw = dict(height=unit, width=2 * unit, hidden=max(8, hidden), num_layers=2, disc_hidden=8)
     kw.update(model_overrides)
     return replace(cfg, model=replace(m, **kw))
 

@@ -131,6 +131,6 @@ def test_torchrun_two_processes(tmp_path):
 
 def test_resuming_another_configuration_is_refused(run, capsys):
     assert main(["train", "--preset", "ci", "--data", "digits", "--iterations", "2", "--out", str(run),
-                 "--loss", "mse", "--no-progress"]) == 2
+                 "--loss", "mse+gan", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "train.loss" in err and "--no-resume" in err and len(err.strip().splitlines()) == 1

@@ -6,6 +6,7 @@ import copy
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -18,6 +19,7 @@ from stipkit.models import STIP, build_model, compile_steps, is_compiled
 from stipkit.train import train
 
 CFG = get_preset("ci")
+CFG = replace(CFG, train=replace(CFG.train, loss="mse+gan+lp"))  # every term of Alg. 1
 
 
 @pytest.fixture(autouse=True)
@@ -112,7 +114,8 @@ def test_torchrun_with_compile_follows_eager(tmp_path):
         out = tmp_path / (flag or "eager")
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                "-m", "stipkit", "train", "--preset", "ci", "--iterations", "3", "--data", "digits",
-               "--batch-size", "1", "--out", str(out), "--no-progress", "--device", "cpu"]
+               "--batch-size", "1", "--out", str(out), "--no-progress", "--device", "cpu",
+               "--loss", "mse+gan+lp"]
         res = subprocess.run(cmd + ([flag] if flag else []), capture_output=True, text=True,
                              env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]

@@ -182,6 +182,31 @@ def test_embedded_split_no_shared_frames(tmp_path):
     assert not any(np.array_equal(arr[a], arr[b]) for a in train_frames for b in test_frames)
 
 
+def test_embedded_augmentation_enumerates_crops_mirrors_and_reversals(tmp_path):
+    """crops/flips/reverse: more training windows, each a plain function of its index (no RNG),
+    at the center crop's scale; the center crop is the plain window; no test frame leaks in."""
+    kw = dict(clips=["carphone_pristine"], cache_dir=tmp_path, total_length=5, stride=2)
+    plain = EmbeddedVideo("train", **kw)
+    aug = EmbeddedVideo("train", crops=3, flips=True, reverse=True, **kw)
+    assert aug.frames["carphone_pristine"].shape[1:] == (64, 78, 3)  # 176x144 covers 64x64
+    assert len(aug) == len(plain) * 3 * 2 * 2
+    lefts = sorted({w[3] for w in aug.windows})
+    assert lefts == [0, 7, 14]  # (78 - 64) // 2 = 7: the center crop of resize_frames
+    by_key = {w: i for i, w in enumerate(aug.windows)}
+    for i, (name, start) in enumerate(plain.windows):
+        x = plain[i]
+        assert torch.equal(aug[by_key[(name, start, 0, 7, False, False)]], x)
+        assert torch.equal(aug[by_key[(name, start, 0, 7, True, False)]], x.flip(-1))
+        assert torch.equal(aug[by_key[(name, start, 0, 7, False, True)]], x.flip(0))
+        assert aug[by_key[(name, start, 0, 0, False, False)]].shape == x.shape
+        assert not torch.equal(aug[by_key[(name, start, 0, 0, False, False)]], x)
+    test = EmbeddedVideo("test", **kw)
+    train_frames = {f for i in range(len(aug)) for f in aug.frame_indices(i)[1]}
+    assert not train_frames & {f for i in range(len(test)) for f in test.frame_indices(i)[1]}
+    with pytest.raises(ValueError, match="crops must be an integer >= 1"):
+        EmbeddedVideo("train", crops=0, **kw)
+
+
 def test_cache_round_trip(tmp_path, monkeypatch):
     first = EmbeddedVideo("train", clips=["carphone_pristine"], cache_dir=tmp_path)
     files = list((tmp_path / "clips").glob("carphone_pristine_64x64_*.npy"))

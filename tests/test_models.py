@@ -36,7 +36,7 @@ def test_every_preset_runs_at_tiny_size(name):
 
 
 def test_features_cost_nothing_when_not_requested():
-    cfg = tiny(get_preset("study"))
+    cfg = tiny(get_preset("study"), init="default")
     pred, _ = make(cfg)
     frames = torch.rand(1, 6, 3, cfg.model.height, cfg.model.width)
     a, b = pred(frames), pred(frames, return_features=True)
@@ -46,7 +46,7 @@ def test_features_cost_nothing_when_not_requested():
 
 @pytest.mark.parametrize("variant", [dict(), dict(sted=False), dict(mgir=False), dict(sted=False, mgir=False)])
 def test_gradients_reach_every_parameter(variant):
-    cfg = tiny(get_preset("study"), **variant)
+    cfg = tiny(get_preset("study"), init="default", **variant)  # copy_last: see below
     pred, disc = make(cfg)
     frames = torch.rand(2, 6, 3, cfg.model.height, cfg.model.width)
     mask = torch.tensor([[1.0], [0.0]])
@@ -64,7 +64,7 @@ def test_gradients_reach_every_parameter(variant):
 
 
 def test_table6_switches_change_the_architecture():
-    base = tiny(get_preset("study")).model
+    base = tiny(get_preset("study"), init="default").model
     single = STIP(replace(base, sted=False))
     assert set(single.encoders) == {"t"} and set(single.decoders) == {"t"}
     assert single.merge_ts is not None
@@ -84,7 +84,7 @@ def test_table6_switches_change_the_architecture():
 
 
 def test_seeded_builds_and_runs_are_reproducible():
-    cfg = tiny(get_preset("study"))
+    cfg = tiny(get_preset("study"), init="default")
     (p1, d1), (p2, d2) = make(cfg, seed=3), make(cfg, seed=3)
     for a, b in zip(list(p1.state_dict().values()) + list(d1.state_dict().values()),
                     list(p2.state_dict().values()) + list(d2.state_dict().values())):
@@ -97,7 +97,7 @@ def test_seeded_builds_and_runs_are_reproducible():
 
 
 def test_scheduled_sampling_mask_semantics():
-    cfg = tiny(get_preset("study"))
+    cfg = tiny(get_preset("study"), init="default")
     pred, _ = make(cfg)
     frames = torch.rand(2, 7, 3, cfg.model.height, cfg.model.width)
     teacher = pred(frames, input_length=6).predictions               # every step reads the truth
@@ -112,7 +112,7 @@ def test_scheduled_sampling_mask_semantics():
 
 
 def test_future_only_keeps_just_the_predictions_of_unseen_frames():
-    cfg = tiny(get_preset("study"))
+    cfg = tiny(get_preset("study"), init="default")
     pred, _ = make(cfg)
     frames = torch.rand(2, 4, 3, cfg.model.height, cfg.model.width)
     with torch.inference_mode():
@@ -123,7 +123,7 @@ def test_future_only_keeps_just_the_predictions_of_unseen_frames():
 
 
 def test_clip_padding_departure():
-    base = tiny(get_preset("study")).model
+    base = tiny(get_preset("study"), init="default").model  # copy_last copies v_1 either way
     frames = torch.rand(1, 5, 3, base.height, base.width)
     outs = {}
     for pad in ("replicate", "zeros"):
@@ -140,7 +140,7 @@ def test_clip_padding_departure():
     lambda m, f: m(f[:, :3], torch.zeros(2, 1), total_length=6),       # mask needs the future
 ])
 def test_bad_inputs_raise_clear_errors(bad):
-    cfg = tiny(get_preset("study"))
+    cfg = tiny(get_preset("study"), init="default")
     pred, _ = make(cfg)
     frames = torch.rand(2, 6, 3, cfg.model.height, cfg.model.width)
     with pytest.raises(ValueError, match=r"frames|mask|input_length"):
@@ -179,10 +179,64 @@ def test_discriminator_fc_size_follows_the_real_output_size():
 
 
 def test_patching_is_pixel_unshuffle_and_uint8_frames_match_float():
-    cfg = tiny(get_preset("study"))
+    cfg = tiny(get_preset("study"), init="default")
     pred, _ = make(cfg)
     x = torch.rand(2, 3, cfg.model.height, cfg.model.width)
     assert torch.equal(pred._patchify(x), F.pixel_unshuffle(x, cfg.model.patch))
     frames = torch.randint(0, 256, (2, 6, 3, cfg.model.height, cfg.model.width), dtype=torch.uint8)
     a, b = pred(frames).predictions, pred(frames.float() / 255).predictions
     assert a.dtype == torch.float32 and torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", [dict(patch=1, num_downsample=2, hidden=12),
+                                     dict(patch=2, num_downsample=2, hidden=48),
+                                     dict(patch=1, num_downsample=2, hidden=16, sted=False),
+                                     dict(patch=1, num_downsample=2, hidden=12, clip_length=3,
+                                          clip_padding="zeros", recall_deepest=False,
+                                          last_upsample_act=False, swap_decoder_states=True)])
+def test_copy_last_init_predicts_the_last_frame_exactly(variant):
+    """ModelConfig.init="copy_last": before training, every prediction is the frame it was given
+    (teacher-forced steps) or its own previous prediction (free-running steps) -- copy-last."""
+    m = replace(ModelConfig(height=16, width=32, num_layers=2, disc_hidden=8, **variant),
+                init="copy_last")
+    torch.manual_seed(0)
+    pred = STIP(m, input_length=3)
+    frames = torch.rand(2, 7, 3, 16, 32)
+    out = pred(frames[:, :3], total_length=7).predictions
+    expected = torch.cat([frames[:, :2], frames[:, 2:3].expand(-1, 4, -1, -1, -1)], 1)
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+    # and it trains: the heads' zeros open the other paths after one step (as a zero-initialised
+    # residual branch does), then a gradient reaches every parameter
+    opt = torch.optim.SGD(pred.parameters(), lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        F.mse_loss(pred(frames, torch.zeros(2, 3)).predictions, frames[:, 1:]).backward()
+        opt.step()
+    for name, p in pred.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}"
+
+
+def test_copy_last_init_leaves_the_default_init_alone():
+    """Only the copy path and the heads change: the memory and the deeper layers keep PyTorch's
+    initialisation, drawn from the same seed."""
+    m = ModelConfig(height=16, width=16, patch=1, num_downsample=2, hidden=12, num_layers=2,
+                    disc_hidden=8)
+    torch.manual_seed(0)
+    a = STIP(m).state_dict()
+    torch.manual_seed(0)
+    b = STIP(replace(m, init="copy_last")).state_dict()
+    same = [k for k in a if torch.equal(a[k], b[k])]
+    assert all(k in same for k in a if k.startswith("memory."))
+    assert "encoders.s.down.0.weight" not in same and "head.s.weight" not in same
+    assert all(k in same for k in a if k.startswith(("encoders.t.", "decoders.t.")))
+
+
+@pytest.mark.parametrize("field, value, fix", [
+    ("mgir", False, "mgir"), ("num_downsample", 1, "num_downsample"),
+    ("hidden", 8, "hidden"), ("recall_weight", 0.0, "recall_weight")])
+def test_copy_last_init_names_what_it_needs(field, value, fix):
+    from stipkit.config import ConfigError
+    kw = dict(height=16, width=16, patch=1, num_downsample=2, hidden=12, init="copy_last")
+    kw[field] = value
+    with pytest.raises(ConfigError, match=f"ModelConfig.{fix}=.*init='copy_last'"):
+        ModelConfig(**kw)

@@ -1,3 +1,4 @@
+import math
 import os
 import signal
 import subprocess
@@ -18,11 +19,14 @@ from stipkit.train import TrainingDiverged, sampling_eta, sampling_mask, train
 HERE = Path(__file__).resolve().parent
 
 
-def small_config(batch_size=2, loss="mse+gan+lp"):
+def small_config(batch_size=2, loss="mse+gan+lp", **train):
+    """The ci preset with Alg. 1's full loss and the official trainer's schedule (step decay, no
+    warm-up, no weight average), training 2 -> 3 so that scheduled sampling acts."""
     cfg = get_preset("ci")
-    return replace(cfg, train=replace(cfg.train, batch_size=batch_size, loss=loss,
-                                      sampling_stop_iter=50, sampling_rate=0.1, decay_interval=2,
-                                      lr_decay=0.5), train_length=5, input_length=2)
+    kw = dict(batch_size=batch_size, loss=loss, sampling_stop_iter=50, sampling_rate=0.1,
+              decay_interval=2, lr_decay=0.5, lr_schedule="exponential", warmup=0, ema=0.0)
+    kw.update(train)
+    return replace(cfg, train=replace(cfg.train, **kw), train_length=5, input_length=2)
 
 
 def small_dataset():
@@ -103,7 +107,7 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
 def test_resume_refuses_another_configuration(tmp_path):
     train(small_config(), small_dataset(), tmp_path, iterations=1, progress=False)
-    other = replace(small_config(), model=replace(small_config().model, hidden=4))
+    other = replace(small_config(), model=replace(small_config().model, hidden=16))
     with pytest.raises(ValueError, match=r"another configuration .*model.hidden"):
         train(other, small_dataset(), tmp_path, iterations=2, progress=False)
 
@@ -191,3 +195,56 @@ def params_init():
     torch.manual_seed(small_config().train.seed)
     from stipkit.models import build_model
     return build_model(small_config())[0].state_dict()
+
+
+def test_lr_factor_exponential_is_the_official_step_decay():
+    """Official: after iteration k (1-based) with k >= decay_start and k % decay_interval == 0,
+    the rates are multiplied by lr_decay. lr_factor(done) is the product of those steps so far."""
+    from stipkit.train import lr_factor
+    for start in (0, 1, 5, 7):
+        cfg = replace(small_config().train, decay_interval=3, lr_decay=0.5, decay_start=start)
+        rate = 1.0
+        for done in range(20):
+            assert lr_factor(cfg, done) == pytest.approx(rate), (start, done)
+            k = done + 1
+            if k >= start and k % 3 == 0:
+                rate *= 0.5
+
+
+def test_lr_factor_warmup_and_cosine():
+    from stipkit.train import lr_factor
+    cfg = replace(small_config().train, lr_schedule="cosine", iterations=100, warmup=10)
+    f = [lr_factor(cfg, i) for i in range(101)]
+    assert f[0] == pytest.approx(0.1 * 1.0) and f[9] == pytest.approx(math.cos(math.pi * 9 / 100) / 2 + 0.5)
+    assert f[50] == pytest.approx(0.5) and f[100] == pytest.approx(0.0)
+    assert all(a >= b for a, b in zip(f[9:], f[10:]))  # falls after the warm-up
+
+
+def test_training_uses_the_schedule(tmp_path):
+    cfg = small_config(loss="mse")
+    cfg = replace(cfg, train=replace(cfg.train, lr_schedule="cosine", warmup=2))
+    hist = train(cfg, small_dataset(), tmp_path, iterations=4, progress=False)
+    from stipkit.train import lr_factor
+    expected = [cfg.train.lr * lr_factor(replace(cfg.train, iterations=4), i) for i in range(4)]
+    assert hist["lr"].tolist() == pytest.approx(expected)
+
+
+def test_ema_is_scored_saved_resumed_and_loaded(tmp_path):
+    """TrainConfig.ema: the moving average is what eval_fn sees and load_predictor returns,
+    and a resumed run continues it bitwise."""
+    from stipkit.checkpoint import load_predictor
+    cfg = small_config(loss="mse")
+    cfg = replace(cfg, train=replace(cfg.train, ema=0.5))
+    seen = []
+    train(cfg, small_dataset(), tmp_path / "full", iterations=4, progress=False,
+          eval_fn=lambda p: seen.append({k: v.clone() for k, v in p.state_dict().items()}) or {},
+          eval_every=4)
+    ckpt = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    assert ckpt["ema_updates"] == 4
+    assert_same(seen[-1], ckpt["ema"])
+    assert any(not torch.equal(ckpt["ema"][k], ckpt["predictor"][k]) for k in ckpt["ema"])
+    model, _ = load_predictor(tmp_path / "full" / "checkpoint.pt")
+    assert_same(model.state_dict(), ckpt["ema"])
+    train(cfg, small_dataset(), tmp_path / "cut", iterations=2, progress=False)
+    train(cfg, small_dataset(), tmp_path / "cut", iterations=4, progress=False)
+    assert_same(load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["ema"], ckpt["ema"])

@@ -27,6 +27,30 @@ class Encoder(nn.Module):
         self.down = nn.ModuleList(
             nn.Conv2d(hidden, hidden, kernel_size=3, stride=2, padding=1) for _ in range(num_downsample))
 
+    @torch.no_grad()
+    def init_copy(self, channels: int, gain: float) -> None:
+        """Copy-last initialisation (``ModelConfig.init="copy_last"``), encoder side.
+
+        The first ``channels`` maps of e_0 become the clip's last frame v_t (its ``channels``
+        patched channels), and the first ``4 * channels`` maps of e_1 its 2x2 space-to-depth,
+        times ``gain``: e_1[4c + 2i + j](y, x) = gain * v_t[c](2y + i, 2x + j). Frames are >= 0,
+        so the LeakyReLUs pass them unchanged. Every other map keeps PyTorch's initialisation;
+        the second downsampling layer reads the scaled maps with its weights divided by ``gain``.
+        """
+        c4 = 4 * channels
+        clip_length = self.clip.in_channels // channels
+        self.clip.weight[:channels].zero_()
+        self.clip.bias[:channels].zero_()
+        for c in range(channels):
+            self.clip.weight[c, (clip_length - 1) * channels + c] = 1.0
+        down = self.down[0]
+        down.weight[:c4].zero_()
+        down.bias[:c4].zero_()
+        for c, i, j in _blocks(channels):
+            down.weight[4 * c + 2 * i + j, c, i + 1, j + 1] = gain
+        if len(self.down) > 1:
+            self.down[1].weight[:, :c4] /= gain
+
     def forward(self, clip: list[torch.Tensor]) -> list[torch.Tensor]:
         x = F.leaky_relu_(self.clip(torch.cat(clip, 1)), LEAK)
         levels = [x]
@@ -52,6 +76,30 @@ class Decoder(nn.Module):
             for _ in range(num_downsample))
         self.last_act = last_act
 
+    @torch.no_grad()
+    def init_copy(self, channels: int, weight: float) -> None:
+        """Copy-last initialisation (``ModelConfig.init="copy_last"``), decoder side.
+
+        The layer before the last one writes zeros into the first ``4 * channels`` maps
+        (weights and biases zeroed there; they still receive gradients), and the last layer
+        reads those maps -- now only the recalled lambda * E^{-N} -- as a depth-to-space into its
+        first ``channels`` outputs, with nothing else reaching them. With
+        :meth:`Encoder.init_copy` at ``gain = 1 / weight`` they carry v_t exactly. The last
+        layer's weights from those maps into its other outputs are scaled by ``weight`` so that
+        they see the recall at the default scale.
+        """
+        if len(self.up) < 2:
+            raise ValueError("copy-last initialisation needs at least two upsampling layers")
+        c4 = 4 * channels
+        prev, last = self.up[-2], self.up[-1]  # ConvTranspose2d weights are (in, out, kh, kw)
+        prev.weight[:, :c4].zero_()
+        prev.bias[:c4].zero_()
+        last.weight[:c4] *= weight
+        last.weight[:, :channels].zero_()
+        last.bias[:channels].zero_()
+        for c, i, j in _blocks(channels):
+            last.weight[4 * c + 2 * i + j, c, i + 1, j + 1] = 1.0
+
     def forward(self, x: torch.Tensor, recall: list[torch.Tensor] | None = None,
                 weight: float = 0.1, recall_deepest: bool = True) -> torch.Tensor:
         n = len(self.up)
@@ -62,3 +110,11 @@ class Decoder(nn.Module):
             if l < n or self.last_act:
                 x = F.leaky_relu(x, LEAK, inplace=True)
         return x
+
+
+def _blocks(channels: int):
+    """(c, i, j) for every channel c and offset (i, j) of a 2x2 block: the 4 * channels maps of a
+    space-to-depth. A 3x3 stride-2 convolution with padding 1 reads input (2y + i, 2x + j) at
+    kernel tap (i + 1, j + 1) for output (y, x); the matching transposed convolution writes back
+    through the same tap."""
+    return [(c, i, j) for c in range(channels) for i in range(2) for j in range(2)]

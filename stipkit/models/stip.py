@@ -56,9 +56,37 @@ class STIP(nn.Module):
         # Eq. 4, W_1x1 * [T_D, S_D], written as W_T * T_D + W_S * S_D (the same convolution split
         # by input channels; it spares materialising the concatenation at full resolution).
         self.head = nn.ModuleDict({k: nn.Conv2d(h, c, kernel_size=1, bias=(k == "t")) for k in self.streams})
+        if cfg.init == "copy_last":
+            self.init_copy_last()
         # channels_last is oneDNN's (and cuDNN's) preferred layout: on CPU it makes the 1x1 and
         # transposed convolutions several times faster (benchmarks/bench_model.py).
         self.to(memory_format=torch.channels_last)
+
+    @torch.no_grad()
+    def init_copy_last(self) -> None:
+        """Start as the copy-last-frame predictor: v̂_{t+1} = v_t exactly, before any training.
+
+        The paper does not say how STIP is initialised (the official code keeps PyTorch's
+        defaults). ``ModelConfig.init="copy_last"`` routes the clip's last frame along the MGIR
+        path of the spatial stream (the only one without STED): e_0 and e_1 of Enc_S carry v_t
+        (:meth:`Encoder.init_copy`), the last layer of Dec_S puts it back together from the
+        recalled lambda * S_E^{-N} (:meth:`Decoder.init_copy`), and its 1x1 head (Eq. 4) passes
+        it through; the temporal head starts at zero. Every other weight -- the temporal
+        encoder and decoder, the memory -- keeps its default, and every weight trains: the model
+        begins where copy-last is and learns what changes.
+        Valid when MGIR is on, N >= 2 and 4 * C * patch^2 <= hidden (:class:`ModelConfig`
+        checks it).
+        """
+        cfg = self.cfg
+        c = cfg.frame_channels
+        stream = "s" if cfg.sted else "t"  # appearance: the spatial stream (STED, Sec. III-A1)
+        self.encoders[stream].init_copy(c, gain=1 / cfg.recall_weight)
+        self.decoders[stream].init_copy(c, weight=cfg.recall_weight)
+        for head in self.head.values():
+            head.weight.zero_()
+            if head.bias is not None:
+                head.bias.zero_()
+        self.head[stream].weight[:, :c, 0, 0] = torch.eye(c)
 
     # ---------------------------------------------------------------- one time step
     def encode(self, clip: list[torch.Tensor], keep: dict | None = None) -> dict:

@@ -5,7 +5,7 @@ BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.stipkit-installed
 NOTEBOOKS := $(notdir $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb)))
 
-.PHONY: setup figures demo test test-unit test-notebooks bench lab
+.PHONY: setup figures demo test test-unit test-notebooks bench lab pretrain
 
 setup: $(STAMP)
 
@@ -38,6 +38,17 @@ test-notebooks: setup
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/03_train_stgru.ipynb
+
+# The shipped study weights (stipkit.pretrained("study")): the study preset trained for
+# PRETRAIN_ITERATIONS (2.7x notebook 03's live run; close to an hour on 2 cores) on the
+# embedded clips, then exported in float16 with its provenance (stipkit/weights/study.json).
+# An interrupted run resumes from runs/pretrain/study.
+PRETRAIN_ITERATIONS ?= 8000
+pretrain: setup
+	$(BIN)/python -m stipkit train --preset study --iterations $(PRETRAIN_ITERATIONS) \
+	  --out runs/pretrain/study --eval-every 1000
+	$(BIN)/python -m stipkit export --checkpoint runs/pretrain/study/checkpoint.pt --name study \
+	  --command "make pretrain PRETRAIN_ITERATIONS=$(PRETRAIN_ITERATIONS)"
 
 bench: setup
 	$(BIN)/python benchmarks/bench_model.py --compile --breakdown

@@ -5,3 +5,11 @@ data -> models (encoders/decoders, memories, discriminator) -> losses -> train -
 """
 
 __version__ = "0.1.0"
+
+
+def pretrained(name: str = "study"):
+    """``(predictor, Config)`` of the weights shipped in ``stipkit/weights/`` (``make pretrain``
+    made them), checked against their provenance: see :func:`stipkit.zoo.pretrained`."""
+    from .zoo import pretrained as load
+
+    return load(name)

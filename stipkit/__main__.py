@@ -158,6 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="enlarge the strips K times (default: 1)")
     _common_args(p)
     p.set_defaults(func=cmd_predict)
+
+    x = sub.add_parser(
+        "export", help="ship a checkpoint as pretrained weights (stipkit.pretrained)",
+        description="Write stipkit/weights/NAME.pt (the checkpoint's predictor in float16, its "
+                    "weight average when training kept one) and NAME.json (provenance: the "
+                    "command, iterations, data, training time, sha256, versions, and the scores "
+                    "on the test split, evaluated here). `make pretrain` runs it.")
+    x.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint.pt written by train")
+    x.add_argument("--name", default="study", help="the weights' name (default: study)")
+    x.add_argument("--command", required=True, metavar="TEXT",
+                   help="the command that trained the checkpoint (recorded in the provenance)")
+    x.add_argument("--folder", metavar="DIR", help="where to write (default: stipkit/weights)")
+    x.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    x.add_argument("--threads", type=_positive, metavar="N", help="torch CPU threads")
+    x.set_defaults(func=cmd_export)
     return parser
 
 
@@ -299,6 +314,20 @@ def cmd_predict(args) -> int:
             done += 1
     if n < args.num:
         print(f"(the test split has only {n} windows)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .evaluate import evaluate_checkpoint, format_table
+    from .zoo import export
+
+    scores = evaluate_checkpoint(args.checkpoint, progress=not args.no_progress)
+    record = export(args.checkpoint, args.name, command=args.command, folder=args.folder,
+                    scores=scores)
+    folder = Path(args.folder) if args.folder else Path(__file__).resolve().parent / "weights"
+    print(f"wrote {folder / record['file']} ({record['bytes']:,} bytes, sha256 "
+          f"{record['sha256'][:12]}...) and {folder / (args.name + '.json')}")
+    print(format_table(scores))
     return 0
 
 

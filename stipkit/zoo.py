@@ -1,0 +1,116 @@
+"""Pretrained weights shipped with the kit: ``stipkit.pretrained("study")``.
+
+Each entry of ``stipkit/weights/`` is a pair:
+
+* ``<name>.pt``: a stipkit checkpoint (:mod:`stipkit.checkpoint`, the kit's one format) holding
+  the predictor's weights in float16 and its config, nothing else;
+* ``<name>.json``: its provenance -- the command that made it, iterations, data, training time,
+  sha256 and size of the ``.pt``, the stipkit and torch versions, and the scores it had on the
+  test split when it was exported.
+
+``make pretrain`` trains and exports ``study`` (:func:`export`); :func:`pretrained` loads it after
+checking the file against its provenance.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CheckpointError, load_checkpoint, load_predictor, save_checkpoint
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def available(folder: str | os.PathLike | None = None) -> list[str]:
+    """Names of the shipped weights (those with both a ``.pt`` and a ``.json``)."""
+    folder = Path(folder) if folder is not None else WEIGHTS
+    return sorted(p.stem for p in folder.glob("*.pt") if p.with_suffix(".json").is_file())
+
+
+def provenance(name: str = "study", folder: str | os.PathLike | None = None) -> dict:
+    """The provenance record of ``name`` (see the module docstring)."""
+    folder = Path(folder) if folder is not None else WEIGHTS
+    path = folder / f"{name}.json"
+    if not path.is_file():
+        raise CheckpointError(f"no pretrained weights named {name!r}: {path} does not exist "
+                              f"(available: {available(folder) or 'none'}; `make pretrain` makes "
+                              "'study')")
+    return json.loads(path.read_text())
+
+
+def pretrained(name: str = "study", folder: str | os.PathLike | None = None):
+    """``(predictor in eval mode, Config)`` of the shipped weights ``name``, as
+    :func:`stipkit.checkpoint.load_predictor` returns them (float32 on the CPU).
+
+    Raises :class:`~stipkit.checkpoint.CheckpointError` when the weights or their provenance are
+    missing, or when the file's size or sha256 differ from what its provenance records (a
+    corrupt, truncated or replaced file).
+    """
+    folder = Path(folder) if folder is not None else WEIGHTS
+    record = provenance(name, folder)
+    path = folder / record["file"]
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing though {folder / (name + '.json')} describes it; "
+                              "restore it from git or run `make pretrain`")
+    size, digest = path.stat().st_size, _sha256(path)
+    if size != record["bytes"] or digest != record["sha256"]:
+        raise CheckpointError(
+            f"{path} does not match its provenance {folder / (name + '.json')}: sha256 {digest} "
+            f"({size:,} bytes), recorded {record['sha256']} ({record['bytes']:,} bytes). Restore "
+            "both files from git, or re-make them with `make pretrain`")
+    return load_predictor(path)
+
+
+def export(checkpoint: str | os.PathLike, name: str = "study", *, command: str,
+           folder: str | os.PathLike | None = None, scores=None) -> dict:
+    """Write ``<folder>/<name>.pt`` (the predictor of ``checkpoint`` in float16; its weight
+    average when training kept one) and ``<name>.json`` (provenance). ``command`` is what made
+    the checkpoint; ``scores`` an optional DataFrame of :func:`stipkit.evaluate.evaluate` for
+    the record. Returns the provenance."""
+    from . import __version__
+    from .config import to_dict
+
+    folder = Path(folder) if folder is not None else WEIGHTS
+    ckpt = load_checkpoint(checkpoint)
+    predictor, cfg = load_predictor(checkpoint)
+    history = ckpt["extra"].get("history", [])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.pt"
+    save_checkpoint(path, predictor=predictor.half(), config=cfg, iteration=ckpt["iteration"],
+                    rng={}, extra={"source": str(checkpoint)})
+    record = {
+        "name": name, "file": path.name, "bytes": path.stat().st_size, "sha256": _sha256(path),
+        "dtype": "float16", "weights": "weight average (TrainConfig.ema)" if ckpt.get("ema")
+        is not None else "trained weights",
+        "command": command, "preset": cfg.name, "data": cfg.dataset,
+        "iterations": ckpt["iteration"], "batch_size": cfg.train.batch_size,
+        "train_minutes": round(sum(r.get("step_s", 0.0) for r in history) / 60, 1),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch "
+                   f"{torch.get_num_threads()} threads",
+        "stipkit_version": __version__, "torch_version": torch.__version__,
+        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": to_dict(cfg),
+    }
+    if scores is not None:
+        record["scores"] = scores.round(4).to_dict(orient="records")
+    tmp = folder / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, folder / f"{name}.json")
+    return record
+
+
+__all__ = ["WEIGHTS", "available", "provenance", "pretrained", "export"]

@@ -1,0 +1,71 @@
+"""Pretrained weights: export writes float16 weights plus provenance, pretrained() checks them."""
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+import stipkit
+from stipkit import zoo
+from stipkit.checkpoint import CheckpointError, load_predictor
+from stipkit.config import get_preset
+from stipkit.data import MovingDigits
+from stipkit.train import train
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("zoo")
+    cfg = get_preset("ci")
+    cfg = replace(cfg, train=replace(cfg.train, loss="mse", ema=0.5))
+    data = MovingDigits(num_sequences=8, total_length=cfg.train_length, resolution=(32, 32))
+    train(cfg, data, tmp / "run", iterations=3, progress=False)
+    record = zoo.export(tmp / "run" / "checkpoint.pt", "tiny", command="pytest", folder=tmp / "w")
+    return tmp, record
+
+
+def test_export_then_load_round_trip(exported):
+    tmp, record = exported
+    assert zoo.available(tmp / "w") == ["tiny"]
+    assert record["iterations"] == 3 and record["command"] == "pytest" and record["dtype"] == "float16"
+    assert record["weights"].startswith("weight average") and record["data"] == "embedded"
+    assert json.loads((tmp / "w" / "tiny.json").read_text())["sha256"] == record["sha256"]
+    model, cfg = zoo.pretrained("tiny", tmp / "w")
+    trained, cfg2 = load_predictor(tmp / "run" / "checkpoint.pt")  # the EMA weights
+    assert cfg == cfg2 and not model.training
+    for k, v in trained.state_dict().items():
+        got = model.state_dict()[k]
+        assert got.dtype == torch.float32
+        assert torch.equal(got, v.half().float()), k
+
+
+def test_pretrained_refuses_a_file_that_does_not_match(exported, tmp_path):
+    tmp, _ = exported
+    w = tmp_path / "w"
+    w.mkdir()
+    for f in ("tiny.pt", "tiny.json"):
+        (w / f).write_bytes((tmp / "w" / f).read_bytes())
+    blob = bytearray((w / "tiny.pt").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (w / "tiny.pt").write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="does not match its provenance.*make pretrain"):
+        zoo.pretrained("tiny", w)
+    (w / "tiny.pt").unlink()
+    with pytest.raises(CheckpointError, match="tiny.pt is missing"):
+        zoo.pretrained("tiny", w)
+    with pytest.raises(CheckpointError, match="no pretrained weights named 'nope'.*available"):
+        zoo.pretrained("nope", w)
+
+
+@pytest.mark.skipif(not (zoo.WEIGHTS / "study.json").is_file(), reason="no shipped study weights")
+def test_the_shipped_study_weights_load_and_fit_the_budget():
+    model, cfg = stipkit.pretrained("study")
+    record = zoo.provenance("study")
+    assert cfg.name == "study" and record["preset"] == "study"
+    assert record["bytes"] <= 4 * 2 ** 20  # <= 4 MB in the repository
+    assert cfg.model == get_preset("study").model  # the shipped model is today's preset
+    frames = torch.rand(1, cfg.input_length, 3, cfg.model.height, cfg.model.width)
+    out = model(frames, total_length=cfg.eval_length).predictions
+    assert out.shape[1] == cfg.eval_length - 1 and torch.isfinite(out).all()

@@ -30,17 +30,38 @@ class Budget:
     iterations: int      # training iterations of notebook 03
     eval_every: int      # iterations between evaluations during training (0: none)
     eval_windows: int | None  # test windows to evaluate (None: the whole test split)
+    digits_iterations: int = 0  # notebook 03's second run, on Moving Digits (0: none)
 
     @property
     def run_dir(self) -> Path:
         """The cached run of notebook 03 for this budget (notebook 07 reuses it)."""
         return RUNS / f"{self.name}-{self.preset}"
 
+    def datasets(self) -> tuple[str, ...]:
+        """The datasets notebook 03 trains on at this budget: ``data``, then Moving Digits if
+        ``digits_iterations``."""
+        return (self.data, "digits") if self.digits_iterations and self.data != "digits" \
+            else (self.data,)
+
+    def iterations_for(self, data: str) -> int:
+        """Training iterations of the run on ``data`` (one of :meth:`datasets`)."""
+        if data == self.data:
+            return self.iterations
+        if data in self.datasets():
+            return self.digits_iterations
+        raise ValueError(f"the {self.name!r} budget trains on {list(self.datasets())}, not {data!r}")
+
+    def run_dir_for(self, data: str) -> Path:
+        """The cached run on ``data``: :attr:`run_dir` for the main data, a sibling otherwise."""
+        self.iterations_for(data)  # checks the name
+        return self.run_dir if data == self.data else RUNS / f"{self.name}-{self.preset}-{data}"
+
 
 BUDGETS = {
-    "ci": Budget("ci", "ci", "embedded", iterations=6, eval_every=3, eval_windows=4),
-    "study": Budget("study", "study", "embedded", iterations=1800, eval_every=450, eval_windows=None,
-                    ),
+    "ci": Budget("ci", "ci", "embedded", iterations=6, eval_every=3, eval_windows=4,
+                 digits_iterations=4),
+    "study": Budget("study", "study", "embedded", iterations=3000, eval_every=500, eval_windows=None,
+                    digits_iterations=2000),
     "paper": Budget("paper", "ucfsport", "ucfsport", iterations=100_000, eval_every=5000,
                     eval_windows=None),
 }

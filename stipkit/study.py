@@ -38,9 +38,6 @@ PAPER_LABEL = "paper (UCF Sports 512², Table III)"
 #: Budgets whose notebooks write into ``figures/`` (the committed study outputs).
 SAVING_BUDGETS = ("study", "paper")
 
-#: How many test windows :func:`quick_eval` scores when the budget does not limit them.
-QUICK_EVAL_WINDOWS = 4
-
 _PAPER_ENV = {"train": "STIPKIT_{}_TRAIN", "test": "STIPKIT_{}_TEST"}
 
 
@@ -49,70 +46,80 @@ def _budget(budget) -> Budget:
     return budget if isinstance(budget, Budget) else current_budget(budget)
 
 
-def dataset(cfg: Config, budget: Budget | str | None, split: str):
-    """The ``split`` ("train" | "test") of the budget's data at the model's size.
+def dataset(cfg: Config, budget: Budget | str | None, split: str, data: str | None = None):
+    """The ``split`` ("train" | "test") of the budget's data (or ``data``) at the model's size.
 
     Paper datasets read their official list file and frame folder from
     ``STIPKIT_<DATA>_TRAIN`` / ``STIPKIT_<DATA>_TEST`` and ``STIPKIT_<DATA>_ROOT``
     (e.g. ``STIPKIT_UCFSPORT_ROOT``); a missing variable is named in the error.
     """
     budget = _budget(budget)
+    data = data or budget.data
     kw = {}
-    if budget.data in PAPER_DATASETS:
-        key = budget.data.upper()
+    if data in PAPER_DATASETS:
+        key = data.upper()
         names = {"list_file": _PAPER_ENV[split].format(key), "root": f"STIPKIT_{key}_ROOT"}
         missing = [v for v in names.values() if not os.environ.get(v)]
         if missing:
-            raise RuntimeError(f"the {budget.name!r} budget trains on {budget.data}: set "
+            raise RuntimeError(f"the {budget.name!r} budget trains on {data}: set "
                                f"{', '.join(missing)} (the official {split} list file and the "
                                "folder holding the frames)")
         kw = {k: os.environ[v] for k, v in names.items()}
-    return default_dataset(cfg, split, data=budget.data, **kw)
+    return default_dataset(cfg, split, data=data, **kw)
 
 
-def test_split(cfg: Config, budget: Budget | str | None = None):
-    """The budget's test split, limited to its first ``budget.eval_windows`` windows if set."""
+def test_split(cfg: Config, budget: Budget | str | None = None, data: str | None = None):
+    """The budget's test split (of ``data``, default the budget's), limited to its first
+    ``budget.eval_windows`` windows if set."""
     budget = _budget(budget)
-    ds = dataset(cfg, budget, "test")
+    ds = dataset(cfg, budget, "test", data)
     if budget.eval_windows is not None and budget.eval_windows < len(ds):
         ds = Subset(ds, range(budget.eval_windows))
     return ds
 
 
 def test_frames(cfg: Config, budget: Budget | str | None = None,
-                limit: int | None = None) -> torch.Tensor:
+                limit: int | None = None, data: str | None = None) -> torch.Tensor:
     """The windows of :func:`test_split` (the first ``limit`` of them, if given) stacked:
     (B, eval_length, C, H, W) on the CPU."""
-    ds = test_split(cfg, budget)
+    ds = test_split(cfg, budget, data)
     n = len(ds) if limit is None else min(limit, len(ds))
     return torch.stack([ds[i] for i in range(n)])
 
 
 # --------------------------------------------------------------------------- 2. training
-def quick_eval(predictor, cfg: Config, test_set, windows: int | None = QUICK_EVAL_WINDOWS) -> dict:
-    """Mean PSNR at the first predicted frame (t = input_length + 1) of the model and of the
-    copy-last baseline on the first ``windows`` test windows: the cheap check run during training.
+def quick_eval(predictor, cfg: Config, test_set, windows: int | None = None) -> dict:
+    """The cheap check run during training: mean PSNR of the model and of copy-last on the first
+    ``windows`` test windows (default: all), rolled out as evaluation does (``input_length``
+    given frames, then ``eval_length - input_length`` predictions, no ground truth after).
 
-    Returns ``{"psnr_t1": ..., "psnr_t1_copy_last": ...}`` (``train`` logs them as ``eval_*``).
+    Returns ``psnr_t1`` (the first predicted frame, t = input_length + 1), ``psnr_mean`` (the mean
+    over every predicted frame) and the same two for copy-last (``*_copy_last``); ``train`` logs
+    them as ``eval_*`` columns.
     """
     n = len(test_set) if windows is None else min(windows, len(test_set))
     subset = Subset(test_set, range(n))
-    il = cfg.input_length
+    il, total = cfg.input_length, cfg.eval_length
     ours, base = [], []
-    for frames, preds in rollout_dataset(predictor, subset, il, il + 1, progress=False):
-        target = frames[:, il]
-        ours.append(psnr(preds[:, 0].clamp(0, 1), target))
-        base.append(psnr(copy_last_baseline(frames[:, :il + 1], il)[:, 0], target))
-    return {"psnr_t1": float(torch.cat(ours).mean()), "psnr_t1_copy_last": float(torch.cat(base).mean())}
+    for frames, preds in rollout_dataset(predictor, subset, il, total, batch_size=32,
+                                         progress=False):
+        target = frames[:, il:].flatten(0, 1)
+        shape = frames.shape[0], total - il
+        ours.append(psnr(preds.clamp(0, 1).flatten(0, 1), target).view(shape))
+        base.append(psnr(copy_last_baseline(frames, il).flatten(0, 1), target).view(shape))
+    ours, base = torch.cat(ours), torch.cat(base)
+    return {"psnr_t1": float(ours[:, 0].mean()), "psnr_t1_copy_last": float(base[:, 0].mean()),
+            "psnr_mean": float(ours.mean()), "psnr_mean_copy_last": float(base.mean())}
 
 
 def trained_model(budget: Budget | str | None = None, progress: bool = True,
-                  run_dir: str | os.PathLike | None = None, device=None):
+                  run_dir: str | os.PathLike | None = None, device=None, data: str | None = None):
     """(predictor in eval mode on ``device`` (default: CUDA if present), Config, history
     DataFrame) of the budget's run.
 
-    Trains the budget's preset on the budget's data with :func:`stipkit.train.train` into
-    ``run_dir`` (default ``budget.run_dir``, git-ignored) for ``budget.iterations``, logging
+    Trains the budget's preset on ``data`` (default: the budget's; Moving Digits as its second
+    run, see :meth:`Budget.datasets`) with :func:`stipkit.train.train` into ``run_dir``
+    (default ``budget.run_dir_for(data)``, git-ignored) for ``budget.iterations_for(data)``, logging
     :func:`quick_eval` every ``budget.eval_every`` iterations. An existing checkpoint of the same
     config is resumed, and a finished one is only loaded: the run folder is the cache that
     notebook 07 reuses. Seeded by the preset (``TrainConfig.seed``); bitwise reproducible on CPU.
@@ -120,12 +127,14 @@ def trained_model(budget: Budget | str | None = None, progress: bool = True,
     from .train import default_device, train
 
     budget = _budget(budget)
-    run_dir = Path(run_dir) if run_dir is not None else budget.run_dir
+    data = data or budget.data
+    run_dir = Path(run_dir) if run_dir is not None else budget.run_dir_for(data)
     cfg = get_preset(budget.preset)
-    cfg = replace(cfg, train=replace(cfg.train, iterations=budget.iterations))
-    train_set = dataset(cfg, budget, "train")
-    test_set = test_split(cfg, budget)
-    windows = budget.eval_windows or QUICK_EVAL_WINDOWS
+    cfg = replace(cfg, dataset=data,
+                  train=replace(cfg.train, iterations=budget.iterations_for(data)))
+    train_set = dataset(cfg, budget, "train", data)
+    test_set = test_split(cfg, budget, data)
+    windows = budget.eval_windows
     try:
         history = train(cfg, train_set, run_dir,
                         eval_fn=lambda p: quick_eval(p, cfg, test_set, windows),
@@ -140,13 +149,83 @@ def trained_model(budget: Budget | str | None = None, progress: bool = True,
     return predictor.to(device or default_device()), cfg, history
 
 
+def finished_run(budget: Budget | str | None = None, data: str | None = None) -> bool:
+    """Whether the budget's run on ``data`` is cached and trained to the end (its checkpoint
+    holds ``budget.iterations_for(data)`` iterations of today's preset)."""
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .config import ConfigError, from_dict
+
+    budget = _budget(budget)
+    data = data or budget.data
+    path = budget.run_dir_for(data) / "checkpoint.pt"
+    if not path.is_file():
+        return False
+    try:
+        ckpt = load_checkpoint(path)
+        saved = from_dict(ckpt["config"])
+    except (CheckpointError, ConfigError):
+        return False
+    return (ckpt["iteration"] >= budget.iterations_for(data)
+            and saved.model == get_preset(budget.preset).model)
+
+
+def model_for_figures(budget: Budget | str | None = None, progress: bool = True, device=None):
+    """``(predictor, Config, source)`` for the figures of a trained model (notebook 07): the
+    budget's finished run when there is one (notebook 03 made it), else the shipped pretrained
+    weights of its preset (:func:`stipkit.pretrained`) when they exist, else a fresh run
+    (:func:`trained_model`). ``source`` says which, in words."""
+    from .train import default_device
+    from .zoo import available, pretrained, provenance
+
+    budget = _budget(budget)
+    if not finished_run(budget) and budget.preset in available():
+        predictor, cfg = pretrained(budget.preset)
+        record = provenance(budget.preset)
+        source = (f"the pretrained {budget.preset!r} weights ({record['iterations']} iterations, "
+                  f"{record['data']} data; no finished {budget.name!r} run in "
+                  f"{relative(budget.run_dir)})")
+        return predictor.to(device or default_device()), cfg, source
+    predictor, cfg, history = trained_model(budget, progress=progress, device=device)
+    return predictor, cfg, (f"the {budget.name!r} budget's run: {len(history)} iterations "
+                            f"({relative(budget.run_dir)})")
+
+
 # --------------------------------------------------------------------------- 3. scores
 def evaluate_model(predictor, cfg: Config, budget: Budget | str | None = None,
-                   progress: bool = True) -> pd.DataFrame:
-    """Per-step MSE/PSNR/SSIM/LPIPS of STIP and copy-last on :func:`test_split` (the protocol of
-    :func:`stipkit.evaluate.evaluate`: ``input_length`` given frames, no ground truth after)."""
-    return evaluate(predictor, test_split(cfg, budget), cfg.input_length, cfg.eval_length,
+                   progress: bool = True, data: str | None = None) -> pd.DataFrame:
+    """Per-step MSE/PSNR/SSIM/LPIPS of STIP and copy-last on :func:`test_split` of ``data``
+    (default: the budget's) -- the protocol of :func:`stipkit.evaluate.evaluate`:
+    ``input_length`` given frames, no ground truth after."""
+    return evaluate(predictor, test_split(cfg, budget, data), cfg.input_length, cfg.eval_length,
                     progress=progress)
+
+
+def pretrained_model(budget: Budget | str | None = None, data: str | None = None, device=None):
+    """``(predictor, Config, provenance)`` of the shipped weights of the budget's preset when
+    they exist and were trained on ``data`` (default: the budget's), else None. Notebook 03
+    shows them beside its live run."""
+    from .train import default_device
+    from .zoo import available, pretrained, provenance
+
+    budget = _budget(budget)
+    data = data or budget.data
+    if budget.preset not in available() or provenance(budget.preset)["data"] != data:
+        return None
+    predictor, cfg = pretrained(budget.preset)
+    return predictor.to(device or default_device()), cfg, provenance(budget.preset)
+
+
+def side_by_side(runs: dict) -> pd.DataFrame:
+    """Several models' :func:`stipkit.evaluate.evaluate` scores on the same test split as one
+    tidy table: ``{label: scores}`` -> each model's "STIP" rows renamed ``STIP (label)``, one
+    copy-last (the first table's; they are equal)."""
+    parts = []
+    for i, (label, df) in enumerate(runs.items()):
+        rows = df[df["method"] == "STIP"].assign(method=f"STIP ({label})")
+        parts.append(rows)
+        if i == 0:
+            base = df[df["method"] == "copy-last"]
+    return pd.concat(parts + [base], ignore_index=True)
 
 
 def first_batch(predictor, cfg: Config, test_set, n: int = 4):
@@ -158,7 +237,85 @@ def first_batch(predictor, cfg: Config, test_set, n: int = 4):
     return frames.cpu(), preds.clamp(0, 1).cpu()
 
 
-def beats_copy_last(df: pd.DataFrame, t: int | None = None, metric: str = "psnr") -> dict:
+def check_targets(df: pd.DataFrame, data: str, method: str = "STIP") -> pd.DataFrame:
+    """The study budget's targets (issue 8), checked on :func:`stipkit.evaluate.evaluate`'s
+    output: one row per target with ``ours``, ``copy_last``, ``margin`` (positive: ours is
+    better by that much) and ``holds``.
+
+    * ``embedded`` (real clips): PSNR at the first predicted frame at least copy-last's minus
+      1 dB, and the mean PSNR over every predicted frame above copy-last's;
+    * ``digits``: PSNR and LPIPS better than copy-last at every predicted frame.
+    """
+    ours = df[df["method"] == method].set_index("t")
+    base = df[df["method"] == "copy-last"].set_index("t")
+    if ours.empty or base.empty:
+        raise ValueError(f"the scores need rows of method {method!r} and 'copy-last'; "
+                         f"found {sorted(set(df['method']))}")
+    rows = []
+
+    def add(target, o, b, margin):
+        rows.append({"target": target, "ours": round(float(o), 3), "copy_last": round(float(b), 3),
+                     "margin": round(float(margin), 3), "holds": bool(margin > 0)})
+
+    if data == "digits":
+        for metric, sign, unit in (("psnr", 1, "dB"), ("lpips_x100", -1, "x100")):
+            for t in ours.index:
+                o, b = ours.loc[t, metric], base.loc[t, metric]
+                add(f"{metric} at t={t} better than copy-last ({unit})", o, b, sign * (o - b))
+    else:
+        t1, tn = int(ours.index.min()), int(ours.index.max())
+        o, b = ours.loc[t1, "psnr"], base.loc[t1, "psnr"]
+        rows.append({"target": f"psnr at t={t1} >= copy-last - 1 dB", "ours": round(float(o), 3),
+                     "copy_last": round(float(b), 3), "margin": round(float(o - (b - 1)), 3),
+                     "holds": bool(o >= b - 1)})
+        add(f"mean psnr over t={t1}..{tn} above copy-last's (dB)", ours["psnr"].mean(),
+            base["psnr"].mean(), ours["psnr"].mean() - base["psnr"].mean())
+    return pd.DataFrame(rows)
+
+
+def per_clip(predictor, cfg: Config, test_set, progress: bool = False) -> pd.DataFrame:
+    """Mean PSNR per source clip and time step, model and copy-last, on an
+    :class:`~stipkit.data.EmbeddedVideo` test split (or a ``Subset`` of one): rows
+    (clip, t), columns ``windows``, ``ours``, ``copy_last``, ``margin``. It shows where the
+    model wins and loses (moving camera vs near-still scenes)."""
+    ds, index = (test_set.dataset, list(test_set.indices)) if isinstance(test_set, Subset) \
+        else (test_set, list(range(len(test_set))))
+    if not hasattr(ds, "windows"):
+        raise TypeError(f"per_clip needs windows of named clips (EmbeddedVideo), got {type(ds).__name__}")
+    rows = evaluate(predictor, test_set, cfg.input_length, cfg.eval_length, per_sample=True,
+                    progress=progress)
+    rows["clip"] = [ds.windows[index[i]][0] for i in rows["sample"]]
+    wide = rows.pivot_table(index=["clip", "t"], columns="method", values="psnr", observed=True)
+    out = pd.DataFrame({"windows": rows[rows["method"] == "STIP"].groupby(["clip", "t"]).size(),
+                        "ours": wide["STIP"], "copy_last": wide["copy-last"]})
+    out["margin"] = out["ours"] - out["copy_last"]
+    return out
+
+
+def still_rollout(predictor, frames: torch.Tensor, input_length: int, total_length: int) -> pd.DataFrame:
+    """How well the model keeps a still scene still: each frame of ``frames`` (N, C, H, W) is
+    given ``input_length`` times; returns the PSNR (dB, mean over the frames) of every predicted
+    frame against it, by t. Copy-last would be exact (infinite PSNR); a model's errors here are
+    its floor, and how they grow with t is its drift."""
+    still = frames[:, None].expand(-1, input_length, -1, -1, -1)
+    device = next(predictor.parameters()).device
+    was_training = predictor.training
+    predictor.eval()
+    try:
+        with torch.inference_mode():
+            preds = predictor(still.to(device), input_length=input_length,
+                              total_length=total_length, future_only=True).predictions
+    finally:
+        predictor.train(was_training)
+    n, steps = preds.shape[:2]
+    target = frames[:, None].expand(-1, steps, -1, -1, -1).to(preds.device)
+    values = psnr(preds.clamp(0, 1).flatten(0, 1), target.flatten(0, 1)).view(n, steps)
+    return pd.DataFrame({"t": range(input_length + 1, total_length + 1),
+                         "psnr": values.mean(0).tolist()})
+
+
+def beats_copy_last(df: pd.DataFrame, t: int | None = None, metric: str = "psnr",
+                    method: str = "STIP") -> dict:
     """Does STIP beat copy-last at step ``t`` (default: the first predicted step) on ``metric``?
 
     ``df``: :func:`stipkit.evaluate.evaluate`'s output. Returns ``t``, ``metric``, ``stip``,
@@ -169,7 +326,7 @@ def beats_copy_last(df: pd.DataFrame, t: int | None = None, metric: str = "psnr"
 
     t = int(df["t"].min()) if t is None else t
     at = df[df["t"] == t].set_index("method")[metric]
-    stip, base = float(at["STIP"]), float(at["copy-last"])
+    stip, base = float(at[method]), float(at["copy-last"])
     sign = 1 if HIGHER_IS_BETTER.get(metric, True) else -1
     margin = sign * (stip - base)
     unit = " dB" if metric == "psnr" else ""
@@ -251,11 +408,31 @@ def budget_table() -> pd.DataFrame:
     rows = {}
     for name, b in BUDGETS.items():
         m = get_preset(b.preset).model
-        rows[name] = {"preset": b.preset, "data": b.data, "frames": f"{m.height}x{m.width}",
+        rows[name] = {"preset": b.preset, "data": " + ".join(b.datasets()),
+                      "frames": f"{m.height}x{m.width}",
                       "STGRUs x channels": f"{m.num_layers} x {m.hidden}",
-                      "iterations": b.iterations, "eval_every": b.eval_every,
+                      "iterations": " + ".join(str(b.iterations_for(d)) for d in b.datasets()),
+                      "eval_every": b.eval_every,
                       "eval_windows": "all" if b.eval_windows is None else b.eval_windows}
     return pd.DataFrame(rows).T.rename_axis("budget")
+
+
+#: What each lever of the study preset gave, measured by ``benchmarks/bench_levers.py``.
+LEVERS_CSV = REPO / "benchmarks" / "results" / "levers.csv"
+
+
+def levers_table(path=None) -> pd.DataFrame:
+    """The committed results of ``benchmarks/bench_levers.py`` (one training run per lever of
+    the study preset, PSNR on the embedded test split): lever, its base row, the change, the
+    PSNR at t = 5 and over all predicted frames at the end and the best mean on the way, beside
+    copy-last. Raises FileNotFoundError naming the command that makes it when it is missing."""
+    path = Path(path) if path is not None else LEVERS_CSV
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: `python benchmarks/bench_levers.py --csv "
+                                f"{relative(path)}` makes it (about an hour on 2 cores)")
+    df = pd.read_csv(path)
+    df["vs copy-last (mean)"] = (df["psnr_mean"] - df["copy_last_mean"]).round(2)
+    return df.set_index("lever")
 
 
 def paper_table(paper: dict | None = None) -> pd.DataFrame:

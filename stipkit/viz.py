@@ -71,8 +71,8 @@ def plot_history(history: pd.DataFrame, path=None) -> Figure:
 
     Panels: the predictor's losses (``mse``, ``total``; log y), the adversarial terms (``d`` =
     L_GAN(D), ``gan_p`` = L_GAN(P); linear y -- they hover near log 2 and log 4), the learned
-    perceptual loss ``lp`` (log y), and the periodic evaluation (``eval_*`` columns: t+1 PSNR of
-    STIP and copy-last). Raw values are thin, a running mean is drawn over them. Missing terms
+    perceptual loss ``lp`` (log y), and the periodic evaluation (``eval_*`` columns, e.g. the PSNR
+    at the first predicted frame and over all of them, each beside its copy-last baseline). Raw values are thin, a running mean is drawn over them. Missing terms
     (e.g. the ``mse`` loss mode) are left out.
     """
     h = history.reset_index(drop=True)
@@ -100,10 +100,13 @@ def plot_history(history: pd.DataFrame, path=None) -> Figure:
         ax = axes[-1]
         if evals:
             rows = h.dropna(subset=evals, how="all")
-            for i, c in enumerate(evals):
+            bases = list(dict.fromkeys(c.removesuffix("_copy_last") for c in evals))
+            for c in evals:  # a score and its copy-last baseline share a colour
                 label = c.removeprefix("eval_").replace("_copy_last", " (copy-last)")
                 ax.plot(rows["iteration"] if "iteration" in rows else rows.index + 1, rows[c],
-                        marker="o", color=f"C{i}", ls="--" if "copy_last" in c else "-", label=label)
+                        marker="o" if "copy_last" not in c else None, ms=3,
+                        color=f"C{bases.index(c.removesuffix('_copy_last'))}",
+                        ls="--" if "copy_last" in c else "-", label=label)
             ax.legend(fontsize=8)
             ax.set(title="periodic evaluation (test windows)", xlabel="iteration", ylabel="PSNR (dB)")
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -116,33 +119,46 @@ def plot_history(history: pd.DataFrame, path=None) -> Figure:
 
 
 def plot_strip(frames, predictions, input_length: int, sample: int = 0, path=None,
-               max_frames: int | None = None) -> Figure:
-    """One test window: row 1 the ``input_length`` inputs then the ground truth; row 2 the
-    predictions under their ground truth (blank under the inputs). Frame labels use the paper's
-    1-based numbering t. ``frames`` (B, T, C, H, W); ``predictions`` (B, T - input_length, ...)
-    or the full output (B, T - 1, ...). Values are clamped to [0, 1]."""
-    fr, pr = _t(frames)[sample], _t(predictions)[sample]
+               max_frames: int | None = None, title: str | None = None) -> Figure:
+    """One test window: row 1 the ``input_length`` inputs then the ground truth; below, one row
+    per model with its predictions under their ground truth (blank under the inputs). Frame
+    labels use the paper's 1-based numbering t.
+
+    ``frames`` (B, T, C, H, W); ``predictions`` (B, T - input_length, ...) or the full output
+    (B, T - 1, ...), or a dict ``{row label: predictions}`` for several models (e.g. this run and
+    the pretrained weights). Values are clamped to [0, 1].
+    """
+    fr = _t(frames)[sample]
+    rows = predictions if isinstance(predictions, dict) else {"STIP": predictions}
+    preds = {}
+    for label, p in rows.items():
+        pr = _t(p)[sample]
+        if pr.shape[0] == fr.shape[0] - 1:
+            pr = pr[input_length - 1:]
+        if pr.shape[0] != fr.shape[0] - input_length:
+            raise ValueError(f"predictions{'' if label == 'STIP' else f' of {label!r}'} have "
+                             f"{pr.shape[0]} frames; expected T - input_length = "
+                             f"{fr.shape[0] - input_length} (or T - 1)")
+        preds[label] = pr
     T = fr.shape[0] if max_frames is None else min(fr.shape[0], max_frames)
-    if pr.shape[0] == fr.shape[0] - 1:
-        pr = pr[input_length - 1:]
-    if pr.shape[0] != fr.shape[0] - input_length:
-        raise ValueError(f"predictions have {pr.shape[0]} frames; expected T - input_length = "
-                         f"{fr.shape[0] - input_length} (or T - 1)")
-    fig, axes = plt.subplots(2, T, figsize=(1.6 * T, 3.6), squeeze=False)
+    n = 1 + len(preds)
+    fig, axes = plt.subplots(n, T, figsize=(1.6 * T, 1.8 * n), squeeze=False)
     cmap = "gray" if fr.shape[1] == 1 else None
     for t in range(T):
-        top, bottom = axes[0, t], axes[1, t]
-        top.imshow(_image(fr[t]), cmap=cmap, vmin=0, vmax=1)
-        top.set_title(f"t={t + 1}" + (" (input)" if t < input_length else " (truth)"), fontsize=8)
-        if t >= input_length:
-            bottom.imshow(_image(pr[t - input_length]), cmap=cmap, vmin=0, vmax=1)
-            bottom.set_title(f"t={t + 1} STIP", fontsize=8)
-        for ax in (top, bottom):
-            ax.axis("off")
-    for row, label in ((0, "given | truth"), (1, "STIP")):
-        axes[row, 0].text(-0.08, 0.5, label, rotation=90, va="center", ha="right",
-                          transform=axes[row, 0].transAxes, fontsize=9)
-    fig.suptitle(f"test window {sample}: inputs | ground truth (top) and predictions (bottom)", fontsize=10)
+        axes[0, t].imshow(_image(fr[t]), cmap=cmap, vmin=0, vmax=1)
+        axes[0, t].set_title(f"t={t + 1}" + (" (input)" if t < input_length else " (truth)"),
+                             fontsize=8)
+        for r, (label, pr) in enumerate(preds.items(), start=1):
+            if t >= input_length:
+                axes[r, t].imshow(_image(pr[t - input_length]), cmap=cmap, vmin=0, vmax=1)
+                axes[r, t].set_title(f"t={t + 1} {label}", fontsize=7)
+        for r in range(n):
+            axes[r, t].axis("off")
+    for r, label in enumerate(["given | truth", *preds]):
+        axes[r, 0].text(-0.08, 0.5, label, rotation=90, va="center", ha="right",
+                        transform=axes[r, 0].transAxes, fontsize=9)
+    fig.suptitle(title or f"test window {sample}: inputs | ground truth (top) and predictions "
+                          "(below)", fontsize=10)
     fig.tight_layout()
     _save(fig, path)
     return fig

@@ -202,6 +202,11 @@ def test_plot_history_strip_and_metrics(tmp_path, cfg, frames):
     viz.plot_strip(frames, torch.cat([frames[:, 1:il], preds], 1), il)  # full T-1 output works
     with pytest.raises(ValueError, match="expected"):
         viz.plot_strip(frames, preds[:, :1], il)
+    fig = viz.plot_strip(frames, {"this run": preds, "pretrained": preds.flip(-2)}, il)
+    T = frames.shape[1]
+    assert len(fig.axes) == 3 * T  # truth row + one row per model
+    with pytest.raises(ValueError, match="of 'pretrained'"):
+        viz.plot_strip(frames, {"this run": preds, "pretrained": preds[:, :1]}, il)
 
     rows = [{"method": m, "t": t, "psnr": 20.0 + t, "ssim": 0.5, "lpips_x100": 30.0}
             for m in ("STIP", "copy-last") for t in (3, 4)]

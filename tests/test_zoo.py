@@ -69,3 +69,20 @@ def test_the_shipped_study_weights_load_and_fit_the_budget():
     frames = torch.rand(1, cfg.input_length, 3, cfg.model.height, cfg.model.width)
     out = model(frames, total_length=cfg.eval_length).predictions
     assert out.shape[1] == cfg.eval_length - 1 and torch.isfinite(out).all()
+
+
+@pytest.mark.skipif(not (zoo.WEIGHTS / "study.json").is_file(), reason="no shipped study weights")
+def test_the_shipped_study_weights_score_what_their_provenance_records():
+    """The float16 file, rolled out on the embedded test split (4 -> 6, every window), gives the
+    PSNR recorded at export from the float32 checkpoint (within 0.05 dB), copy-last included."""
+    from stipkit.evaluate import default_dataset
+    from stipkit.study import quick_eval
+
+    model, cfg = stipkit.pretrained("study")
+    got = quick_eval(model, cfg, default_dataset(cfg, "test"))
+    rec = zoo.provenance("study")["scores"]
+    for method, suffix in (("STIP", ""), ("copy-last", "_copy_last")):
+        psnr = {r["t"]: r["psnr"] for r in rec if r["method"] == method}
+        first = min(psnr)
+        assert got["psnr_t1" + suffix] == pytest.approx(psnr[first], abs=0.05), method
+        assert got["psnr_mean" + suffix] == pytest.approx(sum(psnr.values()) / len(psnr), abs=0.05)

@@ -1,0 +1,127 @@
+"""What each lever gives: the changes that made the study preset learn, measured one at a time.
+
+Issue 8 asked for the levers to be measured rather than assumed. Each row here is one training
+run of ``stipkit.train.train`` at the same iteration budget on the embedded real clips, scored
+on the whole test split (4 given -> 6 predicted frames) by :func:`stipkit.study.quick_eval`. The
+rows climb a ladder from the old study preset to today's: each adds one change to the row it
+names as its base. Every row trains with MSE only (the old preset used Alg. 1's GAN + LP terms;
+the issue measured that MSE alone gives it the same PSNR) except ``gan_lp``, which puts them
+back. Single runs on a shared 2-core machine: differences under ~0.5 dB are noise.
+
+    .venv/bin/python benchmarks/bench_levers.py --jobs 2 --csv benchmarks/results/levers.csv
+    .venv/bin/python benchmarks/bench_levers.py --only old copy_last --iterations 200   # quick look
+
+Every run uses one torch thread; ``--jobs 2`` runs two at a time. The CSV (one row per run, the
+final and the best evaluation, the seconds per iteration) is what notebook 03 shows.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import tempfile
+import time
+from dataclasses import replace
+
+import pandas as pd
+import torch
+
+from stipkit.config import Config, get_preset
+
+# The old study preset (as of 2026-11-22, before issue 8): patch 2, 2 downsampling layers,
+# PyTorch's initialisation, a constant learning rate of 1e-3, one center crop per window.
+def _old() -> Config:
+    cfg = get_preset("study")
+    model = replace(cfg.model, patch=2, num_downsample=2, hidden=32, num_layers=4,
+                    recall_weight=0.1, init="default")
+    train = replace(cfg.train, lr=1e-3, lr_schedule="exponential", warmup=0, ema=0.0, crops=1,
+                    flips=False, reverse=False, scheduled_sampling=True)
+    return replace(cfg, model=model, train=train, train_length=5)
+
+
+def _m(**kw):
+    return lambda cfg: replace(cfg, model=replace(cfg.model, **kw))
+
+
+def _t(**kw):
+    return lambda cfg: replace(cfg, train=replace(cfg.train, **kw))
+
+
+# name: (base row, change, what it is)
+LADDER = {
+    "old": (None, lambda cfg: cfg, "the old study preset: patch 2, 2 DL, default init, lr 1e-3"),
+    "recall_1": ("old", _m(recall_weight=1.0), "lambda = 1 instead of 0.1 (Eq. 3)"),
+    "patch1": ("old", _m(patch=1, num_downsample=3),
+               "patch 1, 3 DL: finest recall 32x32x32 (2.7x the frame's values)"),
+    "cosine": ("patch1", _t(lr_schedule="cosine", warmup=300),
+               "warm-up 300 iterations, cosine decay to 0"),
+    "copy_last": ("cosine", _m(init="copy_last"), "copy-last initialisation"),
+    "crops_flips": ("copy_last", _t(crops=5, flips=True), "5 crop positions and mirrors"),
+    "reverse": ("crops_flips", _t(reverse=True), "and every window played backwards"),
+    "ema": ("reverse", _t(ema=0.995), "moving average of the weights (0.995)"),
+    "train_10": ("ema", lambda c: replace(c, train_length=10, train=replace(
+        c.train, sampling_stop_iter=max(1, c.train.iterations // 2),
+        sampling_rate=1 / max(1, c.train.iterations // 2))),
+        "train 4 -> 6 (the official length), scheduled sampling over the first half"),
+    "lr_5e-4": ("ema", _t(lr=5e-4), "peak learning rate 5e-4"),
+    "batch_16": ("ema", _t(batch_size=16), "batch 16 (same iterations: twice the samples)"),
+    "gan_lp": ("ema", _t(loss="mse+gan+lp"), "the paper's loss, Eq. 9 (the others: MSE)"),
+}
+
+
+def config_of(name: str, iterations: int) -> Config:
+    base, change, _ = LADDER[name]
+    cfg = _t(loss="mse", iterations=iterations)(_old()) if base is None else config_of(base, iterations)
+    return change(cfg)
+
+
+def run(name: str, iterations: int, evals: int) -> dict:
+    from stipkit.evaluate import default_dataset
+    from stipkit.study import quick_eval
+    from stipkit.train import train
+
+    torch.set_num_threads(1)
+    cfg = config_of(name, iterations)
+    test_set = default_dataset(cfg, "test")
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        hist = train(cfg, default_dataset(cfg, "train"), out, resume=False, progress=False,
+                     eval_fn=lambda p: quick_eval(p, cfg, test_set),
+                     eval_every=max(1, iterations // evals), ckpt_every=iterations)
+    ev = hist.dropna(subset=["eval_psnr_t1"])
+    last = ev.iloc[-1]
+    best = ev.loc[ev["eval_psnr_mean"].idxmax()]
+    print(f"{name}: t=5 {last['eval_psnr_t1']:.2f}, mean {last['eval_psnr_mean']:.2f} "
+          f"({time.perf_counter() - start:.0f} s)", flush=True)
+    return {"lever": name, "base": LADDER[name][0] or "-", "change": LADDER[name][2],
+            "iterations": iterations, "s_per_iteration_1thread": round(float(hist["step_s"].median()), 3),
+            "psnr_t5": round(float(last["eval_psnr_t1"]), 2),
+            "psnr_mean": round(float(last["eval_psnr_mean"]), 2),
+            "best_psnr_mean": round(float(best["eval_psnr_mean"]), 2),
+            "best_at": int(best["iteration"]),
+            "copy_last_t5": round(float(last["eval_psnr_t1_copy_last"]), 2),
+            "copy_last_mean": round(float(last["eval_psnr_mean_copy_last"]), 2)}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iterations", type=int, default=2000, help="per run (default: 2000)")
+    ap.add_argument("--evals", type=int, default=10, help="evaluations per run (default: 10)")
+    ap.add_argument("--jobs", type=int, default=2, help="runs at a time, 1 thread each (default: 2)")
+    ap.add_argument("--only", nargs="+", choices=list(LADDER), help="these rows only")
+    ap.add_argument("--csv", help="write the table here")
+    args = ap.parse_args(argv)
+    names = args.only or list(LADDER)
+    start = time.perf_counter()
+    with mp.get_context("spawn").Pool(args.jobs) as pool:
+        rows = pool.starmap(run, [(n, args.iterations, args.evals) for n in names])
+    table = pd.DataFrame(rows)
+    table.attrs["command"] = "benchmarks/bench_levers.py " + " ".join(argv or [])
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    print(f"\n{len(rows)} runs of {args.iterations} iterations in "
+          f"{(time.perf_counter() - start) / 60:.0f} min; PSNR (dB) on the embedded test split")
+    print(table.drop(columns=["change"]).to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()

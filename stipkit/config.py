@@ -232,9 +232,9 @@ def _table1(name, height, width, patch, gamma_gan, gamma_lp, eval_length, sampli
 # on a CPU -- patch 1 and three stride-2 layers (the finest recall holds 2.7x the frame's values;
 # the memory stays 8x8), the copy-last initialisation, warm-up and cosine decay, more windows
 # from the same clips (crops, mirrors, reversed), and a moving average of the weights. The loss
-# is MSE only: at this budget Alg. 1's GAN and LP terms cost about 35 % more time per iteration
-# and bought nothing measurable (the gan_lp row of benchmarks/bench_levers.py); the
-# ``-official`` presets keep them.
+# is MSE only: at this budget Alg. 1's GAN and LP terms cost about 30 % more time per iteration
+# for +0.5 dB of mean PSNR at 1000 iterations (the gan_lp row of benchmarks/bench_levers.py, at
+# the edge of one run's noise; about even per minute); the ``-official`` presets keep them.
 _STUDY_MODEL = ModelConfig(height=64, width=64, patch=1, num_downsample=3, hidden=32, num_layers=4,
                            init="copy_last")
 _STUDY_TRAIN = TrainConfig(batch_size=8, iterations=3000, lr=1e-3, lr_schedule="cosine",

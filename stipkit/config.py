@@ -17,9 +17,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field, fields, replace
+from typing import ClassVar
 
 
 INITS = ("default", "copy_last")  # ModelConfig.init, see STIP.init_copy_last
+MODELS = ("stip",)  # ModelConfig.name: the predictors of stipkit.models.MODELS
 
 
 class ConfigError(ValueError):
@@ -31,6 +33,47 @@ def _check(ok: bool, where: str, value, valid: str) -> None:
         raise ConfigError(f"{where}={value!r} is invalid: {valid}")
 
 
+# ----------------------------------------------------------------------------- memories
+@dataclass(frozen=True)
+class MemoryConfig:
+    """A predictive memory's own section of :class:`ModelConfig` (``ModelConfig.memory``).
+
+    One frozen dataclass per memory, holding only that memory's hyper-parameters (what every
+    memory shares -- ``hidden``, ``filter_size``, ``num_layers`` -- stays in ModelConfig). A
+    subclass registers itself under its ``name``, the key of ``stipkit.models.memories.MEMORIES``;
+    a memory without hyper-parameters needs only the two-line subclass. This module imports no
+    model code: the sections are plain data, validated in ``__post_init__``.
+    """
+
+    name: ClassVar[str] = ""
+    registry: ClassVar[dict[str, type]] = {}
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        MemoryConfig.registry[cls.name] = cls
+
+
+@dataclass(frozen=True)
+class STGRUConfig(MemoryConfig):
+    """STGRU, STIP's memory (Eq. 5-7)."""
+
+    name: ClassVar[str] = "stgru"
+    update_bias: float = 0.0  # *departure*: the official code adds +1 inside U_t's sigmoid
+
+
+def memory_names() -> list[str]:
+    """The names of every memory section (``ModelConfig.memory.name``)."""
+    return sorted(MemoryConfig.registry)
+
+
+def memory_config(name: str, **fields_) -> MemoryConfig:
+    """The config section of memory ``name`` (defaults, optionally overridden)."""
+    if name not in MemoryConfig.registry:
+        raise ConfigError(f"ModelConfig.memory={name!r} is invalid: must be one of {memory_names()}")
+    return MemoryConfig.registry[name](**fields_)
+
+
+# ----------------------------------------------------------------------------- the model
 @dataclass(frozen=True)
 class ModelConfig:
     """The STIP predictor and its discriminator (STIP Sec. III, Tables I-II).
@@ -38,6 +81,7 @@ class ModelConfig:
     Paper defaults throughout; fields marked *departure* reproduce the official code.
     """
 
+    name: str = "stip"            # which predictor (stipkit.models.MODELS)
     img_channels: int = 3
     height: int = 64
     width: int = 64
@@ -48,13 +92,12 @@ class ModelConfig:
     filter_size: int = 5          # Table II hidden layer kernel (padding k//2, see note)
     clip_length: int = 2          # L: frames per encoder input clip (Sec. IV-A)
     recall_weight: float = 0.1    # lambda of Eq. 3
-    memory: str = "stgru"         # which predictive memory (stipkit.models.memories)
+    memory: MemoryConfig = STGRUConfig()  # the predictive memory and its own section
     sted: bool = True             # Table VI: two encoder/decoder paths (True) or one
     mgir: bool = True             # Table VI: multi-grained recall (Eq. 3) on/off
     disc_hidden: int = 64         # Table I "Hidden" for the discriminator
     init: str = "default"         # "default" (PyTorch's, as the official code) | "copy_last"
     # --- departures of the official code (paper value is the default) ---
-    update_gate_bias: float = 0.0     # official adds +1 inside U_t's sigmoid
     swap_decoder_states: bool = False  # official decodes T^N with the *spatial* decoder
     recall_deepest: bool = True        # official never recalls the deepest level (l=1)
     last_upsample_act: bool = True     # official: no LeakyReLU after the last UL
@@ -80,9 +123,10 @@ class ModelConfig:
                     f"patch*2**num_downsample = {self.patch}*2**{self.num_downsample} = {unit} "
                     f"(nearest valid: {lo or unit} or {hi})")
         _check(self.recall_weight >= 0, "ModelConfig.recall_weight", self.recall_weight, "must be >= 0")
-        from .models.memories import MEMORIES  # late import: models import this module
-        _check(self.memory in MEMORIES, "ModelConfig.memory", self.memory,
-               f"must be one of {sorted(MEMORIES)}")
+        _check(self.name in MODELS, "ModelConfig.name", self.name, f"must be one of {MODELS}")
+        _check(isinstance(self.memory, MemoryConfig) and type(self.memory) is not MemoryConfig,
+               "ModelConfig.memory", self.memory, "must be a memory section, e.g. "
+               f"stipkit.config.memory_config(name) with name one of {memory_names()}")
         _check(self.clip_padding in ("replicate", "zeros"), "ModelConfig.clip_padding",
                self.clip_padding, "must be 'replicate' (paper) or 'zeros' (official)")
         _check(self.disc_activation in ("leaky_relu", "relu"), "ModelConfig.disc_activation",
@@ -117,7 +161,10 @@ class ModelConfig:
         return int(math.log2(self.height // self.patch))
 
 
-LOSS_MODES = ("mse", "mse+gan", "mse+gan+lp")
+LOSS_MODES = ("mse", "mse+gan", "mse+gan+lp")  # Table VIII; the one list of loss-mode names
+# The one list of dataset names: the kit's own (embedded clips, Moving Digits) and the papers'.
+PAPER_DATASETS = ("ucfsport", "human36m", "sjtu4k")
+DATASETS = ("embedded", "digits", *PAPER_DATASETS)
 LR_SCHEDULES = ("exponential", "cosine")
 
 
@@ -198,11 +245,15 @@ class Config:
             _check(isinstance(v, int) and v > self.input_length, f"Config.{name}", v,
                    f"must be an integer > input_length={self.input_length} "
                    "(at least one frame to predict)")
+        _check(self.dataset in DATASETS, "Config.dataset", self.dataset, f"must be one of {DATASETS}")
 
 
 def _official(cfg: Config) -> Config:
     """Switch on every departure of the official STIPHR code (and its training values)."""
-    model = replace(cfg.model, update_gate_bias=1.0, swap_decoder_states=True,
+    memory = cfg.model.memory
+    if isinstance(memory, STGRUConfig):
+        memory = replace(memory, update_bias=1.0)
+    model = replace(cfg.model, memory=memory, swap_decoder_states=True,
                     recall_deepest=False, last_upsample_act=False, clip_padding="zeros",
                     disc_activation="relu", init="default")  # official: PyTorch's init
     # Official trainer: loss = l2 + 0.01*LP + 0.001*GAN (as Alg. 1 line 23, the reverse
@@ -281,12 +332,32 @@ def get_preset(name: str, **overrides) -> Config:
 
 
 def to_dict(cfg) -> dict:
-    """A plain, JSON-able dict (stored in checkpoints)."""
-    return dataclasses.asdict(cfg)
+    """A plain, JSON-able dict (stored in checkpoints); a memory section is ``{"name": ...,
+    **its fields}``."""
+    d = dataclasses.asdict(cfg)
+    model = d.get("model") if isinstance(cfg, Config) else (d if isinstance(cfg, ModelConfig) else None)
+    if model is not None:
+        memory = cfg.model.memory if isinstance(cfg, Config) else cfg.memory
+        model["memory"] = {"name": memory.name, **dataclasses.asdict(memory)}
+    return d
+
+
+def _upgrade_model(data: dict) -> dict:
+    """Model sections written before the memory sections (stipkit 0.1 checkpoints): ``memory``
+    was a name and STGRU's ``update_gate_bias`` a field of the model; they convert."""
+    data = dict(data)
+    if isinstance(data.get("memory"), str) or "update_gate_bias" in data:
+        name = data.get("memory", "stgru")
+        if name != "stgru" and "update_gate_bias" in data:
+            raise ConfigError(f"Config.model has update_gate_bias (an STGRU field) but memory={name!r}")
+        section = {"update_bias": data.pop("update_gate_bias")} if "update_gate_bias" in data else {}
+        data["memory"] = {"name": name, **section}
+    return data
 
 
 def from_dict(d: dict) -> Config:
-    """Inverse of :func:`to_dict`; unknown keys raise :class:`ConfigError` naming them."""
+    """Inverse of :func:`to_dict`; unknown keys raise :class:`ConfigError` naming them. Configs
+    of older stipkit checkpoints convert (:func:`_upgrade_model`)."""
     def build(cls, data, where):
         if not isinstance(data, dict):
             raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
@@ -294,11 +365,27 @@ def from_dict(d: dict) -> Config:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ConfigError(f"{where} has unknown field(s) {unknown}; valid: {sorted(known)}")
-        kw = dict(data)
-        if cls is Config:
-            if "model" in kw:
-                kw["model"] = build(ModelConfig, kw["model"], "Config.model")
-            if "train" in kw:
-                kw["train"] = build(TrainConfig, kw["train"], "Config.train")
-        return cls(**kw)
-    return build(Config, d, "Config")
+        return cls(**data)
+
+    def build_memory(data):
+        if not isinstance(data, dict) or "name" not in data:
+            raise ConfigError(f"Config.model.memory must be a mapping with a 'name', got {data!r}")
+        data = dict(data)
+        name = data.pop("name")
+        if name not in MemoryConfig.registry:
+            raise ConfigError(f"Config.model.memory.name={name!r} is invalid: must be one of "
+                              f"{memory_names()}")
+        cls = MemoryConfig.registry[name]
+        return build(cls, data, f"Config.model.memory ({cls.__name__})")
+
+    if not isinstance(d, dict):
+        raise ConfigError(f"Config must be a mapping, got {type(d).__name__}")
+    kw = dict(d)
+    if "model" in kw:
+        model = _upgrade_model(kw["model"]) if isinstance(kw["model"], dict) else kw["model"]
+        if isinstance(model, dict) and "memory" in model:
+            model = {**model, "memory": build_memory(model["memory"])}
+        kw["model"] = build(ModelConfig, model, "Config.model")
+    if "train" in kw:
+        kw["train"] = build(TrainConfig, kw["train"], "Config.train")
+    return build(Config, kw, "Config")

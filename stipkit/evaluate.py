@@ -21,14 +21,28 @@ import torch
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
+from .config import DATASETS, PAPER_DATASETS
 from .data import DataError, EmbeddedVideo, FrameListDataset, MovingDigits, crop_to, make_loader
 from .metrics import METRIC_COLUMNS, copy_last_baseline, psnr, sequence_metrics
 from .models import compile_steps
 
-METHODS = ("STIP", "copy-last")
+BASELINE = "copy-last"  # the method name of the copy-last-frame baseline in every scores table
+
+
+def label_of(predictor) -> str:
+    """A predictor's method name in scores tables: its class's ``label`` (STIP: "STIP")."""
+    model = getattr(predictor, "module", predictor)  # unwrap DistributedDataParallel
+    return getattr(model, "label", type(model).__name__)
+
+
+def model_method(df: pd.DataFrame) -> str:
+    """The one method of a scores table that is not the copy-last baseline."""
+    methods = [m for m in dict.fromkeys(df["method"].astype(str)) if m != BASELINE]
+    if len(methods) != 1:
+        raise ValueError(f"expected the scores of one model beside {BASELINE!r}, found methods "
+                         f"{methods}; pass method= to choose")
+    return methods[0]
 #: Dataset names understood by :func:`default_dataset` (``Config.dataset`` / ``--data``).
-DATASETS = ("embedded", "digits", "ucfsport", "human36m", "sjtu4k")
-PAPER_DATASETS = ("ucfsport", "human36m", "sjtu4k")
 SJTU4K_LINES = 2160  # native SJTU4K height; the model runs padded at 2176 (see stipkit.config)
 
 
@@ -76,7 +90,8 @@ def evaluate(predictor, dataset, input_length: int, total_length: int, batch_siz
              per_sample: bool = False, compile: bool = False) -> pd.DataFrame:
     """Per-time-step scores of ``predictor`` and of the copy-last-frame baseline on ``dataset``.
 
-    Returns a tidy DataFrame with columns ``method`` ("STIP", "copy-last"), ``t`` (the paper's
+    Returns a tidy DataFrame with columns ``method`` (:func:`label_of` the predictor, e.g.
+    "STIP", and "copy-last"), ``t`` (the paper's
     1-based frame index, input_length+1 .. total_length), ``mse``, ``psnr``, ``ssim`` and
     ``lpips_x100``: means over all samples of the split. ``per_sample=True`` returns the
     unaveraged rows instead (plus a ``sample`` column, the index in ``dataset``).
@@ -84,11 +99,11 @@ def evaluate(predictor, dataset, input_length: int, total_length: int, batch_siz
     2176-line model output is scored at the native 2160 lines). ``compile``: see
     :func:`rollout_dataset`.
     """
-    parts, offset = [], 0
+    parts, offset, methods = [], 0, (label_of(predictor), BASELINE)
     for frames, preds in rollout_dataset(predictor, dataset, input_length, total_length,
                                          batch_size, device, progress, compile):
         target = frames[:, input_length:]
-        for method, pred in zip(METHODS, (preds, copy_last_baseline(frames, input_length))):
+        for method, pred in zip(methods, (preds, copy_last_baseline(frames, input_length))):
             p, g = (pred, target) if crop is None else (crop_to(pred, *crop), crop_to(target, *crop))
             df = sequence_metrics(p, g, input_length, progress=False)
             df["sample"] += offset
@@ -98,7 +113,7 @@ def evaluate(predictor, dataset, input_length: int, total_length: int, batch_siz
     if not parts:
         raise ValueError("the dataset is empty: nothing to evaluate")
     rows = pd.concat(parts, ignore_index=True)
-    rows["method"] = pd.Categorical(rows["method"], categories=METHODS, ordered=True)
+    rows["method"] = pd.Categorical(rows["method"], categories=methods, ordered=True)
     rows = rows.sort_values(["method", "sample", "t"], kind="stable").reset_index(drop=True)
     if per_sample:
         return rows
@@ -248,7 +263,7 @@ def save_strip(path, frames, predictions, input_length: int, sample: int = 0, ga
 
 
 # --------------------------------------------------------------------------- against copy-last
-def check_targets(df: pd.DataFrame, data: str, method: str = "STIP") -> pd.DataFrame:
+def check_targets(df: pd.DataFrame, data: str, method: str | None = None) -> pd.DataFrame:
     """The study budget's targets (issue 8), checked on :func:`stipkit.evaluate.evaluate`'s
     output: one row per target with ``ours``, ``copy_last``, ``margin`` (positive: ours is
     better by that much) and ``holds``.
@@ -257,8 +272,9 @@ def check_targets(df: pd.DataFrame, data: str, method: str = "STIP") -> pd.DataF
       1 dB, and the mean PSNR over every predicted frame above copy-last's;
     * ``digits``: PSNR and LPIPS better than copy-last at every predicted frame.
     """
+    method = model_method(df) if method is None else method
     ours = df[df["method"] == method].set_index("t")
-    base = df[df["method"] == "copy-last"].set_index("t")
+    base = df[df["method"] == BASELINE].set_index("t")
     if ours.empty or base.empty:
         raise ValueError(f"the scores need rows of method {method!r} and 'copy-last'; "
                          f"found {sorted(set(df['method']))}")
@@ -297,8 +313,9 @@ def per_clip(predictor, cfg: Config, test_set, progress: bool = False) -> pd.Dat
                     progress=progress)
     rows["clip"] = [ds.windows[index[i]][0] for i in rows["sample"]]
     wide = rows.pivot_table(index=["clip", "t"], columns="method", values="psnr", observed=True)
-    out = pd.DataFrame({"windows": rows[rows["method"] == "STIP"].groupby(["clip", "t"]).size(),
-                        "ours": wide["STIP"], "copy_last": wide["copy-last"]})
+    ours = model_method(rows)
+    out = pd.DataFrame({"windows": rows[rows["method"] == ours].groupby(["clip", "t"]).size(),
+                        "ours": wide[ours], "copy_last": wide[BASELINE]})
     out["margin"] = out["ours"] - out["copy_last"]
     return out
 

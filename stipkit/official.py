@@ -28,7 +28,7 @@ import math
 import torch
 
 from .config import ModelConfig, get_preset
-from .models import STIP, Discriminator
+from .models import STIP, Discriminator, build_predictor
 
 REQUIRED_ARGS = ("img_height", "img_width", "img_channel", "patch_size", "sr_size", "num_layers",
                  "num_hidden", "filter_size", "time", "time_stride", "input_length",
@@ -73,7 +73,7 @@ def official_model_config(args: dict) -> ModelConfig:
             "forward only runs with time - time_stride == 1 (a clip every step)")
     departures = get_preset("study-official").model
     fields = {k: getattr(departures, k) for k in (
-        "update_gate_bias", "swap_decoder_states", "recall_deepest", "last_upsample_act",
+        "memory", "swap_decoder_states", "recall_deepest", "last_upsample_act",
         "clip_padding", "disc_activation")}
     return ModelConfig(img_channels=int(args["img_channel"]), height=int(args["img_height"]),
                        width=int(args["img_width"]), patch=int(args["patch_size"]),
@@ -140,7 +140,7 @@ def load_stiphr(state_dict: dict, official_args: dict) -> STIP:
     cfg = official_model_config(official_args)
     if int(official_args["total_length"]) <= int(official_args["input_length"]):
         raise OfficialFormatError("official_args total_length must exceed input_length")
-    model = STIP(cfg, input_length=int(official_args["input_length"]))
+    model = build_predictor(cfg, input_length=int(official_args["input_length"]))
     new, unused = convert_stiphr(state_dict, cfg)
     _load_strict(model, new)
     model.official_unused = unused

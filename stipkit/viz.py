@@ -6,14 +6,15 @@ Read top to bottom:
 1. training and scores: :func:`plot_history`, :func:`plot_strip`, :func:`plot_metrics` (the
    paper's Table III numbers drawn as their own labelled markers, never mixed with ours);
 2. Fig. 5 (the features and gates of STIP, Sec. IV-B): :func:`feature_map` (one 2-D map),
-   :func:`gate_explorer` (an ipywidgets UI over every step, unit, level, channel and sample),
-   :func:`fig5` (a static figure like the paper's) and :func:`fig5_observations` (the paper's
-   three readings of Fig. 5, checked numerically), :func:`describe_observations` (in words).
+   :func:`gate_explorer` (an ipywidgets UI over every map the model exposes, with sliders
+   over step, unit, level, channel and sample) and :func:`fig5` (a static figure like the
+   paper's). The paper's readings of Fig. 5, checked numerically, are analysis:
+   :mod:`stipkit.analysis`.
 
-Feature dicts are :func:`stipkit.study.extract_features`' (or ``STIP.forward(...,
+Feature dicts are :func:`stipkit.study.extract_features`' (or ``forward(...,
 return_features=True).features``): ``"T_E"`` / ``"S_E"`` lists over encoder levels 0..N of
-(B, T-1, hidden, H_l, W_l), ``"R"`` / ``"U"`` (B, T-1, K, hidden, H_N, W_N). Step t (0-based)
-encodes the clip ending at frame ``frames[:, t]``.
+(B, T-1, hidden, H_l, W_l), and one (B, T-1, K, C, H_N, W_N) tensor per map the memory exposes
+(STGRU: ``"R_t"``, ``"U_t"``). Step t (0-based) encodes the clip ending at frame ``frames[:, t]``.
 """
 from __future__ import annotations
 
@@ -30,10 +31,6 @@ from matplotlib.figure import Figure
 
 from .study import PAPER_LABEL
 
-#: Map kinds of Fig. 5: encoded spatial / temporal features (Eq. 1), trend / update gates (Eq. 5).
-KINDS = ("S_E", "T_E", "R_t", "U_t")
-KIND_TITLES = {"S_E": "S_E (spatial encoder)", "T_E": "T_E (temporal encoder)",
-               "R_t": "R_t (trend gate)", "U_t": "U_t (update gate)"}
 LOSS_COLUMNS = ("mse", "d", "gan_p", "lp", "total")
 METRIC_TITLES = {"mse": "MSE ↓", "psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips_x100": "LPIPS ×100 ↓"}
 
@@ -204,12 +201,38 @@ def plot_metrics(df: pd.DataFrame, paper: dict | None = None, path=None,
 
 
 # --------------------------------------------------------------------------- 2. Fig. 5
-def feature_ranges(features: dict) -> dict:
-    """Inclusive (low, high) of every explorer index: ``t``, ``unit``, ``level``, ``channel``
-    (-1 = the channel mean), ``sample``; all read from the feature shapes."""
-    b, steps, k, hidden = features["R"].shape[:4]
-    return {"t": (0, steps - 1), "unit": (0, k - 1), "level": (0, len(features["T_E"]) - 1),
-            "channel": (-1, hidden - 1), "sample": (0, b - 1)}
+def kinds(features: dict) -> list[str]:
+    """The maps a features dict holds, in order: encoder features first (S_E, T_E), then every
+    map the model's memory exposes (STGRU: R_t, U_t; another memory, its own)."""
+    return sorted(features, key=lambda k: not _is_levels(features, k))  # stable: dict order kept
+
+
+def _is_levels(features: dict, kind: str) -> bool:
+    """Encoder features are lists over levels; memory maps are tensors with a unit axis."""
+    return isinstance(features[kind], (list, tuple))
+
+
+def _check_kind(features: dict, kind: str) -> None:
+    if kind not in features:
+        raise ValueError(f"kind={kind!r} is unknown: this model's maps are {kinds(features)}")
+
+
+def feature_ranges(features: dict, kind: str | None = None) -> dict:
+    """Inclusive (low, high) of every explorer index for map ``kind`` (default: the first of
+    :func:`kinds`): ``t``, ``unit`` (memory maps; (0, 0) for encoder features), ``level``
+    (encoder features; (0, 0) for memory maps), ``channel`` (-1 = the channel mean), ``sample``;
+    all read from the feature shapes."""
+    kind = kinds(features)[0] if kind is None else kind
+    _check_kind(features, kind)
+    x = features[kind]
+    if _is_levels(features, kind):
+        b, steps, c = x[0].shape[:3]
+        unit, level = (0, 0), (0, len(x) - 1)
+    else:
+        b, steps, k, c = x.shape[:4]
+        unit, level = (0, k - 1), (0, 0)
+    return {"t": (0, steps - 1), "unit": unit, "level": level, "channel": (-1, c - 1),
+            "sample": (0, b - 1)}
 
 
 def _check_index(name: str, value: int, lo: int, hi: int) -> None:
@@ -218,29 +241,36 @@ def _check_index(name: str, value: int, lo: int, hi: int) -> None:
 
 
 def _kind_tensor(features: dict, kind: str, unit: int, level: int) -> torch.Tensor:
-    """(B, T-1, C, h, w) for ``kind``."""
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r} is unknown: valid kinds are {KINDS}")
-    ranges = feature_ranges(features)
-    if kind in ("S_E", "T_E"):
+    """(B, T-1, C, h, w) for ``kind`` at encoder ``level`` or memory ``unit``."""
+    ranges = feature_ranges(features, kind)
+    if _is_levels(features, kind):
         _check_index("level", level, *ranges["level"])
         return _t(features[kind][level])
     _check_index("unit", unit, *ranges["unit"])
-    return _t(features[kind[0]][:, :, unit])
+    return _t(features[kind][:, :, unit])
+
+
+def _unit_scale(features: dict, kind: str) -> bool:
+    """Whether a map is drawn on a fixed 0..1 scale: memory maps that lie in [0, 1] (gates)."""
+    if _is_levels(features, kind):
+        return False
+    x = _t(features[kind])
+    return bool(x.min() >= 0 and x.max() <= 1)
 
 
 def feature_map(features: dict, frames=None, kind: str = "S_E", sample: int = 0, t: int = 0,
                 unit: int = 0, level: int = 0, channel: int | None = None) -> np.ndarray:
     """One 2-D map of Fig. 5 as a float numpy array (h, w).
 
-    ``kind``: "S_E" / "T_E" (encoder features at encoder ``level``, 0 = finest .. N = the one
-    fed to the memory) or "R_t" / "U_t" (the gates of STGRU ``unit``); ``t``: the step (0-based;
-    it encodes the clip ending at ``frames[:, t]``); ``channel``: one channel, or the mean over
-    channels for None / -1. ``frames`` is only used to check that step t has a frame.
-    Out-of-range indices raise IndexError naming the valid range.
+    ``kind``: one of :func:`kinds` -- "S_E" / "T_E" (encoder features at encoder ``level``,
+    0 = finest .. N = the one fed to the memory) or a map of memory ``unit`` (STGRU: "R_t",
+    "U_t"); ``t``: the step (0-based; it encodes the clip ending at ``frames[:, t]``);
+    ``channel``: one channel, or the mean over channels for None / -1. ``frames`` is only used
+    to check that step t has a frame. Out-of-range indices raise IndexError naming the valid range.
     """
+    _check_kind(features, kind)
     x = _kind_tensor(features, kind, unit, level)
-    ranges = feature_ranges(features)
+    ranges = feature_ranges(features, kind)
     _check_index("sample", sample, *ranges["sample"])
     _check_index("t", t, *ranges["t"])
     if frames is not None and t >= _t(frames).shape[1]:
@@ -266,10 +296,10 @@ def _render_explorer(values: dict, features, frames, input_length: int) -> tuple
     ax_f.imshow(_image(frame), cmap="gray" if frame.shape[0] == 1 else None, vmin=0, vmax=1)
     role = "given" if t < input_length else "ground truth, teacher-forced"
     ax_f.set_title(f"input frame t={t + 1} ({role})", fontsize=9)
-    gate = kind in ("R_t", "U_t")
-    im = ax_m.imshow(m, cmap="gray", vmin=0 if gate else None, vmax=1 if gate else None,
+    fixed = _unit_scale(features, kind)
+    im = ax_m.imshow(m, cmap="gray", vmin=0 if fixed else None, vmax=1 if fixed else None,
                      interpolation="nearest")
-    where = f"unit {values['unit']}" if gate else f"level {values['level']}"
+    where = f"level {values['level']}" if _is_levels(features, kind) else f"unit {values['unit']}"
     ch = "channel mean" if values["channel"] in (None, -1) else f"channel {values['channel']}"
     ax_m.set_title(f"{kind} ({where}, {ch}) {m.shape[0]}x{m.shape[1]}, mean {m.mean():.3f}", fontsize=9)
     fig.colorbar(im, ax=ax_m, fraction=0.046)
@@ -279,10 +309,11 @@ def _render_explorer(values: dict, features, frames, input_length: int) -> tuple
     return fig, m
 
 
-def gate_explorer(features: dict, frames, input_length: int):
-    """An ipywidgets UI over Fig. 5's maps: IntSliders for the time step, STGRU unit, encoder
-    level, channel (-1 = channel mean) and test sample (ranges from the feature shapes), a
-    Dropdown for the map kind, and the chosen map beside the input frame of that step.
+def gate_explorer(features: dict, frames, input_length: int, titles: dict | None = None):
+    """An ipywidgets UI over Fig. 5's maps: a Dropdown of every map the model exposes
+    (:func:`kinds`; ``titles``: name -> label, e.g. ``predictor.maps()``), IntSliders for the
+    time step, memory unit, encoder level, channel (-1 = channel mean) and test sample (their
+    ranges follow the chosen map's shape), and the chosen map beside the input frame of that step.
 
     The returned VBox carries ``update(**values)`` (keys ``kind``, ``t``, ``unit``, ``level``,
     ``channel``, ``sample``; missing ones keep their current value): it sets the widgets,
@@ -291,44 +322,58 @@ def gate_explorer(features: dict, frames, input_length: int):
     """
     import ipywidgets as W
 
-    ranges = feature_ranges(features)
-    labels = {"t": "time step", "unit": "STGRU unit", "level": "encoder level",
+    names = kinds(features)
+    titles = titles or {}
+    first = feature_ranges(features, names[0])
+    labels = {"t": "time step", "unit": "memory unit", "level": "encoder level",
               "channel": "channel (-1 = mean)", "sample": "test sample"}
     style = {"description_width": "initial"}
-    controls = {"kind": W.Dropdown(options=[(KIND_TITLES[k], k) for k in KINDS], value="S_E",
+    controls = {"kind": W.Dropdown(options=[(titles.get(k, k), k) for k in names], value=names[0],
                                    description="map", style=style)}
-    for key, (lo, hi) in ranges.items():
+    for key, (lo, hi) in first.items():
         controls[key] = W.IntSlider(value=lo, min=lo, max=hi, step=1, description=labels[key],
                                     continuous_update=False, style=style)
     image = W.Image(format="png")
     caption = W.HTML()
     state = {"busy": False}
 
+    def set_ranges(kind: str) -> None:
+        """Fit the sliders to ``kind``'s shape (unit for memory maps, level for encoder ones)."""
+        for key, (lo, hi) in feature_ranges(features, kind).items():
+            w = controls[key]  # widen first: a slider refuses min > max and clamps its value
+            w.min, w.max = min(lo, w.min), max(hi, w.max)
+            w.value = min(max(w.value, lo), hi)
+            w.min, w.max = lo, hi
+            w.disabled = lo == hi
+
     def update(**values):
         unknown = set(values) - set(controls)
         if unknown:
             raise TypeError(f"update() got unknown keys {sorted(unknown)}; valid: {sorted(controls)}")
+        kind = values.get("kind", controls["kind"].value)
+        _check_kind(features, kind)
+        ranges = feature_ranges(features, kind)
         for key, value in values.items():  # refuse what a slider would silently clamp
-            if key == "kind":
-                if value not in KINDS:
-                    raise ValueError(f"kind={value!r} is unknown: valid kinds are {KINDS}")
-            else:
+            if key != "kind":
                 _check_index(key, value, *ranges[key])
-        current = {k: w.value for k, w in controls.items()}
-        current.update(values)
-        fig, m = _render_explorer(current, features, frames, input_length)  # raises if out of range
         state["busy"] = True
         try:
+            if "kind" in values:
+                controls["kind"].value = kind
+            set_ranges(kind)
             for k, v in values.items():
                 controls[k].value = v
         finally:
             state["busy"] = False
+        current = {k: w.value for k, w in controls.items()}
+        fig, m = _render_explorer(current, features, frames, input_length)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
         image.value = buf.getvalue()
         caption.value = (f"<small>step t={current['t'] + 1} (1-based; the clip ending at this "
-                         f"frame), sample {current['sample']}; gates are drawn on a fixed 0..1 "
-                         "grey scale so that R_t and U_t brightness compare.</small>")
+                         f"frame), sample {current['sample']}; maps that lie in [0, 1] (gates) are "
+                         "drawn on a fixed 0..1 grey scale so that their brightness compares."
+                         "</small>")
         return m
 
     def on_change(_change):
@@ -347,19 +392,21 @@ def gate_explorer(features: dict, frames, input_length: int):
 
 def fig5(features: dict, frames, sample: int = 0, t: int = 0, path=None, level: int = 0,
          unit: int = 0) -> Figure:
-    """A static figure like STIP's Fig. 5 at one step: the input frame, S_E and T_E (encoder
-    ``level``), R_t and U_t (STGRU ``unit``), each the channel mean, upsampled (bilinear) to the
-    frame size. Features on their own min..max grey scale; the gates on a shared 0..1 scale."""
+    """A static figure like STIP's Fig. 5 at one step: the input frame and every map of
+    :func:`kinds` (STIP with STGRU: S_E, T_E at encoder ``level``; R_t, U_t of memory ``unit``),
+    each the channel mean, upsampled (bilinear) to the frame size. Features on their own
+    min..max grey scale; maps in [0, 1] (gates) on a shared 0..1 scale."""
     frame = _t(frames)[sample, t]
     size = frame.shape[-2:]
-    fig, axes = plt.subplots(1, 5, figsize=(14, 3.2))
+    names = kinds(features)
+    fig, axes = plt.subplots(1, 1 + len(names), figsize=(2.8 * (1 + len(names)), 3.2))
     axes[0].imshow(_image(frame), cmap="gray" if frame.shape[0] == 1 else None, vmin=0, vmax=1)
     axes[0].set_title(f"input v_{t + 1} (sample {sample})", fontsize=10)
-    for ax, kind in zip(axes[1:], KINDS):
+    for ax, kind in zip(axes[1:], names):
         m = _upsample(feature_map(features, frames, kind, sample, t, unit, level), size)
-        gate = kind in ("R_t", "U_t")
-        im = ax.imshow(m, cmap="gray", vmin=0 if gate else None, vmax=1 if gate else None)
-        where = f"unit {unit}" if gate else f"level {level}"
+        fixed = _unit_scale(features, kind)
+        im = ax.imshow(m, cmap="gray", vmin=0 if fixed else None, vmax=1 if fixed else None)
+        where = f"level {level}" if _is_levels(features, kind) else f"unit {unit}"
         ax.set_title(f"{kind} ({where}), mean {m.mean():.2f}", fontsize=10)
         fig.colorbar(im, ax=ax, fraction=0.046)
     for ax in axes:
@@ -368,102 +415,3 @@ def fig5(features: dict, frames, sample: int = 0, t: int = 0, path=None, level: 
     fig.tight_layout()
     _save(fig, path)
     return fig
-
-
-def _corr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson r of maps (..., h, w) pairwise over the last two axes; NaN where one is constant."""
-    a = a.flatten(-2).double()
-    b = b.flatten(-2).double()
-    a = a - a.mean(-1, keepdim=True)
-    b = b - b.mean(-1, keepdim=True)
-    den = a.norm(dim=-1) * b.norm(dim=-1)
-    r = (a * b).sum(-1) / den
-    return torch.where(den > 1e-12, r, torch.full_like(r, float("nan")))
-
-
-def _pool(x: torch.Tensor, size) -> torch.Tensor:
-    """(B, S, H, W) -> (B, S, h, w) by area averaging."""
-    b, s = x.shape[:2]
-    return F.adaptive_avg_pool2d(x.reshape(b * s, 1, *x.shape[2:]), tuple(size)).reshape(b, s, *size)
-
-
-def fig5_observations(features: dict, frames, level: int | None = None,
-                      unit: int | None = None) -> pd.DataFrame:
-    """The paper's three readings of Fig. 5 (Sec. IV-B), checked numerically on every test sample.
-
-    With v_t the input frame of step t (the clip v_{t-1:t} ending there), maps are channel means
-    of |features|, and frame maps are area-downsampled to the feature map's size:
-
-    * (a) *T_E follows motion*: Pearson r of |T_E| with |v_t - v_{t-1}| (motion) is positive
-      and higher than that of |S_E|;
-    * (b) *S_E follows appearance*: r of |S_E| with the brightness of v_t is positive and
-      higher than r of |T_E|;
-    * (c) *U_t is brighter than R_t*: mean U_t > mean R_t.
-
-    r is computed per (sample, step) and averaged; step 0 is skipped (its clip repeats v_1, so
-    there is no motion). ``level``: one encoder level, or None for one (a)/(b) row per level;
-    ``unit``: one STGRU unit for (c), or None for all units. Columns: ``observation``,
-    ``where``, ``measure``, ``value`` (the side the paper says is larger), ``versus`` (the
-    other side), ``holds`` (value > versus, and for (a)/(b) value > 0: a map that is
-    anti-correlated with motion does not "follow" it), ``share`` (the fraction of single maps on which
-    the claim holds: near 0.5 means a toss-up even where ``holds`` is True) and ``maps`` (how
-    many maps were compared; maps with a constant side are left out).
-    """
-    fr = _t(frames)
-    steps = features["R"].shape[1]
-    if fr.shape[1] < steps:
-        raise ValueError(f"frames hold {fr.shape[1]} steps; the features have {steps}")
-    if steps < 2:
-        raise ValueError("need at least 2 steps (step 0 has no motion)")
-    fr = fr[:, :steps]
-    gray = fr.mean(2)                                  # (B, S, H, W) brightness
-    motion = (fr[:, 1:] - fr[:, :-1]).abs().mean(2)    # (B, S-1, H, W), step s >= 1
-    brightness = gray[:, 1:]
-    levels = range(len(features["T_E"])) if level is None else [level]
-    rows = []
-    for l in levels:
-        t_map = _kind_tensor(features, "T_E", 0, l)[:, 1:].abs().mean(2)   # (B, S-1, h, w)
-        s_map = _kind_tensor(features, "S_E", 0, l)[:, 1:].abs().mean(2)
-        size = t_map.shape[-2:]
-        mo, br = _pool(motion, size), _pool(brightness, size)
-        r_tm, r_sm = _corr(t_map, mo), _corr(s_map, mo)
-        r_sb, r_tb = _corr(s_map, br), _corr(t_map, br)
-        where = f"encoder level {l} ({size[0]}x{size[1]})"
-        rows.append(_row("(a) T_E follows motion", where,
-                         "mean r(|T_E|, motion) vs r(|S_E|, motion)", r_tm, r_sm, positive=True))
-        rows.append(_row("(b) S_E follows appearance", where,
-                         "mean r(|S_E|, brightness) vs r(|T_E|, brightness)", r_sb, r_tb,
-                         positive=True))
-    if unit is None:
-        u, r, where = _t(features["U"]), _t(features["R"]), f"all {features['U'].shape[2]} STGRU units"
-    else:
-        _check_index("unit", unit, *feature_ranges(features)["unit"])
-        u, r, where = _t(features["U"][:, :, unit]), _t(features["R"][:, :, unit]), f"STGRU unit {unit}"
-    # one brightness per (sample, step[, unit]) map; value/versus are the overall means
-    row = _row("(c) U_t brighter than R_t", where, "mean U_t vs mean R_t",
-               u.flatten(-3).mean(-1), r.flatten(-3).mean(-1))
-    row.update(value=float(u.double().mean()), versus=float(r.double().mean()))
-    row["holds"] = bool(row["value"] > row["versus"])
-    rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _row(observation: str, where: str, measure: str, claimed: torch.Tensor,
-         other: torch.Tensor, positive: bool = False) -> dict:
-    """A table row from per-map values of the side the paper says is larger and the other
-    (``positive``: the claimed side must also be > 0 for the claim to hold)."""
-    ok = torch.isfinite(claimed) & torch.isfinite(other)
-    a, b = claimed[ok].double(), other[ok].double()
-    value, versus = (float(a.mean()), float(b.mean())) if ok.any() else (float("nan"),) * 2
-    floor = 0.0 if positive else float("-inf")
-    return {"observation": observation, "where": where, "measure": measure, "value": value,
-            "versus": versus, "holds": bool(value > versus and value > floor),
-            "share": float(((a > b) & (a > floor)).double().mean()) if ok.any() else float("nan"),
-            "maps": int(ok.sum())}
-
-
-def describe_observations(df: pd.DataFrame) -> list[str]:
-    """One sentence per row of :func:`fig5_observations`, saying whether it holds."""
-    return [f"{r.observation} at {r.where}: {'HOLDS' if r.holds else 'does NOT hold'} "
-            f"({r.measure}: {r.value:.3f} vs {r.versus:.3f}; the claim holds on "
-            f"{r.share:.0%} of {r.maps} single maps)" for r in df.itertuples()]

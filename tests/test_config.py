@@ -21,7 +21,7 @@ def test_table1_presets_match_the_paper():
 
 def test_official_preset_switches_every_departure_and_swaps_gammas():
     p, o = get_preset("ucfsport"), get_preset("ucfsport-official")
-    assert (p.model.update_gate_bias, o.model.update_gate_bias) == (0.0, 1.0)
+    assert (p.model.memory.update_bias, o.model.memory.update_bias) == (0.0, 1.0)
     assert not p.model.swap_decoder_states and o.model.swap_decoder_states
     assert p.model.recall_deepest and not o.model.recall_deepest
     assert p.model.last_upsample_act and not o.model.last_upsample_act
@@ -41,6 +41,7 @@ def test_official_preset_switches_every_departure_and_swaps_gammas():
     (dict(num_downsample=0), "ModelConfig.num_downsample"),
     (dict(filter_size=4), "ModelConfig.filter_size"),
     (dict(memory="lstm9000"), "ModelConfig.memory"),
+    (dict(name="resnet"), "ModelConfig.name"),
     (dict(clip_padding="mirror"), "ModelConfig.clip_padding"),
     (dict(disc_hidden=6), "ModelConfig.disc_hidden"),
     (dict(recall_weight=-1.0), "ModelConfig.recall_weight"),

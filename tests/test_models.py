@@ -29,7 +29,7 @@ def test_every_preset_runs_at_tiny_size(name):
     assert len(f["T_E"]) == len(f["S_E"]) == m.num_downsample + 1
     assert f["T_E"][-1].shape == (2, T - 1, m.hidden, hl, wl)
     assert f["T_E"][0].shape == (2, T - 1, m.hidden, m.height // m.patch, m.width // m.patch)
-    assert f["R"].shape == f["U"].shape == (2, T - 1, m.num_layers, m.hidden, hl, wl)
+    assert f["R_t"].shape == f["U_t"].shape == (2, T - 1, m.num_layers, m.hidden, hl, wl)
     prob, feats = disc(out.predictions)
     assert prob.shape == (2, T - 1) and feats.shape[:2] == (2, T - 1)
     assert ((prob > 0) & (prob < 1)).all()
@@ -155,7 +155,8 @@ def test_stgru_follows_equations_5_to_7():
         for p in cell.parameters():
             p.normal_()
     s, t = torch.randn(2, h, *size), torch.randn(2, h, *size)
-    s_new, (t_new,), gates = cell(s, (t,))
+    s_new, state, gates = cell(s, {"T": t})
+    t_new = state["T"]
     conv = lambda x, c, n: F.layer_norm(F.conv2d(x, c.weight, c.bias, padding=1),  # noqa: E731
                                         n.normalized_shape, n.weight, n.bias)
     W_t = conv(t, cell.conv_t, cell.norm_t).split(h, 1)  # W_tu, W_tr, W_tt, W_ts
@@ -164,7 +165,7 @@ def test_stgru_follows_equations_5_to_7():
     U = torch.sigmoid(W_s[0] + W_t[0] + 0.7)
     TT = torch.tanh(W_t[2] + R * W_s[2])
     SS = torch.tanh(W_s[3] + R * W_t[3])
-    assert torch.allclose(gates["R"], R, atol=1e-6) and torch.allclose(gates["U"], U, atol=1e-6)
+    assert torch.allclose(gates["R_t"], R, atol=1e-6) and torch.allclose(gates["U_t"], U, atol=1e-6)
     assert torch.allclose(t_new, (1 - U) * TT + U * t, atol=1e-5)
     assert torch.allclose(s_new, (1 - U) * SS + U * s, atol=1e-5)
 
@@ -182,7 +183,7 @@ def test_patching_is_pixel_unshuffle_and_uint8_frames_match_float():
     cfg = tiny(get_preset("study"), init="default")
     pred, _ = make(cfg)
     x = torch.rand(2, 3, cfg.model.height, cfg.model.width)
-    assert torch.equal(pred._patchify(x), F.pixel_unshuffle(x, cfg.model.patch))
+    assert torch.equal(pred.patchify(x), F.pixel_unshuffle(x, cfg.model.patch))
     frames = torch.randint(0, 256, (2, 6, 3, cfg.model.height, cfg.model.width), dtype=torch.uint8)
     a, b = pred(frames).predictions, pred(frames.float() / 255).predictions
     assert a.dtype == torch.float32 and torch.allclose(a, b, atol=1e-5)

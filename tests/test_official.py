@@ -27,8 +27,8 @@ def test_predictions_equal_the_official_code(name):
     # The official code exports the deepest T_E/S_E and the gates of unit index 1 only.
     assert (out.features["T_E"][-1] - case["features_t"]).abs().max() < 1e-5
     assert (out.features["S_E"][-1] - case["features_s"]).abs().max() < 1e-5
-    assert (out.features["R"][:, :, 1] - case["gates_r_unit1"]).abs().max() < 1e-5
-    assert (out.features["U"][:, :, 1] - case["gates_u_unit1"]).abs().max() < 1e-5
+    assert (out.features["R_t"][:, :, 1] - case["gates_r_unit1"]).abs().max() < 1e-5
+    assert (out.features["U_t"][:, :, 1] - case["gates_u_unit1"]).abs().max() < 1e-5
     assert any(".conv_last." in k for k in model.official_unused)
 
 

@@ -10,9 +10,11 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
 
-from stipkit import study, viz  # noqa: E402
+from stipkit import analysis, study, viz  # noqa: E402
 from stipkit.config import get_preset  # noqa: E402
 from stipkit.models import build_model  # noqa: E402
+
+KINDS = ("S_E", "T_E", "R_t", "U_t")  # what STIP with STGRU exposes
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 PNG = b"\x89PNG"
@@ -46,11 +48,11 @@ def features(cfg, frames):
 def test_feature_shapes_match_the_config(cfg, frames, features):
     table = study.feature_shapes(cfg, batch=len(frames))
     got = {f"{k}[{l}]": tuple(x.shape) for k in ("T_E", "S_E") for l, x in enumerate(features[k])}
-    got.update(R=tuple(features["R"].shape), U=tuple(features["U"].shape))
+    got.update({k: tuple(features[k].shape) for k in ("R_t", "U_t")})
     assert dict(zip(table["tensor"], table["shape"])) == {k: str(v) for k, v in got.items()}
 
 
-@pytest.mark.parametrize("kind", viz.KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_feature_map_shapes_and_channel_mean(cfg, frames, features, kind):
     m = cfg.model
     h, w = m.height // m.patch, m.width // m.patch
@@ -69,7 +71,7 @@ def test_feature_map_shapes_and_channel_mean(cfg, frames, features, kind):
 
 
 def test_feature_map_rejects_bad_indices(frames, features):
-    r = viz.feature_ranges(features)
+    r = {**viz.feature_ranges(features, "S_E"), "unit": viz.feature_ranges(features, "R_t")["unit"]}
     with pytest.raises(IndexError, match="t="):
         viz.feature_map(features, frames, "S_E", t=r["t"][1] + 1)
     with pytest.raises(IndexError, match="sample="):
@@ -90,17 +92,23 @@ def test_explorer_ranges_come_from_the_shapes(cfg, frames, features):
     m = cfg.model
     want = {"t": (0, cfg.eval_length - 2), "unit": (0, m.num_layers - 1),
             "level": (0, m.num_downsample), "channel": (-1, m.hidden - 1), "sample": (0, len(frames) - 1)}
-    assert viz.feature_ranges(features) == want
-    for key, (lo, hi) in want.items():
-        assert (ui.controls[key].min, ui.controls[key].max) == (lo, hi)
-    assert list(ui.controls["kind"].options) == [(viz.KIND_TITLES[k], k) for k in viz.KINDS]
+    encoder, memory = {**want, "unit": (0, 0)}, {**want, "level": (0, 0)}
+    assert viz.feature_ranges(features, "S_E") == viz.feature_ranges(features, "T_E") == encoder
+    assert viz.feature_ranges(features, "R_t") == viz.feature_ranges(features, "U_t") == memory
+    assert viz.kinds(features) == list(KINDS)  # whatever the model exposes, encoders first
+    for kind, ranges in (("S_E", encoder), ("R_t", memory), ("T_E", encoder)):
+        ui.update(kind=kind)  # the sliders follow the map's shape; a fixed index is disabled
+        for key, (lo, hi) in ranges.items():
+            assert (ui.controls[key].min, ui.controls[key].max) == (lo, hi)
+            assert ui.controls[key].disabled == (lo == hi)
+    assert [v for _, v in ui.controls["kind"].options] == list(KINDS)
     assert bytes(ui.image.value).startswith(PNG)  # rendered once when built
 
 
-@pytest.mark.parametrize("kind", viz.KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_explorer_renders_at_both_ends_of_every_range(cfg, frames, features, kind):
     ui = viz.gate_explorer(features, frames, cfg.input_length)
-    ranges = viz.feature_ranges(features)
+    ranges = viz.feature_ranges(features, kind)
     for end in (0, 1):  # every slider at its low end, then every slider at its high end
         values = {key: r[end] for key, r in ranges.items()}
         m = ui.update(kind=kind, **values)
@@ -134,13 +142,13 @@ def test_fig5_writes_the_static_figure(tmp_path, frames, features):
     fig = viz.fig5(features, frames, sample=1, t=2, path=path, level=1, unit=1)
     assert path.read_bytes().startswith(PNG)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert any(t.startswith(k) for k in viz.KINDS for t in titles)
+    assert all(any(t.startswith(k) for t in titles) for k in KINDS)
     images = [ax.images[0].get_array() for ax in fig.axes[:5]]
     assert all(im.shape[:2] == tuple(frames.shape[-2:]) for im in images)  # upsampled to the frame
 
 
 def test_observations_table_columns(cfg, frames, features):
-    df = viz.fig5_observations(features, frames)
+    df = analysis.fig5_observations(features, frames)
     assert list(df.columns) == ["observation", "where", "measure", "value", "versus", "holds",
                                 "share", "maps"]
     levels = cfg.model.num_downsample + 1
@@ -149,9 +157,9 @@ def test_observations_table_columns(cfg, frames, features):
     assert df["holds"].map(type).eq(bool).all()
     corr = df["observation"].str[:3] != "(c)"  # (a)/(b): the claimed correlation must be > 0 too
     assert (df["holds"] == ((df["value"] > df["versus"]) & (~corr | (df["value"] > 0)))).all()
-    one = viz.fig5_observations(features, frames, level=0, unit=1)
+    one = analysis.fig5_observations(features, frames, level=0, unit=1)
     assert len(one) == 3 and one["where"].iloc[-1] == "STGRU unit 1"
-    assert len(viz.describe_observations(df)) == len(df)
+    assert len(analysis.describe_observations(df)) == len(df)
 
 
 def _planted(frames, swap: bool):
@@ -164,23 +172,23 @@ def _planted(frames, swap: bool):
     t_e, s_e = (bright, motion) if swap else (motion, bright)
     rep = lambda x: x[:, :, None].repeat(1, 1, 4, 1, 1)  # noqa: E731
     hi, lo = torch.full((b, s, 2, 4, 2, 2), 0.9), torch.full((b, s, 2, 4, 2, 2), 0.1)
-    return {"T_E": [rep(t_e)], "S_E": [rep(s_e)], "R": hi if swap else lo, "U": lo if swap else hi}
+    return {"T_E": [rep(t_e)], "S_E": [rep(s_e)], "R_t": hi if swap else lo, "U_t": lo if swap else hi}
 
 
 def test_observations_detect_planted_signals(frames):
-    ok = viz.fig5_observations(_planted(frames, swap=False), frames)
+    ok = analysis.fig5_observations(_planted(frames, swap=False), frames)
     assert ok["holds"].all() and (ok["share"] == 1).all()
     assert ok["value"].iloc[0] == pytest.approx(1.0)  # T_E *is* the motion map
-    bad = viz.fig5_observations(_planted(frames, swap=True), frames)
+    bad = analysis.fig5_observations(_planted(frames, swap=True), frames)
     assert not bad["holds"].any()
     # A map anti-correlated with motion does not follow it, even if it beats the other side.
     neg = _planted(frames, swap=False)
     motion = neg["T_E"][0]
     noise = 0.05 * torch.rand(motion.shape, generator=torch.Generator().manual_seed(0))
     neg["T_E"], neg["S_E"] = [2 - motion + noise], [2 - motion]   # r about -0.9 vs exactly -1
-    anti = viz.fig5_observations(neg, frames)
+    anti = analysis.fig5_observations(neg, frames)
     assert anti["versus"].iloc[0] < anti["value"].iloc[0] < 0 and not anti["holds"].iloc[0]
-    assert "does NOT hold" in viz.describe_observations(bad)[0]
+    assert "does NOT hold" in analysis.describe_observations(bad)[0]
 
 
 # --------------------------------------------------------------------------- plots

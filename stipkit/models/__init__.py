@@ -1,15 +1,36 @@
-"""Models: encoders/decoders (MGST-AE), memories, the STIP predictor and the discriminator."""
+"""Models: encoders/decoders (MGST-AE), memories, the predictors and the discriminator.
+
+:data:`MODELS` is the registry of predictors: ``ModelConfig.name`` -> class. A predictor class
+takes ``(ModelConfig, input_length=...)``, returns a :class:`Rollout` from ``forward(frames,
+mask, ...)`` and declares ``label`` (its name in result tables), ``PARTS`` (its child modules,
+described) and ``STEPS`` (the methods :func:`compile_steps` compiles).
+"""
+from ..config import ConfigError
 from .autoencoder import Decoder, Encoder
 from .compile import compile_steps, is_compiled
 from .discriminator import Discriminator
-from .memories import MEMORIES, STGRU, build_memory
+from .memories import MEMORIES, STGRU, Memory, MemoryStack, build_stack
 from .stip import STIP, Rollout
+
+#: name (``ModelConfig.name``) -> predictor class
+MODELS = {
+    "stip": STIP,
+}
+
+
+def build_predictor(cfg, input_length: int = 4):
+    """The predictor a :class:`~stipkit.config.ModelConfig` names (``cfg.name``)."""
+    if cfg.name not in MODELS:
+        raise ConfigError(f"ModelConfig.name={cfg.name!r} is invalid: registered models are "
+                          f"{sorted(MODELS)}")
+    return MODELS[cfg.name](cfg, input_length=input_length)
 
 
 def build_model(cfg):
     """(predictor, discriminator) for a :class:`~stipkit.config.Config`."""
-    return STIP(cfg.model, input_length=cfg.input_length), Discriminator(cfg.model)
+    return build_predictor(cfg.model, cfg.input_length), Discriminator(cfg.model)
 
 
-__all__ = ["STIP", "Rollout", "Discriminator", "Encoder", "Decoder", "STGRU", "MEMORIES",
-           "build_memory", "build_model", "compile_steps", "is_compiled"]
+__all__ = ["MODELS", "STIP", "Rollout", "Discriminator", "Encoder", "Decoder", "STGRU", "MEMORIES",
+           "Memory", "MemoryStack", "build_stack", "build_predictor", "build_model",
+           "compile_steps", "is_compiled"]

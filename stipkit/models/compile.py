@@ -12,19 +12,25 @@ import copy
 
 import torch
 
-from .stip import STIP
-
-_STEPS = ("encode", "step")  # Alg. 1 line 6 and lines 7-19: all the work of one time step
 # Graphs are cached per code object, shared by every STIP in the process: each preset's shapes,
 # training vs inference, and which clip frames carry gradients (given frames or predictions)
 # are separate graphs. Past the limit torch would quietly run eager, so it is raised to this.
 RECOMPILE_LIMIT = 64
 
 
-def compile_steps(model: STIP, *, inference: bool = False) -> STIP:
-    """Compile ``model.encode`` and ``model.step`` with ``torch.compile`` (inductor).
+def _steps(model) -> tuple[str, ...]:
+    steps = getattr(type(model), "STEPS", None)
+    if not steps:
+        raise TypeError(f"compile_steps expects a stipkit predictor (a class of "
+                        f"stipkit.models.MODELS, which declares STEPS), got {type(model).__name__}")
+    return steps
 
-    The rollout loop (:meth:`STIP.forward`) stays Python, so every time step reuses the same two
+
+def compile_steps(model, *, inference: bool = False):
+    """Compile the methods that do one time step's work (the model's ``STEPS``; STIP:
+    ``encode``, Alg. 1 line 6, and ``step``, lines 7-19) with ``torch.compile`` (inductor).
+
+    The rollout loop (e.g. :meth:`STIP.forward`) stays Python, so every time step reuses the same
     graphs. Shapes are static (``dynamic=False``): a new batch size or frame size compiles again.
 
     * ``inference=False``: compiles ``model`` in place for training; the parameters, optimizer
@@ -35,20 +41,20 @@ def compile_steps(model: STIP, *, inference: bool = False) -> STIP:
       convolution is fused with its activation. Later changes of ``model``'s weights do not reach
       the snapshot (compile again after training). Use it under ``torch.inference_mode()``.
     """
-    if not isinstance(model, STIP):
-        raise TypeError(f"compile_steps expects a stipkit STIP model, got {type(model).__name__}")
+    steps = _steps(model)
     if inference:
         model = copy.deepcopy(model).eval().requires_grad_(False)
-    for name in _STEPS:  # start from the eager methods (a deep copy keeps compiled attributes
+    for name in steps:  # start from the eager methods (a deep copy keeps compiled attributes
         model.__dict__.pop(name, None)  # that still call the original model)
     options = {"freezing": True} if inference else None
     import torch._dynamo.config as dynamo_config  # noqa: PLC0415
     dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, RECOMPILE_LIMIT)
-    for name in _STEPS:
+    for name in steps:
         setattr(model, name, torch.compile(getattr(model, name), dynamic=False, options=options))
     return model
 
 
 def is_compiled(model) -> bool:
     """Whether :func:`compile_steps` has compiled ``model``'s steps."""
-    return all(name in getattr(model, "__dict__", {}) for name in _STEPS)
+    steps = getattr(type(model), "STEPS", None)
+    return bool(steps) and all(name in getattr(model, "__dict__", {}) for name in steps)

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from .autoencoder import Decoder, Encoder
-from .memories import build_memory
+from .memories import StackState, build_stack
 
 
 @dataclass
@@ -24,7 +24,8 @@ class Rollout:
       (B, T-input_length, C, H, W), the frames v_{input_length+1}..v_T.
     features: only when asked for (Fig. 5), else None. Keys:
       ``"T_E"``, ``"S_E"``: lists over encoder levels 0..N of (B, T-1, hidden, H_l, W_l);
-      ``"R"``, ``"U"``: (B, T-1, K, hidden, H_N, W_N), the gates of every unit and time step.
+      one key per map the memory exposes (``STIP.maps()``; STGRU: ``"R_t"``, ``"U_t"``):
+      (B, T-1, K, C, H_N, W_N), over every unit that exposes it and every time step.
       Without STED both encoder keys hold the single shared encoder's features.
     """
 
@@ -39,7 +40,20 @@ class STIP(nn.Module):
     encoder/decoder scheme (``sted``: two paths or one; ``mgir``: recall on/off) and every
     official-code departure. Without STED, one encoder feeds both T_E and S_E and one decoder
     reads the 1x1 merge of [T^N, S^N] (the official cell's unused ``conv_last`` has this shape).
+    The memory stack (:class:`~stipkit.models.memories.MemoryStack`) owns the wiring between its
+    units; STIP reads the bottom unit's temporal state (line 7) and the top unit's (line 12).
     """
+
+    label = "STIP"  # the method's name in result tables
+    STEPS = ("encode", "step")  # the methods that do one time step's work (compile_steps)
+    PARTS = {  # child module -> what it is (parameter and FLOP tables), in forward order
+        "encoders": "Encoders Enc_T, Enc_S (Eq. 1)",
+        "merge_t": "Merge W_1×1[T_E, T] (Alg. 1 line 7)",
+        "memory": "Memory units (Eq. 5-7)",
+        "merge_ts": "Merge W_1×1[T^N, S^N] (no STED)",
+        "decoders": "Decoders Dec_T, Dec_S (Eq. 3)",
+        "head": "Fusion W_1×1 (Eq. 4)",
+    }
 
     def __init__(self, cfg: ModelConfig, input_length: int = 4):
         super().__init__()
@@ -49,7 +63,7 @@ class STIP(nn.Module):
         self.streams = ("t", "s") if cfg.sted else ("t",)
         self.encoders = nn.ModuleDict({k: Encoder(c, h, cfg.clip_length, n) for k in self.streams})
         self.merge_t = nn.Conv2d(2 * h, h, kernel_size=1)  # Alg. 1 line 7: W_1x1 * [T_E, T^1]
-        self.memory = nn.ModuleList(build_memory(cfg) for _ in range(cfg.num_layers))
+        self.memory = build_stack(cfg)  # K units and their wiring (Alg. 1 lines 8-11)
         self.merge_ts = None if cfg.sted else nn.Conv2d(2 * h, h, kernel_size=1)
         self.decoders = nn.ModuleDict(
             {k: Decoder(h, n, last_act=cfg.last_upsample_act) for k in self.streams})
@@ -102,24 +116,26 @@ class STIP(nn.Module):
             keep["S_E"].append(enc["s"] if self.cfg.sted else enc["t"])
         return {k: levels[1:] for k, levels in enc.items()}
 
-    def step(self, enc: dict, states: list, keep: dict | None = None) -> torch.Tensor:
+    def maps(self) -> dict[str, str]:
+        """The features this model exposes to the Fig. 5 explorer: name -> description."""
+        return {"S_E": "S_E (spatial encoder, Eq. 1)", "T_E": "T_E (temporal encoder, Eq. 1)",
+                **self.memory.maps()}
+
+    def step(self, enc: dict, state: StackState, keep: dict | None = None) -> torch.Tensor:
         """Alg. 1 lines 7-19 for one time step: run the memories, decode, fuse.
 
-        enc: the encoded clip (:meth:`encode`). states: the memories' states, updated in place.
-        Returns the predicted patched frame (B, C', H', W').
+        enc: the encoded clip (:meth:`encode`). state: the memory stack's state, updated in
+        place. Returns the predicted patched frame (B, C', H', W').
         """
         cfg = self.cfg
         t_e = enc["t"][-1]
         s_e = enc["s"][-1] if cfg.sted else t_e
-        states[0] = (self.merge_t(torch.cat([t_e, states[0][0]], 1)), *states[0][1:])  # line 7
-        s, gates = s_e, []
-        for k, cell in enumerate(self.memory):                          # lines 8-11, Eq. 2, 5-7
-            s, states[k], g = cell(s, states[k])
-            gates.append(g)
+        bottom, key = state.units[0], self.memory.bottom_temporal      # line 7: T^0 <- [T_E, T^0]
+        state.units[0] = {**bottom, key: self.merge_t(torch.cat([t_e, bottom[key]], 1))}
+        s, maps = self.memory(s_e, state)                               # lines 8-11, Eq. 2, 5-7
         if keep is not None:
-            keep["R"].append(torch.stack([g["R"] for g in gates], 1))
-            keep["U"].append(torch.stack([g["U"] for g in gates], 1))
-        top_t, top_s = states[-1][0], s
+            keep["maps"].append(maps)
+        top_t, top_s = state.units[-1][self.memory.top_temporal], s
         if cfg.sted:  # T^N -> Dec_T, S^N -> Dec_S (official: swapped)
             inputs = {"t": top_s, "s": top_t} if cfg.swap_decoder_states else {"t": top_t, "s": top_s}
         else:
@@ -150,34 +166,34 @@ class STIP(nn.Module):
         b, t_given = frames.shape[:2]
         total = t_given if total_length is None else total_length
         self._check(frames, mask, input_length, total)
-        keep = {"T_E": [], "S_E": [], "R": [], "U": []} if return_features else None
-        clip, states, pred, out = None, None, None, None
+        keep = {"T_E": [], "S_E": [], "maps": []} if return_features else None
+        clip, state, pred, out = None, None, None, None
         skip = input_length - 1 if future_only else 0  # predictions not kept: v_2..v_input_length
         for t in range(total - 1):
             if t < input_length:
-                inp = self._patchify(frames[:, t])
+                inp = self.patchify(frames[:, t])
             elif mask is None:
                 inp = pred
             else:
                 m = mask[:, t - input_length].view(b, 1, 1, 1).to(pred.dtype)
-                inp = m * self._patchify(frames[:, t]) + (1 - m) * pred
+                inp = m * self.patchify(frames[:, t]) + (1 - m) * pred
             pred = None  # (frees the last prediction early when it is not the input)
             if clip is None:  # t = 0: pad the first clip, T_0^k = 0 (Alg. 1 line 3)
                 pad = inp if self.cfg.clip_padding == "replicate" else torch.zeros_like(inp)
                 clip = [pad] * (self.cfg.clip_length - 1)
                 lat = inp.new_zeros(b, self.cfg.hidden, *self.cfg.latent_size).contiguous(
                     memory_format=torch.channels_last)
-                states = [cell.init_state(lat) for cell in self.memory]
+                state = self.memory.init_state(lat)
                 out = inp.new_empty(b, total - 1 - skip, *frames.shape[2:])
             clip.append(inp)                      # v_{t-L+1:t}, oldest first
             enc = self.encode(clip, keep)         # line 6
             clip.pop(0)                           # the oldest frame has served
-            pred = self.step(enc, states, keep)   # lines 7-19
+            pred = self.step(enc, state, keep)    # lines 7-19
             if t >= skip:
-                self._unpatchify_into(out[:, t - skip], pred)
+                self.unpatchify_into(out[:, t - skip], pred)
         return Rollout(out, self._stack(keep) if keep is not None else None)
 
-    def _patchify(self, x: torch.Tensor) -> torch.Tensor:
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """Table I "Patch": PixelUnshuffle(x) -- (C, H, W) to (C*p*p, H/p, W/p) -- as float and
         channels_last, in one copy; uint8 frames (0..255) are scaled to [0, 1]."""
         p = self.cfg.patch
@@ -189,7 +205,7 @@ class STIP(nn.Module):
             y.mul_(1 / 255)
         return y.view(b, h // p, w // p, c * p * p).permute(0, 3, 1, 2)     # channels_last view
 
-    def _unpatchify_into(self, dst: torch.Tensor, x: torch.Tensor) -> None:
+    def unpatchify_into(self, dst: torch.Tensor, x: torch.Tensor) -> None:
         """dst (B, C, H, W) <- PixelShuffle(x), written in place (no full-size temporary)."""
         p = self.cfg.patch
         b, c, h, w = dst.shape
@@ -198,9 +214,15 @@ class STIP(nn.Module):
 
     @staticmethod
     def _stack(keep: dict) -> dict:
+        """Features over time: encoder levels (lists) and memory maps (a unit axis at dim 2)."""
         levels = lambda seq: [torch.stack(level, 1) for level in zip(*seq)]  # noqa: E731
-        return {"T_E": levels(keep["T_E"]), "S_E": levels(keep["S_E"]),
-                "R": torch.stack(keep["R"], 1), "U": torch.stack(keep["U"], 1)}
+        out = {"T_E": levels(keep["T_E"]), "S_E": levels(keep["S_E"])}
+        names = dict.fromkeys(name for per_unit in keep["maps"][0] for name in per_unit)
+        for name in names:  # (B, K, ...) per step, over the units that expose the map
+            steps = [torch.stack([m[name] for m in per_unit if name in m], 1)
+                     for per_unit in keep["maps"]]
+            out[name] = torch.stack(steps, 1)
+        return out
 
     def _check(self, frames, mask, input_length, total) -> None:
         cfg = self.cfg

@@ -1,18 +1,28 @@
-"""Predictive memories (Table VII). Each is built from a ModelConfig by a factory in MEMORIES.
+"""Predictive memories (Table VII): one module per memory, registered in :data:`MEMORIES`.
 
-Interface: ``init_state(s) -> state`` and ``forward(s, state) -> (s_out, state, gates)``, where
-``s`` is the spatial stream flowing up the stack (S_t^{k-1} -> S_t^k), ``state[0]`` the temporal
-state carried over time (T_{t-1}^k -> T_t^k) and ``gates`` a dict of the unit's gate maps.
+The interface every memory implements and the stack that wires units together are in
+:mod:`stipkit.models.memories.base`; a memory's hyper-parameters are its section of the
+config (``stipkit.config.MemoryConfig`` subclasses, e.g. ``STGRUConfig``). Adding a memory:
+README, "Adding a memory".
 """
+from ...config import ConfigError, memory_names
+from .base import Context, Memory, MemoryStack, StackState
 from .stgru import STGRU
 
-MEMORIES = {
-    "stgru": lambda cfg: STGRU(cfg.hidden, cfg.latent_size, cfg.filter_size, cfg.update_gate_bias),
+#: name (``ModelConfig.memory.name``) -> the unit's class
+MEMORIES: dict[str, type[Memory]] = {
+    "stgru": STGRU,
 }
 
 
-def build_memory(cfg):
-    return MEMORIES[cfg.memory](cfg)
+def build_stack(cfg) -> MemoryStack:
+    """The memory stack of a :class:`~stipkit.config.ModelConfig`: ``MEMORIES[name].stack(cfg)``."""
+    name = cfg.memory.name
+    if name not in MEMORIES:
+        raise ConfigError(f"ModelConfig.memory.name={name!r} has a config section but no module in "
+                          f"stipkit.models.memories.MEMORIES (registered: {sorted(MEMORIES)}; "
+                          f"config sections: {memory_names()})")
+    return MemoryStack(MEMORIES[name].stack(cfg))
 
 
-__all__ = ["MEMORIES", "STGRU", "build_memory"]
+__all__ = ["MEMORIES", "Context", "Memory", "MemoryStack", "StackState", "STGRU", "build_stack"]

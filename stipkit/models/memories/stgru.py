@@ -4,8 +4,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import Context, Memory, State
 
-class STGRU(nn.Module):
+
+class STGRU(Memory):
     r"""One STGRU unit k at time step t. It keeps no hidden state, only T (temporal) and S (spatial).
 
     Gates (Eq. 5), from the spatial input :math:`S_t^{k-1}` and the temporal state :math:`T_{t-1}^k`:
@@ -35,10 +37,14 @@ class STGRU(nn.Module):
     every step; the official code (and stipkit) use padding k//2. *Departure*: the official code
     adds ``update_bias = 1`` inside U_t's sigmoid (a GRU "forget bias"); the paper has none.
 
-    Memory interface (shared by every memory in :mod:`stipkit.models.memories`):
-    ``forward(s, state) -> (s_out, state, gates)`` where ``state[0]`` is the temporal state that
-    Alg. 1 line 7 merges T_E into and the temporal decoder reads from the top unit.
+    Memory interface (:mod:`stipkit.models.memories.base`): the state is ``{"T": T_{t-1}^k}``,
+    the temporal state Alg. 1 line 7 merges T_E into and the temporal decoder reads from the top
+    unit; the spatial stream is the input/output; the exposed maps are the gates R_t and U_t.
+    STGRU needs nothing else from the stack (no shared state, no window, no lower layers).
     """
+
+    MAPS = {"R_t": "trend gate R_t (Eq. 5)", "U_t": "update gate U_t (Eq. 5)"}
+    TEMPORAL = "T"
 
     def __init__(self, hidden: int, size: tuple[int, int], filter_size: int = 5,
                  update_bias: float = 0.0):
@@ -51,12 +57,17 @@ class STGRU(nn.Module):
         self.norm_t = nn.LayerNorm([4 * hidden, *size])
         self.norm_s = nn.LayerNorm([4 * hidden, *size])
 
-    def init_state(self, s: torch.Tensor) -> tuple[torch.Tensor]:
-        """T_0^k = 0 (Alg. 1 line 3)."""
-        return (torch.zeros_like(s),)
+    @classmethod
+    def from_config(cls, cfg) -> "STGRU":
+        """One unit of a :class:`~stipkit.config.ModelConfig` (its section: ``STGRUConfig``)."""
+        return cls(cfg.hidden, cfg.latent_size, cfg.filter_size, cfg.memory.update_bias)
 
-    def forward(self, s: torch.Tensor, state: tuple[torch.Tensor]):
-        (t,) = state
+    def init_state(self, s: torch.Tensor) -> State:
+        """T_0^k = 0 (Alg. 1 line 3)."""
+        return {"T": torch.zeros_like(s)}
+
+    def forward(self, s: torch.Tensor, state: State, ctx: Context | None = None):
+        t = state["T"]
         t_u, t_r, t_t, t_s = self.norm_t(self.conv_t(t)).chunk(4, dim=1)  # W_tu, W_tr, W_tt, W_ts
         s_u, s_r, s_t, s_s = self.norm_s(self.conv_s(s)).chunk(4, dim=1)  # W_su, W_sr, W_st, W_ss
         update = torch.sigmoid(t_u + s_u + self.update_bias)   # U_t  (Eq. 5)
@@ -65,4 +76,4 @@ class STGRU(nn.Module):
         s_trend = torch.tanh(s_s + trend * t_s)                 # 𝕊_t^k (Eq. 6)
         t_new = torch.lerp(t_trend, t, update)                  # (1-U)𝕋 + U·T   (Eq. 7)
         s_new = torch.lerp(s_trend, s, update)                  # (1-U)𝕊 + U·S   (Eq. 7)
-        return s_new, (t_new,), {"R": trend, "U": update}
+        return s_new, {"T": t_new}, {"R_t": trend, "U_t": update}

@@ -1,19 +1,19 @@
 """The paper's tables regenerated from the kit itself (the logic behind notebooks 02 and 08).
 
 * :func:`table1` -- STIP Table I from the presets of :mod:`stipkit.config`;
-  :data:`TABLE1_PAPER` is the paper's Table I as printed, :func:`compare_table1` puts the two
-  side by side and says where and why they differ (only SJTU4K's resolution does).
+  :data:`~stipkit.paper.TABLE1_PAPER` is the paper's Table I as printed, :func:`compare_table1`
+  puts the two side by side and says where and why they differ (only SJTU4K's resolution does).
 * :func:`table2` -- STIP Table II read off the ``nn.Module`` objects of a built model: kernel,
   stride, padding and features from the layers' attributes, normalisation and nonlinearity by
-  tracing one time step (which function consumes each layer's output); :data:`TABLE2_PAPER`
-  and :func:`compare_table2` as for Table I.
-* :func:`parameter_counts` / :func:`parameter_table` -- parameters per part;
-  :func:`flops_per_step` -- FLOPs of one time step (``torch.utils.flop_counter``).
-* :func:`departures` -- every place where the official STIPHR code departs from the paper, with
-  stipkit's default and the config field that switches it (values read from the presets).
-* :func:`save_table` -- ``<stem>.csv`` and ``<stem>.md`` (a small markdown writer: no
-  ``tabulate`` needed); :func:`output_dir` says where the notebooks may write (nowhere at the
-  ``ci`` budget, so CI never overwrites the committed figures).
+  tracing one time step (:func:`stipkit.complexity.trace_norm_act`);
+  :data:`~stipkit.paper.TABLE2_PAPER` and :func:`compare_table2` as for Table I.
+* :func:`save_table` -- ``<stem>.csv`` and ``<stem>.md``; :func:`output_dir` says where the
+  notebooks may write (nowhere at the ``ci`` budget, so CI never overwrites the committed
+  figures); :func:`figure_inventory` lists ``figures/``.
+
+Re-exported here for the notebooks: the paper's tables (:mod:`stipkit.paper`), parameter and
+FLOP counts (:mod:`stipkit.complexity`) and the official-code departures
+(:mod:`stipkit.departures`).
 
 Everything here builds models on PyTorch's ``meta`` device: no memory is allocated and no
 arithmetic is done, so even the 4K preset's tables cost a fraction of a second.
@@ -22,30 +22,28 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from .budget import FIGURES, Budget, current_budget
+from .complexity import (as_config, build_meta, flops_per_step, flops_table, parameter_counts,
+                         parameter_table, trace_norm_act)
 from .config import Config, get_preset
+from .departures import departures
+from .paper import (DL, DL_D, FC, HIDDEN, TABLE1_COLUMNS, TABLE1_PAPER, TABLE2_COLUMNS,
+                    TABLE2_PAPER, UL, paper_height)
 
 __all__ = [
     "DATASET_NAMES", "TABLE1_COLUMNS", "TABLE1_PAPER", "TABLE2_COLUMNS", "TABLE2_PAPER",
     "table1", "compare_table1", "table2", "compare_table2", "parameter_counts",
-    "parameter_table", "flops_per_step", "flops_table", "departures", "config_table", "output_dir",
+    "parameter_table", "flops_per_step", "flops_table", "departures", "output_dir",
     "save_table", "to_markdown", "figure_inventory", "build_meta",
 ]
 
 DATASET_NAMES = {"ucfsport": "UCF Sports", "human36m": "Human3.6M", "sjtu4k": "SJTU4K"}
-OURS, PAPER = "stipkit", "paper"
-
-
-def _cfg(cfg: Config | str) -> Config:
-    return get_preset(cfg) if isinstance(cfg, str) else cfg
+OURS = "stipkit"  # the Source of our rows in the comparisons
 
 
 def _dataset_name(cfg: Config) -> str:
@@ -54,26 +52,7 @@ def _dataset_name(cfg: Config) -> str:
     return name + (" (official)" if base != cfg.name else "")
 
 
-def build_meta(cfg: Config | str):
-    """``(predictor, discriminator)`` of a preset built on the ``meta`` device (no memory)."""
-    from .models import build_model
-
-    with torch.device("meta"):
-        return build_model(_cfg(cfg))
-
-
 # =============================================================================== Table I
-TABLE1_COLUMNS = ("Dataset", "Resolution", "Train", "Test", "Layers", "Patch", "Encoder",
-                  "Decoder", "Discriminator", "Hidden", "λ", "γ1", "γ2")
-
-#: STIP Table I ("Experimental Settings") as printed in the paper (arXiv 2206.04381).
-TABLE1_PAPER = pd.DataFrame(
-    [("UCF Sports", "512×512", "4 → 1", "4 → 6", 16, 2, "4 × DL", "4 × UL", "8 × DL_D, FC", 64, 0.1, 0.010, 0.0010),
-     ("Human3.6M", "1024×1024", "4 → 1", "4 → 4", 16, 4, "4 × DL", "4 × UL", "8 × DL_D, FC", 64, 0.1, 0.010, 0.0010),
-     ("SJTU4K", "2160×3840", "4 → 1", "4 → 4", 16, 8, "4 × DL", "4 × UL", "8 × DL_D, FC", 64, 0.1, 0.005, 0.0005)],
-    columns=list(TABLE1_COLUMNS))
-
-
 def table1(presets=("ucfsport", "human36m", "sjtu4k")) -> pd.DataFrame:
     """Table I regenerated from the presets (one row each; Config objects are accepted too).
 
@@ -83,7 +62,7 @@ def table1(presets=("ucfsport", "human36m", "sjtu4k")) -> pd.DataFrame:
     """
     rows = []
     for p in presets:
-        cfg = _cfg(p)
+        cfg = as_config(p)
         m, t = cfg.model, cfg.train
         hidden = m.hidden if m.hidden == m.disc_hidden else f"{m.hidden} (D: {m.disc_hidden})"
         rows.append((_dataset_name(cfg), f"{m.height}×{m.width}",
@@ -99,7 +78,7 @@ def _table1_reason(preset: str, column: str) -> str:
     m = cfg.model
     if preset == "sjtu4k" and column == "Resolution":
         unit = m.patch * 2 ** m.num_downsample
-        native = int(TABLE1_PAPER.loc[TABLE1_PAPER.Dataset == "SJTU4K", "Resolution"].item().split("×")[0])
+        native = paper_height("SJTU4K")
         return (f"as the official code: {native} lines are not a multiple of patch·2^N = "
                 f"{m.patch}·2^{m.num_downsample} = {unit}, so the model runs at {m.height} lines; "
                 f"frames are padded by {(m.height - native) // 2} edge rows top and bottom "
@@ -127,51 +106,33 @@ def compare_table1(presets=("ucfsport", "human36m", "sjtu4k")) -> pd.DataFrame:
 
 
 # =============================================================================== Table II
-TABLE2_COLUMNS = ("Layer", "Operation", "Kernel", "Stride", "Padding", "Features",
-                  "Normalization", "Nonlinearity")
-DL, DL_D, UL, HIDDEN, FC = ("Downsampling Layer (Encoder)", "Downsampling Layer (Discriminator)",
-                            "Upsampling Layer (Decoder)", "Hidden Layer (Unit)",
-                            "Fully-Connected Layer (Discriminator)")
-
-#: STIP Table II ("Parameter Settings") as printed in the paper; spellings normalised
-#: ("LeakeyRelu(0.2)" -> "LeakyReLU(0.2)", "Nolinearity" -> "Nonlinearity").
-TABLE2_PAPER = pd.DataFrame(
-    [(DL, "convolution", "3", "2", "1", "64", "-", "LeakyReLU(0.2)"),
-     (DL_D, "convolution", "3", "2", "1", "64", "Group Normalization(4)", "LeakyReLU(0.2)"),
-     (UL, "deconvolution", "3", "2", "1", "64", "-", "LeakyReLU(0.2)"),
-     (HIDDEN, "convolution", "5", "1", "1", "64", "Layer Normalization", "-"),
-     (FC, "fully-connected", "-", "-", "-", "64", "-", "Sigmoid()")],
-    columns=list(TABLE2_COLUMNS))
-
 _OPERATIONS = {nn.Conv2d: "convolution", nn.ConvTranspose2d: "deconvolution",
                nn.Conv3d: "3D convolution", nn.Linear: "fully-connected"}
-_NORMS = {"layer_norm": "Layer Normalization", "group_norm": "Group Normalization",
-          "batch_norm": "Batch Normalization", "instance_norm": "Instance Normalization"}
-_ACTS = {"leaky_relu": "LeakyReLU", "leaky_relu_": "LeakyReLU", "relu": "ReLU()", "relu_": "ReLU()",
-         "sigmoid": "Sigmoid()", "sigmoid_": "Sigmoid()", "tanh": "Tanh()", "tanh_": "Tanh()",
-         "gelu": "GELU()", "silu": "SiLU()", "elu": "ELU()"}
 
 
 def _layer_groups(predictor: nn.Module, disc: nn.Module) -> list[tuple[str, list[tuple[str, nn.Module]]]]:
     """The model's weight layers grouped into Table II rows (paper rows first, then the
-    layers Table II does not list). Every Conv/Linear module lands in exactly one group."""
+    layers Table II does not list). Every Conv/Linear module lands in exactly one group.
+
+    The grouping reads STIP's parts (Table II is STIP's table); the layers of a part it does not
+    know, or of a predictor without these parts, become "Other (<module names>)" rows."""
     groups: dict[str, list] = {k: [] for k in (DL, DL_D, UL, HIDDEN, FC)}
     extra = {"Clip layer (Encoder, Eq. 1)": [], "Merge W_1×1[T_E, T] (Alg. 1 line 7)": [],
              "Merge W_1×1[T^N, S^N] (no STED)": [], "Fusion W_1×1 (Eq. 4)": []}
     groups.update(extra)
     clip, merge_t, merge_ts, head = extra
-    for name, enc in predictor.encoders.items():
+    for name, enc in getattr(predictor, "encoders", {}).items():
         groups[clip].append((f"encoders.{name}.clip", enc.clip))
         groups[DL] += [(f"encoders.{name}.down.{i}", m) for i, m in enumerate(enc.down)]
-    for name, dec in predictor.decoders.items():
+    for name, dec in getattr(predictor, "decoders", {}).items():
         groups[UL] += [(f"decoders.{name}.up.{i}", m) for i, m in enumerate(dec.up)]
-    for k, unit in enumerate(predictor.memory):
+    for k, unit in enumerate(getattr(predictor, "memory", ())):
         groups[HIDDEN] += [(f"memory.{k}.{n}", m) for n, m in unit.named_modules()
                            if type(m) in _OPERATIONS]
-    groups[merge_t].append(("merge_t", predictor.merge_t))
-    if predictor.merge_ts is not None:
-        groups[merge_ts].append(("merge_ts", predictor.merge_ts))
-    groups[head] += [(f"head.{k}", m) for k, m in predictor.head.items()]
+    for key, label in (("merge_t", merge_t), ("merge_ts", merge_ts)):
+        if getattr(predictor, key, None) is not None:
+            groups[label].append((key, getattr(predictor, key)))
+    groups[head] += [(f"head.{k}", m) for k, m in getattr(predictor, "head", {}).items()]
     for n, m in disc.named_modules():
         if isinstance(m, nn.Linear):
             groups[FC].append((f"D.{n}", m))
@@ -183,81 +144,6 @@ def _layer_groups(predictor: nn.Module, disc: nn.Module) -> list[tuple[str, list
     for n, m in others:  # any layer a future model adds shows up rather than vanishing
         groups.setdefault(f"Other ({_patterns([n])})", []).append((n, m))
     return [(k, v) for k, v in groups.items() if v]
-
-
-@dataclass
-class _Call:
-    name: str
-    arg: object       # the first tensor argument
-    args: tuple
-    kwargs: dict
-    out: object
-
-
-class _Recorder(TorchFunctionMode):
-    """Logs every torch function call (name, first tensor argument, output) of a forward pass."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls: list[_Call] = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        first = next((a for a in args if isinstance(a, torch.Tensor)), None)
-        name = getattr(func, "__name__", "")
-        if first is not None:
-            self.calls.append(_Call(name, first, args, kwargs, out))
-        return out
-
-
-def _trace_after(predictor: nn.Module, disc: nn.Module, modules: list[nn.Module]) -> dict:
-    """For each module: (normalisation, nonlinearity) applied to its output in one time step.
-
-    Runs the predictor for one step and the discriminator on one frame (on whatever device the
-    models are: on ``meta`` nothing is computed) and follows each layer's output through the
-    functions that consume it: a normalisation first (optional), then an activation.
-    """
-    outputs, hooks = {}, []
-    for m in modules:
-        hooks.append(m.register_forward_hook(lambda mod, inp, out: outputs.setdefault(id(mod), out)))
-    cfg = predictor.cfg
-    p = next(predictor.parameters())
-    frames = torch.zeros(1, 2, cfg.img_channels, cfg.height, cfg.width, device=p.device, dtype=p.dtype)
-    rec = _Recorder()
-    try:
-        with torch.no_grad(), rec:
-            predictor(frames, input_length=1)
-            disc(frames[:, :1])
-    finally:
-        for h in hooks:
-            h.remove()
-    result = {}
-    for m in modules:
-        out = outputs.get(id(m))
-        if out is None:
-            result[id(m)] = ("(not run)", "(not run)")
-            continue
-        norm, act = "-", "-"
-        for _ in range(2):
-            call = next((c for c in rec.calls if c.arg is out), None)
-            if call is None:
-                break
-            if call.name in _NORMS and norm == "-":
-                norm = _NORMS[call.name]
-                if call.name == "group_norm":
-                    groups = call.args[1] if len(call.args) > 1 else call.kwargs.get("num_groups")
-                    norm += f"({groups})"
-                out = call.out
-                continue
-            if call.name in _ACTS:
-                act = _ACTS[call.name]
-                if act == "LeakyReLU":
-                    slope = call.args[1] if len(call.args) > 1 else call.kwargs.get("negative_slope", 0.01)
-                    act += f"({slope:g})"
-            break
-        result[id(m)] = (norm, act)
-    return result
 
 
 def _size(v) -> str:
@@ -298,11 +184,11 @@ def table2(cfg: Config | str, model: tuple[nn.Module, nn.Module] | None = None) 
     ``Count`` is the number of such layers in the model, ``Modules`` their names (``D.`` is the
     discriminator).
     """
-    cfg = _cfg(cfg)
+    cfg = as_config(cfg)
     predictor, disc = model if model is not None else build_meta(cfg)
     groups = _layer_groups(predictor, disc)
-    owners = {id(m): owner for owner in predictor.memory for m in owner.modules()}
-    traced = _trace_after(predictor, disc, [m for _, ms in groups for _, m in ms])
+    owners = {id(m): owner for owner in getattr(predictor, "memory", ()) for m in owner.modules()}
+    traced = trace_norm_act(predictor, disc, [m for _, ms in groups for _, m in ms])
     rows = []
     for label, members in groups:
         mods = [m for _, m in members]
@@ -347,7 +233,7 @@ def compare_table2(cfg: Config | str = "ucfsport",
     """Our Table II (:func:`table2`) beside the paper's, layer by layer, with ``Differences``
     (each differing column, the two values and why) on our rows; the layers Table II does not
     list come last, marked as such."""
-    cfg = _cfg(cfg)
+    cfg = as_config(cfg)
     ours = table2(cfg, model)
     paper = TABLE2_PAPER.set_index("Layer")
     rows = []
@@ -367,253 +253,6 @@ def compare_table2(cfg: Config | str = "ucfsport",
     return df[["Layer", "Source", *TABLE2_COLUMNS[1:], "Differences"]]
 
 
-# =============================================================================== sizes
-_PART_LABELS = {
-    "encoders": "Encoders Enc_T, Enc_S (Eq. 1)",
-    "merge_t": "Merge W_1×1[T_E, T] (Alg. 1 line 7)",
-    "memory": "Memory units (Eq. 5-7)",
-    "merge_ts": "Merge W_1×1[T^N, S^N] (no STED)",
-    "decoders": "Decoders Dec_T, Dec_S (Eq. 3)",
-    "head": "Fusion W_1×1 (Eq. 4)",
-}
-
-
-def _parts(predictor: nn.Module, disc: nn.Module):
-    """(key, label, model, module, instances) for every part, in forward order."""
-    for name, child in predictor.named_children():
-        n = len(child) if isinstance(child, (nn.ModuleList, nn.ModuleDict)) else 1
-        label = _PART_LABELS.get(name, name)
-        if name == "memory":
-            label = f"Memory units: {n} × {type(child[0]).__name__} (Eq. 5-7)"
-        yield name, label, "STIP", child, n
-    layers = sum(isinstance(m, nn.Conv2d) for m in disc.modules())
-    yield "discriminator", f"Discriminator: {layers} × DL_D, FC", "D", disc, 1
-
-
-def parameter_counts(cfg: Config | str) -> pd.DataFrame:
-    """Parameters per part of a preset (built on meta): encoders, merge, memory units, decoders,
-    Eq. 4 head, discriminator. ``parameters`` sums to the predictor's plus the discriminator's
-    total; ``share`` is the percentage of that total."""
-    cfg = _cfg(cfg)
-    predictor, disc = build_meta(cfg)
-    rows = []
-    for key, label, owner, module, n in _parts(predictor, disc):
-        count = sum(p.numel() for p in module.parameters())
-        rows.append({"part": label, "key": key, "model": owner, "instances": n,
-                     "per instance": count // n if count % n == 0 else None, "parameters": count})
-    df = pd.DataFrame(rows)
-    df["share %"] = (100 * df.parameters / df.parameters.sum()).round(1)
-    return df
-
-
-def parameter_table(presets=("study", "ucfsport", "human36m", "sjtu4k")) -> pd.DataFrame:
-    """Parameters per part (rows) for several presets (columns), with STIP, D and total rows."""
-    cols = {}
-    for p in presets:
-        df = parameter_counts(p)
-        s = df.set_index("key").parameters
-        s["STIP total"] = df[df.model == "STIP"].parameters.sum()
-        s["total (STIP + D)"] = df.parameters.sum()
-        cols[_cfg(p).name] = s
-    return _by_part(pd.DataFrame(cols).fillna(0).astype("int64"))
-
-
-def _by_part(table: pd.DataFrame) -> pd.DataFrame:
-    labels = {**_PART_LABELS, "discriminator": "Discriminator (DL_D, FC)"}
-    table.index = [labels.get(k, k) for k in table.index]
-    table.index.name = "part"
-    return table.reset_index()
-
-
-def flops_per_step(cfg: Config | str) -> pd.DataFrame:
-    """FLOPs of one time step of the predictor (batch 1) per part, plus the discriminator on one
-    frame, counted by ``torch.utils.flop_counter`` on the meta device (convolutions and matrix
-    products, 2 FLOPs per multiply-add; elementwise gates and norms are not counted)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    cfg = _cfg(cfg)
-    predictor, disc = build_meta(cfg)
-    m = cfg.model
-    frames = torch.zeros(1, 2, m.img_channels, m.height, m.width, device="meta")
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        predictor(frames, input_length=1)
-        disc(frames[:, :1])
-    per_module = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
-    root = type(predictor).__name__
-    rows = []
-    for key, label, owner, module, n in _parts(predictor, disc):
-        if owner == "D":
-            names = [type(disc).__name__]
-        elif isinstance(module, (nn.ModuleList, nn.ModuleDict)):  # containers are never called:
-            names = [f"{root}.{key}.{c}" for c, _ in module.named_children()]  # their children are
-        else:
-            names = [f"{root}.{key}"]
-        rows.append({"part": label, "key": key, "model": owner,
-                     "FLOPs": int(sum(per_module.get(k, 0) for k in names))})
-    df = pd.DataFrame(rows)
-    df["GFLOPs"] = (df.FLOPs / 1e9).round(3)
-    stip = df[df.model == "STIP"].FLOPs.sum()
-    df["share of STIP step %"] = [round(100 * f / stip, 1) if o == "STIP" else None
-                                  for f, o in zip(df.FLOPs, df.model)]
-    return df
-
-
-def flops_table(presets=("study", "ucfsport", "human36m", "sjtu4k")) -> pd.DataFrame:
-    """GFLOPs of one time step per part (rows) for several presets (columns), batch 1; the
-    "STIP step" row sums the predictor's parts (the discriminator runs once per frame)."""
-    cols = {}
-    for p in presets:
-        df = flops_per_step(p)
-        s = df.set_index("key").FLOPs
-        s["STIP step"] = df[df.model == "STIP"].FLOPs.sum()
-        cols[_cfg(p).name] = s
-    return _by_part((pd.DataFrame(cols).fillna(0) / 1e9).round(3))
-
-
-# =============================================================================== departures
-def _fmt(v) -> str:
-    return repr(v)
-
-
-# (what, paper, official code, config fields, stipkit note) -- the config rows' values are read
-# from the presets by departures(); rows with no field describe fixed behaviour.
-_DEPARTURES = [
-    ("Update gate bias",
-     "U_t = σ(W_su * S_t^{k-1} + W_tu * T_{t-1}^k): no bias term (Eq. 5)",
-     "σ(... + 1): a +1 'forget bias' inside the update gate's sigmoid",
-     ("model.update_gate_bias",), "no bias, as the paper"),
-    ("Decoder state swap",
-     "Dec_T decodes T_t^N and Dec_S decodes S_t^N (Alg. 1 line 13, Eq. 3)",
-     "T_t^N goes to the spatial decoder and S_t^N to the temporal one",
-     ("model.swap_decoder_states",), "as the paper"),
-    ("Deepest-level recall skipped",
-     "every decoder layer l = 1..N adds λ·E^{-l} before it (Eq. 3), the deepest level included",
-     "adds λ·E^{-l} for l = 2..N only: the deepest encoder level is never recalled",
-     ("model.recall_deepest",), "recalls every level, as the paper"),
-    ("No activation after the last UL",
-     "every UL is followed by LeakyReLU(0.2) (Table II)",
-     "the last UL of each decoder has no activation (linear into the 1x1 heads)",
-     ("model.last_upsample_act",), "LeakyReLU after every UL, as the paper"),
-    ("Clip padding at the first steps",
-     "not stated (clips v_{t-L+1:t} with t < L reach before v_1)",
-     "zero frames before v_1",
-     ("model.clip_padding",), "replicates v_1"),
-    ("Discriminator activation",
-     "LeakyReLU(0.2) after every DL_D (Table II)",
-     "ReLU after every DL_D",
-     ("model.disc_activation",), "LeakyReLU(0.2), as the paper"),
-    ("γ1/γ2 swapped",
-     "L = L_MSE + γ1 L_GAN(P) + γ2 L_LP, γ1 = 0.01, γ2 = 0.001 (Eq. 9, Table I); "
-     "Alg. 1 line 23 writes γ1 L_LP + γ2 L_GAN(P)",
-     "loss = MSE + 0.01·LP + 0.001·GAN, as Alg. 1 line 23",
-     ("train.gamma_gan", "train.gamma_lp"), "Eq. 9 and Table I"),
-    ("Training length",
-     "Train 4 -> 1 (Table I): windows of 5 frames, so scheduled sampling never acts",
-     "trains over total_length frames (10 UCF Sports, 8 Human3.6M / SJTU4K) with scheduled "
-     "sampling, the loss on every predicted frame",
-     ("train_length",), "Table I"),
-    ("Initialisation",
-     "not stated",
-     "PyTorch's default initialisation",
-     ("model.init",), "the small CPU presets start as copy-last (STIP.init_copy_last, notebook "
-                      "03); the Table I presets keep PyTorch's default"),
-    ("Loss terms (CPU presets)",
-     "L_MSE + γ1 L_GAN(P) + γ2 L_LP (Eq. 9)",
-     "the same three terms",
-     ("train.loss",), "the small CPU presets train with MSE only (GAN + LP: +0.5 dB for 30 % more "
-                      "time per iteration at their budget, notebook 03); the Table I presets use Eq. 9"),
-    ("D probabilities averaged over time",
-     "Eq. 10 sums -log D(v̂_t) over t: one log per frame",
-     "averages D's probabilities over the clip, then one BCE",
-     ("train.gan_reduction",), "one BCE term per frame, as Eq. 10"),
-    ("BGR frames",
-     "not stated (RGB implied)",
-     "frames read with OpenCV (cv2.imread): BGR channel order; its checkpoints expect BGR",
-     (), "RGB (PyAV/PIL); data: channel_order='bgr' feeds what official checkpoints expect"),
-    ("LayerNorm over (C, H, W)",
-     "'Layer Normalization' in STGRU (Table II), shape not given",
-     "nn.LayerNorm([4·hidden, H, W]): normalised over channels and space, with a learned "
-     "weight and bias per element (ties the unit to one resolution)",
-     (), None),
-    ("SJTU4K at 2176 lines",
-     "2160×3840 (Table I)",
-     "img_height = 2176",
-     (), None),
-    ("Gates exported for unit index 1 only",
-     "Fig. 5 shows R_t and U_t of STGRU (unit not stated)",
-     "forward returns R_t and U_t of cell_list[1] only (the second unit), with the deepest "
-     "encoder level as T_E, S_E",
-     (), "Rollout.features has R and U of every unit (B, T-1, K, ...) and every encoder level; "
-         "index 1 / level -1 reproduce the official export"),
-    ("Unused merge / conv_last parameters",
-     "-",
-     "RNN.merge (1x1, 2·hidden → hidden) and every STGRUCell.conv_last are created but never "
-     "used in forward; they are in the checkpoints",
-     (), None),
-]
-
-
-def _get(cfg: Config, field: str):
-    obj = cfg
-    for name in field.split("."):
-        obj = getattr(obj, name)
-    return obj
-
-
-def departures(paper_preset: str = "study") -> pd.DataFrame:
-    """Where the official STIPHR code departs from the paper.
-
-    Columns: what, paper, official code, stipkit default, config field. For the rows with a
-    config field, the official and stipkit values are read from ``get_preset(paper_preset +
-    "-official")`` and ``get_preset(paper_preset)``; the fixed rows read their numbers from the
-    modules / presets where there are any (LayerNorm shape, SJTU4K lines, unused parameters).
-    """
-    ours, official = get_preset(paper_preset), get_preset(paper_preset + "-official")
-    from .models.memories import build_memory
-
-    with torch.device("meta"):
-        unit = build_memory(ours.model)
-    norm = getattr(unit, "norm_t", None)
-    ucf = get_preset("ucfsport").model
-    sj = get_preset("sjtu4k").model
-    native = int(TABLE1_PAPER.loc[TABLE1_PAPER.Dataset == "SJTU4K", "Resolution"].item().split("×")[0])
-    unused = (ucf.num_layers + 1) * (2 * ucf.hidden * ucf.hidden + ucf.hidden)
-    rows = []
-    for what, paper, off, fields, note in _DEPARTURES:
-        if fields:
-            off_vals = ", ".join(f"{f.split('.')[-1]} = {_fmt(_get(official, f))}" for f in fields)
-            our_vals = ", ".join(f"{f.split('.')[-1]} = {_fmt(_get(ours, f))}" for f in fields)
-            row = (what, paper, f"{off} ({off_vals})", f"{note} ({our_vals})", ", ".join(fields))
-        else:
-            if what.startswith("LayerNorm"):
-                shape = tuple(norm.normalized_shape) if norm is not None else None
-                affine = bool(getattr(norm, "elementwise_affine", False))
-                note = (f"the same: LayerNorm({shape}) at the {paper_preset} preset, "
-                        f"elementwise_affine={affine}")
-            elif what.startswith("SJTU4K"):
-                note = (f"the same: the sjtu4k preset has height = {sj.height}; {native}-line frames "
-                        f"are padded {(sj.height - native) // 2} rows top and bottom (data.pad_to) "
-                        f"and predictions cropped back (data.crop_to) for the metrics")
-            elif what.startswith("Unused"):
-                off = f"{off} ({unused:,} parameters at the ucfsport preset)"
-                note = "not created; official.load_stiphr ignores them and lists them in model.official_unused"
-            row = (what, paper, off, note, "-")
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["what", "paper", "official code", "stipkit default", "config field"])
-
-
-def config_table(cfg: Config | str) -> pd.DataFrame:
-    """Every field of a preset as rows (part, field, value) -- a printable config."""
-    cfg = _cfg(cfg)
-    rows = [("", k, getattr(cfg, k)) for k in ("name", "input_length", "train_length",
-                                               "eval_length", "dataset")]
-    for part in ("model", "train"):
-        obj = getattr(cfg, part)
-        rows += [(part, f, getattr(obj, f)) for f in obj.__dataclass_fields__]
-    return pd.DataFrame([(p, f, repr(v)) for p, f, v in rows], columns=["part", "field", "value"])
-
-
 # =============================================================================== output
 def output_dir(budget: Budget | str | None = None) -> Path | None:
     """Where notebooks write figures and tables: ``figures/`` at the study and paper budgets,
@@ -631,7 +270,12 @@ def _cell(v) -> str:
 
 
 def to_markdown(df: pd.DataFrame, index: bool = False) -> str:
-    """A GitHub-flavoured markdown table (numeric columns right-aligned)."""
+    """A GitHub-flavoured markdown table (numeric columns right-aligned).
+
+    Not ``DataFrame.to_markdown``: tabulate pads every cell to its column's width, leaves a
+    ``|`` in a cell unescaped (which splits the cell) and writes NaN as "nan"; this writer keeps
+    the committed ``figures/*.md`` as they are (unpadded, ``\\|`` escaped, NaN empty).
+    """
     if index:
         df = df.reset_index()
     cols = [str(c) for c in df.columns]

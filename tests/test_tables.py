@@ -1,14 +1,14 @@
 """stipkit.tables: Tables I and II regenerated from the kit, parameter counts, departures, output."""
-from dataclasses import fields, replace
+from dataclasses import fields, is_dataclass, replace
 
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from stipkit import tables
+from stipkit import complexity, departures, paper, tables
 from stipkit.config import get_preset
-from stipkit.models import build_model
+from stipkit.models import STIP, build_model
 
 TABLE1_PRESETS = ("ucfsport", "human36m", "sjtu4k")
 
@@ -78,9 +78,11 @@ def test_table2_values_are_read_from_the_modules():
     for enc in predictor.encoders.values():
         enc.down[0] = nn.Conv2d(cfg.model.hidden, cfg.model.hidden, 5, stride=2, padding=2)
     disc.features[2] = nn.Tanh()
+    predictor.extra = nn.Conv2d(3, 3, 1)   # a layer Table II's grouping does not know
     df = tables.table2(cfg, model=(predictor, disc)).set_index("Layer")
     assert df.loc[tables.DL, "Kernel"] == "5 ×2, 3 ×2" and df.loc[tables.DL, "Padding"] == "2 ×2, 1 ×2"
     assert df.loc[tables.DL_D, "Nonlinearity"].startswith("Tanh() ×1, LeakyReLU(0.2) ×")
+    assert df.loc["Other (extra)", ["Normalization", "Count"]].tolist() == ["(not run)", 1]
 
 
 def test_table2_traces_the_official_departures():
@@ -102,6 +104,30 @@ def test_table2_covers_every_weight_layer():
         assert not df.Layer.str.startswith("Other").any()
     nosted = get_preset("study", model=replace(get_preset("study").model, sted=False))
     assert "Merge W_1×1[T^N, S^N] (no STED)" in set(tables.table2(nosted).Layer)
+
+
+def test_trace_norm_act_sees_functional_and_module_activations():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 3), nn.Conv2d(4, 4, 3)
+            self.norm, self.act = nn.GroupNorm(2, 4), nn.ReLU()
+
+        def forward(self, x):
+            x = torch.nn.functional.leaky_relu(self.a(x), 0.3)
+            return self.c(self.act(self.norm(self.b(x))))
+
+    net = Net()
+    uses = complexity._FirstUse()
+    outputs = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o: outputs.setdefault(id(mod), o))
+             for m in (net.a, net.b, net.c)]
+    with uses:
+        net(torch.zeros(1, 1, 9, 9))
+    for h in hooks:
+        h.remove()
+    assert [complexity._norm_act(uses, outputs[id(m)]) for m in (net.a, net.b, net.c)] == \
+        [("-", "LeakyReLU(0.3)"), ("Group Normalization(2)", "ReLU()"), ("-", "-")]
 
 
 # ----------------------------------------------------------------------------- sizes
@@ -128,6 +154,25 @@ def test_parameter_counts_match_a_real_model():
     assert table.loc["total (STIP + D)", "ci"] == df.parameters.sum()
 
 
+def test_parts_follow_the_predictor_class_label_and_parts():
+    predictor, disc = tables.build_meta("ci")
+    parts = list(complexity._parts(predictor, disc))
+    assert [p[2] for p in parts] == ["STIP"] * (len(parts) - 1) + ["D"]
+    assert parts[0][1] == STIP.PARTS["encoders"]
+    memory = next(p for p in parts if p[0] == "memory")
+    n = get_preset("ci").model.num_layers
+    assert memory[1] == f"Memory units: {n} × {type(predictor.memory[0]).__name__} (Eq. 5-7)"
+
+    class Renamed(STIP):
+        label = "Mine"
+        PARTS = {"encoders": "The encoders", "memory": "Units (here)"}
+
+    predictor.__class__ = Renamed
+    labels = {key: (label, model) for key, label, model, _, _ in complexity._parts(predictor, disc)}
+    assert labels["encoders"] == ("The encoders", "Mine") and labels["head"] == ("head", "Mine")
+    assert labels["memory"][0].startswith(f"Units: {n} × ") and labels["memory"][0].endswith(" (here)")
+
+
 def test_flops_per_step_parts_add_up():
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -145,12 +190,20 @@ def test_flops_per_step_parts_add_up():
 
 
 # ----------------------------------------------------------------------------- departures
-def _differing_fields(a, b):
-    out = {f for f in ("input_length", "train_length", "eval_length", "dataset")
-           if getattr(a, f) != getattr(b, f)}
-    for part in ("model", "train"):
-        pa, pb = getattr(a, part), getattr(b, part)
-        out |= {f"{part}.{f.name}" for f in fields(pa) if getattr(pa, f.name) != getattr(pb, f.name)}
+def _differing_fields(a, b, prefix=""):
+    """Dotted names of the differing leaf fields ("model.memory.update_bias")."""
+    if prefix == "":
+        out = {f for f in ("input_length", "train_length", "eval_length", "dataset")
+               if getattr(a, f) != getattr(b, f)}
+        return out.union(*(_differing_fields(getattr(a, p), getattr(b, p), f"{p}.")
+                           for p in ("model", "train")))
+    out = set()
+    for f in fields(a):
+        va, vb = getattr(a, f.name), getattr(b, f.name)
+        if is_dataclass(va) and type(va) is type(vb):
+            out |= _differing_fields(va, vb, f"{prefix}{f.name}.")
+        elif va != vb:
+            out.add(f"{prefix}{f.name}")
     return out
 
 
@@ -165,8 +218,8 @@ def test_departures_has_one_row_per_config_field_departure():
     for _, row in with_field.iterrows():
         for f in row["config field"].split(", "):
             name = f.split(".")[-1]
-            assert f"{name} = {tables._get(official, f)!r}" in row["official code"]
-            assert f"{name} = {tables._get(ours, f)!r}" in row["stipkit default"]
+            assert f"{name} = {departures._get(official, f)!r}" in row["official code"]
+            assert f"{name} = {departures._get(ours, f)!r}" in row["stipkit default"]
 
 
 def test_departures_lists_the_fixed_behaviour_too():
@@ -192,6 +245,15 @@ def test_save_table_writes_csv_and_markdown(tmp_path):
     assert lines[2] == "| a\\|b | 1 | 0.001 |" and lines[3] == "| c | 20 |  |"
     csv, md = tables.save_table(tables.compare_table1(), "table1", tmp_path)
     assert len(md.read_text(encoding="utf-8").splitlines()) == 2 + 6
+
+
+def test_tables_re_exports_the_split_modules():
+    assert tables.TABLE1_PAPER is paper.TABLE1_PAPER and tables.TABLE2_PAPER is paper.TABLE2_PAPER
+    assert tables.departures is departures.departures
+    for name in ("build_meta", "parameter_counts", "parameter_table", "flops_per_step", "flops_table"):
+        assert getattr(tables, name) is getattr(complexity, name)
+    assert paper.paper_height("SJTU4K") == 2160
+    assert all(hasattr(tables, name) for name in tables.__all__)
 
 
 def test_output_dir_writes_nothing_at_ci():

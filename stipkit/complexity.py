@@ -1,0 +1,267 @@
+"""What a model costs, counted on PyTorch's ``meta`` device (no memory, no arithmetic).
+
+* :func:`build_meta` -- ``(predictor, discriminator)`` of a preset on ``meta``;
+* :func:`parameter_counts` / :func:`parameter_table` -- parameters per part;
+* :func:`flops_per_step` / :func:`flops_table` -- FLOPs of one time step per part
+  (``torch.utils.flop_counter``);
+* :func:`trace_norm_act` -- which normalisation and nonlinearity follow each layer in one time
+  step (what :func:`stipkit.tables.table2` reads Table II's last two columns from).
+
+A predictor's parts are its child modules, in forward order, labelled by its class's ``PARTS``
+(child name -> description) and named by its ``label`` ("STIP"); the discriminator is one
+more part, model "D". Even the 4K preset's tables cost a fraction of a second.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from .config import Config, get_preset
+
+__all__ = ["build_meta", "parameter_counts", "parameter_table", "flops_per_step", "flops_table",
+           "trace_norm_act"]
+
+DISC = "D"  # the discriminator's "model" in the tables
+
+
+def as_config(cfg: Config | str) -> Config:
+    """A :class:`~stipkit.config.Config`, or the preset it names."""
+    return get_preset(cfg) if isinstance(cfg, str) else cfg
+
+
+def build_meta(cfg: Config | str):
+    """``(predictor, discriminator)`` of a preset built on the ``meta`` device (no memory)."""
+    from .models import build_model
+
+    with torch.device("meta"):
+        return build_model(as_config(cfg))
+
+
+# =============================================================================== parts
+#: STIP's parts: the labels of a predictor class that declares no ``PARTS``.
+_STIP_PARTS = {
+    "encoders": "Encoders Enc_T, Enc_S (Eq. 1)",
+    "merge_t": "Merge W_1×1[T_E, T] (Alg. 1 line 7)",
+    "memory": "Memory units (Eq. 5-7)",
+    "merge_ts": "Merge W_1×1[T^N, S^N] (no STED)",
+    "decoders": "Decoders Dec_T, Dec_S (Eq. 3)",
+    "head": "Fusion W_1×1 (Eq. 4)",
+}
+_DISC_ROW = "Discriminator (DL_D, FC)"
+
+
+def _part_labels(predictor: nn.Module) -> dict[str, str]:
+    return getattr(type(predictor), "PARTS", _STIP_PARTS)
+
+
+def _model_label(predictor: nn.Module) -> str:
+    return getattr(predictor, "label", type(predictor).__name__)
+
+
+def _parts(predictor: nn.Module, disc: nn.Module):
+    """(key, label, model, module, instances) for every part, in forward order. A stack of
+    units (an ``nn.ModuleList``: STIP's memory) names its units: "Memory units: 4 × STGRU
+    (Eq. 5-7)"."""
+    labels, model = _part_labels(predictor), _model_label(predictor)
+    for name, child in predictor.named_children():
+        n = len(child) if isinstance(child, (nn.ModuleList, nn.ModuleDict)) else 1
+        label = labels.get(name, name)
+        if isinstance(child, nn.ModuleList):
+            kinds = dict.fromkeys(type(unit).__name__ for unit in child)
+            units = (f"{n} × {next(iter(kinds))}" if len(kinds) == 1 else
+                     " + ".join(f"{sum(type(u).__name__ == k for u in child)} × {k}" for k in kinds))
+            head, sep, rest = label.partition(" (")
+            label = f"{head}: {units}{sep}{rest}"
+        yield name, label, model, child, n
+    layers = sum(isinstance(m, nn.Conv2d) for m in disc.modules())
+    yield "discriminator", f"Discriminator: {layers} × DL_D, FC", DISC, disc, 1
+
+
+def _by_part(table: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """Rows keyed by part key -> a ``part`` column of their labels (``labels``: key -> label)."""
+    labels = {**labels, "discriminator": _DISC_ROW}
+    table.index = [labels.get(k, k) for k in table.index]
+    table.index.name = "part"
+    return table.reset_index()
+
+
+def _one_name(names: list[str]) -> str:
+    """The predictors' label in a several-preset table ("STIP"), "predictor" if they differ."""
+    return names[0] if len(set(names)) == 1 else "predictor"
+
+
+# =============================================================================== parameters
+def _parameter_counts(cfg: Config | str) -> tuple[pd.DataFrame, dict[str, str]]:
+    predictor, disc = build_meta(cfg)
+    rows = []
+    for key, label, owner, module, n in _parts(predictor, disc):
+        count = sum(p.numel() for p in module.parameters())
+        rows.append({"part": label, "key": key, "model": owner, "instances": n,
+                     "per instance": count // n if count % n == 0 else None, "parameters": count})
+    df = pd.DataFrame(rows)
+    df["share %"] = (100 * df.parameters / df.parameters.sum()).round(1)
+    return df, _part_labels(predictor)
+
+
+def parameter_counts(cfg: Config | str) -> pd.DataFrame:
+    """Parameters per part of a preset (built on meta): encoders, merge, memory units, decoders,
+    Eq. 4 head, discriminator. ``parameters`` sums to the predictor's plus the discriminator's
+    total; ``share`` is the percentage of that total."""
+    return _parameter_counts(cfg)[0]
+
+
+def parameter_table(presets=("study", "ucfsport", "human36m", "sjtu4k")) -> pd.DataFrame:
+    """Parameters per part (rows) for several presets (columns), with the predictor's total
+    ("STIP total"), the discriminator's and the "total (STIP + D)" rows."""
+    counts = {as_config(p).name: _parameter_counts(p) for p in presets}
+    name = _one_name([df.model.iloc[0] for df, _ in counts.values()])
+    cols, labels = {}, {}
+    for preset, (df, parts) in counts.items():
+        s = df.set_index("key").parameters
+        s[f"{name} total"] = df[df.model != DISC].parameters.sum()
+        s[f"total ({name} + {DISC})"] = df.parameters.sum()
+        cols[preset] = s
+        labels.update(parts)
+    return _by_part(pd.DataFrame(cols).fillna(0).astype("int64"), labels)
+
+
+# =============================================================================== FLOPs
+def _flops_per_step(cfg: Config | str) -> tuple[pd.DataFrame, dict[str, str]]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = as_config(cfg)
+    predictor, disc = build_meta(cfg)
+    m = cfg.model
+    frames = torch.zeros(1, 2, m.img_channels, m.height, m.width, device="meta")
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        predictor(frames, input_length=1)
+        disc(frames[:, :1])
+    per_module = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
+    root = type(predictor).__name__
+    rows = []
+    for key, label, owner, module, n in _parts(predictor, disc):
+        if owner == DISC:
+            names = [type(disc).__name__]
+        elif isinstance(module, (nn.ModuleList, nn.ModuleDict)):  # containers are never called:
+            names = [f"{root}.{key}.{c}" for c, _ in module.named_children()]  # their children are
+        else:
+            names = [f"{root}.{key}"]
+        rows.append({"part": label, "key": key, "model": owner,
+                     "FLOPs": int(sum(per_module.get(k, 0) for k in names))})
+    df = pd.DataFrame(rows)
+    df["GFLOPs"] = (df.FLOPs / 1e9).round(3)
+    model = _model_label(predictor)
+    step = df[df.model != DISC].FLOPs.sum()
+    df[f"share of {model} step %"] = [round(100 * f / step, 1) if o != DISC else None
+                                      for f, o in zip(df.FLOPs, df.model)]
+    return df, _part_labels(predictor)
+
+
+def flops_per_step(cfg: Config | str) -> pd.DataFrame:
+    """FLOPs of one time step of the predictor (batch 1) per part, plus the discriminator on one
+    frame, counted by ``torch.utils.flop_counter`` on the meta device (convolutions and matrix
+    products, 2 FLOPs per multiply-add; elementwise gates and norms are not counted)."""
+    return _flops_per_step(cfg)[0]
+
+
+def flops_table(presets=("study", "ucfsport", "human36m", "sjtu4k")) -> pd.DataFrame:
+    """GFLOPs of one time step per part (rows) for several presets (columns), batch 1; the
+    "STIP step" row sums the predictor's parts (the discriminator runs once per frame)."""
+    counts = {as_config(p).name: _flops_per_step(p) for p in presets}
+    name = _one_name([df.model.iloc[0] for df, _ in counts.values()])
+    cols, labels = {}, {}
+    for preset, (df, parts) in counts.items():
+        s = df.set_index("key").FLOPs
+        s[f"{name} step"] = df[df.model != DISC].FLOPs.sum()
+        cols[preset] = s
+        labels.update(parts)
+    return _by_part((pd.DataFrame(cols).fillna(0) / 1e9).round(3), labels)
+
+
+# =============================================================================== layer tracing
+_NORMS = {"layer_norm": "Layer Normalization", "group_norm": "Group Normalization",
+          "batch_norm": "Batch Normalization", "instance_norm": "Instance Normalization"}
+_ACTS = {"leaky_relu": "LeakyReLU", "leaky_relu_": "LeakyReLU", "relu": "ReLU()", "relu_": "ReLU()",
+         "sigmoid": "Sigmoid()", "sigmoid_": "Sigmoid()", "tanh": "Tanh()", "tanh_": "Tanh()",
+         "gelu": "GELU()", "silu": "SiLU()", "elu": "ELU()"}
+
+
+class _FirstUse(TorchFunctionMode):
+    """The first torch function each tensor is given to (as its first tensor argument), with that
+    call's name, arguments and output.
+
+    Why a function mode and not only module hooks: the models apply most activations as
+    functions (``F.leaky_relu_`` in the encoders and decoders, ``torch.sigmoid`` in the gates and
+    the discriminator's head), which no forward hook sees; ``FlopCounterMode`` counts operations
+    per module but does not say which tensor each one consumes. Norm and activation *modules*
+    (``nn.GroupNorm``, ``nn.LeakyReLU``) call the same functions, so this one mode covers both.
+    Each recorded call keeps its tensors alive, so an ``id`` is never reused during a trace.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.calls: dict[int, tuple[str, tuple, dict, object]] = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if first is not None:
+            self.calls.setdefault(id(first), (getattr(func, "__name__", ""), args, kwargs, out))
+        return out
+
+    def after(self, out) -> tuple[str, tuple, dict, object] | None:
+        """The first call ``out`` went into, None if none."""
+        return self.calls.get(id(out)) if isinstance(out, torch.Tensor) else None
+
+
+def _norm_act(uses: _FirstUse, out) -> tuple[str, str]:
+    """Follow a layer's output: a normalisation first (optional), then an activation."""
+    norm, act = "-", "-"
+    for _ in range(2):
+        call = uses.after(out)
+        if call is None:
+            break
+        name, args, kwargs, result = call
+        if name in _NORMS and norm == "-":
+            norm = _NORMS[name]
+            if name == "group_norm":
+                norm += f"({args[1] if len(args) > 1 else kwargs.get('num_groups')})"
+            out = result
+            continue
+        if name in _ACTS:
+            act = _ACTS[name]
+            if act == "LeakyReLU":
+                slope = args[1] if len(args) > 1 else kwargs.get("negative_slope", 0.01)
+                act += f"({slope:g})"
+        break
+    return norm, act
+
+
+def trace_norm_act(predictor: nn.Module, disc: nn.Module, modules: list[nn.Module]) -> dict:
+    """``id(module) -> (normalisation, nonlinearity)`` applied to each module's output in one
+    time step ("-" for none, "(not run)" for a module the step does not call).
+
+    Runs the predictor for one step and the discriminator on one frame (on whatever device the
+    models are: on ``meta`` nothing is computed); forward hooks catch each module's (first)
+    output, :class:`_FirstUse` the functions that consume it.
+    """
+    outputs = {}
+    hooks = [m.register_forward_hook(lambda mod, inp, out: outputs.setdefault(id(mod), out))
+             for m in modules]
+    cfg = predictor.cfg
+    p = next(predictor.parameters())
+    frames = torch.zeros(1, 2, cfg.img_channels, cfg.height, cfg.width, device=p.device, dtype=p.dtype)
+    uses = _FirstUse()
+    try:
+        with torch.no_grad(), uses:
+            predictor(frames, input_length=1)
+            disc(frames[:, :1])
+    finally:
+        for h in hooks:
+            h.remove()
+    return {id(m): ("(not run)", "(not run)") if outputs.get(id(m)) is None
+            else _norm_act(uses, outputs[id(m)]) for m in modules}

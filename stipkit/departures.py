@@ -1,0 +1,146 @@
+"""Every place where the official STIPHR code departs from the STIP paper (notebooks 02, 08).
+
+:func:`departures` lists them with stipkit's default and the config field that switches it;
+the official and stipkit values are read from the presets (``<preset>-official`` and
+``<preset>``), the fixed rows' numbers from the modules and presets.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from .config import Config, get_preset
+from .paper import paper_height
+
+__all__ = ["departures"]
+
+
+def _fmt(v) -> str:
+    return repr(v)
+
+
+# (what, paper, official code, config fields, stipkit note) -- the config rows' values are read
+# from the presets by departures(); rows with no field describe fixed behaviour.
+_DEPARTURES = [
+    ("Update gate bias",
+     "U_t = σ(W_su * S_t^{k-1} + W_tu * T_{t-1}^k): no bias term (Eq. 5)",
+     "σ(... + 1): a +1 'forget bias' inside the update gate's sigmoid",
+     ("model.memory.update_bias",), "no bias, as the paper"),
+    ("Decoder state swap",
+     "Dec_T decodes T_t^N and Dec_S decodes S_t^N (Alg. 1 line 13, Eq. 3)",
+     "T_t^N goes to the spatial decoder and S_t^N to the temporal one",
+     ("model.swap_decoder_states",), "as the paper"),
+    ("Deepest-level recall skipped",
+     "every decoder layer l = 1..N adds λ·E^{-l} before it (Eq. 3), the deepest level included",
+     "adds λ·E^{-l} for l = 2..N only: the deepest encoder level is never recalled",
+     ("model.recall_deepest",), "recalls every level, as the paper"),
+    ("No activation after the last UL",
+     "every UL is followed by LeakyReLU(0.2) (Table II)",
+     "the last UL of each decoder has no activation (linear into the 1x1 heads)",
+     ("model.last_upsample_act",), "LeakyReLU after every UL, as the paper"),
+    ("Clip padding at the first steps",
+     "not stated (clips v_{t-L+1:t} with t < L reach before v_1)",
+     "zero frames before v_1",
+     ("model.clip_padding",), "replicates v_1"),
+    ("Discriminator activation",
+     "LeakyReLU(0.2) after every DL_D (Table II)",
+     "ReLU after every DL_D",
+     ("model.disc_activation",), "LeakyReLU(0.2), as the paper"),
+    ("γ1/γ2 swapped",
+     "L = L_MSE + γ1 L_GAN(P) + γ2 L_LP, γ1 = 0.01, γ2 = 0.001 (Eq. 9, Table I); "
+     "Alg. 1 line 23 writes γ1 L_LP + γ2 L_GAN(P)",
+     "loss = MSE + 0.01·LP + 0.001·GAN, as Alg. 1 line 23",
+     ("train.gamma_gan", "train.gamma_lp"), "Eq. 9 and Table I"),
+    ("Training length",
+     "Train 4 -> 1 (Table I): windows of 5 frames, so scheduled sampling never acts",
+     "trains over total_length frames (10 UCF Sports, 8 Human3.6M / SJTU4K) with scheduled "
+     "sampling, the loss on every predicted frame",
+     ("train_length",), "Table I"),
+    ("Initialisation",
+     "not stated",
+     "PyTorch's default initialisation",
+     ("model.init",), "the small CPU presets start as copy-last (STIP.init_copy_last, notebook "
+                      "03); the Table I presets keep PyTorch's default"),
+    ("Loss terms (CPU presets)",
+     "L_MSE + γ1 L_GAN(P) + γ2 L_LP (Eq. 9)",
+     "the same three terms",
+     ("train.loss",), "the small CPU presets train with MSE only (GAN + LP: +0.5 dB for 30 % more "
+                      "time per iteration at their budget, notebook 03); the Table I presets use Eq. 9"),
+    ("D probabilities averaged over time",
+     "Eq. 10 sums -log D(v̂_t) over t: one log per frame",
+     "averages D's probabilities over the clip, then one BCE",
+     ("train.gan_reduction",), "one BCE term per frame, as Eq. 10"),
+    ("BGR frames",
+     "not stated (RGB implied)",
+     "frames read with OpenCV (cv2.imread): BGR channel order; its checkpoints expect BGR",
+     (), "RGB (PyAV/PIL); data: channel_order='bgr' feeds what official checkpoints expect"),
+    ("LayerNorm over (C, H, W)",
+     "'Layer Normalization' in STGRU (Table II), shape not given",
+     "nn.LayerNorm([4·hidden, H, W]): normalised over channels and space, with a learned "
+     "weight and bias per element (ties the unit to one resolution)",
+     (), None),
+    ("SJTU4K at 2176 lines",
+     "2160×3840 (Table I)",
+     "img_height = 2176",
+     (), None),
+    ("Gates exported for unit index 1 only",
+     "Fig. 5 shows R_t and U_t of STGRU (unit not stated)",
+     "forward returns R_t and U_t of cell_list[1] only (the second unit), with the deepest "
+     "encoder level as T_E, S_E",
+     (), "Rollout.features has R and U of every unit (B, T-1, K, ...) and every encoder level; "
+         "index 1 / level -1 reproduce the official export"),
+    ("Unused merge / conv_last parameters",
+     "-",
+     "RNN.merge (1x1, 2·hidden → hidden) and every STGRUCell.conv_last are created but never "
+     "used in forward; they are in the checkpoints",
+     (), None),
+]
+
+
+def _get(cfg: Config, field: str):
+    obj = cfg
+    for name in field.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def departures(paper_preset: str = "study") -> pd.DataFrame:
+    """Where the official STIPHR code departs from the paper.
+
+    Columns: what, paper, official code, stipkit default, config field. For the rows with a
+    config field, the official and stipkit values are read from ``get_preset(paper_preset +
+    "-official")`` and ``get_preset(paper_preset)``; the fixed rows read their numbers from the
+    modules / presets where there are any (LayerNorm shape, SJTU4K lines, unused parameters).
+    """
+    ours, official = get_preset(paper_preset), get_preset(paper_preset + "-official")
+    from .models.memories import build_stack
+
+    with torch.device("meta"):
+        unit = build_stack(ours.model)[0]
+    norm = getattr(unit, "norm_t", None)
+    ucf = get_preset("ucfsport").model
+    sj = get_preset("sjtu4k").model
+    native = paper_height("SJTU4K")
+    unused = (ucf.num_layers + 1) * (2 * ucf.hidden * ucf.hidden + ucf.hidden)
+    rows = []
+    for what, paper, off, fields, note in _DEPARTURES:
+        if fields:
+            off_vals = ", ".join(f"{f.split('.')[-1]} = {_fmt(_get(official, f))}" for f in fields)
+            our_vals = ", ".join(f"{f.split('.')[-1]} = {_fmt(_get(ours, f))}" for f in fields)
+            row = (what, paper, f"{off} ({off_vals})", f"{note} ({our_vals})", ", ".join(fields))
+        else:
+            if what.startswith("LayerNorm"):
+                shape = tuple(norm.normalized_shape) if norm is not None else None
+                affine = bool(getattr(norm, "elementwise_affine", False))
+                note = (f"the same: LayerNorm({shape}) at the {paper_preset} preset, "
+                        f"elementwise_affine={affine}")
+            elif what.startswith("SJTU4K"):
+                note = (f"the same: the sjtu4k preset has height = {sj.height}; {native}-line frames "
+                        f"are padded {(sj.height - native) // 2} rows top and bottom (data.pad_to) "
+                        f"and predictions cropped back (data.crop_to) for the metrics")
+            elif what.startswith("Unused"):
+                off = f"{off} ({unused:,} parameters at the ucfsport preset)"
+                note = "not created; official.load_stiphr ignores them and lists them in model.official_unused"
+            row = (what, paper, off, note, "-")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["what", "paper", "official code", "stipkit default", "config field"])

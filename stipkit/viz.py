@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
-from .study import PAPER_LABEL
+from .paper import PAPER_LABEL
 
 LOSS_COLUMNS = ("mse", "d", "gan_p", "lp", "total")
 METRIC_TITLES = {"mse": "MSE ↓", "psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips_x100": "LPIPS ×100 ↓"}
@@ -167,7 +167,7 @@ def plot_metrics(df: pd.DataFrame, paper: dict | None = None, path=None,
     tidy output), one panel each, x = the paper's frame index t.
 
     ``paper``: the paper's numbers as ``{metric: {t: value}}`` (e.g.
-    :data:`stipkit.study.PAPER_TABLE_III`), drawn as black stars labelled "paper (UCF Sports
+    :data:`stipkit.paper.PAPER_TABLE_III`), drawn as black stars labelled "paper (UCF Sports
     512², Table III)" on the panels of the metrics it has -- separate from our lines, which come
     from a different resolution and data. ``ours_label`` is appended to the title.
     """
@@ -240,8 +240,10 @@ def _check_index(name: str, value: int, lo: int, hi: int) -> None:
         raise IndexError(f"{name}={value} is out of range: valid {lo}..{hi}")
 
 
-def _kind_tensor(features: dict, kind: str, unit: int, level: int) -> torch.Tensor:
-    """(B, T-1, C, h, w) for ``kind`` at encoder ``level`` or memory ``unit``."""
+def map_tensor(features: dict, kind: str, unit: int = 0, level: int = 0) -> torch.Tensor:
+    """The maps of ``kind`` at encoder ``level`` (encoder features) or memory ``unit`` (memory
+    maps) as a float CPU tensor (B, T-1, C, h, w); out-of-range indices raise IndexError."""
+    _check_kind(features, kind)
     ranges = feature_ranges(features, kind)
     if _is_levels(features, kind):
         _check_index("level", level, *ranges["level"])
@@ -269,7 +271,7 @@ def feature_map(features: dict, frames=None, kind: str = "S_E", sample: int = 0,
     to check that step t has a frame. Out-of-range indices raise IndexError naming the valid range.
     """
     _check_kind(features, kind)
-    x = _kind_tensor(features, kind, unit, level)
+    x = map_tensor(features, kind, unit, level)
     ranges = feature_ranges(features, kind)
     _check_index("sample", sample, *ranges["sample"])
     _check_index("t", t, *ranges["t"])

@@ -9,7 +9,9 @@
   :data:`~stipkit.paper.TABLE2_PAPER` and :func:`compare_table2` as for Table I.
 * :func:`save_table` -- ``<stem>.csv`` and ``<stem>.md``; :func:`output_dir` says where the
   notebooks may write (nowhere at the ``ci`` budget, so CI never overwrites the committed
-  figures); :func:`figure_inventory` lists ``figures/``.
+  figures); :func:`write_table` saves a table there at the budget's say-so (what notebook 02
+  does); :func:`figure_inventory` lists ``figures/``, :func:`figure_file` and :func:`load_table`
+  read back what the notebooks wrote (what notebook 08 collects).
 
 Re-exported here for the notebooks: the paper's tables (:mod:`stipkit.paper`), parameter and
 FLOP counts (:mod:`stipkit.complexity`) and the official-code departures
@@ -39,7 +41,8 @@ __all__ = [
     "DATASET_NAMES", "TABLE1_COLUMNS", "TABLE1_PAPER", "TABLE2_COLUMNS", "TABLE2_PAPER",
     "table1", "compare_table1", "table2", "compare_table2", "parameter_counts",
     "parameter_table", "flops_per_step", "flops_table", "departures", "output_dir",
-    "save_table", "to_markdown", "figure_inventory", "build_meta",
+    "save_table", "to_markdown", "figure_inventory", "build_meta", "write_table", "figure_file",
+    "load_table",
 ]
 
 DATASET_NAMES = {"ucfsport": "UCF Sports", "human36m": "Human3.6M", "sjtu4k": "SJTU4K"}
@@ -298,15 +301,70 @@ def save_table(df: pd.DataFrame, stem: str, out_dir: str | Path | None = None) -
     return csv, md
 
 
-_PRODUCERS = [("01_", "01_data_prep"), ("02_", "02_model_tour"), ("03_", "03 (training)"),
-              ("07_", "07 (evaluation)"), ("fig5", "07 (Fig. 5)"), ("table", "02 / 08"),
-              ("parameter", "08"), ("flops", "08"), ("departures", "02 / 08")]
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (for messages)."""
+    try:
+        return str(path.resolve().relative_to(FIGURES.parent))
+    except ValueError:
+        return str(path)
+
+
+def write_table(df: pd.DataFrame, stem: str, budget: Budget | str | None = None,
+                folder: str | Path | None = None) -> tuple[Path, Path] | None:
+    """:func:`save_table` at the budget's say-so, saying what it did: at the study and paper
+    budgets writes ``<stem>.csv`` and ``<stem>.md`` into ``folder`` (default ``figures/``) and
+    prints their paths; at ``ci`` writes nothing, prints so and returns None (see
+    :func:`output_dir`). ``budget``: a Budget, its name, or None for ``$STIPKIT_BUDGET``."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"write_table({stem!r}) needs a DataFrame, got {type(df).__name__}")
+    if not stem or Path(stem).name != stem or stem.endswith((".csv", ".md")):
+        raise ValueError(f"stem={stem!r} must be a bare file name without suffix, e.g. 'table1'")
+    b = budget if isinstance(budget, Budget) else current_budget(budget)
+    out = output_dir(b)
+    if out is None:
+        print(f"[{b.name} budget] not writing {stem}.csv / .md "
+              "(only the study/paper budgets write figures/)")
+        return None
+    paths = save_table(df, stem, folder if folder is not None else out)
+    print("wrote", ", ".join(_shown(p) for p in paths))
+    return paths
+
+
+def _producer(name: str) -> str:
+    return next((who for pre, who in _PRODUCERS if name.startswith(pre)), "?")
+
+
+def figure_file(name: str, folder: str | Path | None = None) -> Path:
+    """``figures/<name>`` (or ``folder/<name>``) if a notebook has written it; else
+    FileNotFoundError naming the file and the notebook that makes it."""
+    folder = Path(folder) if folder is not None else FIGURES
+    path = folder / name
+    if not path.is_file():
+        who = _producer(name)
+        hint = (f"notebook {who} writes it at the study or paper budget" if who != "?"
+                else "no notebook of the kit is known to write it")
+        raise FileNotFoundError(f"{_shown(path)} does not exist: {hint}")
+    return path
+
+
+def load_table(stem: str, folder: str | Path | None = None) -> pd.DataFrame:
+    """The table a notebook saved with :func:`save_table` / :func:`write_table`, read back from
+    ``figures/<stem>.csv`` (or ``folder``). Empty cells stay empty strings (not NaN), so the table
+    shows as written; FileNotFoundError names the notebook that makes a missing table."""
+    if stem.endswith((".csv", ".md")):
+        raise ValueError(f"stem={stem!r}: give the name without suffix, e.g. 'table1'")
+    return pd.read_csv(figure_file(f"{stem}.csv", folder), keep_default_na=False)
+
+
+_PRODUCERS = [("01_", "01_data_prep"), ("02_", "02_model_tour"), ("03_", "03_train_stgru"),
+              ("07_", "07_visualise_gates"), ("08_", "08_tables_and_figures"),
+              ("table", "02_model_tour"), ("parameter", "02_model_tour"),
+              ("flops", "02_model_tour"), ("departures", "02_model_tour")]
 
 
 def figure_inventory(folder: str | Path | None = None) -> pd.DataFrame:
     """The files in ``figures/`` (names relative to it), with the notebook that makes each."""
     folder = Path(folder) if folder is not None else FIGURES
     files = sorted(p for p in folder.glob("*") if p.is_file()) if folder.is_dir() else []
-    rows = [(p.name, next((who for pre, who in _PRODUCERS if p.name.startswith(pre)), "?"),
-             round(p.stat().st_size / 1024, 1)) for p in files]
+    rows = [(p.name, _producer(p.name), round(p.stat().st_size / 1024, 1)) for p in files]
     return pd.DataFrame(rows, columns=["file", "made by", "kB"])

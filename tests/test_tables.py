@@ -267,4 +267,4 @@ def test_figure_inventory(tmp_path):
     (tmp_path / "table1.md").write_text("x")
     inv = tables.figure_inventory(tmp_path)
     assert list(inv.file) == ["03_loss.png", "table1.md"]
-    assert list(inv["made by"]) == ["03 (training)", "02 / 08"]
+    assert list(inv["made by"]) == ["03_train_stgru", "02_model_tour"]

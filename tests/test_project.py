@@ -34,3 +34,39 @@ def test_ci_runs_the_readme_test_command():
     commands = [c.strip() for b in blocks for c in b.strip().splitlines() if c.strip()]
     assert "make test" in commands
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _layout_paths() -> set[str]:
+    """Every path the README's layout table names: ``stipkit/x.py`` and, in the same cell, the
+    sibling files written as bare names (``tables.py``), or files inside a named folder."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Layout"):].split("\n\n")[2]
+    paths = set()
+    for row in table.splitlines()[2:]:
+        cell = row.split("|")[1]
+        names = re.findall(r"`([^`]+)`", cell)
+        base = next((n for n in names if n.startswith(("stipkit/", "benchmarks/", "tests/"))), "")
+        folder = base if base.endswith("/") else base.rsplit("/", 1)[0] + "/"
+        for n in names:
+            paths.add(n if "/" in n else folder + n)
+        if base.endswith("/"):  # files named in the "what" column of a folder row
+            paths.update(base + n for n in re.findall(r"`([a-z_0-9]+\.py)`", row.split("|")[2]))
+    return paths
+
+
+def test_readme_layout_table_matches_the_tree():
+    named = _layout_paths()
+    missing = sorted(p for p in named if not (ROOT / p).exists())
+    assert not missing, f"the README layout names paths that do not exist: {missing}"
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "stipkit").rglob("*.py")
+               if p.name != "__init__.py"}
+    unlisted = sorted(modules - named)
+    assert not unlisted, f"modules missing from the README layout table: {unlisted}"
+
+
+def test_no_module_is_over_450_lines_and_config_imports_no_model_code():
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "stipkit").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 450}
+    assert not long, f"modules over 450 lines: {long}"
+    config = (ROOT / "stipkit" / "config.py").read_text()
+    assert not re.search(r"^\s*(from|import)\s+(\.models|stipkit\.models|torch)", config, re.M)

@@ -310,11 +310,12 @@ def _shown(path: Path) -> str:
 
 
 def write_table(df: pd.DataFrame, stem: str, budget: Budget | str | None = None,
-                folder: str | Path | None = None) -> tuple[Path, Path] | None:
+                folder: str | Path | None = None) -> None:
     """:func:`save_table` at the budget's say-so, saying what it did: at the study and paper
     budgets writes ``<stem>.csv`` and ``<stem>.md`` into ``folder`` (default ``figures/``) and
-    prints their paths; at ``ci`` writes nothing, prints so and returns None (see
-    :func:`output_dir`). ``budget``: a Budget, its name, or None for ``$STIPKIT_BUDGET``."""
+    prints their paths; at ``ci`` writes nothing and prints so (see :func:`output_dir`).
+    ``budget``: a Budget, its name, or None for ``$STIPKIT_BUDGET``. Returns nothing, so that a
+    notebook cell ending with it shows only the message."""
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"write_table({stem!r}) needs a DataFrame, got {type(df).__name__}")
     if not stem or Path(stem).name != stem or stem.endswith((".csv", ".md")):
@@ -324,10 +325,9 @@ def write_table(df: pd.DataFrame, stem: str, budget: Budget | str | None = None,
     if out is None:
         print(f"[{b.name} budget] not writing {stem}.csv / .md "
               "(only the study/paper budgets write figures/)")
-        return None
+        return
     paths = save_table(df, stem, folder if folder is not None else out)
     print("wrote", ", ".join(_shown(p) for p in paths))
-    return paths
 
 
 def _producer(name: str) -> str:

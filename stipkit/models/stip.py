@@ -130,7 +130,7 @@ class STIP(nn.Module):
         cfg = self.cfg
         t_e = enc["t"][-1]
         s_e = enc["s"][-1] if cfg.sted else t_e
-        bottom, key = state.units[0], self.memory.bottom_temporal      # line 7: T^0 <- [T_E, T^0]
+        bottom, key = state.units[0], self.memory.bottom_temporal      # line 7: T^1 <- W[T_E, T^1]
         state.units[0] = {**bottom, key: self.merge_t(torch.cat([t_e, bottom[key]], 1))}
         s, maps = self.memory(s_e, state)                               # lines 8-11, Eq. 2, 5-7
         if keep is not None:

@@ -4,20 +4,24 @@ and read with ``torch.load(..., weights_only=True)`` (no arbitrary pickles are e
 Keys: ``format``, ``version``, ``iteration``, ``config`` (plain dict), ``predictor``,
 ``discriminator``, ``opt_p``, ``opt_d``, ``sched_p``, ``sched_d`` (state dicts or None),
 ``ema`` (the predictor's weight average when training kept one, else None; absent in older
-files) and ``ema_updates``, ``rng`` (torch / numpy / python states as tensors and lists),
-``extra`` (plain values).
+files) and ``ema_updates``, ``rng`` (torch's global random state; older files also hold numpy's
+and python's, which nothing in training draws from), ``extra`` (plain values).
+
+Every way a damaged file makes ``torch.load`` fail -- random bytes, a file cut short, a damaged
+zip member, a pickle of anything but tensors and plain values -- becomes a
+:class:`CheckpointError` that names the file.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .files import atomic_write
 
 FORMAT = "stipkit-checkpoint"
 VERSION = 1
@@ -33,26 +37,42 @@ def sha256_file(path) -> str:
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, truncated, foreign or of another version."""
+    """A checkpoint file is missing, truncated, corrupt, foreign or of another version."""
+
+
+class WeightsMismatch(CheckpointError):
+    """A checkpoint's weights do not fit the model its config describes (another version)."""
+
+
+def load_weights(module: torch.nn.Module, state_dict: dict, path, what: str = "weights") -> None:
+    """``module.load_state_dict(state_dict)``; :class:`WeightsMismatch` naming ``path`` when
+    the names or shapes differ."""
+    try:
+        module.load_state_dict(state_dict)
+    except RuntimeError as e:
+        raise WeightsMismatch(f"checkpoint {path}: its {what} do not fit the model its config "
+                              f"describes (written by another stipkit version?): "
+                              f"{str(e).splitlines()[0]}") from e
 
 
 def rng_state() -> dict:
-    """Every global random state, as tensors and plain lists (loadable with weights_only)."""
-    np_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-            "python": _to_lists(random.getstate())}
+    """The global random state that training depends on: torch's (model initialisation).
+
+    Numpy's and python's global generators are not saved: nothing in the kit draws from them
+    (datasets draw from their own seeded generators), so what they held was only the
+    process's start-up entropy, different in every process.
+    """
+    return {"torch": torch.get_rng_state()}
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore :func:`rng_state`; the numpy and python states of older files too."""
     torch.set_rng_state(state["torch"])
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    random.setstate(_to_tuples(state["python"]))
-
-
-def _to_lists(x):
-    return [_to_lists(v) for v in x] if isinstance(x, (tuple, list)) else x
+    if "numpy" in state:
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if "python" in state:
+        random.setstate(_to_tuples(state["python"]))
 
 
 def _to_tuples(x):
@@ -60,20 +80,9 @@ def _to_tuples(x):
 
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:
-    """torch.save to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """``torch.save`` through :func:`stipkit.files.atomic_write` (a temporary file beside
+    ``path``, fsync, rename; leftovers of an interrupted earlier write are removed)."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(path, *, predictor, config=None, discriminator=None, opt_p=None, opt_d=None,
@@ -92,28 +101,49 @@ def save_checkpoint(path, *, predictor, config=None, discriminator=None, opt_p=N
     }, path)
 
 
+# What torch.load(..., weights_only=True) raised on damaged files (torch 2.x; random bytes of
+# many lengths, real checkpoints cut at every length, bytes flipped inside the zip or its
+# data.pkl, members dropped, empty files, foreign pickles): pickle.UnpicklingError,
+# RuntimeError (the zip reader), OSError (EINVAL from the zip reader on a cut file), EOFError,
+# IndexError, KeyError, TypeError, ValueError, UnicodeDecodeError and struct.error. The list
+# is torch's to change, so every Exception is caught (never KeyboardInterrupt / SystemExit).
+REQUIRED_KEYS = ("format", "version", "iteration", "config", "predictor", "discriminator",
+                 "opt_p", "opt_d", "sched_p", "sched_d", "rng", "extra")
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint with ``weights_only=True``; a clear :class:`CheckpointError` otherwise."""
+    """Read a checkpoint with ``weights_only=True``; a :class:`CheckpointError` naming the file
+    when it is missing, unreadable, damaged in any way, foreign or of another version."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:  # the file itself cannot be opened (permissions, I/O error)
+        raise CheckpointError(f"checkpoint {path} cannot be opened: {e.strerror or e}") from e
+    try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (EOFError, RuntimeError, pickle.UnpicklingError, ValueError, OSError) as e:
+    except Exception as e:  # noqa: BLE001 -- any of the errors listed above REQUIRED_KEYS
+        detail = " ".join(str(e).split())
+        detail = detail if len(detail) <= 200 else detail[:200] + " ..."
         raise CheckpointError(
             f"checkpoint {path} cannot be read safely: it is truncated, corrupt, or holds objects "
             f"other than tensors and plain values (weights_only=True refused it): "
-            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+            f"{type(e).__name__}{': ' + detail if detail else ''}") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         hint = ""
         if isinstance(ckpt, dict) and "net_param" in ckpt:
             hint = (" It looks like an official STIPHR checkpoint: use "
                     "stipkit.official.load_stiphr(ckpt['net_param'], official_args).")
-        keys = sorted(ckpt)[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
+        keys = sorted(map(str, ckpt))[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"checkpoint {path} is not a stipkit checkpoint (found {keys}).{hint}")
     if ckpt.get("version") != VERSION:
         raise CheckpointError(f"checkpoint {path} has format version {ckpt.get('version')}, "
                               f"this stipkit reads version {VERSION}")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is damaged: it lacks {missing}")
     return ckpt
 
 

@@ -37,6 +37,34 @@ def params(path):
     return load_checkpoint(path)["predictor"]
 
 
+TIMINGS = ("data_s", "step_s")  # wall-clock seconds in the history rows
+
+
+def assert_same_checkpoint(a, b):
+    """Every tensor and value of two checkpoints is equal (bitwise), the optimizers' and
+    schedulers' states and the RNG state included; only the history's timings may differ."""
+    def untimed(ckpt):
+        rows = [{k: v for k, v in r.items() if k not in TIMINGS} for r in ckpt["extra"]["history"]]
+        return {**ckpt, "extra": {**ckpt["extra"], "history": rows}}
+
+    def same(x, y, where):
+        assert type(x) is type(y), (where, type(x), type(y))
+        if isinstance(x, torch.Tensor):
+            assert x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y), where
+        elif isinstance(x, dict):
+            assert x.keys() == y.keys(), (where, set(x) ^ set(y))
+            for k in x:
+                same(x[k], y[k], f"{where}.{k}")
+        elif isinstance(x, (list, tuple)):
+            assert len(x) == len(y), where
+            for i, (u, v) in enumerate(zip(x, y)):
+                same(u, v, f"{where}[{i}]")
+        else:
+            assert x == y or (x != x and y != y), (where, x, y)  # NaN equals NaN here
+
+    same(untimed(a), untimed(b), "checkpoint")
+
+
 def assert_same(a, b, atol=0.0):
     assert a.keys() == b.keys()
     for k in a:
@@ -65,6 +93,7 @@ def test_resume_equals_uninterrupted_run_bitwise(tmp_path):
     full, cut = load_checkpoint(tmp_path / "full" / "checkpoint.pt"), load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
     assert full["opt_p"]["state"][0]["exp_avg"].equal(cut["opt_p"]["state"][0]["exp_avg"])
     assert_same(full["discriminator"], cut["discriminator"])
+    assert_same_checkpoint(full, cut)
 
 
 def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
@@ -88,6 +117,9 @@ def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
     assert 3 <= reached < 12
     train(cfg, data, tmp_path / "killed", iterations=12, progress=False, ckpt_every=1)
     assert_same(params(tmp_path / "full" / "checkpoint.pt"), params(ckpt))
+    # every tensor and value: optimizers, schedulers, RNG state (before, numpy's global state was
+    # saved too: the killed process's start-up entropy, as nothing draws from it), history
+    assert_same_checkpoint(load_checkpoint(tmp_path / "full" / "checkpoint.pt"), load_checkpoint(ckpt))
 
 
 def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
@@ -248,3 +280,4 @@ def test_ema_is_scored_saved_resumed_and_loaded(tmp_path):
     train(cfg, small_dataset(), tmp_path / "cut", iterations=2, progress=False)
     train(cfg, small_dataset(), tmp_path / "cut", iterations=4, progress=False)
     assert_same(load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["ema"], ckpt["ema"])
+    assert_same_checkpoint(load_checkpoint(tmp_path / "cut" / "checkpoint.pt"), ckpt)

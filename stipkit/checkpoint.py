@@ -148,19 +148,19 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def load_predictor(path):
-    """(STIP predictor in eval mode, Config) from a checkpoint: the weight average (``ema``)
-    when training kept one (``TrainConfig.ema``), else the trained weights."""
-    from .config import from_dict
-    from .models import STIP
+    """(predictor in eval mode, Config) from a checkpoint: the model its config names
+    (``stipkit.models.MODELS``), with the weight average (``ema``) when training kept one
+    (``TrainConfig.ema``), else the trained weights. Configs of older stipkit versions convert
+    (:func:`stipkit.config.from_dict`); what cannot is a :class:`CheckpointError` naming the field."""
+    from .config import ConfigError, from_dict
+    from .models import build_predictor
     ckpt = load_checkpoint(path)
     if ckpt["config"] is None:
         raise CheckpointError(f"checkpoint {path} stores no config; cannot rebuild the model")
-    cfg = from_dict(ckpt["config"])
-    model = STIP(cfg.model, input_length=cfg.input_length)
     try:
-        model.load_state_dict(ckpt["predictor"] if ckpt.get("ema") is None else ckpt["ema"])
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint {path}: its weights do not fit the model its config "
-                              f"describes (written by another stipkit version?): "
-                              f"{str(e).splitlines()[0]}") from e
+        cfg = from_dict(ckpt["config"])
+    except ConfigError as e:
+        raise CheckpointError(f"checkpoint {path}: its config does not fit this stipkit: {e}") from e
+    model = build_predictor(cfg.model, input_length=cfg.input_length)
+    load_weights(model, ckpt["predictor"] if ckpt.get("ema") is None else ckpt["ema"], path)
     return model.eval(), cfg

@@ -26,14 +26,11 @@ from torch.utils.data import Subset
 from .budget import FIGURES, REPO, Budget, current_budget
 from .checkpoint import load_predictor
 from .config import PAPER_DATASETS, Config, get_preset
-from .evaluate import default_dataset, evaluate, rollout_dataset
+from .evaluate import BASELINE, default_dataset, evaluate, model_method, rollout_dataset
 from .evaluate import check_targets, per_clip, still_rollout  # noqa: F401 -- notebook 03 calls them here
 from .metrics import copy_last_baseline, psnr
 
-#: STIP Table III, the STIP row (UCF Sports at 512x512, 4 -> 6 frames): ``{metric: {t: value}}``.
-#: The paper's numbers, quoted for comparison only; LPIPS is x100 as the paper prints it.
-PAPER_TABLE_III = {"psnr": {5: 30.75, 10: 21.83}, "lpips_x100": {5: 12.73, 10: 39.67}}
-PAPER_LABEL = "paper (UCF Sports 512², Table III)"
+from .paper import PAPER_LABEL, PAPER_TABLE_III  # noqa: F401 -- notebook 03 reads them here
 
 #: Budgets whose notebooks write into ``figures/`` (the committed study outputs).
 SAVING_BUDGETS = ("study", "paper")
@@ -215,14 +212,15 @@ def pretrained_model(budget: Budget | str | None = None, data: str | None = None
 
 def side_by_side(runs: dict) -> pd.DataFrame:
     """Several models' :func:`stipkit.evaluate.evaluate` scores on the same test split as one
-    tidy table: ``{label: scores}`` -> each model's "STIP" rows renamed ``STIP (label)``, one
-    copy-last (the first table's; they are equal)."""
+    tidy table: ``{label: scores}`` -> each model's rows renamed ``<method> (label)`` (e.g.
+    ``STIP (live run)``), one copy-last (the first table's; they are equal)."""
     parts = []
     for i, (label, df) in enumerate(runs.items()):
-        rows = df[df["method"] == "STIP"].assign(method=f"STIP ({label})")
+        method = model_method(df)
+        rows = df[df["method"] == method].assign(method=f"{method} ({label})")
         parts.append(rows)
         if i == 0:
-            base = df[df["method"] == "copy-last"]
+            base = df[df["method"] == BASELINE]
     return pd.concat(parts + [base], ignore_index=True)
 
 
@@ -236,8 +234,8 @@ def first_batch(predictor, cfg: Config, test_set, n: int = 4):
 
 
 def beats_copy_last(df: pd.DataFrame, t: int | None = None, metric: str = "psnr",
-                    method: str = "STIP") -> dict:
-    """Does STIP beat copy-last at step ``t`` (default: the first predicted step) on ``metric``?
+                    method: str | None = None) -> dict:
+    """Does the model (``method``, default: the one beside copy-last) beat copy-last at step ``t`` (default: the first predicted step) on ``metric``?
 
     ``df``: :func:`stipkit.evaluate.evaluate`'s output. Returns ``t``, ``metric``, ``stip``,
     ``copy_last``, ``margin`` (STIP minus copy-last; sign-flipped for lower-is-better metrics so
@@ -246,13 +244,14 @@ def beats_copy_last(df: pd.DataFrame, t: int | None = None, metric: str = "psnr"
     from .metrics import HIGHER_IS_BETTER
 
     t = int(df["t"].min()) if t is None else t
+    method = model_method(df) if method is None else method
     at = df[df["t"] == t].set_index("method")[metric]
-    stip, base = float(at[method]), float(at["copy-last"])
+    stip, base = float(at[method]), float(at[BASELINE])
     sign = 1 if HIGHER_IS_BETTER.get(metric, True) else -1
     margin = sign * (stip - base)
     unit = " dB" if metric == "psnr" else ""
     verb = "beats" if margin > 0 else "does not beat"
-    text = (f"At t={t} (the first predicted frame) STIP {verb} copy-last on {metric.upper()}: "
+    text = (f"At t={t} (the first predicted frame) {method} {verb} copy-last on {metric.upper()}: "
             f"{stip:.2f}{unit} vs {base:.2f}{unit}, a margin of {margin:+.2f}{unit}.")
     return {"t": t, "metric": metric, "stip": stip, "copy_last": base, "margin": margin,
             "beats": margin > 0, "text": text}
@@ -264,9 +263,10 @@ def extract_features(predictor, frames: torch.Tensor, input_length: int | None =
 
     Teacher-forced: every step reads the true frame (scheduled-sampling mask of ones), so the
     features of step t (0-based) are those of the clip ending at ``frames[:, t]`` -- the frame
-    the explorer shows beside them. Keys as :class:`stipkit.models.stip.Rollout`: ``"T_E"`` /
-    ``"S_E"`` lists over encoder levels 0..N of (B, T-1, hidden, H_l, W_l); ``"R"`` / ``"U"``
-    (B, T-1, K, hidden, H_N, W_N).
+    the explorer shows beside them. Keys as the model's ``Rollout.features``, encoder features
+    first: ``"S_E"`` / ``"T_E"`` lists over encoder levels 0..N of (B, T-1, hidden, H_l, W_l),
+    then one (B, T-1, K, C, H_N, W_N) tensor per map the memory exposes (``predictor.maps()``;
+    STGRU: ``"R_t"``, ``"U_t"``).
     """
     input_length = predictor.input_length if input_length is None else input_length
     b, t = frames.shape[:2]
@@ -280,33 +280,39 @@ def extract_features(predictor, frames: torch.Tensor, input_length: int | None =
                             return_features=True)
     finally:
         predictor.train(was_training)
-    f = out.features
     cpu = lambda x: x.float().cpu().contiguous()  # noqa: E731
-    return {"T_E": [cpu(x) for x in f["T_E"]], "S_E": [cpu(x) for x in f["S_E"]],
-            "R": cpu(f["R"]), "U": cpu(f["U"])}
+    order = ["S_E", "T_E", *(k for k in out.features if k not in ("S_E", "T_E"))]
+    return {k: [cpu(x) for x in out.features[k]] if isinstance(out.features[k], list)
+            else cpu(out.features[k]) for k in order}
 
 
 def feature_shapes(cfg: Config, batch: int = 1, total_length: int | None = None) -> pd.DataFrame:
-    """The shapes of :func:`extract_features`' tensors for ``cfg``, from the config alone
-    (no model is built): one row per tensor with its shape and meaning."""
+    """The shapes of :func:`extract_features`' tensors for ``cfg``, with what each one is: the
+    model is built and run on the meta device (no memory, no numbers), so the table lists
+    whatever the configured memory exposes."""
+    from .models import build_predictor
+
     m = cfg.model
-    steps = (total_length or cfg.eval_length) - 1
-    h, w = m.height // m.patch, m.width // m.patch
+    total = total_length or cfg.eval_length
+    with torch.device("meta"):
+        predictor = build_predictor(m, cfg.input_length)
+        frames = torch.zeros(batch, total, m.img_channels, m.height, m.width)
+        features = predictor(frames, torch.ones(batch, total - cfg.input_length - 1),
+                             return_features=True).features
+    titles = predictor.maps()
     rows = []
-    for key, name in (("T_E", "temporal encoder Enc_T (Eq. 1)"), ("S_E", "spatial encoder Enc_S (Eq. 1)")):
-        for level in range(m.num_downsample + 1):
-            shape = (batch, steps, m.hidden, h // 2 ** level, w // 2 ** level)
-            role = "fed to the STGRU stack" if level == m.num_downsample else "recalled by MGIR (Eq. 3)"
-            rows.append({"tensor": f"{key}[{level}]", "shape": str(shape),
-                         "meaning": f"{name}, level {level}: {role}"})
-    lat = m.latent_size
-    for key, name in (("R", "trend gate R_t (Eq. 5)"), ("U", "update gate U_t (Eq. 5)")):
-        rows.append({"tensor": key, "shape": str((batch, steps, m.num_layers, m.hidden, *lat)),
-                     "meaning": f"{name} of every STGRU unit"})
+    for key in ("T_E", "S_E"):
+        for level, x in enumerate(features[key]):
+            role = "fed to the memory" if level == m.num_downsample else "recalled by MGIR (Eq. 3)"
+            rows.append({"tensor": f"{key}[{level}]", "shape": str(tuple(x.shape)),
+                         "meaning": f"{titles[key]}, level {level}: {role}"})
+    for key, x in features.items():
+        if key not in ("T_E", "S_E"):
+            rows.append({"tensor": key, "shape": str(tuple(x.shape)),
+                         "meaning": f"{titles.get(key, key)} of every {m.memory.name} unit"})
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------- 5. tables, paths
 def config_table(*cfgs: Config) -> pd.DataFrame:
     """The fields of one or more configs side by side (rows ``model.hidden``, ``train.lr``, ...;
     one column per config name)."""

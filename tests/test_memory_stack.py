@@ -200,3 +200,18 @@ def test_old_checkpoint_configs_convert():
         from_dict({**d, "model": {**d["model"], "memory": {"name": "lstm9000"}}})
     with pytest.raises(ConfigError, match=r"Config\.model\.memory \(STGRUConfig\) has unknown field"):
         from_dict({**d, "model": {**d["model"], "memory": {"name": "stgru", "links": 9}}})
+
+
+def test_a_checkpoint_with_an_unknown_memory_names_the_field(tmp_path):
+    from stipkit.checkpoint import CheckpointError, load_predictor, save_checkpoint
+    from stipkit.models import build_predictor
+
+    cfg = get_preset("ci")
+    path = save_checkpoint(tmp_path / "c.pt", predictor=build_predictor(cfg.model), config=cfg)
+    assert load_predictor(path)[1] == cfg
+    import torch as _torch
+    ckpt = _torch.load(path, weights_only=True)
+    ckpt["config"]["model"]["memory"] = {"name": "convgru9"}
+    _torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=r"c\.pt.*Config\.model\.memory\.name='convgru9'"):
+        load_predictor(path)

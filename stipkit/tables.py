@@ -273,22 +273,17 @@ def _cell(v) -> str:
 
 
 def to_markdown(df: pd.DataFrame, index: bool = False) -> str:
-    """A GitHub-flavoured markdown table (numeric columns right-aligned).
-
-    Not ``DataFrame.to_markdown``: tabulate pads every cell to its column's width, leaves a
-    ``|`` in a cell unescaped (which splits the cell) and writes NaN as "nan"; this writer keeps
-    the committed ``figures/*.md`` as they are (unpadded, ``\\|`` escaped, NaN empty).
-    """
+    """A GitHub-flavoured markdown table (``DataFrame.to_markdown``, tabulate's "pipe" format;
+    numeric columns right-aligned). Cells are made text first (:func:`_cell`): NaN is empty,
+    floats ``%g``, and ``|``, ``*`` and line breaks are escaped, so no cell can split a row."""
     if index:
         df = df.reset_index()
-    cols = [str(c) for c in df.columns]
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
                for c in df.columns]
-    lines = ["| " + " | ".join(_cell(c) for c in cols) + " |",
-             "| " + " | ".join("---:" if n else "---" for n in numeric) + " |"]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |"
-              for row in df.itertuples(index=False, name=None)]
-    return "\n".join(lines) + "\n"
+    text = df.map(_cell)
+    text.columns = [_cell(c) for c in df.columns]
+    return text.to_markdown(index=False, tablefmt="pipe", disable_numparse=True,
+                            colalign=["right" if n else "left" for n in numeric]) + "\n"
 
 
 def save_table(df: pd.DataFrame, stem: str, out_dir: str | Path | None = None) -> tuple[Path, Path]:

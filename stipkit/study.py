@@ -16,7 +16,7 @@ so that it is tested. Read top to bottom:
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +25,7 @@ from torch.utils.data import Subset
 
 from .budget import FIGURES, REPO, Budget, current_budget
 from .checkpoint import load_predictor
-from .config import PAPER_DATASETS, Config, get_preset
+from .config import PAPER_DATASETS, Config, get_preset, to_dict
 from .evaluate import BASELINE, default_dataset, evaluate, model_method, rollout_dataset
 from .evaluate import check_targets, per_clip, still_rollout  # noqa: F401 -- notebook 03 calls them here
 from .metrics import copy_last_baseline, psnr
@@ -318,10 +318,12 @@ def config_table(*cfgs: Config) -> pd.DataFrame:
     one column per config name)."""
     cols = {}
     for cfg in cfgs:
-        d = asdict(cfg)
+        d = to_dict(cfg)  # the memory section as {"name": ..., **its fields}
         flat = {"input_length": d["input_length"], "train_length": d["train_length"],
                 "eval_length": d["eval_length"], "dataset": d["dataset"]}
-        flat.update({f"model.{k}": v for k, v in d["model"].items()})
+        for k, v in d["model"].items():
+            flat.update({f"model.memory.{m}": x for m, x in v.items()} if k == "memory"
+                        else {f"model.{k}": v})
         flat.update({f"train.{k}": v for k, v in d["train"].items()})
         cols[cfg.name] = {k: str(v) for k, v in flat.items()}
     return pd.DataFrame(cols)

@@ -9,7 +9,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from stipkit.checkpoint import save_checkpoint
-from stipkit.config import get_preset
+from stipkit.config import ConfigError, get_preset
 from stipkit.data import DataError, EmbeddedVideo, MovingDigits
 from stipkit.evaluate import (default_crop, default_dataset, evaluate, evaluate_checkpoint,
                               evaluation_table, rollout_dataset, save_strip)
@@ -156,8 +156,10 @@ def test_default_datasets(cfg):
     assert len(embedded) > len(disjoint)
     with pytest.raises(DataError, match="--list"):
         default_dataset(get_preset("ucfsport"), "test")
+    with pytest.raises(ConfigError, match=r"Config\.dataset='kth'"):  # one list of names (config)
+        replace(cfg, dataset="kth")
     with pytest.raises(DataError, match="unknown"):
-        default_dataset(replace(cfg, dataset="kth"), "test")
+        default_dataset(cfg, "test", data="kth")
 
 
 def test_embedded_test_split(model):

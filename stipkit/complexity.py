@@ -40,20 +40,13 @@ def build_meta(cfg: Config | str):
 
 
 # =============================================================================== parts
-#: STIP's parts: the labels of a predictor class that declares no ``PARTS``.
-_STIP_PARTS = {
-    "encoders": "Encoders Enc_T, Enc_S (Eq. 1)",
-    "merge_t": "Merge W_1×1[T_E, T] (Alg. 1 line 7)",
-    "memory": "Memory units (Eq. 5-7)",
-    "merge_ts": "Merge W_1×1[T^N, S^N] (no STED)",
-    "decoders": "Decoders Dec_T, Dec_S (Eq. 3)",
-    "head": "Fusion W_1×1 (Eq. 4)",
-}
 _DISC_ROW = "Discriminator (DL_D, FC)"
 
 
 def _part_labels(predictor: nn.Module) -> dict[str, str]:
-    return getattr(type(predictor), "PARTS", _STIP_PARTS)
+    """The predictor class's ``PARTS`` (child name -> label); a class without them gets its
+    child modules' names as labels."""
+    return getattr(type(predictor), "PARTS", {})
 
 
 def _model_label(predictor: nn.Module) -> str:

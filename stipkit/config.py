@@ -17,60 +17,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field, fields, replace
-from typing import ClassVar
 
+from .config_errors import ConfigError, _check
+# Every memory's own section (one frozen dataclass each) lives in stipkit.memory_sections.
+from .memory_sections import MemoryConfig, STGRUConfig, memory_config, memory_names  # noqa: F401
 
 INITS = ("default", "copy_last")  # ModelConfig.init, see STIP.init_copy_last
 MODELS = ("stip",)  # ModelConfig.name: the predictors of stipkit.models.MODELS
-
-
-class ConfigError(ValueError):
-    """A configuration value is out of its valid range; the message names the field."""
-
-
-def _check(ok: bool, where: str, value, valid: str) -> None:
-    if not ok:
-        raise ConfigError(f"{where}={value!r} is invalid: {valid}")
-
-
-# ----------------------------------------------------------------------------- memories
-@dataclass(frozen=True)
-class MemoryConfig:
-    """A predictive memory's own section of :class:`ModelConfig` (``ModelConfig.memory``).
-
-    One frozen dataclass per memory, holding only that memory's hyper-parameters (what every
-    memory shares -- ``hidden``, ``filter_size``, ``num_layers`` -- stays in ModelConfig). A
-    subclass registers itself under its ``name``, the key of ``stipkit.models.memories.MEMORIES``;
-    a memory without hyper-parameters needs only the two-line subclass. This module imports no
-    model code: the sections are plain data, validated in ``__post_init__``.
-    """
-
-    name: ClassVar[str] = ""
-    registry: ClassVar[dict[str, type]] = {}
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        MemoryConfig.registry[cls.name] = cls
-
-
-@dataclass(frozen=True)
-class STGRUConfig(MemoryConfig):
-    """STGRU, STIP's memory (Eq. 5-7)."""
-
-    name: ClassVar[str] = "stgru"
-    update_bias: float = 0.0  # *departure*: the official code adds +1 inside U_t's sigmoid
-
-
-def memory_names() -> list[str]:
-    """The names of every memory section (``ModelConfig.memory.name``)."""
-    return sorted(MemoryConfig.registry)
-
-
-def memory_config(name: str, **fields_) -> MemoryConfig:
-    """The config section of memory ``name`` (defaults, optionally overridden)."""
-    if name not in MemoryConfig.registry:
-        raise ConfigError(f"ModelConfig.memory={name!r} is invalid: must be one of {memory_names()}")
-    return MemoryConfig.registry[name](**fields_)
 
 
 # ----------------------------------------------------------------------------- the model

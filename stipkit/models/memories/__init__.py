@@ -8,10 +8,28 @@ README, "Adding a memory".
 from ...config import ConfigError, memory_names
 from .base import Context, Memory, MemoryStack, StackState
 from .stgru import STGRU
+# IMPORT convlstm
+# IMPORT convgru
+# IMPORT dgru
+# IMPORT stlstm
+# IMPORT causal_lstm
+# IMPORT trajgru
+# IMPORT e3d_lstm
+# IMPORT reversible
+# IMPORT rpm
 
 #: name (``ModelConfig.memory.name``) -> the unit's class
 MEMORIES: dict[str, type[Memory]] = {
     "stgru": STGRU,
+    # ENTRY convlstm
+    # ENTRY convgru
+    # ENTRY dgru
+    # ENTRY stlstm
+    # ENTRY causal_lstm
+    # ENTRY trajgru
+    # ENTRY e3d_lstm
+    # ENTRY reversible
+    # ENTRY rpm
 }
 
 

@@ -1,0 +1,134 @@
+"""Each predictive memory's own config section (``ModelConfig.memory``), one frozen dataclass each.
+
+A section holds only that memory's hyper-parameters; what every memory shares (``hidden``,
+``filter_size``, ``num_layers``) stays in :class:`~stipkit.config.ModelConfig`. A subclass of
+:class:`MemoryConfig` registers itself under its ``name``, the key of
+``stipkit.models.memories.MEMORIES``. Plain data: this module imports no model code. Where a
+paper leaves a value open the default is stipkit's choice, said in the field's comment (and in
+the memory's docstring and the departures table).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .config_errors import ConfigError, _check
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Base of every memory section; a subclass registers itself by its ``name``."""
+
+    name: ClassVar[str] = ""
+    registry: ClassVar[dict[str, type]] = {}
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        MemoryConfig.registry[cls.name] = cls
+
+    def _positive(self, *names: str) -> None:
+        for n in names:
+            v = getattr(self, n)
+            _check(isinstance(v, int) and v > 0, f"{type(self).__name__}.{n}", v,
+                   "must be a positive integer")
+
+
+@dataclass(frozen=True)
+class STGRUConfig(MemoryConfig):
+    """STGRU, STIP's memory (Eq. 5-7)."""
+
+    name: ClassVar[str] = "stgru"
+    update_bias: float = 0.0  # *departure*: the official code adds +1 inside U_t's sigmoid
+
+
+@dataclass(frozen=True)
+class ConvLSTMConfig(MemoryConfig):
+    """ConvLSTM (Shi et al., 2015)."""
+
+    name: ClassVar[str] = "convlstm"
+    forget_bias: float = 1.0  # added inside the forget gate's sigmoid (PredRNN's code); paper: 0
+
+
+@dataclass(frozen=True)
+class ConvGRUConfig(MemoryConfig):
+    """ConvGRU (Ballas et al., 2016; Shi et al., 2017)."""
+
+    name: ClassVar[str] = "convgru"
+
+
+@dataclass(frozen=True)
+class TrajGRUConfig(MemoryConfig):
+    """TrajGRU (Shi et al., 2017): L learned links (Table VII: TrajGRU-L9)."""
+
+    name: ClassVar[str] = "trajgru"
+    links: int = 9
+
+    def __post_init__(self) -> None:
+        self._positive("links")
+
+
+@dataclass(frozen=True)
+class DGRUConfig(MemoryConfig):
+    """dGRU, the double-mapping GRU of Folded RNNs (Oliu et al., 2018)."""
+
+    name: ClassVar[str] = "dgru"
+
+
+@dataclass(frozen=True)
+class STLSTMConfig(MemoryConfig):
+    """ST-LSTM of PredRNN (Wang et al., 2017), with the zigzag memory M."""
+
+    name: ClassVar[str] = "stlstm"
+    forget_bias: float = 1.0  # PredRNN's code; the paper has none
+
+
+@dataclass(frozen=True)
+class CausalLSTMConfig(MemoryConfig):
+    """Causal-LSTM of PredRNN++ (Wang et al., 2018), with the gradient highway unit."""
+
+    name: ClassVar[str] = "causal_lstm"
+    forget_bias: float = 1.0  # PredRNN++'s code; the paper has none
+    highway: bool = True      # the gradient highway unit between the first two layers
+
+
+@dataclass(frozen=True)
+class E3DLSTMConfig(MemoryConfig):
+    """E3D-LSTM (Wang et al., 2019): 3D convolutions over a window of tau states."""
+
+    name: ClassVar[str] = "e3d_lstm"
+    window: int = 2  # tau: past states recalled by self-attention (and the 3D kernel's depth)
+
+    def __post_init__(self) -> None:
+        self._positive("window")
+
+
+@dataclass(frozen=True)
+class ReversibleConfig(MemoryConfig):
+    """Reversible predictive module of CrevNet (Yu et al., 2020)."""
+
+    name: ClassVar[str] = "reversible"
+
+
+@dataclass(frozen=True)
+class RPMConfig(MemoryConfig):
+    """RPM, the residual predictive memory of STRPM (Chang et al., 2022, Eq. 5-9)."""
+
+    name: ClassVar[str] = "rpm"
+    tau: int = 5       # past temporal states attended to (STRPM Table 3)
+    theta: int = 5     # lower-layer spatial states attended to (STRPM Table 3)
+    residual: bool = True  # STRPM Table 3: RPM with / without the residual
+
+    def __post_init__(self) -> None:
+        self._positive("tau", "theta")
+
+
+def memory_names() -> list[str]:
+    """The names of every memory section (``ModelConfig.memory.name``)."""
+    return sorted(MemoryConfig.registry)
+
+
+def memory_config(name: str, **fields_) -> MemoryConfig:
+    """The config section of memory ``name`` (defaults, optionally overridden)."""
+    if name not in MemoryConfig.registry:
+        raise ConfigError(f"ModelConfig.memory={name!r} is invalid: must be one of {memory_names()}")
+    return MemoryConfig.registry[name](**fields_)

@@ -5,7 +5,7 @@ BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.stipkit-installed
 NOTEBOOKS := $(notdir $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb)))
 
-.PHONY: setup figures demo test test-unit test-notebooks bench lab pretrain
+.PHONY: setup figures demo test test-unit test-notebooks bench lab pretrain ablations
 
 setup: $(STAMP)
 
@@ -56,3 +56,12 @@ pretrain: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_model.py --compile --breakdown
 	$(BIN)/python benchmarks/bench_train.py
+
+# The ablation zoo (Tables VI-VIII, notebooks 04-06): every variant, both datasets, three seeds at
+# the study budget's ablation preset, merged into benchmarks/results/ablations.csv (a run already
+# there is kept: add ABLATE_FLAGS=--rerun to retrain). Two processes of one thread each use a
+# 2-core CPU best (small models); about 2 hours in all on 2 cores.
+ABLATE_FLAGS ?=
+ablations: setup
+	$(BIN)/python -m stipkit ablate --table VI VIII --threads 1 $(ABLATE_FLAGS) & \
+	$(BIN)/python -m stipkit ablate --table VII --threads 1 $(ABLATE_FLAGS); wait

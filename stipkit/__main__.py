@@ -173,6 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--no-progress", action="store_true", help="hide progress bars")
     x.add_argument("--threads", type=_positive, metavar="N", help="torch CPU threads")
     x.set_defaults(func=cmd_export)
+
+    a = sub.add_parser(
+        "ablate", help="train and score the ablations of Tables VI-VIII (stipkit.ablation)",
+        description="Train every variant of the given tables on each dataset and seed at the "
+                    "budget's ablation preset, score them 4 -> 6 beside copy-last and merge the "
+                    "results into the budget's CSV cache (study: benchmarks/results/"
+                    "ablations.csv) with this command and each run's wall time. Runs already "
+                    "in the cache are kept unless --rerun. `make ablations` runs all of them.")
+    a.add_argument("--table", nargs="+", default=["VI", "VII", "VIII"], choices=["VI", "VII", "VIII"])
+    a.add_argument("--data", nargs="+", default=["embedded", "digits"], choices=["embedded", "digits"])
+    a.add_argument("--seeds", nargs="+", type=_non_negative, default=[0, 1, 2], metavar="SEED")
+    a.add_argument("--variants", nargs="+", metavar="KEY", help="only these variants (default: all)")
+    a.add_argument("--budget", default="study", choices=["ci", "study", "paper"])
+    a.add_argument("--rerun", action="store_true", help="retrain runs already in the cache")
+    a.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    a.add_argument("--threads", type=_positive, metavar="N", help="torch CPU threads")
+    a.set_defaults(func=cmd_ablate)
     return parser
 
 
@@ -304,6 +321,26 @@ def cmd_predict(args) -> int:
             done += 1
     if n < args.num:
         print(f"(the test split has only {n} windows)")
+    return 0
+
+
+def cmd_ablate(args) -> int:
+    from . import ablation
+
+    for table in args.table:
+        a = ablation.ablation(table)
+        if args.variants:
+            bad = [v for v in args.variants if v not in a.variants]
+            if len(bad) == len(args.variants):
+                raise CLIError(f"--variants {' '.join(bad)}: none is in Table {table} "
+                               f"(valid: {' '.join(a.variants)})")
+        variants = [v for v in a.variants if not args.variants or v in args.variants]
+        res = ablation.run_table(table, args.data, args.seeds, args.budget, variants=variants,
+                                 progress=not args.no_progress, command=ablation.command_line(),
+                                 reuse=not args.rerun)
+        print(f"Table {table}: {a.title}")
+        print(ablation.summary(res, table).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"results: {ablation.results_path(args.budget)}")
     return 0
 
 

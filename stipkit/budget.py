@@ -31,6 +31,12 @@ class Budget:
     eval_every: int      # iterations between evaluations during training (0: none)
     eval_windows: int | None  # test windows to evaluate (None: the whole test split)
     digits_iterations: int = 0  # notebook 03's second run, on Moving Digits (0: none)
+    # the ablation notebooks (04-06, stipkit.ablation): preset, iterations per run, the seeds
+    # trained live in the notebook (others are read from the results cache when present)
+    ablation_preset: str = "ci"
+    ablation_iterations: int = 4
+    ablation_live_seeds: tuple[int, ...] = (0,)
+    ablation_data: tuple[str, ...] = ("embedded",)
 
     @property
     def run_dir(self) -> Path:
@@ -61,9 +67,11 @@ BUDGETS = {
     "ci": Budget("ci", "ci", "embedded", iterations=6, eval_every=3, eval_windows=4,
                  digits_iterations=4),
     "study": Budget("study", "study", "embedded", iterations=3000, eval_every=500, eval_windows=None,
-                    digits_iterations=2000),
+                    digits_iterations=2000, ablation_preset="ablation", ablation_iterations=150,
+                    ablation_data=("embedded", "digits")),
     "paper": Budget("paper", "ucfsport", "ucfsport", iterations=100_000, eval_every=5000,
-                    eval_windows=None),
+                    eval_windows=None, ablation_preset="ucfsport", ablation_iterations=100_000,
+                    ablation_data=("ucfsport",)),
 }
 
 

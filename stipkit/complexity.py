@@ -4,6 +4,8 @@
 * :func:`parameter_counts` / :func:`parameter_table` -- parameters per part;
 * :func:`flops_per_step` / :func:`flops_table` -- FLOPs of one time step per part
   (``torch.utils.flop_counter``);
+* :func:`memory_table` -- Table VII's columns: one memory unit's parameters and MACs;
+  :func:`model_table` -- the same per whole model of a preset, with measured inference time;
 * :func:`trace_norm_act` -- which normalisation and nonlinearity follow each layer in one time
   step (what :func:`stipkit.tables.table2` reads Table II's last two columns from).
 
@@ -21,7 +23,7 @@ from torch.overrides import TorchFunctionMode
 from .config import Config, get_preset
 
 __all__ = ["build_meta", "parameter_counts", "parameter_table", "flops_per_step", "flops_table",
-           "trace_norm_act"]
+           "trace_norm_act", "memory_table", "model_table"]
 
 DISC = "D"  # the discriminator's "model" in the tables
 
@@ -55,7 +57,7 @@ def _model_label(predictor: nn.Module) -> str:
 
 def _parts(predictor: nn.Module, disc: nn.Module):
     """(key, label, model, module, instances) for every part, in forward order. A stack of
-    units (an ``nn.ModuleList``: STIP's memory) names its units: "Memory units: 4 × STGRU
+    units (an ``nn.ModuleList``: STIP's memory) names its units and what they cite (``Memory.CITE``): "Memory units: 4 × STGRU
     (Eq. 5-7)"."""
     labels, model = _part_labels(predictor), _model_label(predictor)
     for name, child in predictor.named_children():
@@ -65,8 +67,8 @@ def _parts(predictor: nn.Module, disc: nn.Module):
             kinds = dict.fromkeys(type(unit).__name__ for unit in child)
             units = (f"{n} × {next(iter(kinds))}" if len(kinds) == 1 else
                      " + ".join(f"{sum(type(u).__name__ == k for u in child)} × {k}" for k in kinds))
-            head, sep, rest = label.partition(" (")
-            label = f"{head}: {units}{sep}{rest}"
+            cites = [c for c in dict.fromkeys(getattr(type(u), "CITE", "") for u in child) if c]
+            label = f"{label}: {units}" + (f" ({', '.join(cites)})" if cites else "")
         yield name, label, model, child, n
     layers = sum(isinstance(m, nn.Conv2d) for m in disc.modules())
     yield "discriminator", f"Discriminator: {layers} × DL_D, FC", DISC, disc, 1
@@ -172,6 +174,126 @@ def flops_table(presets=("study", "ucfsport", "human36m", "sjtu4k")) -> pd.DataF
         cols[preset] = s
         labels.update(parts)
     return _by_part((pd.DataFrame(cols).fillna(0) / 1e9).round(3), labels)
+
+
+# =============================================================================== Table VII
+M, G = 2 ** 20, 2 ** 30  # the paper's units: ConvGRU's 2,457,600 weights are "2.34M"
+_NORM_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm2d)
+
+
+def _unit_cfg(name: str, hidden: int = 128, filter_size: int = 5, size: int = 16):
+    """A one-unit model config at Table VII's setting (hidden 128, kernel 5, 16x16 states)."""
+    from .config import ModelConfig, memory_config
+    return ModelConfig(height=4 * size, width=4 * size, patch=1, num_downsample=2, hidden=hidden,
+                       filter_size=filter_size, num_layers=1, memory=memory_config(name))
+
+
+def _unit_cost(name: str, **setting) -> dict:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .models.memories import MEMORIES, MemoryStack
+    cfg = _unit_cfg(name, **setting)
+    torch.manual_seed(0)
+    stack = MemoryStack(MEMORIES[name].stack(cfg)[:1])
+    unit = stack[0]
+    norm = sum(p.numel() for m in unit.modules() if isinstance(m, _NORM_TYPES) for p in m.parameters())
+    total = sum(p.numel() for p in unit.parameters())
+    x = torch.randn(1, cfg.hidden, *cfg.latent_size)
+    with torch.no_grad():
+        state = stack.init_state(x)
+        for _ in range(max(unit.window, 1)):  # fill the window: the last step is a steady one
+            stack(x, state)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            stack(x, state)
+    return dict(params=total - norm, norm_params=norm, macs=counter.get_total_flops() / 2)
+
+
+#: Why a memory's count differs from Table VII's (stipkit's design vs the paper's unstated one).
+WHY_DIFFERENT: dict[str, str] = {
+    "stgru": "within 1 %: Table VII's figure has no normalisation parameters (LayerNorm's, listed apart).",
+    "convgru": "within 1 %: 3 gates × (128 + 128) × 128 × 25 weights, plus biases.",
+    "dgru": "within 1 %: two ConvGRU mappings sharing one state.",
+    "convlstm": "not in Table VII (a classic reference).",
+    "stlstm": "not in Table VII (a classic reference).",
+    "causal_lstm": "Eq. 1 of PredRNN++ alone needs 21 5×5 convolutions of 128 -> 128 channels "
+                   "(8.20M weights) and the official cell has 8.63M: Table VII's 7.20M matches "
+                   "neither, and the paper does not give its layout.",
+    "trajgru": "the flow network's size is not in the paper; stipkit's (5×5 to 32 channels, then "
+               "to 2L = 18 flows) costs 0.21M; with 3×3 kernels the unit would be about 1.67M.",
+    "e3d_lstm": "stipkit's states are one 2D map per step (the memory interface), so only the input "
+                "and hidden windows get depth-2 kernels; 18.80M is about 48 kernels of 128 -> 128 "
+                "5×5, as if every gate had a depth-3 kernel over clip-shaped states.",
+    "reversible": "the reversible split gives each half, and the ConvRNN in it, 64 of the 128 "
+                  "channels, a quarter of the weights; with 128-channel halves the same cell has "
+                  "9.05M / 2.26G. Table VII's layout is not published.",
+    "rpm": "Table VII counts the official cell's convolutions, including a 1×1 merge of three "
+           "encoder inputs (49,280 parameters) that is the identity here (one encoded input).",
+}
+
+
+def memory_table(names=None, **setting) -> pd.DataFrame:
+    """Table VII's complexity columns: one unit of each memory at hidden 128, kernel 5, 16x16
+    states, one sample, one (steady-state) time step.
+
+    ``params_M``: the unit's weights and biases in M = 2^20, without normalisation layers' affine
+    parameters (listed apart in ``norm_params_M``: a LayerNorm over (C, H, W), as in the official
+    STGRU, has two per position; Table VII's STGRU figure has none). ``flops_G``:
+    multiply-accumulates in G = 2^30, counted by ``torch.utils.flop_counter.FlopCounterMode``
+    (whose FLOPs are 2 per multiply-accumulate; convolutions and matrix products only). Beside:
+    the paper's figures (NaN where Table VII has no row) and their ratios.
+    """
+    from .models.memories import MEMORIES
+    from .paper import PAPER_ABLATIONS
+    p = PAPER_ABLATIONS[PAPER_ABLATIONS.table == "VII"].pivot(index="variant", columns="metric",
+                                                              values="value")
+    rows = []
+    for name in (names or list(MEMORIES)):
+        c = _unit_cost(name, **setting)
+        rows.append(dict(memory=name, params_M=c["params"] / M, flops_G=c["macs"] / G,
+                         norm_params_M=c["norm_params"] / M,
+                         paper_params_M=p.params_M.get(name, float("nan")),
+                         paper_flops_G=p.flops_G.get(name, float("nan"))))
+    df = pd.DataFrame(rows)
+    df["params_ratio"] = df.params_M / df.paper_params_M
+    df["flops_ratio"] = df.flops_G / df.paper_flops_G
+    df["why_different"] = [WHY_DIFFERENT.get(n, "") for n in df.memory]
+    return df
+
+
+def model_table(preset: Config | str = "ablation", names=None, samples: int = 10,
+                repeats: int = 3) -> pd.DataFrame:
+    """Per whole model (STRPM Table 3's style): Table VII's variant of each memory (plain
+    encoder/decoder) at ``preset``: parameters (M = 2^20), MACs of one time step (G = 2^30) and
+    the measured time to predict ``samples`` test windows (input_length -> eval_length, batch
+    ``samples``, best of ``repeats``) on this machine's CPU."""
+    import time
+    from dataclasses import replace
+
+    from .config import memory_config
+    from .models import build_predictor
+    from .models.memories import MEMORIES
+    base = as_config(preset)
+    rows = []
+    for name in (names or list(MEMORIES)):
+        cfg = replace(base, model=replace(base.model, sted=False, mgir=False, init="default",
+                                          memory=memory_config(name)))
+        fl = _flops_per_step(cfg)[0]
+        torch.manual_seed(0)
+        model = build_predictor(cfg.model, cfg.input_length).eval()
+        m = cfg.model
+        x = torch.rand(samples, cfg.input_length, m.img_channels, m.height, m.width)
+        best = float("inf")
+        with torch.inference_mode():
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                model(x, total_length=cfg.eval_length, future_only=True)
+                best = min(best, time.perf_counter() - t0)
+        rows.append(dict(memory=name, model=f"{cfg.name} + {name}",
+                         params_M=sum(p.numel() for p in model.parameters()) / M,
+                         flops_G=fl[fl.model != DISC].FLOPs.sum() / 2 / G,
+                         infer_s=best, samples=samples))
+    return pd.DataFrame(rows)
 
 
 # =============================================================================== layer tracing

@@ -256,6 +256,15 @@ def _presets() -> dict[str, Config]:
         # testing, sized and tuned to learn on a 2-core CPU in minutes (notebook 03 and
         # benchmarks/bench_levers.py measure each choice); ci: the same choices, tiny.
         "study": Config(name="study", model=_STUDY_MODEL, train=_STUDY_TRAIN),
+        # ablation: the scale of the ablation zoo (Tables VI-VIII, notebooks 04-06), where each
+        # variant is trained for 3 seeds on 2 datasets on a 2-core CPU: the study preset's
+        # choices at 32x32, 3 units of 16 channels, 150 iterations of batch 4 (about a minute a
+        # run on one core: 102 runs make Tables VI-VIII with 3 seeds on 2 datasets).
+        "ablation": Config(name="ablation",
+                           model=replace(_STUDY_MODEL, height=32, width=32, num_downsample=2,
+                                         hidden=16, num_layers=3, disc_hidden=16),
+                           train=replace(_STUDY_TRAIN, batch_size=4, iterations=150, lr=2e-3,
+                                         warmup=15, ema=0.95, sampling_stop_iter=150)),
         "ci": Config(name="ci", model=replace(_STUDY_MODEL, height=32, width=32, num_downsample=2,
                                               hidden=12, num_layers=2, disc_hidden=8),
                      train=replace(_STUDY_TRAIN, batch_size=2, iterations=4, warmup=2, ema=0.5,

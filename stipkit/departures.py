@@ -12,7 +12,7 @@ import torch
 from .config import Config, get_preset
 from .paper import paper_height
 
-__all__ = ["departures"]
+__all__ = ["departures", "memory_choices"]
 
 
 def _fmt(v) -> str:
@@ -144,3 +144,30 @@ def departures(paper_preset: str = "study") -> pd.DataFrame:
             row = (what, paper, off, note, "-")
         rows.append(row)
     return pd.DataFrame(rows, columns=["what", "paper", "official code", "stipkit default", "config field"])
+
+
+# (memory, detail, what the paper leaves open or says, stipkit's choice, config field or "-")
+_MEMORY_CHOICES = [
+    ("convlstm", "forget bias", "none in Shi et al.'s Eq. 3", "+forget_bias inside σ of f_t (1, as PredRNN's code)", "model.memory.forget_bias"),
+    ("convlstm", "peepholes", "Eq. 3 has Hadamard peepholes W_c ∘ C", "kept (per-position weights); peephole=False drops them", "model.memory.peephole"),
+    ("convgru", "reset placement, activation", "Ballas: r before the convolution, tanh; Shi 2017: after, leaky ReLU", "Ballas's (the reference Table VII cites)", "-"),
+    ("trajgru", "flow network γ", "'a one-hidden-layer CNN' of unstated size", "5×5 conv of [X, H] to 32 channels, LeakyReLU(0.2), 5×5 to 2L flows", "-"),
+    ("trajgru", "warping", "bilinear warp of H along each flow", "grid_sample at pixel centres, zeros outside", "-"),
+    ("dgru", "as a bottom-up unit", "FRNN runs the forward mapping while encoding and the backward one while predicting, top-down", "both mappings at every step, forward then backward; the backward output goes up", "-"),
+    ("stlstm", "forget bias, normalisation", "none in Eq. 3", "+forget_bias in f_t and f'_t (1, as PredRNN's code); no LayerNorm", "model.memory.forget_bias"),
+    ("causal_lstm", "W_3, W_5 kernels; o_t", "1×1 in Eq. 1's text; the code makes W_3 5×5 and lets o_t read H_{t-1}", "Eq. 1 as written (1×1; o_t without H_{t-1})", "-"),
+    ("causal_lstm", "gradient highway unit", "between the first two layers (Eq. 2)", "one GHU between layers 1 and 2, its own state Z", "model.memory.highway"),
+    ("e3d_lstm", "3D states", "states are clips with a time axis", "one 2D map per step; the τ-deep 3D kernel over the X and H windows is stored as the equivalent 2D conv over stacked maps", "model.memory.window"),
+    ("e3d_lstm", "recall", "softmax(R · C_{t-τ:t-1}) over the window", "unscaled attention over all positions of the τ past cells (ctx.past)", "-"),
+    ("reversible", "coupling", "CrevNet's gated coupling around a ConvRNN and attention", "x split in halves (64 channels each at hidden 128); x̂_2 = (1-g)x_2 + g·h, invertible", "-"),
+    ("rpm", "attention over states", "Eq. 5-9 merge τ past T and θ lower S 'by attention'", "per-position softmax weights from the official merge convolution used as a query", "model.memory.tau, theta"),
+    ("rpm", "encoded inputs", "three inputs T_E, S_E, O_E and a 1×1 residual over [T_E, S_E] (Eq. 9)", "one encoded input (STIP's stack has one); the residual is the identity skip", "model.memory.residual"),
+    ("rpm", "spatial window", "official: S from the top unit at t-1 feeds the bottom at t", "θ lower-layer outputs of this step only (ctx.below)", "-"),
+]
+
+
+def memory_choices() -> pd.DataFrame:
+    """Where a memory's paper leaves a detail open (or its official code differs), and what
+    stipkit chose; every choice is also in the memory module's docstring."""
+    return pd.DataFrame(_MEMORY_CHOICES, columns=["memory", "detail", "paper / open", "stipkit",
+                                                  "config field"])

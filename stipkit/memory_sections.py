@@ -47,6 +47,11 @@ class ConvLSTMConfig(MemoryConfig):
 
     name: ClassVar[str] = "convlstm"
     forget_bias: float = 1.0  # added inside the forget gate's sigmoid (PredRNN's code); paper: 0
+    peephole: bool = True     # Eq. 3's peepholes W_c? o C (PredRNN's/OpenSTL's baselines drop them)
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.peephole, bool), "ConvLSTMConfig.peephole", self.peephole,
+               "must be True or False")
 
 
 @dataclass(frozen=True)
@@ -114,12 +119,15 @@ class RPMConfig(MemoryConfig):
     """RPM, the residual predictive memory of STRPM (Chang et al., 2022, Eq. 5-9)."""
 
     name: ClassVar[str] = "rpm"
-    tau: int = 5       # past temporal states attended to (STRPM Table 3)
-    theta: int = 5     # lower-layer spatial states attended to (STRPM Table 3)
+    tau: int = 5       # past temporal states attended to (STRPM Sec. 4 and official code: 5)
+    theta: int = 5     # lower-layer spatial states attended to (STRPM Sec. 4: 5)
     residual: bool = True  # STRPM Table 3: RPM with / without the residual
+    forget_bias: float = 0.0  # added inside the gate of the ATT terms (official code: 1; paper: 0)
 
     def __post_init__(self) -> None:
         self._positive("tau", "theta")
+        _check(isinstance(self.residual, bool), "RPMConfig.residual", self.residual,
+               "must be True or False")
 
 
 def memory_names() -> list[str]:

@@ -352,6 +352,8 @@ def load_table(stem: str, folder: str | Path | None = None) -> pd.DataFrame:
 
 
 _PRODUCERS = [("01_", "01_data_prep"), ("02_", "02_model_tour"), ("03_", "03_train_stgru"),
+              ("04_", "04_ablation_mgst_ae"), ("05_", "05_ablation_memories"),
+              ("06_", "06_ablation_losses"),
               ("07_", "07_visualise_gates"), ("08_", "08_tables_and_figures"),
               ("table", "02_model_tour"), ("parameter", "02_model_tour"),
               ("flops", "02_model_tour"), ("departures", "02_model_tour")]

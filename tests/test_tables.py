@@ -161,16 +161,17 @@ def test_parts_follow_the_predictor_class_label_and_parts():
     assert parts[0][1] == STIP.PARTS["encoders"]
     memory = next(p for p in parts if p[0] == "memory")
     n = get_preset("ci").model.num_layers
-    assert memory[1] == f"Memory units: {n} × {type(predictor.memory[0]).__name__} (Eq. 5-7)"
+    unit = type(predictor.memory[0])
+    assert memory[1] == f"Memory units: {n} × {unit.__name__} ({unit.CITE})"
 
     class Renamed(STIP):
         label = "Mine"
-        PARTS = {"encoders": "The encoders", "memory": "Units (here)"}
+        PARTS = {"encoders": "The encoders", "memory": "Units"}
 
     predictor.__class__ = Renamed
     labels = {key: (label, model) for key, label, model, _, _ in complexity._parts(predictor, disc)}
     assert labels["encoders"] == ("The encoders", "Mine") and labels["head"] == ("head", "Mine")
-    assert labels["memory"][0].startswith(f"Units: {n} × ") and labels["memory"][0].endswith(" (here)")
+    assert labels["memory"][0] == f"Units: {n} × STGRU (Eq. 5-7)"  # the units name their equations
 
 
 def test_flops_per_step_parts_add_up():

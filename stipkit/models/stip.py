@@ -49,7 +49,7 @@ class STIP(nn.Module):
     PARTS = {  # child module -> what it is (parameter and FLOP tables), in forward order
         "encoders": "Encoders Enc_T, Enc_S (Eq. 1)",
         "merge_t": "Merge W_1×1[T_E, T] (Alg. 1 line 7)",
-        "memory": "Memory units (Eq. 5-7)",
+        "memory": "Memory units",
         "merge_ts": "Merge W_1×1[T^N, S^N] (no STED)",
         "decoders": "Decoders Dec_T, Dec_S (Eq. 3)",
         "head": "Fusion W_1×1 (Eq. 4)",

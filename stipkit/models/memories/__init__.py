@@ -8,28 +8,28 @@ README, "Adding a memory".
 from ...config import ConfigError, memory_names
 from .base import Context, Memory, MemoryStack, StackState
 from .stgru import STGRU
-# IMPORT convlstm
-# IMPORT convgru
-# IMPORT dgru
-# IMPORT stlstm
-# IMPORT causal_lstm
-# IMPORT trajgru
-# IMPORT e3d_lstm
-# IMPORT reversible
-# IMPORT rpm
+from .convlstm import ConvLSTM
+from .convgru import ConvGRU
+from .dgru import DGRU
+from .stlstm import STLSTM
+from .causal_lstm import CausalLSTM
+from .trajgru import TrajGRU
+from .e3d_lstm import E3DLSTM
+from .reversible import ReversiblePM
+from .rpm import RPM
 
 #: name (``ModelConfig.memory.name``) -> the unit's class
 MEMORIES: dict[str, type[Memory]] = {
     "stgru": STGRU,
-    # ENTRY convlstm
-    # ENTRY convgru
-    # ENTRY dgru
-    # ENTRY stlstm
-    # ENTRY causal_lstm
-    # ENTRY trajgru
-    # ENTRY e3d_lstm
-    # ENTRY reversible
-    # ENTRY rpm
+    "convlstm": ConvLSTM,
+    "convgru": ConvGRU,
+    "dgru": DGRU,
+    "stlstm": STLSTM,
+    "causal_lstm": CausalLSTM,
+    "trajgru": TrajGRU,
+    "e3d_lstm": E3DLSTM,
+    "reversible": ReversiblePM,
+    "rpm": RPM,
 }
 
 
@@ -43,4 +43,8 @@ def build_stack(cfg) -> MemoryStack:
     return MemoryStack(MEMORIES[name].stack(cfg))
 
 
-__all__ = ["MEMORIES", "Context", "Memory", "MemoryStack", "StackState", "STGRU", "build_stack"]
+__all__ = ["MEMORIES", "Context", "Memory", "MemoryStack", "StackState", "STGRU", "build_stack",
+           "ReversiblePM", "RPM",
+           "TrajGRU", "E3DLSTM",
+           "STLSTM", "CausalLSTM",
+           "ConvLSTM", "ConvGRU", "DGRU"]

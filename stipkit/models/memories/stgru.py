@@ -45,6 +45,7 @@ class STGRU(Memory):
 
     MAPS = {"R_t": "trend gate R_t (Eq. 5)", "U_t": "update gate U_t (Eq. 5)"}
     TEMPORAL = "T"
+    CITE = "Eq. 5-7"
 
     def __init__(self, hidden: int, size: tuple[int, int], filter_size: int = 5,
                  update_bias: float = 0.0):

@@ -1,0 +1,341 @@
+"""The ablations of STIP Sec. IV-E (Tables VI-VIII) at kit scale: variants, runs, cache, verdicts.
+
+Read top to bottom:
+
+1. :data:`ABLATIONS` -- each table as data: its variants (config changes of the budget's
+   ablation preset), the prediction steps its numbers average over, and the paper's claims;
+2. :func:`variant_config` and :func:`run_variant` -- one variant, one dataset, one seed: train
+   with :func:`stipkit.train.train` (the one loop), score with :func:`stipkit.evaluate.evaluate`
+   (the one metrics function, copy-last beside); :func:`run_table` runs many and keeps the
+   results in the CSV cache (:func:`results_path`) with the command and wall time that made them;
+3. :func:`summary` (mean +- std over seeds, copy-last included) and :func:`verdicts` (each claim
+   of the paper: *holds* / *does not hold* / *not separable from noise*, by :data:`RULE`).
+
+Every run trains 4 -> 1 (Table I) and is scored 4 -> 6; a table reads the steps it reports
+(Table VI: the first prediction; VII: the first four; VIII: all six).
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from .budget import REPO, RUNS, Budget, current_budget
+from .config import Config, get_preset, memory_config
+
+#: How a claim "A beats B" is decided over seeds (also printed by the notebooks and README).
+RULE = ("a claim 'A beats B' holds when the difference of the means over seeds, in the claimed "
+        "direction, exceeds twice its standard error sqrt(s_A^2/n_A + s_B^2/n_B); it does not "
+        "hold when the difference exceeds twice the standard error the other way; otherwise it "
+        "is not separable from noise at this scale (always so with one seed). A claim over "
+        "several pairs holds when every pair holds and does not hold when any pair does not.")
+METRICS = ("mse", "psnr", "ssim", "lpips_x100")
+HIGHER_IS_BETTER = {"mse": False, "psnr": True, "ssim": True, "lpips_x100": False}
+DATA = ("embedded", "digits")
+LIVE = "notebook"  # the `command` of rows written by a notebook's live run
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the paper: ``better`` beats each of ``worse`` on ``metric``."""
+
+    text: str
+    metric: str
+    better: str
+    worse: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One ablation table: what changes per variant, and what the paper claims."""
+
+    table: str
+    title: str
+    variants: dict[str, tuple[str, dict, dict]]  # key -> (label, ModelConfig changes, TrainConfig changes)
+    steps: int | None                            # predictions averaged (None: all)
+    metrics: tuple[str, ...]
+    claims: tuple[Claim, ...]
+
+    def label(self, key: str) -> str:
+        return self.variants[key][0]
+
+
+# Table VII compares memories inside "traditional encoders and decoders" (no STED, no MGIR), so
+# the memory carries everything; the models start from PyTorch's default initialisation (the
+# copy-last start needs the MGIR path). Table VI also starts every variant from the default
+# initialisation, so that the four differ only in the scheme. Table VIII is the whole STIP of the
+# preset (copy-last start) under the three loss modes.
+_PLAIN = dict(sted=False, mgir=False, init="default")
+_MEMORY_LABELS = {"convlstm": "ConvLSTM", "convgru": "ConvGRU", "trajgru": "TrajGRU-L9",
+                  "dgru": "dGRU", "stlstm": "ST-LSTM", "causal_lstm": "Causal-LSTM",
+                  "e3d_lstm": "E3D-LSTM", "reversible": "Reversible-PM", "rpm": "RPM",
+                  "stgru": "STGRU"}
+_OTHERS = tuple(k for k in _MEMORY_LABELS if k != "stgru")
+
+ABLATIONS: dict[str, Ablation] = {a.table: a for a in (
+    Ablation("VI", "MGST-AE schemes (4 -> 1, MSE)",
+             {"neither": ("w/o STED, MGIR", dict(sted=False, mgir=False, init="default"), {}),
+              "sted": ("w STED", dict(sted=True, mgir=False, init="default"), {}),
+              "mgir": ("w MGIR", dict(sted=False, mgir=True, init="default"), {}),
+              "both": ("w STED, MGIR", dict(sted=True, mgir=True, init="default"), {})},
+             steps=1, metrics=("psnr",),
+             claims=(Claim("STED helps", "psnr", "sted", ("neither",)),
+                     Claim("MGIR helps", "psnr", "mgir", ("neither",)),
+                     Claim("MGIR helps more than STED", "psnr", "mgir", ("sted",)),
+                     Claim("STED and MGIR together beat either alone", "psnr", "both",
+                           ("sted", "mgir")))),
+    Ablation("VII", "predictive memories in a plain encoder/decoder (4 -> 4, MSE)",
+             {k: (label, dict(_PLAIN, memory=k), {}) for k, label in _MEMORY_LABELS.items()},
+             steps=4, metrics=("psnr", "lpips_x100"),
+             claims=(Claim("STGRU beats every other memory in PSNR", "psnr", "stgru", _OTHERS),
+                     Claim("STGRU beats every other memory in LPIPS", "lpips_x100", "stgru", _OTHERS),
+                     Claim("RPM beats the memories before it (ConvGRU, TrajGRU, dGRU, Causal-LSTM)",
+                           "psnr", "rpm", ("convgru", "trajgru", "dgru", "causal_lstm")))),
+    Ablation("VIII", "loss functions (Eq. 9; all predictions)",
+             {k: (label, {}, dict(loss=k)) for k, label in (
+                 ("mse", "L_MSE"), ("mse+gan", "L_MSE + L_GAN"), ("mse+gan+lp", "L_MSE + L_GAN + L_LP"))},
+             steps=None, metrics=METRICS,
+             claims=(Claim("the GAN loss improves perceptual quality (LPIPS)", "lpips_x100", "mse+gan", ("mse",)),
+                     Claim("MSE alone gives the best PSNR", "psnr", "mse", ("mse+gan", "mse+gan+lp")),
+                     Claim("the LP-loss improves LPIPS over MSE + GAN", "lpips_x100", "mse+gan+lp", ("mse+gan",)),
+                     Claim("the LP-loss recovers PSNR lost to the GAN loss", "psnr", "mse+gan+lp", ("mse+gan",)))),
+)}
+
+
+def ablation(table: str) -> Ablation:
+    if table not in ABLATIONS:
+        raise ValueError(f"table={table!r} is unknown: valid tables are {list(ABLATIONS)}")
+    return ABLATIONS[table]
+
+
+# --------------------------------------------------------------------------- 2. runs
+def _budget(budget) -> Budget:
+    return budget if isinstance(budget, Budget) else current_budget(budget)
+
+
+def variant_config(table: str, variant: str, data: str, seed: int, budget=None) -> Config:
+    """The config of one run: the budget's ablation preset with the variant's changes."""
+    a, budget = ablation(table), _budget(budget)
+    if variant not in a.variants:
+        raise ValueError(f"variant={variant!r} is not in Table {table}: valid are {list(a.variants)}")
+    _, model_kw, train_kw = a.variants[variant]
+    base = get_preset(budget.ablation_preset)
+    model_kw = dict(model_kw)
+    if "memory" in model_kw:
+        model_kw["memory"] = memory_config(model_kw["memory"])
+    train = replace(base.train, iterations=budget.ablation_iterations, seed=seed, **train_kw)
+    return replace(base, name=f"{base.name}-{table}-{variant}", dataset=data,
+                   model=replace(base.model, **model_kw), train=train,
+                   eval_length=max(base.eval_length, base.input_length + 1))
+
+
+def run_dir(table: str, variant: str, data: str, seed: int, budget=None) -> Path:
+    """Where a run's checkpoint lives (git-ignored; a finished run is loaded, not retrained)."""
+    slug = variant.replace("+", "_")
+    return RUNS / "ablations" / f"{_budget(budget).name}-{table}-{slug}-{data}-s{seed}"
+
+
+def results_path(budget=None) -> Path:
+    """The results cache of a budget: committed for ``study`` (benchmarks/results), else under runs/."""
+    budget = _budget(budget)
+    if budget.name == "study":
+        return REPO / "benchmarks" / "results" / "ablations.csv"
+    return RUNS / "ablations" / f"{budget.name}-results.csv"
+
+
+def run_variant(table: str, variant: str, data: str, seed: int, budget=None, *,
+                progress: bool = True, command: str = LIVE) -> pd.DataFrame:
+    """Train (or load the finished checkpoint of) one run and score it 4 -> 6 beside copy-last.
+
+    Returns one row per (method, t): ``method`` is the variant key or ``copy-last``, with the
+    columns of :func:`stipkit.evaluate.evaluate` and the run's ``table``, ``variant``, ``data``,
+    ``seed``, ``preset``, ``iterations``, ``wall_s`` (training + scoring, seconds) and ``command``.
+    """
+    from .checkpoint import load_predictor
+    from .evaluate import BASELINE, evaluate
+    from .study import dataset, test_split
+    from .train import train
+
+    budget = _budget(budget)
+    cfg = variant_config(table, variant, data, seed, budget)
+    out = run_dir(table, variant, data, seed, budget)
+    t0 = time.perf_counter()
+    train(cfg, dataset(cfg, budget, "train", data), out, progress=progress)
+    predictor, cfg = load_predictor(out / "checkpoint.pt")
+    df = evaluate(predictor, test_split(cfg, budget, data), cfg.input_length, cfg.eval_length,
+                  progress=False)
+    df["method"] = df["method"].where(df["method"] == BASELINE, variant)
+    meta = dict(table=table, variant=variant, data=data, seed=seed, preset=budget.ablation_preset,
+                iterations=cfg.train.iterations, wall_s=round(time.perf_counter() - t0, 1),
+                command=command)
+    return df.assign(**meta)[list(meta) + [c for c in df.columns]]
+
+
+def load_results(budget=None) -> pd.DataFrame:
+    """The cached results of a budget (empty when none)."""
+    path = results_path(budget)
+    if not path.exists():
+        return pd.DataFrame(columns=["table", "variant", "data", "seed", "method", "t", *METRICS])
+    return pd.read_csv(path)
+
+
+def _key(df: pd.DataFrame) -> pd.Series:
+    return df["table"].astype(str) + "|" + df["variant"] + "|" + df["data"] + "|" + df["seed"].astype(str)
+
+
+def save_results(new: pd.DataFrame, budget=None) -> pd.DataFrame:
+    """Merge ``new`` runs into the cache (a run's rows replace that run's old rows); returns all."""
+    import fcntl
+
+    from .files import atomic_write
+    path = results_path(budget)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:  # several `ablate` processes may share it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _merge(new, budget, path, atomic_write)
+
+
+def _merge(new, budget, path, atomic_write) -> pd.DataFrame:
+    old = load_results(budget)
+    keep = old[~_key(old).isin(set(_key(new)))] if len(old) else old
+    merged = pd.concat([keep, new], ignore_index=True) if len(keep) else new.copy()
+    merged = merged.sort_values(["table", "variant", "data", "seed", "method", "t"], kind="stable")
+    atomic_write(path, merged.to_csv(index=False, float_format="%.6g"))
+    return merged
+
+
+def run_table(table: str, data=DATA, seeds=(0,), budget=None, *, variants=None, progress=True,
+              command: str = LIVE, reuse: bool = True) -> pd.DataFrame:
+    """Run every variant of ``table`` on each dataset and seed; returns the table's results.
+
+    With ``reuse`` a run already in the cache with the same preset and iterations is read, not
+    retrained; each finished run is saved to the cache at once (an interrupted call loses
+    nothing finished).
+    """
+    from tqdm.auto import tqdm
+    budget, a = _budget(budget), ablation(table)
+    variants = list(a.variants) if variants is None else list(variants)
+    cached = load_results(budget)
+    jobs = [(v, d, s) for d in data for s in seeds for v in variants]
+    for v, d, s in tqdm(jobs, desc=f"Table {table}", disable=not progress, dynamic_ncols=True):
+        hit = cached[(cached["table"] == table) & (cached["variant"] == v) & (cached["data"] == d)
+                     & (cached["seed"] == s)] if len(cached) else cached
+        if reuse and len(hit) and (hit["preset"] == budget.ablation_preset).all() and \
+                (hit["iterations"] == budget.ablation_iterations).all():
+            continue
+        cached = save_results(run_variant(table, v, d, s, budget, progress=False, command=command), budget)
+    res = load_results(budget)
+    return res[res["table"] == table].reset_index(drop=True)
+
+
+def notebook_results(table: str, budget=None, progress: bool = True) -> pd.DataFrame:
+    """What notebooks 04-06 show: the budget's live seeds of every variant trained here (a
+    finished checkpoint in runs/ is loaded instead), merged with the other seeds of the cache."""
+    budget = _budget(budget)
+    return run_table(table, budget.ablation_data, budget.ablation_live_seeds, budget,
+                     progress=progress, command=LIVE, reuse=False)
+
+
+def command_line() -> str:
+    """The command that is running (stored with the results it makes)."""
+    return " ".join(["python -m stipkit" if sys.argv[0].endswith("__main__.py") else
+                     os.path.basename(sys.argv[0]), *sys.argv[1:]])
+
+
+# --------------------------------------------------------------------------- 3. summary, verdicts
+def per_run(results: pd.DataFrame, table: str) -> pd.DataFrame:
+    """One row per (data, variant or copy-last, seed): the table's metrics averaged over its steps."""
+    a = ablation(table)
+    r = results[results["table"] == table]
+    if a.steps is not None:
+        first = r["t"].min()
+        r = r[r["t"] < first + a.steps]
+    r = r.assign(method=r["method"].where(r["method"] == "copy-last", r["variant"]))
+    runs = r.groupby(["data", "method", "variant", "seed"], sort=False)[list(METRICS)].mean().reset_index()
+    base = runs[runs["method"] == "copy-last"].drop(columns="variant").drop_duplicates(["data", "seed"])
+    return pd.concat([runs[runs["method"] != "copy-last"].drop(columns="method").rename(
+        columns={"variant": "method"}), base], ignore_index=True)
+
+
+def summary(results: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Mean, std and number of seeds per (data, method) for the table's metrics; copy-last last.
+
+    ``beats_copy_last`` says whether the variant's mean PSNR is above copy-last's."""
+    a, runs = ablation(table), per_run(results, table)
+    agg = runs.groupby(["data", "method"], sort=False)[list(a.metrics)].agg(["mean", "std", "count"])
+    agg.columns = [f"{m}_{s}" if s != "count" else f"n_{m}" for m, s in agg.columns]
+    agg = agg.rename(columns={f"n_{a.metrics[0]}": "seeds"}).drop(
+        columns=[f"n_{m}" for m in a.metrics[1:]]).reset_index()
+    agg.insert(2, "label", [a.label(m) if m in a.variants else m for m in agg["method"]])
+    base = runs[runs["method"] == "copy-last"].groupby("data")["psnr"].mean()
+    psnr = runs.groupby(["data", "method"])["psnr"].mean()
+    agg["beats_copy_last"] = [None if m == "copy-last" else bool(psnr[(d, m)] > base[d])
+                              for d, m in zip(agg["data"], agg["method"])]
+    order = {m: i for i, m in enumerate([*a.variants, "copy-last"])}
+    return agg.sort_values(["data", "method"], key=lambda s: s.map(order) if s.name == "method" else s,
+                           kind="stable").reset_index(drop=True)
+
+
+def compare(runs: pd.DataFrame, data: str, metric: str, better: str, worse: str) -> dict:
+    """One pair of a claim under :data:`RULE`: the difference (claimed direction positive)."""
+    sign = 1 if HIGHER_IS_BETTER[metric] else -1
+    x = runs[(runs["data"] == data) & (runs["method"] == better)][metric]
+    y = runs[(runs["data"] == data) & (runs["method"] == worse)][metric]
+    d = sign * (x.mean() - y.mean())
+    se = math.sqrt(x.var() / len(x) + y.var() / len(y)) if min(len(x), len(y)) > 1 else math.nan
+    if not (len(x) and len(y)):
+        verdict = "not run"
+    elif math.isnan(se) or abs(d) <= 2 * se:
+        verdict = "not separable from noise"
+    else:
+        verdict = "holds" if d > 0 else "does not hold"
+    return dict(diff=d, se=se, verdict=verdict, seeds=min(len(x), len(y)))
+
+
+def verdicts(results: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Each claim of the table on each dataset: verdict by :data:`RULE`, with the evidence
+    (the pairs' differences in the claimed direction, +- standard error)."""
+    a, runs = ablation(table), per_run(results, table)
+    rows = []
+    for data in dict.fromkeys(runs["data"]):
+        for c in a.claims:
+            pairs = {w: compare(runs, data, c.metric, c.better, w) for w in c.worse}
+            vs = [p["verdict"] for p in pairs.values()]
+            overall = ("not run" if "not run" in vs else "does not hold" if "does not hold" in vs
+                       else "holds" if all(v == "holds" for v in vs) else "not separable from noise")
+            evidence = "; ".join(f"vs {a.label(w)}: {p['diff']:+.3g} ± {p['se']:.2g}"
+                                 for w, p in pairs.items())
+            rows.append(dict(table=table, data=data, claim=c.text, metric=c.metric, verdict=overall,
+                             seeds=min(p["seeds"] for p in pairs.values()), evidence=evidence))
+    return pd.DataFrame(rows)
+
+
+def paper_rows(table: str) -> pd.DataFrame:
+    """The paper's numbers for the table (labelled as the paper's), wide: one row per variant."""
+    from .paper import PAPER_ABLATIONS
+    a, p = ablation(table), PAPER_ABLATIONS[PAPER_ABLATIONS["table"] == table]
+    wide = p.pivot_table(index="variant", columns=["dataset", "metric"], values="value", sort=False)
+    wide.index = [f"{a.label(v)} (paper)" for v in wide.index]
+    return wide
+
+
+def copy_last_report(results: pd.DataFrame, table: str) -> str:
+    """In plain words, per dataset: which variants beat copy-last in mean PSNR over the table's
+    steps (over seeds), and the best one against it."""
+    s, lines = summary(results, table), []
+    for data, g in s.groupby("data", sort=False):
+        base = g.loc[g["method"] == "copy-last", "psnr_mean"].item()
+        models = g[g["method"] != "copy-last"]
+        best = models.loc[models["psnr_mean"].idxmax()]
+        won = list(models.loc[models["beats_copy_last"].astype(bool), "label"])
+        verdict = ("every variant beats copy-last" if len(won) == len(models) else
+                   "no variant beats copy-last" if not won else f"{', '.join(won)} beat(s) copy-last, "
+                   "the others do not")
+        lines.append(f"{data}: {verdict} in PSNR (best: {best['label']} {best['psnr_mean']:.2f} dB "
+                     f"vs copy-last {base:.2f} dB, {int(best['seeds'])} seed(s))")
+    return "\n".join(lines)

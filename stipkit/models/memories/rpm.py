@@ -1,0 +1,170 @@
+"""RPM: the residual predictive memory of STRPM (Chang et al., CVPR 2022, Sec. 3.2, Eq. 5-9)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import Context, Memory, State
+
+
+def _conv_ln(c_in: int, c_out: int, filter_size: int, size: tuple[int, int]) -> nn.Sequential:
+    """A filter_size convolution followed by layer normalisation over (C, H, W) (official code)."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, filter_size, padding=filter_size // 2),
+                         nn.LayerNorm([c_out, *size]))
+
+
+class RPM(Memory):
+    r"""One RPM unit k at time step t (STRPM, CVPR 2022, Eq. 5-9, Fig. 3).
+
+    Inputs: the encoded features :math:`E` (STRPM's :math:`T_E = S_E = O_E`: the stack's input
+    at the bottom unit, :math:`H_t^{k-1}` above, "for k > 1 ... :math:`T_E, S_E, O_E = H_t^{k-1}`"),
+    the unit's hidden state :math:`H_{t-1}^k`, the spatial state from below :math:`S_t^{k-1}`,
+    its :math:`\tau` past temporal states :math:`\mathcal{T} = T_{t-\tau:t-1}^k` and the
+    :math:`\theta` lower spatial states :math:`\mathcal{S} = S_t^{k-\theta:k-1}`.
+
+    Features (Eq. 5), each convolution followed by layer normalisation:
+
+    .. math::
+        (TF, SF, OF) = (W_t * E, W_s * E, W_o * E) \qquad
+        (HF, MF) = (W_h * H_{t-1}^k, W_m * S_t^{k-1})
+
+    Residual gates (Eq. 6) and the temporal and spatial modules (Eq. 7, 8):
+
+    .. math::
+        R_T = \sigma(TF + HF) \qquad R_S = \sigma(SF + MF)
+
+    .. math::
+        T_t^k = R_T \odot (\tanh(TF + HF) + ATT_T(\mathcal{T})) \qquad
+        S_t^k = R_S \odot (\tanh(SF + MF) + ATT_S(\mathcal{S}))
+
+    Output module (Eq. 9):
+
+    .. math::
+        R_O = \sigma(OF + HF + W_{os} * S_t^k + W_{ot} * T_t^k) \qquad
+        STRF_t^k = R_O \odot \tanh(W_{1\times1} * [T_t^k, S_t^k]) \qquad
+        H_t^k = STIF_t^k + STRF_t^k
+
+    Attention over n states :math:`X_1..X_n` (oldest first; the paper: "constructed with
+    convolutional layers ... merge the multiple ... states to a single one"):
+
+    .. math::
+        Q = W_q * [X_1, \dots, X_n] \qquad
+        A_i = \mathrm{softmax}_i(Q \odot X_i) \qquad ATT(X) = \textstyle\sum_i A_i \odot X_i
+
+    per channel and pixel. ``conv_t``, ``conv_s``, ``conv_o``, ``conv_h``, ``conv_m`` are
+    :math:`W_t, W_s, W_o, W_h, W_m`; ``conv_ts`` is :math:`[W_{ot}, W_{os}]` on
+    :math:`[T_t^k, S_t^k]`; ``conv_last`` the 1x1 :math:`W_{1\times1}`; ``att_t``, ``att_s``
+    the :math:`W_q` of :math:`ATT_T` (on :math:`\tau` states) and :math:`ATT_S` (:math:`\theta`).
+    At hidden 128, kernel 5, tau = theta = 5: 6,997,120 convolution parameters (+ 524,288 of
+    layer normalisation), 1.67 G multiply-accumulates on 16x16 maps; Table VII: 6.72M / 1.68G,
+    which is the official bottom cell's, whose 1x1 STIF convolution over [T_E, S_E, O_E] (49,280
+    parameters) stipkit does not have (see below); Table VII counts no layer normalisation.
+
+    Choices (where the paper is open, or the official code departs from it):
+
+    * Attention: a softmax over the states, per channel and pixel, whose query is the
+      official code's merging convolution (with its layer normalisation), so the weights are
+      maps that sum to 1 (the exposed ``A_T``, ``A_S``). *Departure*: the official code uses
+      that convolution's output itself as the merged state (no weights). Same parameters.
+      With one state (tau or theta = 1) the weight is 1 and there is no ``W_q``.
+    * A window with fewer states than tau (theta) is padded with zero states as the oldest,
+      as the official code pads with its zero initial states.
+    * :math:`\mathcal{S}` holds this step's lower spatial states only, :math:`S_t^0` being the
+      stack's input (STIP's S_E). *Departure*: the official code zigzags S (its ``memory``)
+      from the top unit at t-1 to the bottom at t and takes its window (of tau, not theta)
+      along that path. So here :math:`S_t^k` (Eq. 8, no term from t-1) carries time only
+      through :math:`E = H_t^{k-1}`: the bottom unit's S depends on S_E alone.
+    * :math:`STIF = E` (an identity skip), the official code's rule where
+      :math:`T_E = S_E = O_E`, which is every unit here (STIP gives a stack one encoded input);
+      Eq. 9 writes :math:`W_{1\times1} * [T_E, S_E]`. ``residual=False`` (STRPM Table 3, "RPM
+      w/o residual"): :math:`H_t^k = STRF_t^k`.
+    * ``forget_bias`` (``RPMConfig``, default 0, the paper): the ATT term is gated by
+      :math:`\sigma(TF + HF + b)` (:math:`\sigma(SF + MF + b)`); the official code has b = 1.
+    * Layer normalisation after every filter_size convolution (the official code; the paper
+      says nothing); none after the 1x1.
+
+    Memory interface (:mod:`stipkit.models.memories.base`): the state is
+    ``{"T": T_{t-1}^k, "H": H_{t-1}^k}``; ``T`` is the temporal state Alg. 1 line 7 merges T_E
+    into at the bottom unit and the temporal decoder reads at the top (as STRPM's Dec_T reads
+    T). ``x`` is :math:`S_t^{k-1}` (the stack's input S_E at the bottom) and ``x_out`` is
+    :math:`S_t^k`, which the spatial decoder reads at the top (as STRPM's Dec_S). :math:`H_t^k`
+    goes up in ``ctx.shared["H"]`` (read by the unit above; the bottom unit reads the stack's
+    input instead, ``bottom=True``, set by :meth:`stack`). :math:`\mathcal{T}` is ``ctx.past``
+    (``window = tau``), whose newest state is read from ``state`` (at the bottom unit it holds
+    T_E, merged by Alg. 1 line 7); :math:`\mathcal{S}` is ``ctx.below`` (``below = theta``).
+    Maps: the gates R_T, R_S, R_O and the attention weight of the newest state of each window,
+    A_T (on :math:`T_{t-1}^k`) and A_S (on :math:`S_t^{k-1}`).
+    """
+
+    MAPS = {"R_T": "temporal residual gate R_T (STRPM Eq. 6)",
+            "R_S": "spatial residual gate R_S (Eq. 6)",
+            "R_O": "output residual gate R_O (Eq. 9)",
+            "A_T": "attention weight of T_{t-1} among the tau temporal states (ATT_T, Eq. 7)",
+            "A_S": "attention weight of S_t^{k-1} among the theta spatial states (ATT_S, Eq. 8)"}
+    TEMPORAL = "T"
+    CITE = "STRPM Eq. 5-9"
+
+    def __init__(self, hidden: int, size: tuple[int, int], filter_size: int = 5, tau: int = 5,
+                 theta: int = 5, residual: bool = True, forget_bias: float = 0.0,
+                 bottom: bool = True):
+        super().__init__()
+        self.window, self.below = tau, theta
+        self.residual, self.forget_bias, self.bottom = residual, forget_bias, bottom
+        conv = lambda c_in: _conv_ln(c_in, hidden, filter_size, size)  # noqa: E731
+        self.conv_t, self.conv_s, self.conv_o = conv(hidden), conv(hidden), conv(hidden)
+        self.conv_h, self.conv_m = conv(hidden), conv(hidden)
+        self.conv_ts = conv(2 * hidden)
+        self.conv_last = nn.Conv2d(2 * hidden, hidden, 1)
+        self.att_t = conv(tau * hidden) if tau > 1 else None
+        self.att_s = conv(theta * hidden) if theta > 1 else None
+
+    @classmethod
+    def from_config(cls, cfg, bottom: bool = True) -> "RPM":
+        """One unit of a :class:`~stipkit.config.ModelConfig` (its section: ``RPMConfig``)."""
+        m = cfg.memory
+        return cls(cfg.hidden, cfg.latent_size, cfg.filter_size, m.tau, m.theta, m.residual,
+                   m.forget_bias, bottom)
+
+    @classmethod
+    def stack(cls, cfg) -> list["RPM"]:
+        """``cfg.num_layers`` units; only the bottom one reads the stack's input as E."""
+        return [cls.from_config(cfg, bottom=k == 0) for k in range(cfg.num_layers)]
+
+    def init_state(self, x: torch.Tensor) -> State:
+        """T_0^k = H_0^k = 0."""
+        return {"T": torch.zeros_like(x), "H": torch.zeros_like(x)}
+
+    @staticmethod
+    def attend(conv: nn.Module | None, states: list[torch.Tensor], n: int):
+        """ATT over the n latest ``states`` (oldest first, zero-padded): (merged, weights)."""
+        states = list(states)[-n:]
+        states = [torch.zeros_like(states[0])] * (n - len(states)) + states
+        x = torch.stack(states)
+        if conv is None:  # one state: weight 1
+            return states[0], torch.ones_like(x)
+        weights = torch.softmax(conv(torch.cat(states, dim=1)) * x, dim=0)
+        return (weights * x).sum(0), weights
+
+    def forward(self, x: torch.Tensor, state: State, ctx: Context | None = None):
+        ctx = Context() if ctx is None else ctx
+        e = x if self.bottom else ctx.shared["H"]                       # T_E = S_E = O_E
+        past = [p["T"] for p in ctx.past[:-1]] + [state["T"]]           # 𝒯, newest = state
+        below = list(ctx.below) or [x]                                  # 𝒮, nearest last
+        hf = self.conv_h(state["H"])                                    # Eq. 5
+        a_t = self.conv_t(e) + hf
+        a_s = self.conv_s(e) + self.conv_m(x)
+        r_t, r_s = torch.sigmoid(a_t), torch.sigmoid(a_s)               # R_T, R_S (Eq. 6)
+        att_t, w_t = self.attend(self.att_t, past, self.window)
+        att_s, w_s = self.attend(self.att_s, below, self.below)
+        fb = self.forget_bias
+        f_t, f_s = (r_t, r_s) if fb == 0 else (torch.sigmoid(a_t + fb), torch.sigmoid(a_s + fb))
+        t = r_t * torch.tanh(a_t) + f_t * att_t                         # T_t^k (Eq. 7)
+        s = r_s * torch.tanh(a_s) + f_s * att_s                         # S_t^k (Eq. 8)
+        ts = torch.cat([t, s], dim=1)
+        r_o = torch.sigmoid(self.conv_o(e) + hf + self.conv_ts(ts))     # R_O (Eq. 9)
+        h = r_o * torch.tanh(self.conv_last(ts))                        # STRF
+        if self.residual:
+            h = h + e                                                   # + STIF
+        ctx.shared["H"] = h                                             # up the stack
+        return s, {"T": t, "H": h}, {"R_T": r_t, "R_S": r_s, "R_O": r_o,
+                                     "A_T": w_t[-1], "A_S": w_s[-1]}

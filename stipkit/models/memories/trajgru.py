@@ -1,0 +1,106 @@
+"""TrajGRU: the trajectory GRU of Shi et al., NeurIPS 2017 ("Deep Learning for Precipitation
+Nowcasting: A Benchmark and A New Model", Sec. 3.2, Eq. 3-4)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Context, Memory, State
+
+
+class TrajGRU(Memory):
+    r"""One TrajGRU unit: a ConvGRU whose state-to-state connections follow L learned links.
+
+    A small structure-generating network :math:`\gamma` reads the input and the previous state and
+    outputs L flow fields (Eq. 3); the previous state is warped along each of them and the gates
+    read the L warped states through 1x1 convolutions (Eq. 4):
+
+    .. math::
+        U_t, V_t = \gamma(X_t, H_{t-1}) \qquad
+        \tilde H_{t-1}^l = \mathrm{warp}(H_{t-1}, U_{t,l}, V_{t,l}), \quad l = 1..L
+
+        Z_t = \sigma(W_{xz} * X_t + \textstyle\sum_l W_{hz}^l * \tilde H_{t-1}^l) \qquad
+        R_t = \sigma(W_{xr} * X_t + \textstyle\sum_l W_{hr}^l * \tilde H_{t-1}^l)
+
+        H'_t = f(W_{xh} * X_t + R_t \odot (\textstyle\sum_l W_{hh}^l * \tilde H_{t-1}^l)) \qquad
+        H_t = (1 - Z_t) \odot H'_t + Z_t \odot H_{t-1}
+
+    :math:`\mathrm{warp}(H, U, V)[i, j] = H[i + V_{ij}, j + U_{ij}]`, sampled bilinearly
+    (``F.grid_sample``; positions outside the map read 0). The ``W_h?^l`` are 1x1 kernels, so
+    :math:`\sum_l W^l * \tilde H^l` is one 1x1 convolution of the L warped states stacked along
+    channels (``conv_h``); ``W_x?`` is one filter_size convolution of X (``conv_x``). Chunks are
+    ordered (z, r, h) in both.
+
+    Choices (where the paper is open):
+
+    * gamma: ``flow_x(X) + flow_h(H)`` (= one filter_size conv of [X, H] to 32 channels),
+      LeakyReLU(0.2), then a filter_size conv to 2L channels, (U_l, V_l) per link, in pixels
+      -- the paper says only "a one-hidden-layer CNN"; 32 channels and 5x5 kernels are the
+      HKO-7 benchmark code's;
+    * f = LeakyReLU(0.2), the paper's activation (not tanh);
+    * biases: on the input convolution (one per gate) and in gamma; none on the 1x1 links;
+    * no layer normalisation (the paper has none);
+    * default initialisation everywhere, so the flows start small but non-zero;
+    * warp samples pixel centres (``align_corners=False``) and reads zeros outside the map.
+
+    Memory interface (:mod:`stipkit.models.memories.base`): the state is ``{"h": H_{t-1}}``, the
+    temporal state; x_out = H_t. Maps: Z_t, R_t and the flow magnitude (mean over the L links of
+    :math:`\sqrt{U^2 + V^2}`, one channel). Needs no shared state, window or lower layers.
+
+    At hidden 128, kernel 5, 16x16, L = 9: 1,890,802 parameters (1.80M; Table VII: 1.68M), of
+    which gamma 0.21M, and 0.45G multiply-adds (Table VII: 0.42G).
+    """
+
+    MAPS = {"z_t": "update gate Z_t (Eq. 4)", "r_t": "reset gate R_t (Eq. 4)",
+            "flow": "flow magnitude: mean |(U_l, V_l)| over the L links, pixels (Eq. 3); 1 channel"}
+    TEMPORAL = "h"
+    CITE = "Shi et al. 2017, Eq. 3-4"
+
+    def __init__(self, hidden: int, filter_size: int = 5, links: int = 9,
+                 flow_hidden: int = 32, slope: float = 0.2):
+        super().__init__()
+        self.links, self.slope = links, slope
+        pad = filter_size // 2
+        self.conv_x = nn.Conv2d(hidden, 3 * hidden, filter_size, padding=pad)           # W_x{z,r,h}
+        self.conv_h = nn.Conv2d(links * hidden, 3 * hidden, 1, bias=False)               # W_h{z,r,h}^l
+        self.flow_x = nn.Conv2d(hidden, flow_hidden, filter_size, padding=pad)          # gamma
+        self.flow_h = nn.Conv2d(hidden, flow_hidden, filter_size, padding=pad, bias=False)
+        self.flow_out = nn.Conv2d(flow_hidden, 2 * links, filter_size, padding=pad)
+
+    @classmethod
+    def from_config(cls, cfg) -> "TrajGRU":
+        """One unit of a :class:`~stipkit.config.ModelConfig` (its section: ``TrajGRUConfig``)."""
+        return cls(cfg.hidden, cfg.filter_size, cfg.memory.links)
+
+    def init_state(self, x: torch.Tensor) -> State:
+        """H_0 = 0."""
+        return {"h": torch.zeros_like(x)}
+
+    @staticmethod
+    def warp(h: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """h (B, C, H, W) warped along each link of flow (B, 2L, H, W) = (U_1, V_1, U_2, ...):
+        (B, L*C, H, W), link l in channels l*C..(l+1)*C, out[i, j] = h[i + V, j + U]."""
+        b, c, height, width = h.shape
+        links = flow.shape[1] // 2
+        flow = flow.reshape(b * links, 2, height, width)
+        ys = torch.arange(height, device=h.device, dtype=h.dtype).view(height, 1)
+        xs = torch.arange(width, device=h.device, dtype=h.dtype).view(1, width)
+        grid = torch.stack([(2 * (xs + flow[:, 0]) + 1) / width - 1,     # x in [-1, 1]
+                            (2 * (ys + flow[:, 1]) + 1) / height - 1], -1)  # y
+        many = h.unsqueeze(1).expand(b, links, c, height, width).flatten(0, 1)
+        out = F.grid_sample(many, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return out.reshape(b, links * c, height, width)
+
+    def forward(self, x: torch.Tensor, state: State, ctx: Context | None = None):
+        h = state["h"]
+        hidden = F.leaky_relu(self.flow_x(x) + self.flow_h(h), self.slope)
+        flow = self.flow_out(hidden)                                   # U_t, V_t   (Eq. 3)
+        x_z, x_r, x_h = self.conv_x(x).chunk(3, 1)
+        h_z, h_r, h_h = self.conv_h(self.warp(h, flow)).chunk(3, 1)    # sum_l W^l * warp_l
+        z = torch.sigmoid(x_z + h_z)                                   # Z_t  (Eq. 4)
+        r = torch.sigmoid(x_r + h_r)                                   # R_t
+        cand = F.leaky_relu(x_h + r * h_h, self.slope)                 # H'_t
+        h_new = torch.lerp(cand, h, z)                                 # (1-Z)H' + Z H
+        speed = flow.unflatten(1, (self.links, 2)).norm(dim=2).mean(1, keepdim=True)
+        return h_new, {"h": h_new}, {"z_t": z, "r_t": r, "flow": speed}

@@ -1,0 +1,92 @@
+"""Plots of the ablation zoo (notebooks 04-06): seaborn bars with error bars per variant, the
+per-step curves, and Table VII's PSNR against FLOPs. Each takes the results of
+:mod:`stipkit.ablation` and returns the matplotlib figure."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from .ablation import ablation, per_run
+
+_NAMES = {"psnr": "PSNR (dB)", "lpips_x100": "LPIPS ×100", "ssim": "SSIM", "mse": "MSE"}
+
+
+def _labelled(runs: pd.DataFrame, table: str) -> pd.DataFrame:
+    a = ablation(table)
+    return runs.assign(label=[a.label(m) if m in a.variants else m for m in runs["method"]])
+
+
+def plot_bars(results: pd.DataFrame, table: str, metrics=None):
+    """One bar per variant (mean over seeds, error bar: standard deviation, dots: the seeds),
+    one panel per (metric, dataset); copy-last is the dashed line."""
+    a = ablation(table)
+    metrics = list(metrics or a.metrics)
+    runs = _labelled(per_run(results, table), table)
+    data = list(dict.fromkeys(runs["data"]))
+    fig, axes = plt.subplots(len(metrics), len(data), squeeze=False,
+                             figsize=(max(4.5, 0.75 * len(a.variants)) * len(data), 3.2 * len(metrics)))
+    order = [a.label(v) for v in a.variants if v in set(runs["method"])]
+    for i, metric in enumerate(metrics):
+        for j, d in enumerate(data):
+            ax, r = axes[i, j], runs[runs["data"] == d]
+            models = r[r["method"] != "copy-last"]
+            sns.barplot(models, x="label", y=metric, order=order, errorbar="sd", ax=ax,
+                        color="tab:blue", alpha=0.7, capsize=0.2)
+            sns.stripplot(models, x="label", y=metric, order=order, ax=ax, color="k", size=3)
+            base = r.loc[r["method"] == "copy-last", metric].mean()
+            ax.axhline(base, ls="--", c="tab:red", label=f"copy-last {base:.3g}")
+            lo = min(models[metric].min(), base)
+            hi = max(models[metric].max(), base)
+            ax.set_ylim(lo - 0.15 * (hi - lo + 1e-9), hi + 0.15 * (hi - lo + 1e-9))
+            ax.set(xlabel="", ylabel=_NAMES.get(metric, metric), title=f"{d}")
+            ax.tick_params(axis="x", rotation=35)
+            ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"Table {table}: {a.title} (mean ± sd over seeds; dots: seeds)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_steps(results: pd.DataFrame, table: str, metric: str = "psnr"):
+    """The metric at each predicted frame t per variant (mean over seeds, band: sd), copy-last
+    dashed; one panel per dataset."""
+    a = ablation(table)
+    r = results[results["table"] == table]
+    r = r.assign(label=[m if m == "copy-last" else a.label(v) for m, v in zip(r["method"], r["variant"])])
+    r = r.drop_duplicates(["data", "label", "seed", "t"])  # copy-last is the same in every run
+    data = list(dict.fromkeys(r["data"]))
+    fig, axes = plt.subplots(1, len(data), squeeze=False, figsize=(5.5 * len(data), 3.6))
+    for ax, d in zip(axes[0], data):
+        sub = r[r["data"] == d]
+        sns.lineplot(sub[sub["label"] != "copy-last"], x="t", y=metric, hue="label", errorbar="sd",
+                     ax=ax, marker="o")
+        base = sub[sub["label"] == "copy-last"].groupby("t")[metric].mean()
+        ax.plot(base.index, base.values, "k--", label="copy-last")
+        ax.set(title=d, ylabel=_NAMES.get(metric, metric), xlabel="predicted frame t")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Table {table}: {_NAMES.get(metric, metric)} per predicted frame")
+    fig.tight_layout()
+    return fig
+
+
+def plot_psnr_vs_flops(results: pd.DataFrame, memories: pd.DataFrame, metric: str = "psnr"):
+    """Table VII as a scatter: each memory's mean score (error bar: sd over seeds) against its
+    unit's FLOPs (``stipkit.complexity.memory_table``); one panel per dataset."""
+    a = ablation("VII")
+    runs = per_run(results, "VII")
+    runs = runs[runs["method"] != "copy-last"]
+    stats = runs.groupby(["data", "method"])[metric].agg(["mean", "std"]).reset_index()
+    stats = stats.merge(memories[["memory", "flops_G"]], left_on="method", right_on="memory")
+    data = list(dict.fromkeys(stats["data"]))
+    fig, axes = plt.subplots(1, len(data), squeeze=False, figsize=(5.5 * len(data), 4))
+    for ax, d in zip(axes[0], data):
+        s = stats[stats["data"] == d]
+        ax.errorbar(s["flops_G"], s["mean"], yerr=s["std"].fillna(0), fmt="o", capsize=3)
+        for _, row in s.iterrows():
+            ax.annotate(a.label(row["method"]), (row["flops_G"], row["mean"]), fontsize=8,
+                        xytext=(4, 4), textcoords="offset points")
+        ax.set(xlabel="G multiply-accumulates per unit step (Table VII setting)",
+               ylabel=_NAMES.get(metric, metric), title=d)
+    fig.suptitle("Table VII: score against the memory's FLOPs")
+    fig.tight_layout()
+    return fig

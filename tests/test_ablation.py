@@ -1,0 +1,168 @@
+"""The ablation zoo (stipkit.ablation, complexity.memory_table, viz_ablation, `ablate` CLI)."""
+from __future__ import annotations
+
+import itertools
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+matplotlib.use("Agg")
+
+from stipkit import ablation, complexity, viz_ablation  # noqa: E402
+from stipkit.__main__ import main  # noqa: E402
+from stipkit.config import STGRUConfig  # noqa: E402
+from stipkit.models.memories import MEMORIES  # noqa: E402
+from stipkit.paper import PAPER_ABLATIONS  # noqa: E402
+
+
+# ------------------------------------------------------------------ variants
+def test_table6_variants_change_only_the_schemes():
+    cfgs = {k: ablation.variant_config("VI", k, "embedded", 0, "study") for k in ablation.ABLATIONS["VI"].variants}
+    assert {k: (c.model.sted, c.model.mgir) for k, c in cfgs.items()} == {
+        "neither": (False, False), "sted": (True, False), "mgir": (False, True), "both": (True, True)}
+    assert len({c.train for c in cfgs.values()}) == 1 and {c.model.init for c in cfgs.values()} == {"default"}
+    assert {c.train.iterations for c in cfgs.values()} == {150}
+
+
+def test_table7_uses_a_plain_encoder_decoder_and_every_memory():
+    a = ablation.ABLATIONS["VII"]
+    assert set(a.variants) == set(MEMORIES)
+    cfg = ablation.variant_config("VII", "rpm", "digits", 2, "study")
+    assert (cfg.model.sted, cfg.model.mgir, cfg.model.memory.name) == (False, False, "rpm")
+    assert cfg.train.seed == 2 and cfg.dataset == "digits" and cfg.train.loss == "mse"
+
+
+def test_table8_switches_the_loss_only():
+    cfgs = [ablation.variant_config("VIII", k, "embedded", 0, "study") for k in ("mse", "mse+gan", "mse+gan+lp")]
+    assert [c.train.loss for c in cfgs] == ["mse", "mse+gan", "mse+gan+lp"]
+    assert cfgs[0].model == cfgs[2].model and isinstance(cfgs[0].model.memory, STGRUConfig)
+
+
+def test_bad_tables_and_variants_name_the_valid_ones():
+    with pytest.raises(ValueError, match=r"table='IX'.*\['VI', 'VII', 'VIII'\]"):
+        ablation.ablation("IX")
+    with pytest.raises(ValueError, match="variant='lstm'.*valid are"):
+        ablation.variant_config("VII", "lstm", "embedded", 0, "ci")
+
+
+def test_the_papers_numbers_cover_every_paper_variant():
+    for table in ("VI", "VII", "VIII"):
+        keys = set(PAPER_ABLATIONS.loc[PAPER_ABLATIONS.table == table, "variant"])
+        assert keys <= set(ablation.ABLATIONS[table].variants)
+    assert set(ablation.ABLATIONS["VII"].variants) - set(PAPER_ABLATIONS.variant) == {"convlstm", "stlstm"}
+    assert ablation.paper_rows("VI").index[0] == "w/o STED, MGIR (paper)"
+
+
+# ------------------------------------------------------------------ the rule
+def _results(table: str, means: dict, sd: float, seeds=3, data="embedded", base=30.0, metric="psnr"):
+    """Synthetic cache rows: each variant's per-seed score = mean + sd * (a fixed pattern)."""
+    a = ablation.ABLATIONS[table]
+    first = 5
+    steps = a.steps or 6
+    pattern = np.linspace(-1, 1, seeds) if seeds > 1 else np.zeros(1)
+    rows = []
+    for (v, m), (s, z) in itertools.product(means.items(), enumerate(pattern)):
+        for t in range(first, first + steps):
+            for method, value in ((v, m + sd * z), ("copy-last", base)):
+                rows.append(dict(table=table, variant=v, data=data, seed=s, method=method, t=t,
+                                 mse=0.01, psnr=value if metric == "psnr" else 20.0, ssim=0.5,
+                                 lpips_x100=value if metric == "lpips_x100" else 10.0))
+    return pd.DataFrame(rows)
+
+
+def _verdict(res, table, claim):
+    v = ablation.verdicts(res, table)
+    return v.loc[v.claim == claim, "verdict"].item()
+
+
+def test_verdicts_follow_the_rule():
+    clear = _results("VI", {"neither": 20, "sted": 21, "mgir": 22, "both": 23}, sd=0.1)
+    assert _verdict(clear, "VI", "STED helps") == "holds"
+    assert _verdict(clear, "VI", "STED and MGIR together beat either alone") == "holds"
+    reverse = _results("VI", {"neither": 22, "sted": 21, "mgir": 20, "both": 23}, sd=0.1)
+    assert _verdict(reverse, "VI", "MGIR helps") == "does not hold"
+    assert _verdict(reverse, "VI", "MGIR helps more than STED") == "does not hold"
+    noisy = _results("VI", {"neither": 20, "sted": 20.3, "mgir": 22, "both": 23}, sd=1.0)
+    assert _verdict(noisy, "VI", "STED helps") == "not separable from noise"
+    one_seed = _results("VI", {"neither": 20, "sted": 25, "mgir": 22, "both": 23}, sd=0, seeds=1)
+    assert _verdict(one_seed, "VI", "STED helps") == "not separable from noise"
+
+
+def test_lower_is_better_metrics_flip_the_direction():
+    res = _results("VIII", {"mse": 12.0, "mse+gan": 10.0, "mse+gan+lp": 8.0}, sd=0.1, metric="lpips_x100")
+    assert _verdict(res, "VIII", "the GAN loss improves perceptual quality (LPIPS)") == "holds"
+    assert _verdict(res, "VIII", "the LP-loss improves LPIPS over MSE + GAN") == "holds"
+
+
+def test_summary_reports_mean_std_seeds_and_copy_last():
+    res = _results("VI", {"neither": 20, "sted": 31, "mgir": 22, "both": 23}, sd=1.0, base=30.0)
+    s = ablation.summary(res, "VI").set_index("method")
+    assert s.loc["sted", "psnr_mean"] == pytest.approx(31) and s.loc["sted", "psnr_std"] == pytest.approx(1.0)
+    assert s.loc["sted", "seeds"] == 3 and s.loc["sted", "label"] == "w STED"
+    assert s.loc["sted", "beats_copy_last"] and not s.loc["both", "beats_copy_last"]
+    assert list(s.index)[-1] == "copy-last"
+    text = ablation.copy_last_report(res, "VI")
+    assert "w STED beat(s) copy-last" in text and "30.00 dB" in text
+
+
+def test_tables_read_their_own_steps():
+    res = _results("VII", {"stgru": 25.0, "convgru": 24.0}, sd=0.0, seeds=1)
+    res.loc[res.t > 8, "psnr"] = 0.0  # Table VII averages t = 5..8 only
+    runs = ablation.per_run(pd.concat([res, res.assign(t=res.t + 4)]), "VII")
+    assert runs.loc[runs.method == "stgru", "psnr"].item() == pytest.approx(25.0)
+
+
+# ------------------------------------------------------------------ runs and the cache
+@pytest.fixture
+def tmp_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(ablation, "RUNS", tmp_path)
+    return tmp_path
+
+
+def test_a_run_trains_scores_and_is_cached(tmp_runs):
+    res = ablation.run_table("VI", data=("embedded",), seeds=(0,), budget="ci", variants=["both"],
+                             progress=False, command="pytest")
+    assert set(res.method) == {"both", "copy-last"} and (res.command == "pytest").all()
+    assert (res.iterations == 4).all() and (res.wall_s > 0).all() and (res.preset == "ci").all()
+    assert ablation.results_path("ci").parent == tmp_runs / "ablations"
+    again = ablation.run_table("VI", data=("embedded",), seeds=(0,), budget="ci", variants=["both"],
+                               progress=False, command="second")
+    assert (again.command == "pytest").all()  # read from the cache, not retrained
+    redo = ablation.save_results(res.assign(command="third"), "ci")
+    assert len(redo) == len(res) and (redo.command == "third").all()  # a run's rows are replaced
+
+
+# ------------------------------------------------------------------ complexity
+def test_memory_table_meets_table7_for_stgru_and_convgru():
+    df = complexity.memory_table().set_index("memory")
+    assert set(df.index) == set(MEMORIES)
+    for name in ("stgru", "convgru"):
+        assert abs(df.loc[name, "params_ratio"] - 1) < 0.02, df.loc[name]
+        assert abs(df.loc[name, "flops_ratio"] - 1) < 0.02, df.loc[name]
+    assert df.loc["convgru", "params_M"] * 2 ** 20 == pytest.approx(2_457_600 + 384)
+    assert (df.why_different != "").all()
+    assert df.loc["stgru", "norm_params_M"] > 0 and df.loc["convgru", "norm_params_M"] == 0
+
+
+def test_model_table_counts_and_times_whole_models():
+    df = complexity.model_table("ci", names=["stgru", "convgru"], samples=2, repeats=1)
+    assert list(df.memory) == ["stgru", "convgru"] and (df.infer_s > 0).all()
+    assert df.params_M.iloc[0] != df.params_M.iloc[1] and (df.flops_G > 0).all()
+
+
+# ------------------------------------------------------------------ plots and the command line
+def test_plots_draw_from_results():
+    res = _results("VII", {"stgru": 25.0, "convgru": 24.0, "rpm": 24.5}, sd=0.5)
+    mem = pd.DataFrame({"memory": ["stgru", "convgru", "rpm"], "flops_G": [0.8, 0.6, 1.7]})
+    for fig in (viz_ablation.plot_bars(res, "VII"), viz_ablation.plot_steps(res, "VII"),
+                viz_ablation.plot_psnr_vs_flops(res, mem)):
+        assert fig.axes
+        matplotlib.pyplot.close(fig)
+
+
+def test_ablate_cli_names_valid_variants(capsys):
+    assert main(["ablate", "--table", "VI", "--variants", "lstm", "--budget", "ci"]) == 2
+    err = capsys.readouterr().err
+    assert "--variants lstm" in err and "neither sted mgir both" in err

@@ -228,3 +228,24 @@ def test_plot_history_strip_and_metrics(tmp_path, cfg, frames):
     assert not [c for c in ssim_ax.collections if c.get_label() == study.PAPER_LABEL]
     ours = [tuple(line.get_ydata()) for line in psnr_ax.lines]
     assert (30.75,) not in ours and all(30.75 not in y for y in ours)  # never mixed with ours
+
+
+# --------------------------------------------------------------------------- every memory's maps
+@pytest.mark.parametrize("name", sorted(__import__("stipkit.models", fromlist=["MEMORIES"]).MEMORIES))
+def test_every_memory_shows_its_own_maps_in_the_explorer(cfg, frames, name):
+    from dataclasses import replace
+
+    from stipkit.config import memory_config
+    mcfg = replace(cfg, model=replace(cfg.model, memory=memory_config(name), init="default"))
+    torch.manual_seed(0)
+    predictor, _ = build_model(mcfg)
+    features = study.extract_features(predictor, frames[:2], mcfg.input_length)
+    own = [k for k in predictor.maps() if k not in ("S_E", "T_E")]
+    assert own and own == viz.kinds(features)[2:]  # the memory's MAPS, in the explorer's list
+    ui = viz.gate_explorer(features, frames[:2], mcfg.input_length, titles=predictor.maps())
+    assert [label for label, _ in ui.controls["kind"].options][2:] == [predictor.maps()[k] for k in own]
+    for kind in own:
+        ranges = viz.feature_ranges(features, kind)
+        ui.image.value = b""
+        m = ui.update(kind=kind, **{k: hi for k, (lo, hi) in ranges.items()})
+        assert m.ndim == 2 and np.isfinite(m).all() and bytes(ui.image.value).startswith(PNG)

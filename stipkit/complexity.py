@@ -48,7 +48,12 @@ _DISC_ROW = "Discriminator (DL_D, FC)"
 def _part_labels(predictor: nn.Module) -> dict[str, str]:
     """The predictor class's ``PARTS`` (child name -> label); a class without them gets its
     child modules' names as labels."""
-    return getattr(type(predictor), "PARTS", {})
+    labels = dict(getattr(type(predictor), "PARTS", {}))
+    for name, child in predictor.named_children():  # a stack of units: what its units cite
+        if isinstance(child, nn.ModuleList) and name in labels:
+            cites = [c for c in dict.fromkeys(getattr(type(u), "CITE", "") for u in child) if c]
+            labels[name] += f" ({', '.join(cites)})" if cites else ""
+    return labels
 
 
 def _model_label(predictor: nn.Module) -> str:
@@ -67,8 +72,8 @@ def _parts(predictor: nn.Module, disc: nn.Module):
             kinds = dict.fromkeys(type(unit).__name__ for unit in child)
             units = (f"{n} × {next(iter(kinds))}" if len(kinds) == 1 else
                      " + ".join(f"{sum(type(u).__name__ == k for u in child)} × {k}" for k in kinds))
-            cites = [c for c in dict.fromkeys(getattr(type(u), "CITE", "") for u in child) if c]
-            label = f"{label}: {units}" + (f" ({', '.join(cites)})" if cites else "")
+            head, sep, rest = label.partition(" (")
+            label = f"{head}: {units}{sep}{rest}"
         yield name, label, model, child, n
     layers = sum(isinstance(m, nn.Conv2d) for m in disc.modules())
     yield "discriminator", f"Discriminator: {layers} × DL_D, FC", DISC, disc, 1

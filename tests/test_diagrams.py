@@ -1,0 +1,90 @@
+"""stipkit.diagrams: Figs. 1-3 drawn from the modules (texts checked, not pixels)."""
+from dataclasses import replace
+
+import matplotlib
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.text import Text
+
+from stipkit.config import get_preset
+from stipkit.diagrams import memory_diagram, model_diagram, training_diagram
+from stipkit.models.memories import MEMORIES
+
+matplotlib.use("Agg")
+
+
+def texts(fig: Figure) -> str:
+    return "\n".join(t.get_text() for t in fig.findobj(Text))
+
+
+def plain(name):
+    cfg = get_preset(name)
+    return replace(cfg, model=replace(cfg.model, sted=False, mgir=False, init="default"))
+
+
+@pytest.mark.parametrize("name", ["ci", "study"])
+def test_model_diagram_records_shapes(name):
+    cfg = get_preset(name)
+    m = cfg.model
+    fig = model_diagram(cfg)
+    assert isinstance(fig, Figure)
+    text = texts(fig)
+    assert "STGRU" in text and str((m.hidden, *m.latent_size)) in text
+    assert "$Enc_T$" in text and "$Enc_S$" in text and "$Dec_S$" in text
+    assert text.count("MGIR λ") == 2 * m.num_downsample
+    assert str((m.img_channels, m.height, m.width)) in text
+
+
+@pytest.mark.parametrize("name", ["ci", "study"])
+def test_model_diagram_without_sted_and_mgir(name):
+    cfg = plain(name)
+    text = texts(model_diagram(cfg))
+    assert "$Enc_S$" not in text and "$Dec_S$" not in text and "Enc (shared" in text
+    assert "MGIR λ" not in text and "no STED" in text
+    assert str((cfg.model.hidden, *cfg.model.latent_size)) in text
+
+
+@pytest.mark.parametrize("cfg", [get_preset("ci"), get_preset("study"), plain("ci")])
+def test_memory_diagram_stgru(cfg):
+    m = cfg.model
+    text = texts(memory_diagram(cfg))
+    assert "STGRU" in text and "R_t" in text and "U_t" in text
+    assert f"{m.hidden}→{4 * m.hidden}" in text and str((m.hidden, *m.latent_size)) in text
+
+
+@pytest.mark.parametrize("name", sorted(MEMORIES))
+def test_memory_diagram_every_memory(name):
+    cls = MEMORIES[name]
+    text = texts(memory_diagram(cls))
+    assert cls.__name__ in text
+    assert all(k in text for k in cls.MAPS)
+    if name != "stgru":
+        assert f"TEMPORAL = {cls.TEMPORAL!r}" in text and "state keys" in text
+
+
+@pytest.mark.parametrize("cfg", [get_preset("ci"), get_preset("study"), plain("ci")])
+def test_training_diagram(cfg):
+    fig = training_diagram(cfg)
+    text = texts(fig)
+    assert f"disc_layers = {cfg.model.disc_layers}" in text
+    assert f"{cfg.model.disc_layers} × $DL_D$" in text
+    assert "line 22" in text and "line 23" in text
+
+
+@pytest.mark.parametrize("loss", ["mse", "mse+gan", "mse+gan+lp"])
+def test_training_diagram_greys_terms_that_are_off(loss):
+    cfg = get_preset("ci")
+    cfg = replace(cfg, train=replace(cfg.train, loss=loss))
+    fig = training_diagram(cfg)
+    off = {t.get_text().split("=")[0] for t in fig.findobj(Text) if "(off: loss" in t.get_text()}
+    on_line = next(t.get_text() for t in fig.findobj(Text) if "Eq. 9" in t.get_text()).split("on: ")[1]
+    assert ("GAN" in on_line) == (loss != "mse") and ("LP" in on_line) == (loss == "mse+gan+lp")
+    assert any("GAN}(P)" in s for s in off) == (loss == "mse")
+    assert any("LP}" in s for s in off) == (loss != "mse+gan+lp")
+
+
+def test_pngs_of_the_study_preset(tmp_path):
+    for f in (model_diagram, memory_diagram, training_diagram):
+        path = tmp_path / f"{f.__name__}.png"
+        f("study").savefig(path, dpi=80)
+        assert path.stat().st_size > 10_000

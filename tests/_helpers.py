@@ -25,3 +25,20 @@ def tiny(cfg, **model_overrides):
     return replace(cfg, model=replace(m, **kw))
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def rollout(stack, xs):
+    """Run a MemoryStack over the inputs ``xs`` (one per step) from its zero state:
+    (outputs, final state, each step's maps)."""
+    state, outs, maps = stack.init_state(xs[0]), [], []
+    for x in xs:
+        out, m = stack(x, state)
+        outs.append(out)
+        maps.append(m)
+    return outs, state, maps
+
+
+def assert_gradients(module):
+    """Every parameter of ``module`` got a gradient, and a non-zero one (names the first that did not)."""
+    for name, p in module.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name

@@ -11,6 +11,7 @@ from stipkit.config import get_preset, memory_config
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, CausalLSTM, Context, MemoryStack
 from stipkit.models.memories.causal_lstm import GHU
+from _helpers import assert_gradients, rollout
 
 H, SIZE, K = 4, (6, 6), 3  # hidden, map size, kernel: tiny
 
@@ -24,13 +25,6 @@ def _model_cfg(num_layers=3, **section):
     m = get_preset("ci").model
     return replace(m, hidden=H, filter_size=K, num_layers=num_layers, init="default",
                    memory=memory_config("causal_lstm", **section))
-
-
-def _rollout(stack, xs):
-    state, outs = stack.init_state(xs[0]), []
-    for x in xs:
-        outs.append(stack(x, state)[0])
-    return outs, state
 
 
 def _randomise(module, std=0.3):
@@ -134,7 +128,7 @@ def test_m_zigzags_through_the_stack_past_the_highway():
     reads the top unit's M_{t-1} (zeros at the first step)."""
     stack, seen = _recorded_stack(_model_cfg(3))  # units: LSTM0, GHU, LSTM1, LSTM2
     xs = [torch.randn(2, H, *SIZE) for _ in range(3)]
-    _rollout(stack, xs)
+    rollout(stack, xs)
     lstm = [0, 2, 3]
     read = lambda k, t: seen[k][t][2]    # noqa: E731
     wrote = lambda k, t: seen[k][t][4]   # noqa: E731
@@ -152,7 +146,7 @@ def test_the_highway_reads_layer_1_feeds_layer_2_and_carries_its_own_z():
     ghu = stack[1]
     _randomise(ghu)
     xs = [torch.randn(2, H, *SIZE) for _ in range(3)]
-    outs, state = _rollout(stack, xs)
+    outs, state = rollout(stack, xs)[:2]
     for t in range(3):
         x_ghu, own, _, z_out, _ = seen[1][t]
         assert x_ghu is seen[0][t][3]              # X_t = H_t^1
@@ -172,10 +166,9 @@ def test_the_highway_reads_layer_1_feeds_layer_2_and_carries_its_own_z():
 def test_gradients_reach_every_parameter_through_a_3_step_rollout():
     stack = MemoryStack(CausalLSTM.stack(_model_cfg(2)))
     xs = [torch.randn(2, H, *SIZE) for _ in range(3)]
-    outs, state = _rollout(stack, xs)
+    outs, state = rollout(stack, xs)[:2]
     (sum(o.square().mean() for o in outs) + state.units[-1]["c"].mean()).backward()
-    for name, p in stack.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert_gradients(stack)
 
 
 def test_state_is_carried_over_time():
@@ -191,8 +184,8 @@ def test_state_is_carried_over_time():
     assert not torch.allclose(ghu(x, {"Z": m0})[0], ghu(x, {"Z": torch.randn_like(x)})[0])
     stack = MemoryStack(CausalLSTM.stack(_model_cfg(2)))
     x2 = torch.randn(2, H, *SIZE)
-    a, _ = _rollout(stack, [x, x2])
-    b, _ = _rollout(stack, [torch.randn_like(x), x2])
+    a, _ = rollout(stack, [x, x2])[:2]
+    b, _ = rollout(stack, [torch.randn_like(x), x2])[:2]
     assert not torch.allclose(a[1], b[1])
 
 
@@ -211,8 +204,7 @@ def test_plugs_into_stip_end_to_end():
         units = 1 if key in GHU.MAPS else n
         assert v.shape == (2, cfg.eval_length - 1, units, cfg.model.hidden, *cfg.model.latent_size)
     out.predictions.mean().backward()
-    for name, p in predictor.memory.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert_gradients(predictor.memory)
 
 
 def test_parameter_counts_at_table_vii_setting():

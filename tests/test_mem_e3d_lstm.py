@@ -12,6 +12,7 @@ from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, MemoryStack
 from stipkit.models.memories.base import Context
 from stipkit.models.memories.e3d_lstm import E3DLSTM
+from _helpers import assert_gradients
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 B, C, SIZE = 2, 4, (5, 6)
@@ -61,8 +62,7 @@ def test_gradients_reach_every_parameter_through_a_3_step_rollout():
         out, _ = stack(x, state)
         loss = loss + out.square().mean()
     loss.backward()
-    for name, p in stack.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert_gradients(stack)
 
 
 def test_the_state_is_carried_over_time():

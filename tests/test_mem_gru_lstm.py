@@ -12,6 +12,7 @@ from stipkit.config import ConfigError, from_dict, get_preset, memory_config, to
 from stipkit.memory_sections import ConvLSTMConfig
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, ConvGRU, ConvLSTM, Context, DGRU, MemoryStack
+from _helpers import assert_gradients
 
 H, SIZE, K = 4, (6, 6), 3  # hidden, latent size, kernel of the small units
 
@@ -64,8 +65,7 @@ def test_gradients_reach_every_parameter_through_a_3_step_rollout(name, one_thre
     state = stack.init_state(x)
     loss = sum((stack(x * (t + 1), state)[0] ** 2).mean() for t in range(3))
     loss.backward()
-    for n, p in stack.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, n
+    assert_gradients(stack)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -221,5 +221,4 @@ def test_plugs_into_stip_end_to_end(name, one_thread):
         assert out.features[key].shape == (2, cfg.eval_length - 1, m.num_layers, m.hidden,
                                            *m.latent_size)
     out.predictions.mean().backward()
-    for n, p in predictor.memory.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, n
+    assert_gradients(predictor.memory)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from stipkit.config import ConfigError, get_preset, memory_config
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, Context, MemoryStack, ReversiblePM
+from _helpers import assert_gradients, rollout
 
 H, SIZE, K = 6, (5, 6), 3  # hidden (halves of 3), map size, kernel: tiny
 C = H // 2
@@ -28,14 +29,6 @@ def _randomise(unit):
     with torch.no_grad():
         for p in unit.parameters():
             p.normal_(0, 0.3)
-
-
-def _rollout(stack, xs):
-    state, outs = stack.init_state(xs[0]), []
-    for x in xs:
-        out, _ = stack(x, state)
-        outs.append(out)
-    return outs, state
 
 
 def test_registered_with_its_config_section():
@@ -113,10 +106,9 @@ def test_the_coupling_is_invertible_given_the_states():
 
 def test_gradients_reach_every_parameter_through_a_3_step_rollout():
     stack = MemoryStack([_unit() for _ in range(2)])
-    outs, state = _rollout(stack, [torch.randn(2, H, *SIZE) for _ in range(3)])
+    outs, state = rollout(stack, [torch.randn(2, H, *SIZE) for _ in range(3)])[:2]
     (sum(o.square().mean() for o in outs) + state.units[-1]["T"].mean()).backward()
-    for name, p in stack.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert_gradients(stack)
 
 
 def test_state_is_carried_over_time():
@@ -131,8 +123,8 @@ def test_state_is_carried_over_time():
     assert not torch.allclose(base, other)
     stack = MemoryStack([_unit() for _ in range(2)])  # in a stack: step 1 changes step 2
     x2 = torch.randn(2, H, *SIZE)
-    a, _ = _rollout(stack, [x, x2])
-    b, _ = _rollout(stack, [torch.randn_like(x), x2])
+    a, _ = rollout(stack, [x, x2])[:2]
+    b, _ = rollout(stack, [torch.randn_like(x), x2])[:2]
     assert not torch.allclose(a[1], b[1])
 
 
@@ -143,7 +135,7 @@ def test_m_zigzags_up_the_stack_and_from_the_top_back_to_the_bottom():
         unit.register_forward_pre_hook(lambda mod, args, k=k: read[k].append(args[2].shared["M"]))
         unit.register_forward_hook(lambda mod, args, out, k=k: wrote[k].append(args[2].shared["M"]))
     xs = [torch.randn(2, H, *SIZE) for _ in range(3)]
-    _rollout(stack, xs)
+    rollout(stack, xs)
     assert torch.equal(read[0][0], torch.zeros(2, C, *SIZE))
     for t in range(3):
         for k in range(1, 3):
@@ -167,8 +159,7 @@ def test_plugs_into_stip_end_to_end():
         assert v.shape == (2, cfg.eval_length - 1, cfg.model.num_layers, cfg.model.hidden // 2,
                            *cfg.model.latent_size)
     out.predictions.mean().backward()
-    for name, p in predictor.memory.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert_gradients(predictor.memory)
 
 
 def test_parameter_count_at_table_vii_setting():

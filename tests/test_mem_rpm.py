@@ -11,6 +11,7 @@ from stipkit.config import ConfigError, get_preset, memory_config
 from stipkit.memory_sections import RPMConfig
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, RPM, Context, MemoryStack
+from _helpers import assert_gradients, rollout
 
 H, SIZE, K = 4, (5, 6), 3  # hidden, map size, kernel: tiny
 
@@ -32,14 +33,6 @@ def _randomise(unit):
 
 def _x():
     return torch.randn(2, H, *SIZE)
-
-
-def _rollout(stack, xs):
-    state, outs = stack.init_state(xs[0]), []
-    for x in xs:
-        out, _ = stack(x, state)
-        outs.append(out)
-    return outs, state
 
 
 def _by_hand(unit, x, state, ctx, forget_bias):
@@ -154,10 +147,9 @@ def test_gradients_reach_every_parameter_through_a_3_step_rollout():
     m = replace(get_preset("ci").model, hidden=H, filter_size=K, num_layers=3, init="default",
                 memory=RPMConfig(tau=2, theta=2))
     stack = MemoryStack(RPM.stack(m))
-    outs, state = _rollout(stack, [torch.randn(2, H, *m.latent_size) for _ in range(3)])
+    outs, state = rollout(stack, [torch.randn(2, H, *m.latent_size) for _ in range(3)])[:2]
     (sum(o.square().mean() for o in outs) + state.units[-1]["T"].mean()).backward()
-    for name, p in stack.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert_gradients(stack)
 
 
 def test_state_is_carried_over_time():
@@ -176,8 +168,8 @@ def test_state_is_carried_over_time():
     assert not torch.allclose(base["T"], unit(x, zero, ctx([older, zero]))[1]["T"])
     stack = MemoryStack([_unit(bottom=True), _unit()])  # in a stack: step 1 changes step 2
     x2 = _x()
-    a, _ = _rollout(stack, [x, x2])
-    b, _ = _rollout(stack, [_x(), x2])
+    a, _ = rollout(stack, [x, x2])[:2]
+    b, _ = rollout(stack, [_x(), x2])[:2]
     assert not torch.allclose(a[1], b[1])
 
 
@@ -199,7 +191,7 @@ def test_the_window_holds_tau_states_and_the_attention_reads_past_and_below():
         unit.register_forward_hook(lambda mod, args, out, k=k: seen[k][-1].update(
             out=out[0], T_new=out[1]["T"], H_new=out[1]["H"]))
     xs = [_x() for _ in range(4)]
-    _, state = _rollout(stack, xs)
+    _, state = rollout(stack, xs)[:2]
     zero = torch.zeros_like(xs[0])
     for t in range(4):
         for k in range(3):
@@ -246,8 +238,7 @@ def test_plugs_into_stip_end_to_end():
         assert v.shape == (2, cfg.eval_length - 1, cfg.model.num_layers, cfg.model.hidden,
                            *cfg.model.latent_size)
     out.predictions.mean().backward()
-    for name, p in predictor.memory.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert_gradients(predictor.memory)
 
 
 def test_parameter_count_at_table_vii_setting():

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from stipkit.config import get_preset, memory_config
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, STLSTM, Context, MemoryStack
+from _helpers import assert_gradients, rollout
 
 H, SIZE, K = 4, (6, 6), 3  # hidden, map size, kernel: tiny
 
@@ -20,15 +21,6 @@ def _threads(one_thread):
 
 def _unit(**kw):
     return STLSTM(H, filter_size=K, **kw)
-
-
-def _rollout(stack, xs):
-    state, outs, maps = stack.init_state(xs[0]), [], []
-    for x in xs:
-        out, m = stack(x, state)
-        outs.append(out)
-        maps.append(m)
-    return outs, state, maps
 
 
 def test_registered_with_its_config_section():
@@ -78,10 +70,9 @@ def test_one_step_follows_equation_3():
 def test_gradients_reach_every_parameter_through_a_3_step_rollout():
     stack = MemoryStack([_unit() for _ in range(2)])
     xs = [torch.randn(2, H, *SIZE) for _ in range(3)]
-    outs, state, _ = _rollout(stack, xs)
+    outs, state, _ = rollout(stack, xs)
     (sum(o.square().mean() for o in outs) + state.units[-1]["c"].mean()).backward()
-    for name, p in stack.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert_gradients(stack)
 
 
 def test_state_is_carried_over_time():
@@ -97,8 +88,8 @@ def test_state_is_carried_over_time():
     # in a stack: a different first step gives a different second step
     stack = MemoryStack([_unit() for _ in range(2)])
     x2 = torch.randn(2, H, *SIZE)
-    a, _, _ = _rollout(stack, [x, x2])
-    b, _, _ = _rollout(stack, [torch.randn_like(x), x2])
+    a, _, _ = rollout(stack, [x, x2])
+    b, _, _ = rollout(stack, [torch.randn_like(x), x2])
     assert not torch.allclose(a[1], b[1])
 
 
@@ -111,7 +102,7 @@ def test_m_zigzags_up_the_stack_and_from_the_top_back_to_the_bottom():
         unit.register_forward_pre_hook(lambda mod, args, k=k: read[k].append(args[2].shared["M"]))
         unit.register_forward_hook(lambda mod, args, out, k=k: wrote[k].append(args[2].shared["M"]))
     xs = [torch.randn(2, H, *SIZE) for _ in range(3)]
-    _rollout(stack, xs)
+    rollout(stack, xs)
     assert torch.equal(read[0][0], torch.zeros_like(xs[0]))
     for t in range(3):
         for k in range(1, 3):
@@ -135,8 +126,7 @@ def test_plugs_into_stip_end_to_end():
         assert v.shape == (2, cfg.eval_length - 1, cfg.model.num_layers, cfg.model.hidden,
                            *cfg.model.latent_size)
     out.predictions.mean().backward()
-    for name, p in predictor.memory.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert_gradients(predictor.memory)
 
 
 def test_parameter_count_at_table_vii_setting():

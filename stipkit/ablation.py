@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .budget import REPO, RUNS, Budget, current_budget
+from .budget import REPO, RUNS, current_budget
 from .config import Config, get_preset, memory_config
 
 #: How a claim "A beats B" is decided over seeds (also printed by the notebooks and README).
@@ -115,13 +115,10 @@ def ablation(table: str) -> Ablation:
 
 
 # --------------------------------------------------------------------------- 2. runs
-def _budget(budget) -> Budget:
-    return budget if isinstance(budget, Budget) else current_budget(budget)
-
 
 def variant_config(table: str, variant: str, data: str, seed: int, budget=None) -> Config:
     """The config of one run: the budget's ablation preset with the variant's changes."""
-    a, budget = ablation(table), _budget(budget)
+    a, budget = ablation(table), current_budget(budget)
     if variant not in a.variants:
         raise ValueError(f"variant={variant!r} is not in Table {table}: valid are {list(a.variants)}")
     _, model_kw, train_kw = a.variants[variant]
@@ -138,12 +135,12 @@ def variant_config(table: str, variant: str, data: str, seed: int, budget=None) 
 def run_dir(table: str, variant: str, data: str, seed: int, budget=None) -> Path:
     """Where a run's checkpoint lives (git-ignored; a finished run is loaded, not retrained)."""
     slug = variant.replace("+", "_")
-    return RUNS / "ablations" / f"{_budget(budget).name}-{table}-{slug}-{data}-s{seed}"
+    return RUNS / "ablations" / f"{current_budget(budget).name}-{table}-{slug}-{data}-s{seed}"
 
 
 def results_path(budget=None) -> Path:
     """The results cache of a budget: committed for ``study`` (benchmarks/results), else under runs/."""
-    budget = _budget(budget)
+    budget = current_budget(budget)
     if budget.name == "study":
         return REPO / "benchmarks" / "results" / "ablations.csv"
     return RUNS / "ablations" / f"{budget.name}-results.csv"
@@ -162,7 +159,7 @@ def run_variant(table: str, variant: str, data: str, seed: int, budget=None, *,
     from .study import dataset, test_split
     from .train import train
 
-    budget = _budget(budget)
+    budget = current_budget(budget)
     cfg = variant_config(table, variant, data, seed, budget)
     out = run_dir(table, variant, data, seed, budget)
     t0 = time.perf_counter()
@@ -219,7 +216,7 @@ def run_table(table: str, data=DATA, seeds=(0,), budget=None, *, variants=None, 
     nothing finished).
     """
     from tqdm.auto import tqdm
-    budget, a = _budget(budget), ablation(table)
+    budget, a = current_budget(budget), ablation(table)
     variants = list(a.variants) if variants is None else list(variants)
     cached = load_results(budget)
     jobs = [(v, d, s) for d in data for s in seeds for v in variants]
@@ -237,7 +234,7 @@ def run_table(table: str, data=DATA, seeds=(0,), budget=None, *, variants=None, 
 def notebook_results(table: str, budget=None, progress: bool = True) -> pd.DataFrame:
     """What notebooks 04-06 show: the budget's live seeds of every variant trained here (a
     finished checkpoint in runs/ is loaded instead), merged with the other seeds of the cache."""
-    budget = _budget(budget)
+    budget = current_budget(budget)
     return run_table(table, budget.ablation_data, budget.ablation_live_seeds, budget,
                      progress=progress, command=LIVE, reuse=False)
 

@@ -75,8 +75,10 @@ BUDGETS = {
 }
 
 
-def current_budget(name: str | None = None) -> Budget:
-    """The budget named, else ``$STIPKIT_BUDGET``, else ``study``."""
+def current_budget(name: "str | Budget | None" = None) -> Budget:
+    """The budget named (a Budget is returned as it is), else ``$STIPKIT_BUDGET``, else ``study``."""
+    if isinstance(name, Budget):
+        return name
     name = name or os.environ.get(BUDGET_ENV, "study")
     if name not in BUDGETS:
         raise ValueError(f"{BUDGET_ENV}={name!r} is unknown: valid budgets are {sorted(BUDGETS)}")

@@ -39,9 +39,6 @@ _PAPER_ENV = {"train": "STIPKIT_{}_TRAIN", "test": "STIPKIT_{}_TEST"}
 
 
 # --------------------------------------------------------------------------- 1. data
-def _budget(budget) -> Budget:
-    return budget if isinstance(budget, Budget) else current_budget(budget)
-
 
 def dataset(cfg: Config, budget: Budget | str | None, split: str, data: str | None = None):
     """The ``split`` ("train" | "test") of the budget's data (or ``data``) at the model's size.
@@ -50,7 +47,7 @@ def dataset(cfg: Config, budget: Budget | str | None, split: str, data: str | No
     ``STIPKIT_<DATA>_TRAIN`` / ``STIPKIT_<DATA>_TEST`` and ``STIPKIT_<DATA>_ROOT``
     (e.g. ``STIPKIT_UCFSPORT_ROOT``); a missing variable is named in the error.
     """
-    budget = _budget(budget)
+    budget = current_budget(budget)
     data = data or budget.data
     kw = {}
     if data in PAPER_DATASETS:
@@ -68,7 +65,7 @@ def dataset(cfg: Config, budget: Budget | str | None, split: str, data: str | No
 def test_split(cfg: Config, budget: Budget | str | None = None, data: str | None = None):
     """The budget's test split (of ``data``, default the budget's), limited to its first
     ``budget.eval_windows`` windows if set."""
-    budget = _budget(budget)
+    budget = current_budget(budget)
     ds = dataset(cfg, budget, "test", data)
     if budget.eval_windows is not None and budget.eval_windows < len(ds):
         ds = Subset(ds, range(budget.eval_windows))
@@ -123,7 +120,7 @@ def trained_model(budget: Budget | str | None = None, progress: bool = True,
     """
     from .train import RunMismatch, default_device, train
 
-    budget = _budget(budget)
+    budget = current_budget(budget)
     data = data or budget.data
     run_dir = Path(run_dir) if run_dir is not None else budget.run_dir_for(data)
     cfg = get_preset(budget.preset)
@@ -150,7 +147,7 @@ def finished_run(budget: Budget | str | None = None, data: str | None = None) ->
     from .checkpoint import CheckpointError, load_checkpoint
     from .config import ConfigError, from_dict
 
-    budget = _budget(budget)
+    budget = current_budget(budget)
     data = data or budget.data
     path = budget.run_dir_for(data) / "checkpoint.pt"
     if not path.is_file():
@@ -172,7 +169,7 @@ def model_for_figures(budget: Budget | str | None = None, progress: bool = True,
     from .train import default_device
     from .zoo import available, pretrained, provenance
 
-    budget = _budget(budget)
+    budget = current_budget(budget)
     if not finished_run(budget) and budget.preset in available():
         predictor, cfg = pretrained(budget.preset)
         record = provenance(budget.preset)
@@ -202,7 +199,7 @@ def pretrained_model(budget: Budget | str | None = None, data: str | None = None
     from .train import default_device
     from .zoo import available, pretrained, provenance
 
-    budget = _budget(budget)
+    budget = current_budget(budget)
     data = data or budget.data
     if budget.preset not in available() or provenance(budget.preset)["data"] != data:
         return None
@@ -375,7 +372,7 @@ def paper_table(paper: dict | None = None) -> pd.DataFrame:
 def figure_path(name: str, budget: Budget | str | None = None) -> Path | None:
     """``figures/<name>`` when the budget writes the committed study outputs (study, paper),
     else None -- and says so, naming where it would have gone."""
-    budget = _budget(budget)
+    budget = current_budget(budget)
     path = FIGURES / name
     if budget.name in SAVING_BUDGETS:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -260,7 +260,7 @@ def compare_table2(cfg: Config | str = "ucfsport",
 def output_dir(budget: Budget | str | None = None) -> Path | None:
     """Where notebooks write figures and tables: ``figures/`` at the study and paper budgets,
     ``None`` (write nothing) at ``ci``, so CI never overwrites the committed outputs."""
-    b = budget if isinstance(budget, Budget) else current_budget(budget)
+    b = current_budget(budget)
     return None if b.name == "ci" else FIGURES
 
 
@@ -315,7 +315,7 @@ def write_table(df: pd.DataFrame, stem: str, budget: Budget | str | None = None,
         raise TypeError(f"write_table({stem!r}) needs a DataFrame, got {type(df).__name__}")
     if not stem or Path(stem).name != stem or stem.endswith((".csv", ".md")):
         raise ValueError(f"stem={stem!r} must be a bare file name without suffix, e.g. 'table1'")
-    b = budget if isinstance(budget, Budget) else current_budget(budget)
+    b = current_budget(budget)
     out = output_dir(b)
     if out is None:
         print(f"[{b.name} budget] not writing {stem}.csv / .md "

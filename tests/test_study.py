@@ -194,3 +194,10 @@ def test_model_for_figures_prefers_a_finished_run_then_the_pretrained_weights(tm
     assert source.startswith("the pretrained 'ci' weights (2 iterations")
     from stipkit.checkpoint import load_checkpoint
     assert load_checkpoint(budget.run_dir / "checkpoint.pt")["iteration"] == 2  # not trained on
+
+
+def test_current_budget_takes_a_budget_or_its_name():
+    b = replace(current_budget("ci"), iterations=3)
+    assert current_budget(b) is b and current_budget("ci").name == "ci"
+    with pytest.raises(ValueError, match="valid budgets"):
+        current_budget("huge")

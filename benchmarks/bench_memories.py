@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 
 import pandas as pd
 import torch
 
 from stipkit import ablation, complexity
-from stipkit.config import memory_config
 from stipkit.models import build_model
 from stipkit.train import make_optimizers, train_step
 
@@ -29,9 +27,7 @@ from stipkit.train import make_optimizers, train_step
 def train_seconds(preset: str, repeats: int) -> dict[str, float]:
     out = {}
     for name in ablation.ABLATIONS["VII"].variants:
-        base = complexity.as_config(preset)
-        cfg = replace(base, model=replace(base.model, sted=False, mgir=False, init="default",
-                                          memory=memory_config(name)))
+        cfg = ablation.table7_config(complexity.as_config(preset), name)
         torch.manual_seed(0)
         p, d = build_model(cfg)
         op, od, *_ = make_optimizers(p, d, cfg.train)

@@ -62,7 +62,8 @@ class Ablation:
     claims: tuple[Claim, ...]
 
     def label(self, key: str) -> str:
-        return self.variants[key][0]
+        """A variant's label in tables; other methods (copy-last) keep their name."""
+        return self.variants[key][0] if key in self.variants else key
 
 
 # Table VII compares memories inside "traditional encoders and decoders" (no STED, no MGIR), so
@@ -75,6 +76,14 @@ _MEMORY_LABELS = {"convlstm": "ConvLSTM", "convgru": "ConvGRU", "trajgru": "Traj
                   "dgru": "dGRU", "stlstm": "ST-LSTM", "causal_lstm": "Causal-LSTM",
                   "e3d_lstm": "E3D-LSTM", "reversible": "Reversible-PM", "rpm": "RPM",
                   "stgru": "STGRU"}
+
+
+def table7_config(cfg: Config, memory: str) -> Config:
+    """Table VII's model of ``memory`` at ``cfg``: the plain encoder/decoder (no STED, no MGIR,
+    PyTorch's initialisation) around that memory."""
+    return replace(cfg, model=replace(cfg.model, **_PLAIN, memory=memory_config(memory)))
+
+
 _OTHERS = ("convgru", "trajgru", "dgru", "causal_lstm", "e3d_lstm", "reversible", "rpm")  # Table VII's
 
 ABLATIONS: dict[str, Ablation] = {a.table: a for a in (
@@ -269,7 +278,7 @@ def summary(results: pd.DataFrame, table: str) -> pd.DataFrame:
     agg.columns = [f"{m}_{s}" if s != "count" else f"n_{m}" for m, s in agg.columns]
     agg = agg.rename(columns={f"n_{a.metrics[0]}": "seeds"}).drop(
         columns=[f"n_{m}" for m in a.metrics[1:]]).reset_index()
-    agg.insert(2, "label", [a.label(m) if m in a.variants else m for m in agg["method"]])
+    agg.insert(2, "label", agg["method"].map(a.label))
     base = runs[runs["method"] == "copy-last"].groupby("data")["psnr"].mean()
     psnr = runs.groupby(["data", "method"])["psnr"].mean()
     agg["beats_copy_last"] = [None if m == "copy-last" else bool(psnr[(d, m)] > base[d])

@@ -273,16 +273,14 @@ def model_table(preset: Config | str = "ablation", names=None, samples: int = 10
     the measured time to predict ``samples`` test windows (input_length -> eval_length, batch
     ``samples``, best of ``repeats``) on this machine's CPU."""
     import time
-    from dataclasses import replace
 
-    from .config import memory_config
+    from .ablation import table7_config
     from .models import build_predictor
     from .models.memories import MEMORIES
     base = as_config(preset)
     rows = []
     for name in (names or list(MEMORIES)):
-        cfg = replace(base, model=replace(base.model, sted=False, mgir=False, init="default",
-                                          memory=memory_config(name)))
+        cfg = table7_config(base, name)
         fl = _flops_per_step(cfg)[0]
         torch.manual_seed(0)
         model = build_predictor(cfg.model, cfg.input_length).eval()

@@ -14,7 +14,7 @@ _NAMES = {"psnr": "PSNR (dB)", "lpips_x100": "LPIPS ×100", "ssim": "SSIM", "mse
 
 def _labelled(runs: pd.DataFrame, table: str) -> pd.DataFrame:
     a = ablation(table)
-    return runs.assign(label=[a.label(m) if m in a.variants else m for m in runs["method"]])
+    return runs.assign(label=runs["method"].map(a.label))
 
 
 def plot_bars(results: pd.DataFrame, table: str, metrics=None):

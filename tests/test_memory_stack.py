@@ -215,3 +215,11 @@ def test_a_checkpoint_with_an_unknown_memory_names_the_field(tmp_path):
     _torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match=r"c\.pt.*Config\.model\.memory\.name='convgru9'"):
         load_predictor(path)
+
+
+@pytest.mark.parametrize("name, field, bad", [("trajgru", "links", 0), ("e3d_lstm", "window", 0),
+                                              ("rpm", "tau", -1), ("rpm", "theta", 1.5)])
+def test_memory_section_fields_are_checked_and_named(name, field, bad):
+    cls = MemoryConfig.registry[name]
+    with pytest.raises(ConfigError, match=rf"{cls.__name__}\.{field}={bad!r} is invalid: must be a positive integer"):
+        config_mod.memory_config(name, **{field: bad})

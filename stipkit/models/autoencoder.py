@@ -21,8 +21,10 @@ class Encoder(nn.Module):
     Levels 1..N are Table II's downsampling layers (3x3, stride 2, padding 1, LeakyReLU 0.2).
     """
 
-    def __init__(self, in_channels: int, hidden: int, clip_length: int, num_downsample: int):
+    def __init__(self, in_channels: int, hidden: int, clip_length: int, num_downsample: int,
+                 slope: float = LEAK):
         super().__init__()
+        self.slope = slope  # the LeakyReLU's negative slope (0: ReLU, STRPM's code)
         self.clip = nn.Conv2d(in_channels * clip_length, hidden, kernel_size=1)
         self.down = nn.ModuleList(
             nn.Conv2d(hidden, hidden, kernel_size=3, stride=2, padding=1) for _ in range(num_downsample))
@@ -52,10 +54,10 @@ class Encoder(nn.Module):
             self.down[1].weight[:, :c4] /= gain
 
     def forward(self, clip: list[torch.Tensor]) -> list[torch.Tensor]:
-        x = F.leaky_relu_(self.clip(torch.cat(clip, 1)), LEAK)
+        x = F.leaky_relu_(self.clip(torch.cat(clip, 1)), self.slope)
         levels = [x]
         for layer in self.down:
-            x = F.leaky_relu(layer(x), LEAK, inplace=True)
+            x = F.leaky_relu(layer(x), self.slope, inplace=True)
             levels.append(x)
         return levels  # [e_0, e_1, ..., e_N]; e_N is T_E / S_E fed to the memory
 
@@ -69,8 +71,10 @@ class Decoder(nn.Module):
     has no LeakyReLU after the last layer (``last_act=False``).
     """
 
-    def __init__(self, hidden: int, num_downsample: int, last_act: bool = True):
+    def __init__(self, hidden: int, num_downsample: int, last_act: bool = True,
+                 slope: float = LEAK):
         super().__init__()
+        self.slope = slope  # the LeakyReLU's negative slope (0: ReLU, STRPM's code)
         self.up = nn.ModuleList(
             nn.ConvTranspose2d(hidden, hidden, kernel_size=3, stride=2, padding=1, output_padding=1)
             for _ in range(num_downsample))
@@ -108,7 +112,7 @@ class Decoder(nn.Module):
                 x = torch.add(x, recall[-l], alpha=weight)   # MGIR: + lambda * E^{-l}
             x = layer(x)
             if l < n or self.last_act:
-                x = F.leaky_relu(x, LEAK, inplace=True)
+                x = F.leaky_relu(x, self.slope, inplace=True)
         return x
 
 

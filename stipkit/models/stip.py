@@ -148,6 +148,14 @@ class STIP(nn.Module):
             frame = y if frame is None else frame.add_(y)
         return frame
 
+    def init_state(self, inp: torch.Tensor):
+        """Alg. 1 line 3: the memory stack's state at t = 0 (zeros at the latent size) for a
+        batch shaped like the patched frame ``inp``. A predictor that reuses this rollout with
+        other state overrides it."""
+        lat = inp.new_zeros(inp.shape[0], self.cfg.hidden, *self.cfg.latent_size).contiguous(
+            memory_format=torch.channels_last)
+        return self.memory.init_state(lat)
+
     # ---------------------------------------------------------------- the rollout
     def forward(self, frames: torch.Tensor, mask: torch.Tensor | None = None, *,
                 input_length: int | None = None, total_length: int | None = None,
@@ -181,9 +189,7 @@ class STIP(nn.Module):
             if clip is None:  # t = 0: pad the first clip, T_0^k = 0 (Alg. 1 line 3)
                 pad = inp if self.cfg.clip_padding == "replicate" else torch.zeros_like(inp)
                 clip = [pad] * (self.cfg.clip_length - 1)
-                lat = inp.new_zeros(b, self.cfg.hidden, *self.cfg.latent_size).contiguous(
-                    memory_format=torch.channels_last)
-                state = self.memory.init_state(lat)
+                state = self.init_state(inp)
                 out = inp.new_empty(b, total - 1 - skip, *frames.shape[2:])
             clip.append(inp)                      # v_{t-L+1:t}, oldest first
             enc = self.encode(clip, keep)         # line 6

@@ -234,6 +234,9 @@ WHY_DIFFERENT: dict[str, str] = {
                   "9.05M / 2.26G. Table VII's layout is not published.",
     "rpm": "Table VII counts the official cell's convolutions, including a 1×1 merge of three "
            "encoder inputs (49,280 parameters) that is the identity here (one encoded input).",
+    "motionrnn": "not in Table VII; the one-unit row is one ST-LSTM layer (a one-layer stack has "
+                 "no MotionGRU); each MotionGRU between two layers adds 0.98M / 0.21G "
+                 "(1,023,595 parameters; the warp's grid_sample is not counted).",
 }
 
 

@@ -163,6 +163,12 @@ _MEMORY_CHOICES = [
     ("rpm", "attention over states", "Eq. 5-9 merge τ past T and θ lower S 'by attention'", "per-position softmax weights from the official merge convolution used as a query", "model.memory.tau, theta"),
     ("rpm", "encoded inputs", "three inputs T_E, S_E, O_E and a 1×1 residual over [T_E, S_E] (Eq. 9)", "one encoded input (STIP's stack has one); the residual is the identity skip", "model.memory.residual"),
     ("rpm", "spatial window", "official: S from the top unit at t-1 feeds the bottom at t", "θ lower-layer outputs of this step only (ctx.below)", "-"),
+    ("motionrnn", "where MotionGRUs sit", "'between the stacked layers' (Fig. 2)", "one between every two consecutive ST-LSTM layers (L-1), none above the top", "-"),
+    ("motionrnn", "Enc / Dec", "unstated sizes", "official: filter_size conv, stride 2, to hidden//4; 4×4 transposed conv, stride 2 (odd maps: cropped)", "-"),
+    ("motionrnn", "warp", "bilinear Warp of Enc(H) by the motion filter F_t", "k×k neighbours per position, each with its own offset and sigmoid mask, mixed by a 1×1 conv (a deformable k×k conv, official); grid_sample, zeros outside", "model.memory.neighbourhood"),
+    ("motionrnn", "trend step α, F_0, D_0", "α = 0.5; initial states unstated", "α = 0.5; F_0 = D_0 = 0 (official: Xavier-normal noise)", "model.memory.momentum"),
+    ("motionrnn", "motion highway", "(1 - o_t) H_t^l into layer l+1 (Eq. 1)", "on every layer, the bottom one from the stack's input (official); the ST-LSTM keeps its own H over time (official: the MotionGRU's output)", "model.memory.highway"),
+    ("motionrnn", "forget bias, init", "none in PredRNN's Eq. 3; init unstated", "+forget_bias (1); PyTorch's default init (official zeroes the GRU's and mask's weights)", "model.memory.forget_bias"),
 ]
 
 

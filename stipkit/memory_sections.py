@@ -130,6 +130,29 @@ class RPMConfig(MemoryConfig):
                "must be True or False")
 
 
+@dataclass(frozen=True)
+class MotionRNNConfig(MemoryConfig):
+    """MotionRNN (Wu et al., 2021): ST-LSTM layers with a MotionGRU between each two."""
+
+    name: ClassVar[str] = "motionrnn"
+    forget_bias: float = 1.0  # in the ST-LSTM's f_t, f'_t (PredRNN's code); the paper has none
+    neighbourhood: int = 3    # k: each position warps k x k neighbours (official code: 3)
+    momentum: float = 0.5     # alpha of the motion trend D_t (MotionRNN: 0.5)
+    highway: bool = True      # the motion highway (1 - o_t) H_t^l into the layer above
+
+    def __post_init__(self) -> None:
+        real = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+        _check(real(self.forget_bias) and abs(self.forget_bias) < float("inf"),
+               "MotionRNNConfig.forget_bias", self.forget_bias, "must be a finite number")
+        self._positive("neighbourhood")
+        _check(self.neighbourhood % 2 == 1, "MotionRNNConfig.neighbourhood", self.neighbourhood,
+               "must be odd, so that the k x k neighbours centre on the position (e.g. 1 or 3)")
+        _check(real(self.momentum) and 0 < self.momentum <= 1, "MotionRNNConfig.momentum",
+               self.momentum, "must be in (0, 1]")
+        _check(isinstance(self.highway, bool), "MotionRNNConfig.highway", self.highway,
+               "must be True or False")
+
+
 def memory_names() -> list[str]:
     """The names of every memory section (``ModelConfig.memory.name``)."""
     return sorted(MemoryConfig.registry)

@@ -17,6 +17,7 @@ from .trajgru import TrajGRU
 from .e3d_lstm import E3DLSTM
 from .reversible import ReversiblePM
 from .rpm import RPM
+from .motion_gru import MotionGRU, MotionRNN
 
 #: name (``ModelConfig.memory.name``) -> the unit's class
 MEMORIES: dict[str, type[Memory]] = {
@@ -30,6 +31,7 @@ MEMORIES: dict[str, type[Memory]] = {
     "e3d_lstm": E3DLSTM,
     "reversible": ReversiblePM,
     "rpm": RPM,
+    "motionrnn": MotionRNN,
 }
 
 
@@ -45,6 +47,7 @@ def build_stack(cfg) -> MemoryStack:
 
 __all__ = ["MEMORIES", "Context", "Memory", "MemoryStack", "StackState", "STGRU", "build_stack",
            "ReversiblePM", "RPM",
+           "MotionRNN", "MotionGRU",
            "TrajGRU", "E3DLSTM",
            "STLSTM", "CausalLSTM",
            "ConvLSTM", "ConvGRU", "DGRU"]

@@ -23,7 +23,7 @@ from .config_errors import ConfigError, _check
 from .memory_sections import MemoryConfig, STGRUConfig, memory_config, memory_names  # noqa: F401
 
 INITS = ("default", "copy_last")  # ModelConfig.init, see STIP.init_copy_last
-MODELS = ("stip",)  # ModelConfig.name: the predictors of stipkit.models.MODELS
+MODELS = ("stip", "beyondmse")  # ModelConfig.name: the predictors of stipkit.models.MODELS
 
 
 # ----------------------------------------------------------------------------- the model
@@ -85,6 +85,8 @@ class ModelConfig:
         _check(self.disc_activation in ("leaky_relu", "relu"), "ModelConfig.disc_activation",
                self.disc_activation, "must be 'leaky_relu' (paper) or 'relu' (official)")
         _check(self.init in INITS, "ModelConfig.init", self.init, f"must be one of {INITS}")
+        _check(self.name != "beyondmse" or self.init == "default", "ModelConfig.init", self.init,
+               "must be 'default' when name='beyondmse' (copy_last is STIP's initialisation)")
         if self.init == "copy_last":
             for ok, name, value, why in (
                     (self.mgir, "mgir", self.mgir, "True: the copy runs along the MGIR recall"),
@@ -114,7 +116,7 @@ class ModelConfig:
         return int(math.log2(self.height // self.patch))
 
 
-LOSS_MODES = ("mse", "mse+gan", "mse+gan+lp")  # Table VIII; the one list of loss-mode names
+LOSS_MODES = ("mse", "mse+gan", "mse+gan+lp", "gdl+gan")  # Table VIII, BeyondMSE; the one list of loss-mode names
 # The one list of dataset names: the kit's own (embedded clips, Moving Digits) and the papers'.
 PAPER_DATASETS = ("ucfsport", "human36m", "sjtu4k")
 DATASETS = ("embedded", "digits", *PAPER_DATASETS)
@@ -137,6 +139,7 @@ class TrainConfig:
     loss: str = "mse+gan+lp"      # Table VIII modes
     gamma_gan: float = 0.01       # gamma_1 of Eq. 9 (Table I)
     gamma_lp: float = 0.001       # gamma_2 of Eq. 9 (Table I)
+    gamma_gdl: float = 1.0        # lambda_gdl of BeyondMSE's loss (mode "gdl+gan")
     gan_reduction: str = "frame"  # departure: official averages D's probabilities over time
     scheduled_sampling: bool = True
     sampling_start: float = 1.0
@@ -165,7 +168,7 @@ class TrainConfig:
         _check(self.lr_schedule in LR_SCHEDULES, "TrainConfig.lr_schedule", self.lr_schedule,
                f"must be one of {LR_SCHEDULES}")
         _check(self.loss in LOSS_MODES, "TrainConfig.loss", self.loss, f"must be one of {LOSS_MODES}")
-        for name in ("gamma_gan", "gamma_lp", "sampling_rate"):
+        for name in ("gamma_gan", "gamma_lp", "gamma_gdl", "sampling_rate"):
             v = getattr(self, name)
             _check(v >= 0, f"TrainConfig.{name}", v, "must be >= 0")
         _check(self.gan_reduction in ("frame", "clip_mean"), "TrainConfig.gan_reduction",

@@ -1,4 +1,5 @@
-"""Losses of STIP (Eq. 8-10) and how Eq. 9 combines them for each loss mode of Table VIII.
+"""Losses of STIP (Eq. 8-10) and how Eq. 9 combines them for each loss mode of Table VIII, plus
+BeyondMSE's gradient difference loss (mode ``"gdl+gan"``).
 
 Conventions: ``F.mse_loss`` averages over every element, so L_MSE and L_LP are the paper's sums
 over t divided by a constant (as in the official code). D returns per-frame probabilities (B, T).
@@ -37,9 +38,19 @@ def lp_loss(feat_fake: torch.Tensor, feat_real: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(feat_fake, feat_real)
 
 
+def gdl_loss(pred: torch.Tensor, target: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """L_gdl of Mathieu et al. (ICLR 2016): ||Y_ij - Y_i-1,j| - |Ŷ_ij - Ŷ_i-1,j||^alpha + the
+    same along j, over the last two (spatial) axes; each direction's mean, summed."""
+    def grads(x):
+        return (x[..., 1:, :] - x[..., :-1, :]).abs(), (x[..., :, 1:] - x[..., :, :-1]).abs()
+    return sum(((g - h).abs() ** alpha).mean() for g, h in zip(grads(target), grads(pred)))
+
+
 def predictor_loss(pred, target, disc=None, *, mode="mse+gan+lp", gamma_gan=0.01, gamma_lp=0.001,
-                   reduction="frame") -> dict[str, torch.Tensor]:
+                   gamma_gdl=1.0, reduction="frame") -> dict[str, torch.Tensor]:
     """Eq. 9: L = L_MSE + gamma_1 L_GAN(P) + gamma_2 L_LP, with the terms the mode names.
+    ``"gdl+gan"`` (BeyondMSE): L = L_2 + gamma_gdl L_gdl + gamma_gan L_GAN(P) (paper, as
+    remembered: lambda_lp = lambda_gdl = 1, lambda_adv = 0.05).
 
     Returns a dict of the terms (detached copies are for logging) and ``"total"``.
     The real frames' features are computed without gradient (D is not updated here).
@@ -50,6 +61,9 @@ def predictor_loss(pred, target, disc=None, *, mode="mse+gan+lp", gamma_gan=0.01
         p_fake, f_fake = disc(pred)
         out["gan_p"] = gan_p_loss(p_fake, reduction)
         total = total + gamma_gan * out["gan_p"]
+        if mode == "gdl+gan":
+            out["gdl"] = gdl_loss(pred, target)
+            total = total + gamma_gdl * out["gdl"]
         if mode == "mse+gan+lp":
             with torch.no_grad():
                 _, f_real = disc(target)

@@ -72,7 +72,8 @@ def train_step(frames, predictor, disc, opt_p, opt_d, cfg: TrainConfig, input_le
     d_plain = getattr(disc, "module", disc)  # no DDP sync: D is not updated by this loss
     _requires_grad(d_plain, False)          # gradients flow through D to P; D's weights stay out
     terms = predictor_loss(pred, target, d_plain, mode=cfg.loss, gamma_gan=cfg.gamma_gan,
-                           gamma_lp=cfg.gamma_lp, reduction=cfg.gan_reduction)
+                           gamma_lp=cfg.gamma_lp, gamma_gdl=cfg.gamma_gdl,
+                           reduction=cfg.gan_reduction)
     opt_p.zero_grad(set_to_none=True)
     terms["total"].backward()
     _requires_grad(d_plain, True)

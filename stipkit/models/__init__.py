@@ -7,6 +7,7 @@ described) and ``STEPS`` (the methods :func:`compile_steps` compiles).
 """
 from ..config import ConfigError
 from .autoencoder import Decoder, Encoder
+from .beyondmse import BeyondMSE, MultiScaleDiscriminator
 from .compile import compile_steps, is_compiled
 from .discriminator import Discriminator
 from .memories import MEMORIES, STGRU, Memory, MemoryStack, build_stack
@@ -15,6 +16,7 @@ from .stip import STIP, Rollout
 #: name (``ModelConfig.name``) -> predictor class
 MODELS = {
     "stip": STIP,
+    "beyondmse": BeyondMSE,
 }
 
 
@@ -27,8 +29,10 @@ def build_predictor(cfg, input_length: int = 4):
 
 
 def build_model(cfg):
-    """(predictor, discriminator) for a :class:`~stipkit.config.Config`."""
-    return build_predictor(cfg.model, cfg.input_length), Discriminator(cfg.model)
+    """(predictor, discriminator) for a :class:`~stipkit.config.Config`; BeyondMSE's is its
+    multi-scale discriminator."""
+    disc = MultiScaleDiscriminator if cfg.model.name == "beyondmse" else Discriminator
+    return build_predictor(cfg.model, cfg.input_length), disc(cfg.model)
 
 
 __all__ = ["MODELS", "STIP", "Rollout", "Discriminator", "Encoder", "Decoder", "STGRU", "MEMORIES",

@@ -1,9 +1,10 @@
 """Typed configuration: one dataclass per part, presets named after STIP's Table I rows.
 
 A preset name is a Table I row (``ucfsport``, ``human36m``, ``sjtu4k``) or a small CPU
-preset (``study``, ``ci``); append ``-official`` to any of them to switch on every place
-where the official STIPHR code departs from the paper (see :class:`ModelConfig` and
-:class:`TrainConfig`, fields marked *departure*).
+preset (``study``, ``ablation``, ``ci``); append ``-official`` to any of them to switch on every
+place where the official STIPHR code departs from the paper (see :class:`ModelConfig` and
+:class:`TrainConfig`, fields marked *departure*). Prefix ``strpm-`` for STRPM (CVPR 2022) at
+that preset's scale (``strpm-ucfsport-official``: the official STRPM code's departures).
 
 Every check raises :class:`ConfigError` naming the field, its value and the valid range.
 
@@ -20,10 +21,10 @@ from dataclasses import dataclass, field, fields, replace
 
 from .config_errors import ConfigError, _check
 # Every memory's own section (one frozen dataclass each) lives in stipkit.memory_sections.
-from .memory_sections import MemoryConfig, STGRUConfig, memory_config, memory_names  # noqa: F401
+from .memory_sections import MemoryConfig, RPMConfig, STGRUConfig, memory_config, memory_names  # noqa: F401
 
 INITS = ("default", "copy_last")  # ModelConfig.init, see STIP.init_copy_last
-MODELS = ("stip", "beyondmse")  # ModelConfig.name: the predictors of stipkit.models.MODELS
+MODELS = ("stip", "strpm", "beyondmse")  # ModelConfig.name: the predictors of stipkit.models.MODELS
 
 
 # ----------------------------------------------------------------------------- the model
@@ -98,6 +99,13 @@ class ModelConfig:
                 _check(ok, f"ModelConfig.{name}", value, f"must be {why} when init='copy_last'")
         _check(self.disc_hidden % 4 == 0, "ModelConfig.disc_hidden", self.disc_hidden,
                "must be divisible by 4 (GroupNorm(4), Table II)")
+        if self.name == "strpm":  # STRPM: three encoders/decoders around RPMs, no recall
+            for ok, name, value, why in (
+                    (isinstance(self.memory, RPMConfig), "memory", self.memory, "an RPMConfig"),
+                    (self.sted, "sted", self.sted, "True (without STED, STRPM Table 3's 'RPM' is "
+                     "name='stip' with sted=False, mgir=False and memory=RPMConfig())"),
+                    (not self.mgir, "mgir", self.mgir, "False (STRPM has no multi-grained recall)")):
+                _check(ok, f"ModelConfig.{name}", value, f"must be {why} when name='strpm'")
 
     @property
     def frame_channels(self) -> int:
@@ -276,8 +284,45 @@ def _presets() -> dict[str, Config]:
     }
 
 
+# STRPM (Chang et al., CVPR 2022) at a preset's scale: "strpm-<preset>". At the Table I rows, its
+# Sec. 4: 16 RPMs of 128 channels, 5x5 kernels, tau = theta = 5, a discriminator of 128 channels,
+# lambda_1 (LP) / lambda_2 (GAN) = 0.01 / 0.001 (0.005 / 0.0005 on SJTU4K); where the paper is
+# silent, the official configs: patch 8, sr_size 4 / 8 / 16 (the number of stride-2 layers),
+# lr 5e-4 and 5e-5 (D), SJTU4K 40,000 iterations. The small presets keep their own scale.
+_STRPM_SR = {"ucfsport": 2, "human36m": 3, "sjtu4k": 4}  # log2(sr_size)
+
+
+def _strpm(cfg: Config) -> Config:
+    model = replace(cfg.model, name="strpm", clip_length=1, memory=RPMConfig(), sted=True,
+                    mgir=False, init="default")
+    train = cfg.train
+    if cfg.dataset in _STRPM_SR:
+        model = replace(model, hidden=128, num_layers=16, filter_size=5, disc_hidden=128, patch=8,
+                        num_downsample=_STRPM_SR[cfg.dataset])
+        lp, gan = (0.005, 0.0005) if cfg.dataset == "sjtu4k" else (0.01, 0.001)
+        train = replace(train, lr=5e-4, lr_d=5e-5, gamma_lp=lp, gamma_gan=gan, loss="mse+gan+lp",
+                        iterations=40_000 if cfg.dataset == "sjtu4k" else train.iterations)
+    return replace(cfg, name="strpm-" + cfg.name, model=model, train=train)
+
+
+def _strpm_official(cfg: Config) -> Config:
+    """Switch on every departure of the official STRPM code (stipkit.departures.strpm_departures)."""
+    memory = replace(cfg.model.memory, attention="conv", temporal_states="repeat_last",
+                     spatial_states="zigzag", stif_gate=True, decode_gate=True, forget_bias=1.0,
+                     theta=cfg.model.memory.tau)  # one window length (tau) for both
+    disc = 64 if cfg.dataset in _STRPM_SR else cfg.model.disc_hidden  # official D_num_hidden
+    model = replace(cfg.model, memory=memory, disc_activation="relu", disc_hidden=disc)
+    # Official trainer: MSE + 0.01 LP + 0.001 GAN on every dataset (the paper: 0.005 / 0.0005 on
+    # SJTU4K), D's probabilities averaged over time, training over the whole test window.
+    train = replace(cfg.train, loss="mse+gan+lp", gamma_lp=0.01, gamma_gan=0.001,
+                    gan_reduction="clip_mean")
+    return replace(cfg, name=cfg.name + "-official", model=model, train=train,
+                   train_length=cfg.eval_length)
+
+
 def preset_names() -> list[str]:
     base = sorted(_presets())
+    base = base + ["strpm-" + n for n in base]
     return base + [n + "-official" for n in base]
 
 
@@ -288,11 +333,12 @@ def get_preset(name: str, **overrides) -> Config:
     """
     presets = _presets()
     base, official = (name[: -len("-official")], True) if name.endswith("-official") else (name, False)
+    base, strpm = (base[len("strpm-"):], True) if base.startswith("strpm-") else (base, False)
     if base not in presets:
         raise ConfigError(f"preset={name!r} is unknown: valid presets are {preset_names()}")
-    cfg = presets[base]
+    cfg = _strpm(presets[base]) if strpm else presets[base]
     if official:
-        cfg = _official(cfg)
+        cfg = _strpm_official(cfg) if strpm else _official(cfg)
     return replace(cfg, **overrides) if overrides else cfg
 
 

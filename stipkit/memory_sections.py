@@ -123,11 +123,24 @@ class RPMConfig(MemoryConfig):
     theta: int = 5     # lower-layer spatial states attended to (STRPM Sec. 4: 5)
     residual: bool = True  # STRPM Table 3: RPM with / without the residual
     forget_bias: float = 0.0  # added inside the gate of the ATT terms (official code: 1; paper: 0)
+    # --- departures of the official STRPM code (paper or stipkit's reading is the default) ---
+    attention: str = "softmax"        # "conv": the merging convolution's output is ATT (official)
+    temporal_states: str = "past"     # "repeat_last": tau copies of T_{t-1} (official list aliasing)
+    spatial_states: str = "layers"    # "zigzag": S_t^0 = S_{t-1}^K and the window along the path
+    stif_gate: bool = False           # official: the bottom STIF 1x1 also reads the gate R_O
+    decode_gate: bool = False         # official: Dec_O decodes the top unit's R_O, not H_t^K
 
     def __post_init__(self) -> None:
         self._positive("tau", "theta")
-        _check(isinstance(self.residual, bool), "RPMConfig.residual", self.residual,
-               "must be True or False")
+        for name in ("residual", "stif_gate", "decode_gate"):
+            v = getattr(self, name)
+            _check(isinstance(v, bool), f"RPMConfig.{name}", v, "must be True or False")
+        for name, valid in (("attention", ("softmax", "conv")),
+                            ("temporal_states", ("past", "repeat_last")),
+                            ("spatial_states", ("layers", "zigzag"))):
+            v = getattr(self, name)
+            _check(v in valid, f"RPMConfig.{name}", v,
+                   f"must be one of {valid} (the first is the paper's; see stipkit.departures)")
 
 
 @dataclass(frozen=True)

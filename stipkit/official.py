@@ -1,4 +1,15 @@
-"""Load the official STIPHR checkpoints (github ZhengChang467/STIPHR) into stipkit modules.
+"""Load the official STIPHR and STRPM checkpoints (github ZhengChang467/STIPHR, /STRPM) into stipkit.
+
+STRPM: :func:`load_strpm` and :func:`load_strpm_discriminator` have the same contract as the STIPHR
+loaders below (frames (B, T, C, H, W) in [0, 1] in, predictions (B, T-1, C, H, W) out, equal to
+the official code's for the same weights and an all-zero sampling mask); the model is
+:class:`~stipkit.models.STRPM` with every departure of the official STRPM code switched on
+(``strpm-*-official``). Its conversion renames (the official ``decoder_t`` holds ``m_decoder*``
+layers and feeds ``c_srcnn``), permutes the patch channels of the input- and output-side
+weights as below, and reports every cell's ``conv_sto`` above the bottom one (never used: those
+cells take their identity branch) in ``model.official_unused``.
+
+STIPHR:
 
 ``load_stiphr(state_dict, official_args)`` takes the ``net_param`` entry of ``model_pm.ckpt`` and
 the official argument values, and returns a :class:`~stipkit.models.STIP` built with every
@@ -26,6 +37,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from dataclasses import replace
 
 from .config import ModelConfig, get_preset
 from .models import STIP, Discriminator, build_predictor
@@ -198,3 +211,103 @@ def _load_strict(module: torch.nn.Module, new: dict) -> None:
                                       f"from official_args needs {tuple(own[k].shape)}: do the args match "
                                       "the checkpoint?")
     module.load_state_dict(new)
+
+
+# ----------------------------------------------------------------------------- STRPM
+STRPM_ARGS = ("img_height", "img_width", "img_channel", "patch_size", "sr_size", "num_layers",
+              "num_hidden", "filter_size", "tau", "input_length", "total_length")
+
+
+def _one(args: dict, key: str) -> int:
+    v = args[key]
+    if isinstance(v, (list, tuple)):
+        if len(set(v)) != 1:
+            raise OfficialFormatError(f"official_args[{key!r}]={v}: only equal values are supported")
+        v = v[0]
+    return int(v)
+
+
+def official_strpm_config(args: dict) -> ModelConfig:
+    """The ModelConfig of :class:`~stipkit.models.STRPM`, official departures on, for the
+    official STRPM argument values (``configs/*_configs.py``)."""
+    missing = [k for k in STRPM_ARGS if k not in args]
+    if missing:
+        raise OfficialFormatError(f"official_args is missing {missing}; required: {list(STRPM_ARGS)}")
+    sr = int(args["sr_size"])
+    if sr < 2 or sr & (sr - 1):
+        raise OfficialFormatError(f"official_args['sr_size']={sr} must be a power of two >= 2")
+    if int(args.get("stride", 1)) != 1:
+        raise OfficialFormatError(f"official_args['stride']={args['stride']}: only stride 1 is supported")
+    tau = int(args["tau"])
+    official = get_preset("strpm-ci-official").model
+    return replace(official, img_channels=int(args["img_channel"]), height=int(args["img_height"]),
+                   width=int(args["img_width"]), patch=int(args["patch_size"]),
+                   num_downsample=int(math.log2(sr)), hidden=_one(args, "num_hidden"),
+                   num_layers=int(args["num_layers"]), filter_size=_one(args, "filter_size"),
+                   clip_length=1, memory=replace(official.memory, tau=tau, theta=tau),
+                   disc_hidden=int(args.get("D_num_hidden", 64)))
+
+
+def convert_strpm(state_dict: dict, cfg: ModelConfig) -> tuple[dict, list[str]]:
+    """Official STRPM predictor state dict -> stipkit STRPM state dict (+ the unused keys)."""
+    sd = dict(state_dict)
+    h, c, n, p = cfg.hidden, cfg.frame_channels, cfg.num_downsample, cfg.patch
+    perm = patch_permutation(cfg.img_channels, p)
+    new = {}
+    for k, dec, srcnn in (("t", "m_decoder", "c_srcnn"), ("s", "c_decoder", "m_srcnn"),
+                          ("o", "o_decoder", "o_srcnn")):
+        w = _take(sd, f"encoder_{k}.encoder_{k}_conv-1.weight", (h, c, 1, 1))
+        new[f"encoders.{k}.clip.weight"] = w[:, perm]
+        new[f"encoders.{k}.clip.bias"] = _take(sd, f"encoder_{k}.encoder_{k}_conv-1.bias", (h,))
+        for i in range(n):
+            for part in ("weight", "bias"):
+                new[f"encoders.{k}.down.{i}.{part}"] = _take(sd, f"encoder_{k}.encoder_{k}{i}.{part}")
+                new[f"decoders.{k}.up.{i}.{part}"] = _take(sd, f"decoder_{k}.{dec}{i}.{part}")
+        new[f"to_frame.{k}.weight"] = _take(sd, f"{srcnn}.0.weight", (c, h, 1, 1))[perm]
+        new[f"to_frame.{k}.bias"] = _take(sd, f"{srcnn}.0.bias", (c,))[perm]
+    w = _take(sd, "conv_last_sr.weight", (c, 2 * c, 1, 1))
+    new["head.weight"] = w[perm][:, torch.cat([perm, c + perm])]
+    new["head.bias"] = _take(sd, "conv_last_sr.bias", (c,))[perm]
+    names = {"en_t": "conv_t", "en_s": "conv_s", "en_o": "conv_o", "conv_h": "conv_h",
+             "conv_m": "conv_m", "conv_o": "conv_ts", "att_c": "att_t", "att_m": "att_s"}
+    for k in range(cfg.num_layers):
+        for src, dst in names.items():
+            for i in ("0", "1"):
+                for part in ("weight", "bias"):
+                    new[f"memory.{k}.{dst}.{i}.{part}"] = _take(sd, f"cell_list.{k}.{src}.{i}.{part}")
+        for part in ("weight", "bias"):
+            new[f"memory.{k}.conv_last.{part}"] = _take(sd, f"cell_list.{k}.conv_last.{part}")
+        if k == 0:
+            for part in ("weight", "bias"):
+                new[f"memory.0.conv_stif.{part}"] = _take(sd, f"cell_list.0.conv_sto.{part}")
+    unused = sorted(k for k in sd if k.startswith("cell_list.") and ".conv_sto." in k)
+    leftover = sorted(set(sd) - set(unused))
+    if leftover:
+        raise OfficialFormatError(f"official STRPM state dict has keys stipkit does not know: "
+                                  f"{leftover[:8]}{' ...' if len(leftover) > 8 else ''}")
+    return {k: v.float() for k, v in new.items()}, unused
+
+
+def load_strpm(state_dict: dict, official_args: dict):
+    """An official STRPM predictor (``net_param`` of model_pm.ckpt) as a stipkit STRPM module."""
+    cfg = official_strpm_config(official_args)
+    if int(official_args["total_length"]) <= int(official_args["input_length"]):
+        raise OfficialFormatError("official_args total_length must exceed input_length")
+    model = build_predictor(cfg, input_length=int(official_args["input_length"]))
+    new, unused = convert_strpm(state_dict, cfg)
+    _load_strict(model, new)
+    model.official_unused = unused
+    return model.eval()
+
+
+def load_strpm_discriminator(state_dict: dict, official_args: dict) -> Discriminator:
+    """An official STRPM discriminator (``core/models/Discriminator.py``, the same layout as
+    STIPHR's) as a stipkit module; forward returns per-frame probabilities (B, T): the official
+    module returns their mean over time."""
+    args = dict(official_args)
+    if "D_num_hidden" not in args and "main.0.weight" in state_dict:
+        args["D_num_hidden"] = int(state_dict["main.0.weight"].shape[0])
+    cfg = official_strpm_config(args)
+    disc = Discriminator(cfg)
+    _load_strict(disc, convert_stiphr_discriminator(state_dict, cfg))
+    return disc.eval()

@@ -12,11 +12,13 @@ from .compile import compile_steps, is_compiled
 from .discriminator import Discriminator
 from .memories import MEMORIES, STGRU, Memory, MemoryStack, build_stack
 from .stip import STIP, Rollout
+from .strpm import STRPM
 
 #: name (``ModelConfig.name``) -> predictor class
 MODELS = {
     "stip": STIP,
     "beyondmse": BeyondMSE,
+    "strpm": STRPM,
 }
 
 
@@ -35,6 +37,6 @@ def build_model(cfg):
     return build_predictor(cfg.model, cfg.input_length), disc(cfg.model)
 
 
-__all__ = ["MODELS", "STIP", "Rollout", "Discriminator", "Encoder", "Decoder", "STGRU", "MEMORIES",
+__all__ = ["MODELS", "STIP", "STRPM", "Rollout", "Discriminator", "Encoder", "Decoder", "STGRU", "MEMORIES",
            "Memory", "MemoryStack", "build_stack", "build_predictor", "build_model",
            "compile_steps", "is_compiled"]

@@ -82,6 +82,19 @@ class RPM(Memory):
       :math:`\sigma(TF + HF + b)` (:math:`\sigma(SF + MF + b)`); the official code has b = 1.
     * Layer normalisation after every filter_size convolution (the official code; the paper
       says nothing); none after the 1x1.
+    * Inside STRPM (:class:`~stipkit.models.strpm.STRPM`) the bottom unit reads three encoded
+      inputs, :math:`T_E, S_E, O_E` (``ctx.shared["E"]`` holds T_E and O_E; ``x`` is S_E), and
+      its STIF is the paper's :math:`W_{1\times1} * [T_E, S_E]` (``conv_stif``).
+
+    Official-code departures (``RPMConfig`` fields, all on in the ``strpm-*-official`` presets;
+    rows of ``stipkit.departures.strpm_departures()``): ``attention="conv"`` (the merging
+    convolution's output is ATT), ``temporal_states="repeat_last"`` (its window list holds one
+    list object many times, so :math:`\mathcal{T}` is tau copies of :math:`T_{t-1}^k`),
+    ``spatial_states="zigzag"`` (:math:`S_t^0 = S_{t-1}^K` and :math:`\mathcal{S}` the last theta
+    states along the zigzag path; while the path holds at most theta states the official index
+    arithmetic uses the step count, so the window repeats the zero state: reproduced),
+    ``stif_gate`` (the bottom STIF convolution reads :math:`[T_E, S_E, R_O]`: the cell's
+    argument ``o_t`` is overwritten by the gate before it is used) and ``forget_bias=1``.
 
     Memory interface (:mod:`stipkit.models.memories.base`): the state is
     ``{"T": T_{t-1}^k, "H": H_{t-1}^k}``; ``T`` is the temporal state Alg. 1 line 7 merges T_E
@@ -106,24 +119,36 @@ class RPM(Memory):
 
     def __init__(self, hidden: int, size: tuple[int, int], filter_size: int = 5, tau: int = 5,
                  theta: int = 5, residual: bool = True, forget_bias: float = 0.0,
-                 bottom: bool = True):
+                 bottom: bool = True, *, stif: str = "identity", attention: str = "softmax",
+                 temporal_states: str = "past", spatial_states: str = "layers", layers: int = 1):
         super().__init__()
         self.window, self.below = tau, theta
         self.residual, self.forget_bias, self.bottom = residual, forget_bias, bottom
+        self.stif, self.attention, self.layers = stif, attention, layers
+        self.temporal_states, self.spatial_states = temporal_states, spatial_states
         conv = lambda c_in: _conv_ln(c_in, hidden, filter_size, size)  # noqa: E731
         self.conv_t, self.conv_s, self.conv_o = conv(hidden), conv(hidden), conv(hidden)
         self.conv_h, self.conv_m = conv(hidden), conv(hidden)
         self.conv_ts = conv(2 * hidden)
         self.conv_last = nn.Conv2d(2 * hidden, hidden, 1)
-        self.att_t = conv(tau * hidden) if tau > 1 else None
-        self.att_s = conv(theta * hidden) if theta > 1 else None
+        merge = attention == "conv"  # the official merge has a convolution even for one state
+        self.att_t = conv(tau * hidden) if tau > 1 or merge else None
+        self.att_s = conv(theta * hidden) if theta > 1 or merge else None
+        self.conv_stif = (None if stif == "identity" else
+                          nn.Conv2d((3 if stif == "gated" else 2) * hidden, hidden, 1))
+        if merge:  # no attention weights to show
+            self.MAPS = {k: v for k, v in RPM.MAPS.items() if not k.startswith("A_")}
 
     @classmethod
     def from_config(cls, cfg, bottom: bool = True) -> "RPM":
-        """One unit of a :class:`~stipkit.config.ModelConfig` (its section: ``RPMConfig``)."""
+        """One unit of a :class:`~stipkit.config.ModelConfig` (its section: ``RPMConfig``).
+        STRPM's bottom unit has the paper's STIF convolution (gated: official)."""
         m = cfg.memory
+        stif = ("gated" if m.stif_gate else "conv") if bottom and cfg.name == "strpm" else "identity"
         return cls(cfg.hidden, cfg.latent_size, cfg.filter_size, m.tau, m.theta, m.residual,
-                   m.forget_bias, bottom)
+                   m.forget_bias, bottom, stif=stif, attention=m.attention,
+                   temporal_states=m.temporal_states, spatial_states=m.spatial_states,
+                   layers=cfg.num_layers)
 
     @classmethod
     def stack(cls, cfg) -> list["RPM"]:
@@ -134,25 +159,51 @@ class RPM(Memory):
         """T_0^k = H_0^k = 0."""
         return {"T": torch.zeros_like(x), "H": torch.zeros_like(x)}
 
-    @staticmethod
-    def attend(conv: nn.Module | None, states: list[torch.Tensor], n: int):
-        """ATT over the n latest ``states`` (oldest first, zero-padded): (merged, weights)."""
+    def init_shared(self, x: torch.Tensor) -> State:
+        """Zigzag (official): the path of spatial states starts with S_0 = 0."""
+        if self.spatial_states != "zigzag":
+            return {}
+        return {"S_path": [torch.zeros_like(x)], "S_seen": 1}
+
+    def attend(self, conv: nn.Module | None, states: list[torch.Tensor], n: int):
+        """ATT over the n latest ``states`` (oldest first, zero-padded): (merged, weights).
+        ``attention="conv"`` (official): the convolution's output is the merged state."""
         states = list(states)[-n:]
         states = [torch.zeros_like(states[0])] * (n - len(states)) + states
+        if self.attention == "conv":
+            return conv(torch.cat(states, dim=1)), None
         x = torch.stack(states)
         if conv is None:  # one state: weight 1
             return states[0], torch.ones_like(x)
         weights = torch.softmax(conv(torch.cat(states, dim=1)) * x, dim=0)
         return (weights * x).sum(0), weights
 
+    def _zigzag_window(self, shared: State) -> list[torch.Tensor]:
+        """The official spatial window: the last theta states of the zigzag path; while the path
+        holds at most theta, [S_0] * (theta - c) + path[:c] with c the time steps begun so far."""
+        path, seen, n = shared["S_path"], shared["S_seen"], self.below
+        if seen > n:
+            return path[-n:]
+        c = (seen - 1) // self.layers + 1
+        return [path[0]] * (n - c) + path[:c]
+
     def forward(self, x: torch.Tensor, state: State, ctx: Context | None = None):
         ctx = Context() if ctx is None else ctx
-        e = x if self.bottom else ctx.shared["H"]                       # T_E = S_E = O_E
-        past = [p["T"] for p in ctx.past[:-1]] + [state["T"]]           # 𝒯, newest = state
-        below = list(ctx.below) or [x]                                  # 𝒮, nearest last
+        sh = ctx.shared
+        if self.bottom and "E" in sh:                                    # STRPM: Eq. 1's three
+            t_e, s_e, o_e = sh["E"]["t"], x, sh["E"]["o"]
+        else:                                                           # T_E = S_E = O_E
+            t_e = s_e = o_e = x if self.bottom else sh["H"]
+        zigzag = self.spatial_states == "zigzag"
+        m = sh["S_path"][-1] if zigzag else x                            # S_t^{k-1}
+        if self.temporal_states == "past":                              # 𝒯, newest = state
+            past = [p["T"] for p in ctx.past[:-1]] + [state["T"]]
+        else:
+            past = [state["T"]] * self.window
+        below = self._zigzag_window(sh) if zigzag else (list(ctx.below) or [x])  # 𝒮
         hf = self.conv_h(state["H"])                                    # Eq. 5
-        a_t = self.conv_t(e) + hf
-        a_s = self.conv_s(e) + self.conv_m(x)
+        a_t = self.conv_t(t_e) + hf
+        a_s = self.conv_s(s_e) + self.conv_m(m)
         r_t, r_s = torch.sigmoid(a_t), torch.sigmoid(a_s)               # R_T, R_S (Eq. 6)
         att_t, w_t = self.attend(self.att_t, past, self.window)
         att_s, w_s = self.attend(self.att_s, below, self.below)
@@ -161,10 +212,20 @@ class RPM(Memory):
         t = r_t * torch.tanh(a_t) + f_t * att_t                         # T_t^k (Eq. 7)
         s = r_s * torch.tanh(a_s) + f_s * att_s                         # S_t^k (Eq. 8)
         ts = torch.cat([t, s], dim=1)
-        r_o = torch.sigmoid(self.conv_o(e) + hf + self.conv_ts(ts))     # R_O (Eq. 9)
+        r_o = torch.sigmoid(self.conv_o(o_e) + hf + self.conv_ts(ts))   # R_O (Eq. 9)
         h = r_o * torch.tanh(self.conv_last(ts))                        # STRF
-        if self.residual:
-            h = h + e                                                   # + STIF
-        ctx.shared["H"] = h                                             # up the stack
-        return s, {"T": t, "H": h}, {"R_T": r_t, "R_S": r_s, "R_O": r_o,
-                                     "A_T": w_t[-1], "A_S": w_s[-1]}
+        if self.residual:                                               # + STIF
+            if self.stif == "identity":
+                h = h + t_e
+            else:
+                extra = [r_o] if self.stif == "gated" else []
+                h = h + self.conv_stif(torch.cat([t_e, s_e, *extra], dim=1))
+        sh["H"] = h                                                     # up the stack
+        if zigzag:
+            sh["S_path"] = (sh["S_path"] + [s])[-max(self.below, 1):] if sh["S_seen"] >= self.below \
+                else sh["S_path"] + [s]
+            sh["S_seen"] += 1
+        maps = {"R_T": r_t, "R_S": r_s, "R_O": r_o}
+        if w_t is not None:
+            maps.update(A_T=w_t[-1], A_S=w_s[-1])
+        return s, {"T": t, "H": h}, maps

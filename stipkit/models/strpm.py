@@ -1,0 +1,92 @@
+"""STRPM, the predecessor of STIP (Chang et al., CVPR 2022, Sec. 3, Eq. 1-4; Fig. 2).
+
+Three encoders and three decoders (temporal, spatial, spatiotemporal) around a stack of RPMs
+(:class:`~stipkit.models.memories.RPM`, Eq. 5-9). STRPM reuses STIP's rollout loop
+(:meth:`STIP.forward`: the kit has one) and overrides what one time step does.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from .autoencoder import Decoder, Encoder
+from .memories import build_stack
+from .stip import STIP
+
+
+class STRPM(STIP):
+    r"""The STRPM predictor (STRPM Sec. 3.1, Fig. 2).
+
+    One time step t, from the frame :math:`v_t` (the clip of ``clip_length`` frames; 1 in STRPM):
+
+    .. math::
+        (T_E, S_E, O_E) = (Enc_T(v_t), Enc_S(v_t), Enc_O(v_t))                  \qquad (1)
+
+        (T_P, S_P, O_P) = RPM(T_E, S_E, O_E, \mathcal{T}, \mathcal{S})           \qquad (2)
+
+        (T_D, S_D, O_D) = (Dec_T(T_P), Dec_S(S_P), Dec_O(O_P))                   \qquad (3)
+
+        \hat v_{t+1} = O_D \odot \tanh(W_{1\times1} * [T_D, S_D])              \qquad (4)
+
+    The RPM stack (Eq. 2) reads :math:`T_E, S_E, O_E` at its bottom unit and
+    :math:`H_t^{k-1}` above; :math:`T_P = T_t^K` and :math:`S_P = S_t^K` are the top unit's
+    temporal and spatial states and :math:`O_P = H_t^K` its hidden state.
+
+    Choices where the paper is silent (from the official code): each encoder is a 1x1
+    convolution to ``hidden`` channels and N stride-2 3x3 convolutions, each followed by ReLU
+    (STIP's :class:`Encoder` with slope 0); each decoder is N 3x3 stride-2 deconvolutions with
+    ReLU between them (none after the last) and a 1x1 convolution to the frame's channels
+    (``to_frame``), so :math:`T_D, S_D, O_D` are frame-sized; no recall (MGIR is STIP's);
+    PyTorch's default initialisation. *Departure* (``RPMConfig.decode_gate``): the official code
+    decodes the top unit's output gate :math:`R_O` as :math:`O_P`.
+    """
+
+    label = "STRPM"
+    STEPS = ("encode", "step")
+    PARTS = {
+        "encoders": "Encoders Enc_T, Enc_S, Enc_O (STRPM Eq. 1)",
+        "memory": "Memory units",
+        "decoders": "Decoders Dec_T, Dec_S, Dec_O (Eq. 3)",
+        "to_frame": "Decoder 1x1 to frame channels (Eq. 3)",
+        "head": "Output W_1×1 [T_D, S_D] (Eq. 4)",
+    }
+
+    def __init__(self, cfg: ModelConfig, input_length: int = 4):
+        nn.Module.__init__(self)
+        self.cfg = cfg
+        self.input_length = input_length
+        c, h, n = cfg.frame_channels, cfg.hidden, cfg.num_downsample
+        self.streams = ("t", "s", "o")
+        self.encoders = nn.ModuleDict({k: Encoder(c, h, cfg.clip_length, n, slope=0.0)
+                                       for k in self.streams})
+        self.memory = build_stack(cfg)  # K RPMs (Eq. 5-9)
+        self.decoders = nn.ModuleDict({k: Decoder(h, n, last_act=False, slope=0.0)
+                                       for k in self.streams})
+        self.to_frame = nn.ModuleDict({k: nn.Conv2d(h, c, kernel_size=1) for k in self.streams})
+        self.head = nn.Conv2d(2 * c, c, kernel_size=1)  # W_1x1 of Eq. 4
+        self.to(memory_format=torch.channels_last)
+
+    def encode(self, clip: list[torch.Tensor], keep: dict | None = None) -> dict:
+        """Eq. 1: each stream's deepest level (T_E, S_E, O_E); keep: Fig. 5 features."""
+        enc = {k: e(clip) for k, e in self.encoders.items()}
+        if keep is not None:
+            keep["T_E"].append(enc["t"])
+            keep["S_E"].append(enc["s"])
+        return {k: levels[-1] for k, levels in enc.items()}
+
+    def maps(self) -> dict[str, str]:
+        return {"S_E": "S_E (spatial encoder, STRPM Eq. 1)",
+                "T_E": "T_E (temporal encoder, STRPM Eq. 1)", **self.memory.maps()}
+
+    def step(self, enc: dict, state, keep: dict | None = None) -> torch.Tensor:
+        """Eq. 2-4 for one time step; ``state`` (the RPM stack's) is updated in place."""
+        state.shared["E"] = {"t": enc["t"], "o": enc["o"]}                # the bottom RPM's T_E, O_E
+        s_p, maps = self.memory(enc["s"], state)                         # Eq. 2, 5-9
+        if keep is not None:
+            keep["maps"].append(maps)
+        top = state.units[-1]
+        o_p = maps[-1]["R_O"] if self.cfg.memory.decode_gate else top["H"]
+        inputs = {"t": top["T"], "s": s_p, "o": o_p}
+        d = {k: self.to_frame[k](self.decoders[k](inputs[k])) for k in self.streams}  # Eq. 3
+        return d["o"] * torch.tanh(self.head(torch.cat([d["t"], d["s"]], 1)))        # Eq. 4

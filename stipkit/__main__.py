@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "results into the budget's CSV cache (study: benchmarks/results/"
                     "ablations.csv) with this command and each run's wall time. Runs already "
                     "in the cache are kept unless --rerun. `make ablations` runs all of them.")
-    a.add_argument("--table", nargs="+", default=["VI", "VII", "VIII"], choices=["VI", "VII", "VIII"])
+    a.add_argument("--table", nargs="+", default=["VI", "VII", "VIII"],
+                   choices=["VI", "VII", "VIII", "compare"])
     a.add_argument("--data", nargs="+", default=["embedded", "digits"], choices=["embedded", "digits"])
     a.add_argument("--seeds", nargs="+", type=_non_negative, default=[0, 1, 2], metavar="SEED")
     a.add_argument("--variants", nargs="+", metavar="KEY", help="only these variants (default: all)")

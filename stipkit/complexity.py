@@ -23,7 +23,7 @@ from torch.overrides import TorchFunctionMode
 from .config import Config, get_preset
 
 __all__ = ["build_meta", "parameter_counts", "parameter_table", "flops_per_step", "flops_table",
-           "trace_norm_act", "memory_table", "model_table"]
+           "trace_norm_act", "memory_table", "model_table", "model_cost"]
 
 DISC = "D"  # the discriminator's "model" in the tables
 
@@ -275,19 +275,30 @@ def model_table(preset: Config | str = "ablation", names=None, samples: int = 10
     encoder/decoder) at ``preset``: parameters (M = 2^20), MACs of one time step (G = 2^30) and
     the measured time to predict ``samples`` test windows (input_length -> eval_length, batch
     ``samples``, best of ``repeats``) on this machine's CPU."""
-    import time
-
     from .ablation import table7_config
-    from .models import build_predictor
     from .models.memories import MEMORIES
     base = as_config(preset)
-    rows = []
-    for name in (names or list(MEMORIES)):
-        cfg = table7_config(base, name)
-        fl = _flops_per_step(cfg)[0]
+    return pd.DataFrame([dict(memory=name, **model_cost(table7_config(base, name), samples, repeats))
+                         for name in (names or list(MEMORIES))])
+
+
+def model_cost(cfg: Config, samples: int = 10, repeats: int = 3) -> dict:
+    """One model's row of :func:`model_table`: ``model``, ``params_M`` (normalisation affine
+    parameters included), ``norm_params_M`` (those alone), ``flops_G`` (MACs of one step) and
+    ``infer_s``, the best of ``repeats`` timings of predicting ``samples`` windows
+    (``samples=0``: not timed)."""
+    import time
+
+    from .models import build_predictor
+    fl = _flops_per_step(cfg)[0]
+    meta = build_meta(cfg)[0]
+    params = sum(p.numel() for p in meta.parameters())
+    norm = sum(p.numel() for m in meta.modules() if isinstance(m, _NORM_TYPES) for p in m.parameters())
+    m = cfg.model
+    best = float("nan")
+    if samples:
         torch.manual_seed(0)
         model = build_predictor(cfg.model, cfg.input_length).eval()
-        m = cfg.model
         x = torch.rand(samples, cfg.input_length, m.img_channels, m.height, m.width)
         best = float("inf")
         with torch.inference_mode():
@@ -295,11 +306,8 @@ def model_table(preset: Config | str = "ablation", names=None, samples: int = 10
                 t0 = time.perf_counter()
                 model(x, total_length=cfg.eval_length, future_only=True)
                 best = min(best, time.perf_counter() - t0)
-        rows.append(dict(memory=name, model=f"{cfg.name} + {name}",
-                         params_M=sum(p.numel() for p in model.parameters()) / M,
-                         flops_G=fl[fl.model != DISC].FLOPs.sum() / 2 / G,
-                         infer_s=best, samples=samples))
-    return pd.DataFrame(rows)
+    return dict(model=f"{cfg.name} + {m.memory.name}" if m.name == "stip" else cfg.name,
+                params_M=params / M, norm_params_M=norm / M, flops_G=fl[fl.model != DISC].FLOPs.sum() / 2 / G, infer_s=best, samples=samples)
 
 
 # =============================================================================== layer tracing

@@ -1,4 +1,4 @@
-"""Every place where the official STIPHR code departs from the STIP paper (notebooks 02, 08).
+"""Every place where the official STIPHR (STRPM) code departs from the STIP (STRPM) paper (notebooks 02, 08).
 
 :func:`departures` lists them with stipkit's default and the config field that switches it;
 the official and stipkit values are read from the presets (``<preset>-official`` and
@@ -12,7 +12,7 @@ import torch
 from .config import Config, get_preset
 from .paper import paper_height
 
-__all__ = ["departures", "memory_choices"]
+__all__ = ["departures", "memory_choices", "strpm_departures"]
 
 
 def _fmt(v) -> str:
@@ -104,6 +104,10 @@ def _get(cfg: Config, field: str):
     return obj
 
 
+def _values(cfg: Config, fields) -> str:
+    return ", ".join(f"{f.split('.')[-1]} = {_fmt(_get(cfg, f))}" for f in fields)
+
+
 def departures(paper_preset: str = "study") -> pd.DataFrame:
     """Where the official STIPHR code departs from the paper.
 
@@ -125,9 +129,8 @@ def departures(paper_preset: str = "study") -> pd.DataFrame:
     rows = []
     for what, paper, off, fields, note in _DEPARTURES:
         if fields:
-            off_vals = ", ".join(f"{f.split('.')[-1]} = {_fmt(_get(official, f))}" for f in fields)
-            our_vals = ", ".join(f"{f.split('.')[-1]} = {_fmt(_get(ours, f))}" for f in fields)
-            row = (what, paper, f"{off} ({off_vals})", f"{note} ({our_vals})", ", ".join(fields))
+            row = (what, paper, f"{off} ({_values(official, fields)})", f"{note} ({_values(ours, fields)})",
+                   ", ".join(fields))
         else:
             if what.startswith("LayerNorm"):
                 shape = tuple(norm.normalized_shape) if norm is not None else None
@@ -161,8 +164,8 @@ _MEMORY_CHOICES = [
     ("e3d_lstm", "recall", "softmax(R · C_{t-τ:t-1}) over the window", "unscaled attention over all positions of the τ past cells (ctx.past)", "-"),
     ("reversible", "coupling", "CrevNet's gated coupling around a ConvRNN and attention", "x split in halves (64 channels each at hidden 128); x̂_2 = (1-g)x_2 + g·h, invertible", "-"),
     ("rpm", "attention over states", "Eq. 5-9 merge τ past T and θ lower S 'by attention'", "per-position softmax weights from the official merge convolution used as a query", "model.memory.tau, theta"),
-    ("rpm", "encoded inputs", "three inputs T_E, S_E, O_E and a 1×1 residual over [T_E, S_E] (Eq. 9)", "one encoded input (STIP's stack has one); the residual is the identity skip", "model.memory.residual"),
-    ("rpm", "spatial window", "official: S from the top unit at t-1 feeds the bottom at t", "θ lower-layer outputs of this step only (ctx.below)", "-"),
+    ("rpm", "encoded inputs", "three inputs T_E, S_E, O_E and a 1×1 residual over [T_E, S_E] (Eq. 9)", "in STIP's stack one encoded input and the identity skip; in STRPM (models/strpm.py) the three, and the 1×1 at the bottom unit", "model.memory.residual"),
+    ("rpm", "spatial window", "θ lower spatial states S_t^{k-θ:k-1}; S_t^0 not stated", "θ lower-layer outputs of this step (ctx.below), S_t^0 = S_E; spatial_states='zigzag' is the official path (strpm_departures)", "model.memory.spatial_states"),
     ("motionrnn", "where MotionGRUs sit", "'between the stacked layers' (Fig. 2)", "one between every two consecutive ST-LSTM layers (L-1), none above the top", "-"),
     ("motionrnn", "Enc / Dec", "unstated sizes", "official: filter_size conv, stride 2, to hidden//4; 4×4 transposed conv, stride 2 (odd maps: cropped)", "-"),
     ("motionrnn", "warp", "bilinear Warp of Enc(H) by the motion filter F_t", "k×k neighbours per position, each with its own offset and sigmoid mask, mixed by a 1×1 conv (a deformable k×k conv, official); grid_sample, zeros outside", "model.memory.neighbourhood"),
@@ -177,3 +180,80 @@ def memory_choices() -> pd.DataFrame:
     stipkit chose; every choice is also in the memory module's docstring."""
     return pd.DataFrame(_MEMORY_CHOICES, columns=["memory", "detail", "paper / open", "stipkit",
                                                   "config field"])
+
+
+# (what, STRPM paper, official STRPM code, config fields, stipkit note) -- as _DEPARTURES.
+_STRPM_DEPARTURES = [
+    ("Attention over states (ATT_T, ATT_S)",
+     "'constructed with convolutional layers ... merge the multiple temporal states to a single "
+     "one' (Eq. 7, 8)",
+     "the merging convolution's output (with LayerNorm) is the merged state: no attention weights",
+     ("model.memory.attention",), "per-position softmax weights whose query is that convolution"),
+    ("Temporal window 𝒯",
+     "the τ past temporal states T_{t-τ:t-1}^k (Eq. 7)",
+     "the window list holds one list object τ times (c_net.append(c_t) of a list mutated in "
+     "place), so 𝒯 is τ copies of T_{t-1}^k",
+     ("model.memory.temporal_states",), "the τ past states, zero-padded at the start"),
+    ("Spatial states 𝒮 and S_t^0",
+     "the θ lower spatial states S_t^{k-θ:k-1} (Eq. 8); S_t^0 not stated",
+     "zigzag: S_t^0 = S_{t-1}^K, and 𝒮 the last τ states along the zigzag path (while the path "
+     "is shorter than τ, its index arithmetic uses the step count: the zero state repeated); "
+     "θ = τ (one argument)",
+     ("model.memory.spatial_states",),
+     "this step's θ lower-layer states, S_t^0 = S_E (θ its own field; the -official presets set θ = τ)"),
+    ("STIF of the bottom unit",
+     "STIF = W_1×1 * [T_E, S_E] (Eq. 9)",
+     "conv_sto over [T_E, S_E, R_O]: the cell's argument o_t (O_E) is overwritten by the output "
+     "gate before the residual; above the bottom unit (T_E = S_E, checked by (t_t - s_t).mean() "
+     "== 0) the identity",
+     ("model.memory.stif_gate",), "W_1×1 * [T_E, S_E] at the bottom, the identity above (as official)"),
+    ("What Dec_O decodes",
+     "O_P, the predicted spatiotemporal features of RPM (Eq. 2, 3)",
+     "the top unit's output gate R_O (the same overwritten o_t)",
+     ("model.memory.decode_gate",), "H_t^K, the top unit's hidden state"),
+    ("Forget bias in the ATT gates",
+     "R_T ⊙ ATT_T, R_S ⊙ ATT_S: the residual gates (Eq. 7, 8)",
+     "separate gates σ(TF + HF + 1), σ(SF + MF + 1)",
+     ("model.memory.forget_bias",), "the residual gates, as the paper"),
+    ("Discriminator width",
+     "'the hidden states for STRPM and the discriminator are set with 128 channels' (Sec. 4)",
+     "D_num_hidden = 64",
+     ("model.disc_hidden",), "as the paper"),
+    ("Discriminator activation",
+     "not stated (STIP's Table II: LeakyReLU(0.2))",
+     "ReLU after every DL_D",
+     ("model.disc_activation",), "LeakyReLU(0.2)"),
+    ("λ1, λ2 on every dataset",
+     "λ1 (LP) = 0.01, λ2 (GAN) = 0.001; 0.005 / 0.0005 on SJTU4K (Sec. 4)",
+     "loss = MSE + 0.01·LP + 0.001·GAN hard-coded for every dataset",
+     ("train.gamma_lp", "train.gamma_gan"), "Sec. 4"),
+    ("D probabilities averaged over time",
+     "Eq. 10 sums -log D(v̂_t) over t",
+     "averages D's probabilities over the clip, then one BCE",
+     ("train.gan_reduction",), "one BCE term per frame, as Eq. 10"),
+    ("Training length",
+     "'trained to predict the next frame with 4 successive frames as the input' (Sec. 4)",
+     "trains over total_length frames with scheduled sampling, the loss on every predicted frame",
+     ("train_length",), "4 -> 1"),
+    ("LP-loss layer",
+     "D_k, 'the bottom layer' of the discriminator (Eq. 11)",
+     "the last convolution block's features, flattened (as STIPHR)",
+     (), "the same as the official code (Discriminator's features)"),
+    ("Unused conv_sto above the bottom unit",
+     "-",
+     "every STRPMCell creates conv_sto (3·hidden -> hidden); only the bottom one is used",
+     (), "not created; official.load_strpm lists them in model.official_unused"),
+]
+
+
+def strpm_departures(preset: str = "strpm-sjtu4k") -> pd.DataFrame:
+    """Where the official STRPM code (github ZhengChang467/STRPM) departs from the STRPM paper;
+    the official and stipkit values of the config rows are read from ``get_preset(preset +
+    "-official")`` and ``get_preset(preset)``. Columns as :func:`departures`."""
+    ours, official = get_preset(preset), get_preset(preset + "-official")
+    rows = []
+    for what, paper, off, fields, note in _STRPM_DEPARTURES:
+        if fields:
+            off, note = f"{off} ({_values(official, fields)})", f"{note} ({_values(ours, fields)})"
+        rows.append((what, paper, off, note, ", ".join(fields) or "-"))
+    return pd.DataFrame(rows, columns=["what", "paper", "official code", "stipkit default", "config field"])

@@ -199,3 +199,18 @@ def test_strpm_trains_through_the_one_train_step():
     assert {"mse", "gan_p", "lp", "d", "total"} <= set(logs)
     assert all(map(lambda v: v == v, logs.values()))  # no NaN
     assert any(not torch.equal(a, b) for a, b in zip(before, predictor.parameters()))
+
+
+def test_strpm_departures_has_one_row_per_config_field_departure():
+    from test_tables import _differing_fields
+    from stipkit import departures
+    df = departures.strpm_departures()
+    ours, official = get_preset("strpm-sjtu4k"), get_preset("strpm-sjtu4k-official")
+    listed = [f for cell in df.loc[df["config field"] != "-", "config field"] for f in cell.split(", ")]
+    assert len(listed) == len(set(listed))
+    assert set(listed) == _differing_fields(ours, official)   # every departure, and only those
+    for _, row in df[df["config field"] != "-"].iterrows():
+        for f in row["config field"].split(", "):
+            name = f.split(".")[-1]
+            assert f"{name} = {departures._get(official, f)!r}" in row["official code"]
+            assert f"{name} = {departures._get(ours, f)!r}" in row["stipkit default"]

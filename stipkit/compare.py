@@ -1,0 +1,187 @@
+"""The method comparison of STIP Tables III-V and STRPM Tables 1-2 at kit scale, and STRPM Table 3.
+
+Read top to bottom:
+
+1. the runs are the ``"compare"`` table of :mod:`stipkit.ablation` (every method trained at the
+   same budget with the one loop, scored 4 -> 6 by the one metrics function, copy-last beside,
+   cached with the command that made them); :func:`results` reads / runs them;
+2. :func:`method_table` lays them out as Tables III-V (PSNR and LPIPS at the first and last
+   predicted frame, mean ± std over seeds), :func:`paper_table` gives the papers' rows beside,
+   labelled as the papers'; :func:`inference_table` times 10 samples per method (Table V's
+   column); :func:`verdict` says in words whether STIP beats every method here;
+3. :func:`strip` predicts one test window with every method (a Fig. 4-style strip);
+4. :func:`strpm_table3` -- STRPM Table 3's variants: parameters and FLOPs beside the paper's.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+import torch
+
+from . import ablation as ab
+from .budget import current_budget
+from .config import get_preset, memory_config
+from .paper import METHOD_LABELS, NOT_REPRODUCED, PAPER_METHODS, PAPER_STRPM_TABLE3
+
+TABLE = "compare"
+METRICS = ("psnr", "lpips_x100")
+
+
+def methods() -> dict[str, str]:
+    """The compared methods: key -> label (the order of Tables III-V, STIP last)."""
+    a = ab.ablation(TABLE)
+    return {k: a.label(k) for k in a.variants}
+
+
+def results(budget=None, progress: bool = True) -> pd.DataFrame:
+    """What notebook 09 shows: the budget's live seeds trained here (finished checkpoints are
+    loaded), merged with the cached seeds (``python -m stipkit ablate --table compare``)."""
+    return ab.notebook_results(TABLE, budget, progress=progress)
+
+
+# --------------------------------------------------------------------------- 2. tables
+def _label(method: str) -> str:
+    return "copy-last" if method == "copy-last" else ab.ablation(TABLE).label(method)
+
+
+def method_table(res: pd.DataFrame) -> pd.DataFrame:
+    """Tables III-V's layout: per dataset and method, PSNR and LPIPS x100 at the first and the last
+    predicted frame, as "mean ± std" over seeds (n seeds), copy-last last."""
+    r = res[res["table"] == TABLE]
+    r = r.assign(method=r["method"].where(r["method"] == "copy-last", r["variant"]))
+    r = r.drop_duplicates(["data", "method", "seed", "t"])
+    first, last = r["t"].min(), r["t"].max()
+    rows = []
+    for (data, method), g in r.groupby(["data", "method"], sort=False):
+        row = {"data": data, "method": _label(method), "seeds": g["seed"].nunique()}
+        for t in (first, last):
+            for m in METRICS:
+                v = g[g["t"] == t][m]
+                sd = f" ± {v.std():.2f}" if len(v) > 1 else ""
+                row[f"t={t} {'PSNR' if m == 'psnr' else 'LPIPS×100'}"] = f"{v.mean():.2f}{sd}"
+        rows.append(row)
+    order = {v: i for i, v in enumerate([*methods().values(), "copy-last"])}
+    out = pd.DataFrame(rows)
+    return out.sort_values(["data", "method"], key=lambda s: s.map(order) if s.name == "method" else s,
+                           kind="stable").reset_index(drop=True)
+
+
+def paper_table(dataset: str = "ucfsport", paper: str = "STIP") -> pd.DataFrame:
+    """The paper's rows for ``dataset`` (STIP Tables III-V or STRPM Tables 1-2), wide, each
+    method labelled "(paper)"."""
+    p = PAPER_METHODS[(PAPER_METHODS["paper"] == paper) & (PAPER_METHODS["dataset"] == dataset)]
+    if p.empty:
+        raise ValueError(f"no {paper} table for dataset={dataset!r}; valid: "
+                         f"{sorted(set(PAPER_METHODS.loc[PAPER_METHODS.paper == paper, 'dataset']))}")
+    col = [f"t={int(t)} {'PSNR' if m == 'psnr' else 'LPIPS×100'}" if m != "inference_s" else
+           "inference 10 samples (s)" for t, m in zip(p["t"], p["metric"])]
+    wide = p.assign(col=col).pivot_table(index="method", columns="col", values="value", sort=False)
+    wide.index = [f"{METHOD_LABELS[k]} (paper, {paper} Table {p['table'].iloc[0]})" for k in wide.index]
+    return wide
+
+
+def not_reproduced() -> pd.DataFrame:
+    """The papers' methods the kit does not train, with the reason."""
+    return pd.DataFrame([(METHOD_LABELS[k], why) for k, why in NOT_REPRODUCED.items()],
+                        columns=["method", "why not reproduced"])
+
+
+def inference_table(budget=None, samples: int = 10, repeats: int = 3) -> pd.DataFrame:
+    """Table V's column at kit scale: each method at the budget's ablation preset, its
+    parameters, MACs per step and the measured time to predict ``samples`` windows 4 -> 6 on
+    this machine (best of ``repeats``)."""
+    from .complexity import model_cost
+    rows = []
+    for key, label in methods().items():
+        cfg = ab.variant_config(TABLE, key, "embedded", 0, budget)
+        rows.append(dict(method=label, **{k: v for k, v in model_cost(cfg, samples, repeats).items()
+                                          if k != "model"}))
+    return pd.DataFrame(rows)
+
+
+def verdict(res: pd.DataFrame) -> str:
+    """In words, per dataset: does STIP (as the kit trains it) beat every method, and each
+    method copy-last, by :data:`stipkit.ablation.RULE`."""
+    v = ab.verdicts(res, TABLE)
+    lines = []
+    for data, g in v.groupby("data", sort=False):
+        for _, row in g.iterrows():
+            lines.append(f"{data}: {row['claim']}: {row['verdict']} ({row['seeds']} seed(s); "
+                         f"{row['evidence']})")
+    return "\n".join(lines) + "\n" + ab.copy_last_report(res, TABLE)
+
+
+# --------------------------------------------------------------------------- 3. the strip
+@torch.no_grad()
+def strip(data: str = "embedded", seed: int = 0, window: int = 0, budget=None) -> dict:
+    """One test window predicted by every method's trained run (seed ``seed``): ``{"frames":
+    the window (T, C, H, W), "input_length": n, label: predictions of frames n+1..T}``. A method
+    whose run is not trained yet is trained (as :func:`results` would)."""
+    from .checkpoint import load_predictor
+    from .study import test_frames
+    budget = current_budget(budget)
+    out = {}
+    for key, label in methods().items():
+        path = ab.run_dir(TABLE, key, data, seed, budget) / "checkpoint.pt"
+        if not path.exists():
+            ab.save_results(ab.run_variant(TABLE, key, data, seed, budget, progress=False), budget)
+        model, cfg = load_predictor(path)
+        if "frames" not in out:
+            frames = test_frames(cfg, budget, limit=window + 1, data=data)[window]
+            out.update(frames=frames, input_length=cfg.input_length)
+        pred = model.eval()(out["frames"][None, :cfg.input_length].float(),
+                            total_length=out["frames"].shape[0], future_only=True).predictions[0]
+        out[label] = pred.clamp(0, 1)
+    return out
+
+
+# --------------------------------------------------------------------------- 4. STRPM Table 3
+#: STRPM Table 3's variants: key -> (label, what changes). Without STED: the memory in the plain
+#: encoder/decoder (as Table VII's); "RPM + STED" is STRPM itself (MSE).
+TABLE3 = {"causal_lstm": ("Causal-LSTM", dict(memory="causal_lstm")),
+          "e3d_lstm": ("E3D-LSTM", dict(memory="e3d_lstm")),
+          "reversible": ("Reversible-PM", dict(memory="reversible")),
+          "rpm_no_residual": ("RPM w/o residual", dict(memory="rpm", residual=False)),
+          "rpm_t1_s1": ("RPM (θ = 1, τ = 1)", dict(memory="rpm", theta=1, tau=1)),
+          "rpm_t5_s1": ("RPM (θ = 5, τ = 1)", dict(memory="rpm", theta=5, tau=1)),
+          "rpm_t1_s5": ("RPM (θ = 1, τ = 5)", dict(memory="rpm", theta=1, tau=5)),
+          "rpm": ("RPM", dict(memory="rpm")),
+          "rpm_sted": ("RPM + STED", dict(strpm=True))}
+
+
+def table3_config(variant: str, preset: str = "strpm-human36m"):
+    """The config of one STRPM Table 3 variant at ``preset`` (an STRPM preset: its scale)."""
+    if variant not in TABLE3:
+        raise ValueError(f"variant={variant!r} is not in STRPM Table 3: valid are {list(TABLE3)}")
+    cfg = get_preset(preset)
+    if cfg.model.name != "strpm":
+        raise ValueError(f"preset={preset!r} is not an STRPM preset (use 'strpm-<preset>')")
+    kw = dict(TABLE3[variant][1])
+    if kw.pop("strpm", False):
+        return replace(cfg, train=replace(cfg.train, loss="mse"))
+    name = kw.pop("memory")
+    memory = memory_config(name, **kw)
+    model = replace(cfg.model, name="stip", clip_length=1, sted=False, mgir=False, init="default",
+                    memory=memory)
+    return replace(cfg, model=model, train=replace(cfg.train, loss="mse"))
+
+
+def strpm_table3(preset: str = "strpm-human36m") -> pd.DataFrame:
+    """STRPM Table 3's parameters and FLOPs per whole model at ``preset`` (default: its
+    Human3.6M setting, 16 memories of 128 channels), beside the paper's: ``params_M`` (M = 2^20,
+    without normalisation layers' affine parameters, listed apart as ``norm_params_M``: STRPM's
+    LayerNorms over (C, H, W) hold 0.5M each, which the paper's counts match without) and
+    ``flops_G`` (multiply-accumulates of one time step, one sample, G = 2^30)."""
+    from .complexity import model_cost
+    rows = []
+    for key, (label, _) in TABLE3.items():
+        c = model_cost(table3_config(key, preset), samples=0)
+        paper = PAPER_STRPM_TABLE3.set_index("variant").loc[key]
+        rows.append(dict(variant=label, params_M=c["params_M"] - c["norm_params_M"],
+                         norm_params_M=c["norm_params_M"], flops_G=c["flops_G"],
+                         paper_params_M=paper.params_M, paper_flops_G=paper.flops_G))
+    df = pd.DataFrame(rows)
+    df["params_ratio"] = df.params_M / df.paper_params_M
+    df["flops_ratio"] = df.flops_G / df.paper_flops_G
+    return df

@@ -1,0 +1,114 @@
+"""The method comparison (STIP Tables III-V, STRPM Tables 1-2) and STRPM Table 3 at kit scale."""
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from stipkit import ablation, compare
+from stipkit.paper import METHOD_LABELS, NOT_REPRODUCED, PAPER_METHODS
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def tmp_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(ablation, "RUNS", tmp_path)
+    return tmp_path
+
+
+def test_every_method_of_the_papers_is_compared_or_said_not_reproduced():
+    ours = set(compare.methods()) - {"stip_default_init"}
+    papers = set(PAPER_METHODS["method"])
+    assert papers == ours | set(NOT_REPRODUCED)
+    assert not ours & set(NOT_REPRODUCED)
+    assert set(compare.not_reproduced()["method"]) == {METHOD_LABELS[k] for k in NOT_REPRODUCED}
+
+
+def test_each_method_is_built_as_published():
+    cfg = {k: ablation.variant_config("compare", k, "embedded", 1, "study") for k in compare.methods()}
+    assert {cfg[k].model.memory.name for k in ("convlstm", "predrnn", "predrnnpp", "e3d_lstm",
+                                                "crevnet", "motionrnn")} == \
+        {"convlstm", "stlstm", "causal_lstm", "e3d_lstm", "reversible", "motionrnn"}
+    for k in ("convlstm", "predrnn", "motionrnn"):
+        assert (cfg[k].model.sted, cfg[k].model.mgir, cfg[k].train.loss) == (False, False, "mse")
+    assert (cfg["strpm"].model.name, cfg["strpm"].train.loss, cfg["strpm"].train.gamma_lp,
+            cfg["strpm"].train.gamma_gan) == ("strpm", "mse+gan+lp", 0.01, 0.001)   # Eq. 12
+    assert (cfg["beyondmse"].model.name, cfg["beyondmse"].train.loss) == ("beyondmse", "gdl+gan")
+    assert cfg["stip"].model.init == "copy_last" and cfg["stip"].train.loss == "mse+gan+lp"
+    assert cfg["stip_default_init"].model.init == "default"
+    assert len({c.train.iterations for c in cfg.values()}) == 1            # the same budget
+    assert {c.train.seed for c in cfg.values()} == {1}
+
+
+@pytest.mark.parametrize("key", sorted(ablation.ABLATIONS["compare"].same_as))
+def test_a_reused_run_has_exactly_its_sources_config(key):
+    # a method reuses another table's run only when the configs are the same (but the name)
+    src = ablation.ABLATIONS["compare"].same_as[key]
+    ours = ablation.variant_config("compare", key, "digits", 2, "study")
+    theirs = ablation.variant_config(*src, "digits", 2, "study")
+    assert replace(ours, name="") == replace(theirs, name="")
+    assert ablation.run_dir("compare", key, "digits", 2, "study") == ablation.run_dir(*src, "digits", 2, "study")
+
+
+def test_reused_runs_are_read_from_their_tables_cache(tmp_runs):
+    first = ablation.run_table("VI", data=("embedded",), seeds=(0,), budget="ci", variants=["both"],
+                               progress=False, command="made by VI")
+    res = ablation.run_table("compare", data=("embedded",), seeds=(0,), budget="ci",
+                             variants=["stip_default_init"], progress=False, command="not used")
+    assert set(res["method"]) == {"stip_default_init", "copy-last"}
+    assert (res["command"] == "made by VI").all()  # copied, not retrained
+    a = first[first.method == "both"].sort_values("t")["psnr"].to_numpy()
+    b = res[res.method == "stip_default_init"].sort_values("t")["psnr"].to_numpy()
+    assert (a == b).all()
+
+
+def _fake(means: dict, sd: float = 0.1, seeds: int = 3) -> pd.DataFrame:
+    rows = []
+    for v, m in means.items():
+        for s in range(seeds):
+            for t in range(5, 11):
+                for method, value in ((v, m + sd * (s - 1) - 0.1 * t), ("copy-last", 30.0 - 0.1 * t)):
+                    rows.append(dict(table="compare", variant=v, data="embedded", seed=s, method=method,
+                                     t=t, mse=0.01, psnr=value, ssim=0.5, lpips_x100=40 - value))
+    return pd.DataFrame(rows)
+
+
+def test_method_table_has_the_papers_layout_and_the_verdict_its_rule():
+    means = {k: 20.0 + i for i, k in enumerate(compare.methods())}  # STIP (copy-last start) best
+    res = _fake(means)
+    t = compare.method_table(res)
+    assert list(t.columns) == ["data", "method", "seeds", "t=5 PSNR", "t=5 LPIPS×100", "t=10 PSNR",
+                               "t=10 LPIPS×100"]
+    assert list(t["method"]) == [*compare.methods().values(), "copy-last"]
+    row = t.set_index("method").loc["STRPM"]
+    assert row["t=5 PSNR"] == f"{means['strpm'] - 0.5:.2f} ± 0.10" and row["seeds"] == 3
+    text = compare.verdict(res)
+    assert "STIP beats every method in PSNR: holds" in text
+    assert "STRPM beats every method before it in PSNR: holds" in text
+    worse = _fake({**means, "stip": 20.0})
+    assert "STIP beats every method in PSNR: does not hold" in compare.verdict(worse)
+
+
+def test_paper_tables_are_labelled_as_the_papers():
+    t = compare.paper_table("ucfsport")
+    assert t.loc["STIP (paper, STIP Table III)", "t=5 PSNR"] == 30.75
+    assert all("(paper, STIP Table III)" in i for i in t.index)
+    s = compare.paper_table("sjtu4k", "STRPM")
+    assert s.loc["STRPM (paper, STRPM Table 2)", "inference 10 samples (s)"] == 39.84
+    with pytest.raises(ValueError, match="digits"):
+        compare.paper_table("digits")
+
+
+def test_strpm_table3_variants_and_their_costs():
+    assert [compare.TABLE3[k][0] for k in compare.TABLE3][-1] == "RPM + STED"
+    cfg = compare.table3_config("rpm_t1_s5", "strpm-ci")
+    assert (cfg.model.name, cfg.model.sted, cfg.model.memory.tau, cfg.model.memory.theta) == ("stip", False, 5, 1)
+    assert compare.table3_config("rpm_no_residual", "strpm-ci").model.memory.residual is False
+    assert compare.table3_config("rpm_sted", "strpm-ci").model.name == "strpm"
+    df = compare.strpm_table3("strpm-ci").set_index("variant")
+    assert df.loc["RPM (θ = 1, τ = 1)", "params_M"] < df.loc["RPM (θ = 5, τ = 1)", "params_M"] \
+        < df.loc["RPM", "params_M"] < df.loc["RPM + STED", "params_M"]
+    assert df.loc["RPM (θ = 5, τ = 1)", "params_M"] == df.loc["RPM (θ = 1, τ = 5)", "params_M"]
+    assert (df.paper_params_M > 0).all() and "params_ratio" in df
+    with pytest.raises(ValueError, match="STRPM preset"):
+        compare.table3_config("rpm", "ci")

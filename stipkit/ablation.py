@@ -1,9 +1,11 @@
-"""The ablations of STIP Sec. IV-E (Tables VI-VIII) at kit scale: variants, runs, cache, verdicts.
+"""The ablations of STIP Sec. IV-E (Tables VI-VIII), and STRPM's, at kit scale: runs, cache, verdicts.
 
 Read top to bottom:
 
-1. :data:`ABLATIONS` -- each table as data: its variants (config changes of the budget's
-   ablation preset), the prediction steps its numbers average over, and the paper's claims;
+1. :data:`ABLATIONS` (defined in :mod:`stipkit.ablation_tables`) -- each table as data: its
+   variants (config changes of the budget's ablation preset), the prediction steps its numbers
+   average over, and the paper's claims; besides Tables VI-VIII, the method comparison
+   (``"compare"``, notebook 09) and STRPM's Tables 3 and 4 (``"STRPM-3"``, ``"STRPM-4"``);
 2. :func:`variant_config` and :func:`run_variant` -- one variant, one dataset, one seed: train
    with :func:`stipkit.train.train` (the one loop), score with :func:`stipkit.evaluate.evaluate`
    (the one metrics function, copy-last beside); :func:`run_table` runs many and keeps the
@@ -20,11 +22,12 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
+from .ablation_tables import METRICS, ABLATIONS, Ablation, Claim, table7_config  # noqa: F401 (re-exported)
 from .budget import REPO, RUNS, current_budget
 from .config import Config, get_preset, memory_config
 
@@ -34,121 +37,9 @@ RULE = ("a claim 'A beats B' holds when the difference of the means over seeds, 
         "hold when the difference exceeds twice the standard error the other way; otherwise it "
         "is not separable from noise at this scale (always so with one seed). A claim over "
         "several pairs holds when every pair holds and does not hold when any pair does not.")
-METRICS = ("mse", "psnr", "ssim", "lpips_x100")
 HIGHER_IS_BETTER = {"mse": False, "psnr": True, "ssim": True, "lpips_x100": False}
 DATA = ("embedded", "digits")
 LIVE = "notebook"  # the `command` of rows written by a notebook's live run
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A claim of the paper: ``better`` beats each of ``worse`` on ``metric``."""
-
-    text: str
-    metric: str
-    better: str
-    worse: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Ablation:
-    """One ablation table: what changes per variant, and what the paper claims."""
-
-    table: str
-    title: str
-    variants: dict[str, tuple[str, dict, dict]]  # key -> (label, ModelConfig changes, TrainConfig changes)
-    steps: int | None                            # predictions averaged (None: all)
-    metrics: tuple[str, ...]
-    claims: tuple[Claim, ...]
-    same_as: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (table, variant):
-    # the same run as another table's variant (same config): its results are reused, not retrained
-
-    def label(self, key: str) -> str:
-        """A variant's label in tables; other methods (copy-last) keep their name."""
-        return self.variants[key][0] if key in self.variants else key
-
-
-# Table VII compares memories inside "traditional encoders and decoders" (no STED, no MGIR), so
-# the memory carries everything; the models start from PyTorch's default initialisation (the
-# copy-last start needs the MGIR path). Table VI also starts every variant from the default
-# initialisation, so that the four differ only in the scheme. Table VIII is the whole STIP of the
-# preset (copy-last start) under the three loss modes.
-_PLAIN = dict(sted=False, mgir=False, init="default")
-_MEMORY_LABELS = {"convlstm": "ConvLSTM", "convgru": "ConvGRU", "trajgru": "TrajGRU-L9",
-                  "dgru": "dGRU", "stlstm": "ST-LSTM", "causal_lstm": "Causal-LSTM",
-                  "e3d_lstm": "E3D-LSTM", "reversible": "Reversible-PM", "rpm": "RPM",
-                  "stgru": "STGRU"}
-
-
-def table7_config(cfg: Config, memory: str) -> Config:
-    """Table VII's model of ``memory`` at ``cfg``: the plain encoder/decoder (no STED, no MGIR,
-    PyTorch's initialisation) around that memory."""
-    return replace(cfg, model=replace(cfg.model, **_PLAIN, memory=memory_config(memory)))
-
-
-_OTHERS = ("convgru", "trajgru", "dgru", "causal_lstm", "e3d_lstm", "reversible", "rpm")  # Table VII's
-
-ABLATIONS: dict[str, Ablation] = {a.table: a for a in (
-    Ablation("VI", "MGST-AE schemes (4 -> 1, MSE)",
-             {"neither": ("w/o STED, MGIR", dict(sted=False, mgir=False, init="default"), {}),
-              "sted": ("w STED", dict(sted=True, mgir=False, init="default"), {}),
-              "mgir": ("w MGIR", dict(sted=False, mgir=True, init="default"), {}),
-              "both": ("w STED, MGIR", dict(sted=True, mgir=True, init="default"), {})},
-             steps=1, metrics=("psnr",),
-             claims=(Claim("STED helps", "psnr", "sted", ("neither",)),
-                     Claim("MGIR helps", "psnr", "mgir", ("neither",)),
-                     Claim("MGIR helps more than STED", "psnr", "mgir", ("sted",)),
-                     Claim("STED and MGIR together beat either alone", "psnr", "both",
-                           ("sted", "mgir")))),
-    Ablation("VII", "predictive memories in a plain encoder/decoder (4 -> 4, MSE)",
-             {k: (label, dict(_PLAIN, memory=k), {}) for k, label in _MEMORY_LABELS.items()},
-             steps=4, metrics=("psnr", "lpips_x100"),
-             claims=(Claim("STGRU beats every other memory of Table VII in PSNR", "psnr", "stgru", _OTHERS),
-                     Claim("STGRU beats every other memory of Table VII in LPIPS", "lpips_x100", "stgru",
-                           _OTHERS),
-                     Claim("RPM beats the memories before it (ConvGRU, TrajGRU, dGRU, Causal-LSTM)",
-                           "psnr", "rpm", ("convgru", "trajgru", "dgru", "causal_lstm")))),
-    Ablation("VIII", "loss functions (Eq. 9; all predictions)",
-             {k: (label, {}, dict(loss=k)) for k, label in (
-                 ("mse", "L_MSE"), ("mse+gan", "L_MSE + L_GAN"), ("mse+gan+lp", "L_MSE + L_GAN + L_LP"))},
-             steps=None, metrics=METRICS,
-             claims=(Claim("the GAN loss improves perceptual quality (LPIPS)", "lpips_x100", "mse+gan", ("mse",)),
-                     Claim("MSE alone gives the best PSNR", "psnr", "mse", ("mse+gan", "mse+gan+lp")),
-                     Claim("the LP-loss improves LPIPS over MSE + GAN", "lpips_x100", "mse+gan+lp", ("mse+gan",)),
-                     Claim("the LP-loss recovers PSNR lost to the GAN loss", "psnr", "mse+gan+lp", ("mse+gan",)))),
-)}
-
-
-# The method comparison (STIP Tables III-V, STRPM Tables 1-2) at the same scale: each method as
-# published, trained with its own loss -- the RNN baselines (their memory in the plain
-# encoder/decoder, as STRPM Table 3 builds them) with MSE, BeyondMSE with its GDL + adversarial
-# loss, STRPM with Eq. 12 (LP 0.01, GAN 0.001), STIP with Eq. 9 -- all for the same iterations.
-# STIP is shown twice: as the kit trains it (copy-last start) and from PyTorch's initialisation
-# with MSE (Table VI's full variant), so that the kit's start is not mistaken for the method's.
-_BASELINES = {"convlstm": ("ConvLSTM", "convlstm"), "predrnn": ("PredRNN", "stlstm"),
-              "predrnnpp": ("PredRNN++", "causal_lstm"), "e3d_lstm": ("E3D-LSTM", "e3d_lstm"),
-              "motionrnn": ("MotionRNN", "motionrnn"), "crevnet": ("CrevNet", "reversible")}
-_METHODS = ("convlstm", "beyondmse", "predrnn", "predrnnpp", "e3d_lstm", "crevnet", "motionrnn", "strpm")
-ABLATIONS["compare"] = Ablation(
-    "compare", "methods at kit scale (STIP Tables III-V, STRPM Tables 1-2; 4 -> 6)",
-    {**{k: (label, dict(_PLAIN, memory=m), {}) for k, (label, m) in _BASELINES.items()},
-     "beyondmse": ("BeyondMSE", dict(name="beyondmse", clip_length=4, sted=False, mgir=False,
-                                     init="default"), dict(loss="gdl+gan", gamma_gan=0.05)),
-     "strpm": ("STRPM", dict(name="strpm", clip_length=1, memory="rpm", sted=True, mgir=False,
-                             init="default"), dict(loss="mse+gan+lp", gamma_lp=0.01, gamma_gan=0.001)),
-     "stip": ("STIP", {}, dict(loss="mse+gan+lp")),
-     "stip_default_init": ("STIP (PyTorch init, MSE)", dict(sted=True, mgir=True, init="default"), {})},
-    steps=None, metrics=("psnr", "lpips_x100"),
-    claims=(Claim("STIP beats every method in PSNR", "psnr", "stip", _METHODS),
-            Claim("STIP beats every method in LPIPS", "lpips_x100", "stip", _METHODS),
-            Claim("STIP from PyTorch's initialisation beats every method in PSNR", "psnr",
-                  "stip_default_init", _METHODS),
-            Claim("STRPM beats every method before it in PSNR", "psnr", "strpm", _METHODS[:-1]),
-            Claim("STRPM beats every method before it in LPIPS", "lpips_x100", "strpm", _METHODS[:-1])),
-    same_as={"convlstm": ("VII", "convlstm"), "predrnn": ("VII", "stlstm"),
-             "predrnnpp": ("VII", "causal_lstm"), "e3d_lstm": ("VII", "e3d_lstm"),
-             "crevnet": ("VII", "reversible"), "stip": ("VIII", "mse+gan+lp"),
-             "stip_default_init": ("VI", "both")})
 
 
 def ablation(table: str) -> Ablation:
@@ -168,7 +59,7 @@ def variant_config(table: str, variant: str, data: str, seed: int, budget=None) 
     base = get_preset(budget.ablation_preset)
     model_kw = dict(model_kw)
     if "memory" in model_kw:
-        model_kw["memory"] = memory_config(model_kw["memory"])
+        model_kw["memory"] = memory_config(model_kw["memory"], **model_kw.pop("memory_fields", {}))
     train = replace(base.train, iterations=budget.ablation_iterations, seed=seed, **train_kw)
     return replace(base, name=f"{base.name}-{table}-{variant}", dataset=data,
                    model=replace(base.model, **model_kw), train=train,

@@ -10,7 +10,9 @@ Read top to bottom:
    labelled as the papers'; :func:`inference_table` times 10 samples per method (Table V's
    column); :func:`verdict` says in words whether STIP beats every method here;
 3. :func:`strip` predicts one test window with every method (a Fig. 4-style strip);
-4. :func:`strpm_table3` -- STRPM Table 3's variants: parameters and FLOPs beside the paper's.
+4. STRPM Table 3: its runs are the ``"STRPM-3"`` table of :mod:`stipkit.ablation`;
+   :func:`strpm_table3` gives its variants' parameters and FLOPs at the paper's scale beside the
+   paper's.
 """
 from __future__ import annotations
 
@@ -137,34 +139,25 @@ def strip(data: str = "embedded", seed: int = 0, window: int = 0, budget=None) -
 
 
 # --------------------------------------------------------------------------- 4. STRPM Table 3
-#: STRPM Table 3's variants: key -> (label, what changes). Without STED: the memory in the plain
-#: encoder/decoder (as Table VII's); "RPM + STED" is STRPM itself (MSE).
-TABLE3 = {"causal_lstm": ("Causal-LSTM", dict(memory="causal_lstm")),
-          "e3d_lstm": ("E3D-LSTM", dict(memory="e3d_lstm")),
-          "reversible": ("Reversible-PM", dict(memory="reversible")),
-          "rpm_no_residual": ("RPM w/o residual", dict(memory="rpm", residual=False)),
-          "rpm_t1_s1": ("RPM (θ = 1, τ = 1)", dict(memory="rpm", theta=1, tau=1)),
-          "rpm_t5_s1": ("RPM (θ = 5, τ = 1)", dict(memory="rpm", theta=5, tau=1)),
-          "rpm_t1_s5": ("RPM (θ = 1, τ = 5)", dict(memory="rpm", theta=1, tau=5)),
-          "rpm": ("RPM", dict(memory="rpm")),
-          "rpm_sted": ("RPM + STED", dict(strpm=True))}
+TABLE3 = "STRPM-3"  # its runs: stipkit.ablation.ABLATIONS["STRPM-3"] (variants, claims)
 
 
 def table3_config(variant: str, preset: str = "strpm-human36m"):
-    """The config of one STRPM Table 3 variant at ``preset`` (an STRPM preset: its scale)."""
-    if variant not in TABLE3:
-        raise ValueError(f"variant={variant!r} is not in STRPM Table 3: valid are {list(TABLE3)}")
+    """One STRPM Table 3 variant (``ABLATIONS["STRPM-3"]``) at the scale of ``preset`` (an STRPM
+    preset): without STED the memory in the plain encoder/decoder, "RPM + STED" STRPM itself;
+    MSE (as the table)."""
+    a = ab.ablation(TABLE3)
+    if variant not in a.variants:
+        raise ValueError(f"variant={variant!r} is not in STRPM Table 3: valid are {list(a.variants)}")
     cfg = get_preset(preset)
     if cfg.model.name != "strpm":
         raise ValueError(f"preset={preset!r} is not an STRPM preset (use 'strpm-<preset>')")
-    kw = dict(TABLE3[variant][1])
-    if kw.pop("strpm", False):
-        return replace(cfg, train=replace(cfg.train, loss="mse"))
-    name = kw.pop("memory")
-    memory = memory_config(name, **kw)
-    model = replace(cfg.model, name="stip", clip_length=1, sted=False, mgir=False, init="default",
-                    memory=memory)
-    return replace(cfg, model=model, train=replace(cfg.train, loss="mse"))
+    kw = dict(a.variants[variant][1])
+    train = replace(cfg.train, loss="mse")
+    if kw.get("name") == "strpm":
+        return replace(cfg, train=train)
+    memory = memory_config(kw.pop("memory"), **kw.pop("memory_fields", {}))
+    return replace(cfg, model=replace(cfg.model, **kw, name="stip", memory=memory), train=train)
 
 
 def strpm_table3(preset: str = "strpm-human36m") -> pd.DataFrame:
@@ -175,8 +168,9 @@ def strpm_table3(preset: str = "strpm-human36m") -> pd.DataFrame:
     ``flops_G`` (multiply-accumulates of one time step, one sample, G = 2^30)."""
     from .complexity import model_cost
     rows = []
-    for key, (label, _) in TABLE3.items():
-        c = model_cost(table3_config(key, preset), samples=0)
+    a = ab.ablation(TABLE3)
+    for key in a.variants:
+        label, c = a.label(key), model_cost(table3_config(key, preset), samples=0)
         paper = PAPER_STRPM_TABLE3.set_index("variant").loc[key]
         rows.append(dict(variant=label, params_M=c["params_M"] - c["norm_params_M"],
                          norm_params_M=c["norm_params_M"], flops_G=c["flops_G"],

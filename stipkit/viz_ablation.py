@@ -90,3 +90,31 @@ def plot_psnr_vs_flops(results: pd.DataFrame, memories: pd.DataFrame, metric: st
     fig.suptitle("Table VII: score against the memory's FLOPs")
     fig.tight_layout()
     return fig
+
+
+def plot_strip(strip: dict, title: str = ""):
+    """A Fig. 4-style strip (STIP Fig. 4, STRPM Fig. 4): the given frames and the ground truth on
+    the first row, then one row per method's predictions of the same window
+    (:func:`stipkit.compare.strip`); the columns are the time steps t = 1..T."""
+    frames, n = strip["frames"], strip["input_length"]
+    rows = [("ground truth", frames)] + [(k, v) for k, v in strip.items()
+                                         if k not in ("frames", "input_length")]
+    T = frames.shape[0]
+    fig, axes = plt.subplots(len(rows), T, squeeze=False, figsize=(1.1 * T, 1.15 * len(rows)))
+    for i, (label, seq) in enumerate(rows):
+        for t in range(T):
+            ax = axes[i, t]
+            k = t if i == 0 else t - n  # predictions hold frames n+1..T
+            if 0 <= k < seq.shape[0]:
+                img = seq[k].float().clamp(0, 1).permute(1, 2, 0).squeeze(-1).numpy()
+                ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            if i == 0:
+                ax.set_title(f"t={t + 1}" + (" (input)" if t < n else ""), fontsize=7)
+            if t == 0:
+                ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(title or "The same test window, every method (inputs, then predictions)", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -43,7 +43,7 @@ def test_table8_switches_the_loss_only():
 
 
 def test_bad_tables_and_variants_name_the_valid_ones():
-    with pytest.raises(ValueError, match=r"table='IX'.*\['VI', 'VII', 'VIII', 'compare'\]"):
+    with pytest.raises(ValueError, match=r"table='IX'.*\['VI', 'VII', 'VIII', 'compare', 'STRPM-3', 'STRPM-4'\]"):
         ablation.ablation("IX")
     with pytest.raises(ValueError, match="variant='lstm'.*valid are"):
         ablation.variant_config("VII", "lstm", "embedded", 0, "ci")

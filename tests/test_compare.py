@@ -40,14 +40,14 @@ def test_each_method_is_built_as_published():
     assert {c.train.seed for c in cfg.values()} == {1}
 
 
-@pytest.mark.parametrize("key", sorted(ablation.ABLATIONS["compare"].same_as))
-def test_a_reused_run_has_exactly_its_sources_config(key):
-    # a method reuses another table's run only when the configs are the same (but the name)
-    src = ablation.ABLATIONS["compare"].same_as[key]
-    ours = ablation.variant_config("compare", key, "digits", 2, "study")
+@pytest.mark.parametrize("table, key", [(t, k) for t, a in ablation.ABLATIONS.items() for k in a.same_as])
+def test_a_reused_run_has_exactly_its_sources_config(table, key):
+    # a variant reuses another table's run only when the configs are the same (but the name)
+    src = ablation.ABLATIONS[table].same_as[key]
+    ours = ablation.variant_config(table, key, "digits", 2, "study")
     theirs = ablation.variant_config(*src, "digits", 2, "study")
     assert replace(ours, name="") == replace(theirs, name="")
-    assert ablation.run_dir("compare", key, "digits", 2, "study") == ablation.run_dir(*src, "digits", 2, "study")
+    assert ablation.run_dir(table, key, "digits", 2, "study") == ablation.run_dir(*src, "digits", 2, "study")
 
 
 def test_reused_runs_are_read_from_their_tables_cache(tmp_runs):
@@ -100,8 +100,10 @@ def test_paper_tables_are_labelled_as_the_papers():
 
 
 def test_strpm_table3_variants_and_their_costs():
-    assert [compare.TABLE3[k][0] for k in compare.TABLE3][-1] == "RPM + STED"
-    cfg = compare.table3_config("rpm_t1_s5", "strpm-ci")
+    a = ablation.ABLATIONS["STRPM-3"]
+    assert [a.label(k) for k in a.variants][-1] == "RPM + STED"
+    assert set(a.variants) == set(__import__("stipkit.paper").paper.PAPER_STRPM_TABLE3["variant"])
+    cfg = compare.table3_config("rpm_theta1_tau5", "strpm-ci")
     assert (cfg.model.name, cfg.model.sted, cfg.model.memory.tau, cfg.model.memory.theta) == ("stip", False, 5, 1)
     assert compare.table3_config("rpm_no_residual", "strpm-ci").model.memory.residual is False
     assert compare.table3_config("rpm_sted", "strpm-ci").model.name == "strpm"

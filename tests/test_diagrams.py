@@ -88,3 +88,18 @@ def test_pngs_of_the_study_preset(tmp_path):
         path = tmp_path / f"{f.__name__}.png"
         f("study").savefig(path, dpi=80)
         assert path.stat().st_size > 10_000
+
+
+def test_strpm_diagram_reads_the_module():
+    from stipkit.diagrams_strpm import strpm_diagram
+    cfg = get_preset("strpm-study")
+    s = texts(strpm_diagram(cfg))
+    h, (hn, wn) = cfg.model.hidden, cfg.model.latent_size
+    for name in ("Enc_T", "Enc_S", "Enc_O", "Dec_T", "Dec_S", "Dec_O", "O_D", "RPM 1", "RPM 4", "2 more"):
+        assert name in s, name
+    assert f"T_E$ {(h, hn, wn)}" in s and f"H^K$ {(h, hn, wn)}" in s
+    assert "STIF 1×1" in s and "STIF = E" in s and "(3, 64, 64)" in s
+    official = texts(strpm_diagram("strpm-ci-official"))
+    assert "R_O^K (official)" in official and "STIF 1×1 (+R_O)" in official and "attention conv" in official
+    with pytest.raises(ValueError, match="strpm-<preset>"):
+        strpm_diagram("ci")

@@ -57,11 +57,15 @@ bench: setup
 	$(BIN)/python benchmarks/bench_model.py --compile --breakdown
 	$(BIN)/python benchmarks/bench_train.py
 
-# The ablation zoo (Tables VI-VIII, notebooks 04-06): every variant, both datasets, three seeds at
-# the study budget's ablation preset, merged into benchmarks/results/ablations.csv (a run already
-# there is kept: add ABLATE_FLAGS=--rerun to retrain). Two processes of one thread each use a
-# 2-core CPU best (small models); about 2 hours in all on 2 cores.
+# The ablation zoo (Tables VI-VIII, notebooks 04-06) and, after it, the method comparison and
+# STRPM's Tables 3-4 (notebook 09; their runs shared with Tables VI-VIII are reused): every
+# variant, both datasets, three seeds at the study budget's ablation preset, merged into
+# benchmarks/results/ablations.csv (a run already there is kept: add ABLATE_FLAGS=--rerun to
+# retrain). Two processes of one thread each use a 2-core CPU best (small models); about 3 hours
+# in all on 2 cores.
 ABLATE_FLAGS ?=
 ablations: setup
 	$(BIN)/python -m stipkit ablate --table VI VIII --threads 1 $(ABLATE_FLAGS) & \
 	$(BIN)/python -m stipkit ablate --table VII --threads 1 $(ABLATE_FLAGS); wait
+	$(BIN)/python -m stipkit ablate --table compare --variants beyondmse motionrnn --threads 1 $(ABLATE_FLAGS) & \
+	$(BIN)/python -m stipkit ablate --table STRPM-3 STRPM-4 compare --threads 1 $(ABLATE_FLAGS); wait

@@ -10,6 +10,7 @@ Read top to bottom:
    labelled as the papers'; :func:`inference_table` times 10 samples per method (Table V's
    column); :func:`verdict` says in words whether STIP beats every method here;
 3. :func:`strip` predicts one test window with every method (a Fig. 4-style strip);
+   :func:`strpm_fig5` draws STRPM's Fig. 5 from its trained run;
 4. STRPM Table 3: its runs are the ``"STRPM-3"`` table of :mod:`stipkit.ablation`;
    :func:`strpm_table3` gives its variants' parameters and FLOPs at the paper's scale beside the
    paper's.
@@ -115,27 +116,48 @@ def verdict(res: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------- 3. the strip
-@torch.no_grad()
 def strip(data: str = "embedded", seed: int = 0, window: int = 0, budget=None) -> dict:
     """One test window predicted by every method's trained run (seed ``seed``): ``{"frames":
     the window (T, C, H, W), "input_length": n, label: predictions of frames n+1..T}``. A method
     whose run is not trained yet is trained (as :func:`results` would)."""
-    from .checkpoint import load_predictor
     from .study import test_frames
     budget = current_budget(budget)
     out = {}
     for key, label in methods().items():
-        path = ab.run_dir(TABLE, key, data, seed, budget) / "checkpoint.pt"
-        if not path.exists():
-            ab.save_results(ab.run_variant(TABLE, key, data, seed, budget, progress=False), budget)
-        model, cfg = load_predictor(path)
+        model, cfg = _trained(key, data, seed, budget)
         if "frames" not in out:
             frames = test_frames(cfg, budget, limit=window + 1, data=data)[window]
             out.update(frames=frames, input_length=cfg.input_length)
-        pred = model.eval()(out["frames"][None, :cfg.input_length].float(),
-                            total_length=out["frames"].shape[0], future_only=True).predictions[0]
+        with torch.no_grad():
+            pred = model(out["frames"][None, :cfg.input_length].float(),
+                         total_length=out["frames"].shape[0], future_only=True).predictions[0]
         out[label] = pred.clamp(0, 1)
     return out
+
+
+def _trained(key: str, data: str, seed: int, budget):
+    """The (model, config) of a comparison run, trained first if it is not yet (as :func:`results`)."""
+    from .checkpoint import load_predictor
+    path = ab.run_dir(TABLE, key, data, seed, budget) / "checkpoint.pt"
+    if not path.exists():
+        ab.save_results(ab.run_variant(TABLE, key, data, seed, budget, progress=False), budget)
+    model, cfg = load_predictor(path)
+    return model.eval(), cfg
+
+
+def strpm_fig5(data: str = "embedded", seed: int = 0, window: int = 0, budget=None, path=None):
+    """STRPM's Fig. 5 from the comparison's trained STRPM: the input frame, the temporal and
+    spatial features T_E, S_E (the deepest encoder level, what the RPMs read) and Eq. 9's STIF
+    and STRF of the bottom RPM, at the last given frame of one test window."""
+    from .study import test_frames
+    from .viz import fig5
+    budget = current_budget(budget)
+    model, cfg = _trained("strpm", data, seed, budget)
+    frames = test_frames(cfg, budget, limit=window + 1, data=data)[window:window + 1]
+    with torch.no_grad():
+        out = model(frames[:, :cfg.input_length + 1], return_features=True)
+    feats = {k: out.features[k] for k in ("T_E", "S_E", "STIF", "STRF")}
+    return fig5(feats, frames, t=cfg.input_length - 1, level=cfg.model.num_downsample, unit=0, path=path)
 
 
 # --------------------------------------------------------------------------- 4. STRPM Table 3

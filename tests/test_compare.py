@@ -114,3 +114,25 @@ def test_strpm_table3_variants_and_their_costs():
     assert (df.paper_params_M > 0).all() and "params_ratio" in df
     with pytest.raises(ValueError, match="STRPM preset"):
         compare.table3_config("rpm", "ci")
+
+
+def test_strip_and_strpm_fig5_from_trained_runs(tmp_runs, monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.text import Text
+
+    from stipkit import viz_ablation
+    monkeypatch.setattr(compare, "methods", lambda: {"strpm": "STRPM", "convlstm": "ConvLSTM"})
+    s = compare.strip("embedded", budget="ci")
+    n, T = s["input_length"], s["frames"].shape[0]
+    assert set(s) == {"frames", "input_length", "STRPM", "ConvLSTM"}
+    assert s["STRPM"].shape == (T - n, *s["frames"].shape[1:])
+    assert 0 <= s["STRPM"].min() and s["STRPM"].max() <= 1
+    fig = viz_ablation.plot_strip(s)
+    labels = {t.get_text() for t in fig.findobj(Text)}
+    assert {"ground truth", "STRPM", "ConvLSTM", f"t={T}"} <= labels
+    assert len(fig.axes) == 3 * T
+    fig = compare.strpm_fig5("embedded", budget="ci")  # reuses the trained STRPM run
+    titles = " ".join(ax.get_title() for ax in fig.axes)
+    for name in ("T_E", "S_E", "STIF", "STRF"):
+        assert name in titles

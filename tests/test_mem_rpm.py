@@ -61,8 +61,9 @@ def _by_hand(unit, x, state, ctx, forget_bias):
     R_O = torch.sigmoid(OF + HF + conv(torch.cat([T, S], 1), unit.conv_ts))
     STRF = R_O * torch.tanh(F.conv2d(torch.cat([T, S], 1), unit.conv_last.weight,
                                      unit.conv_last.bias))
-    Hn = e + STRF if unit.residual else STRF
-    return S, {"T": T, "H": Hn}, {"R_T": R_T, "R_S": R_S, "R_O": R_O, "A_T": A_T, "A_S": A_S}
+    STIF = e if unit.residual else torch.zeros_like(STRF)
+    return S, {"T": T, "H": STIF + STRF}, {"R_T": R_T, "R_S": R_S, "R_O": R_O, "A_T": A_T, "A_S": A_S,
+                                          "STIF": STIF, "STRF": STRF}
 
 
 def _check(got, want):

@@ -105,15 +105,18 @@ class RPM(Memory):
     input instead, ``bottom=True``, set by :meth:`stack`). :math:`\mathcal{T}` is ``ctx.past``
     (``window = tau``), whose newest state is read from ``state`` (at the bottom unit it holds
     T_E, merged by Alg. 1 line 7); :math:`\mathcal{S}` is ``ctx.below`` (``below = theta``).
-    Maps: the gates R_T, R_S, R_O and the attention weight of the newest state of each window,
-    A_T (on :math:`T_{t-1}^k`) and A_S (on :math:`S_t^{k-1}`).
+    Maps: the gates R_T, R_S, R_O, the attention weight of the newest state of each window,
+    A_T (on :math:`T_{t-1}^k`) and A_S (on :math:`S_t^{k-1}`), and Eq. 9's two terms STIF and
+    STRF (STRPM's Fig. 5 shows them).
     """
 
     MAPS = {"R_T": "temporal residual gate R_T (STRPM Eq. 6)",
             "R_S": "spatial residual gate R_S (Eq. 6)",
             "R_O": "output residual gate R_O (Eq. 9)",
             "A_T": "attention weight of T_{t-1} among the tau temporal states (ATT_T, Eq. 7)",
-            "A_S": "attention weight of S_t^{k-1} among the theta spatial states (ATT_S, Eq. 8)"}
+            "A_S": "attention weight of S_t^{k-1} among the theta spatial states (ATT_S, Eq. 8)",
+            "STIF": "spatiotemporal input features STIF (Eq. 9; zero without the residual)",
+            "STRF": "spatiotemporal residual features STRF (Eq. 9)"}
     TEMPORAL = "T"
     CITE = "STRPM Eq. 5-9"
 
@@ -213,19 +216,21 @@ class RPM(Memory):
         s = r_s * torch.tanh(a_s) + f_s * att_s                         # S_t^k (Eq. 8)
         ts = torch.cat([t, s], dim=1)
         r_o = torch.sigmoid(self.conv_o(o_e) + hf + self.conv_ts(ts))   # R_O (Eq. 9)
-        h = r_o * torch.tanh(self.conv_last(ts))                        # STRF
+        strf = r_o * torch.tanh(self.conv_last(ts))                     # STRF
+        stif = torch.zeros_like(strf)
         if self.residual:                                               # + STIF
             if self.stif == "identity":
-                h = h + t_e
+                stif = t_e
             else:
                 extra = [r_o] if self.stif == "gated" else []
-                h = h + self.conv_stif(torch.cat([t_e, s_e, *extra], dim=1))
+                stif = self.conv_stif(torch.cat([t_e, s_e, *extra], dim=1))
+        h = stif + strf
         sh["H"] = h                                                     # up the stack
         if zigzag:
             sh["S_path"] = (sh["S_path"] + [s])[-max(self.below, 1):] if sh["S_seen"] >= self.below \
                 else sh["S_path"] + [s]
             sh["S_seen"] += 1
-        maps = {"R_T": r_t, "R_S": r_s, "R_O": r_o}
+        maps = {"R_T": r_t, "R_S": r_s, "R_O": r_o, "STIF": stif, "STRF": strf}
         if w_t is not None:
             maps.update(A_T=w_t[-1], A_S=w_s[-1])
         return s, {"T": t, "H": h}, maps

@@ -29,7 +29,9 @@ def test_every_preset_runs_at_tiny_size(name):
     assert len(f["T_E"]) == len(f["S_E"]) == m.num_downsample + 1
     assert f["T_E"][-1].shape == (2, T - 1, m.hidden, hl, wl)
     assert f["T_E"][0].shape == (2, T - 1, m.hidden, m.height // m.patch, m.width // m.patch)
-    assert f["R_t"].shape == f["U_t"].shape == (2, T - 1, m.num_layers, m.hidden, hl, wl)
+    gates = ("R_t", "U_t") if m.name == "stip" else ("R_T", "R_S", "R_O")  # STGRU's / RPM's (STRPM)
+    for g in gates:
+        assert f[g].shape == (2, T - 1, m.num_layers, m.hidden, hl, wl), g
     prob, feats = disc(out.predictions)
     assert prob.shape == (2, T - 1) and feats.shape[:2] == (2, T - 1)
     assert ((prob > 0) & (prob < 1)).all()

@@ -230,7 +230,8 @@ class RPM(Memory):
             sh["S_path"] = (sh["S_path"] + [s])[-max(self.below, 1):] if sh["S_seen"] >= self.below \
                 else sh["S_path"] + [s]
             sh["S_seen"] += 1
-        maps = {"R_T": r_t, "R_S": r_s, "R_O": r_o, "STIF": stif, "STRF": strf}
+        maps = {"R_T": r_t, "R_S": r_s, "R_O": r_o}                     # in MAPS' order
         if w_t is not None:
             maps.update(A_T=w_t[-1], A_S=w_s[-1])
+        maps.update(STIF=stif, STRF=strf)
         return s, {"T": t, "H": h}, maps

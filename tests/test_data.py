@@ -1,6 +1,5 @@
 """Tests for stipkit.data: real frames, embedded clips, toy data, list files, bad input."""
 
-import time
 import warnings
 from pathlib import Path
 
@@ -238,19 +237,13 @@ def test_whole_clip_holdout_and_user_videos(tmp_path):
     assert len(tr) == 3 and tr[0].shape == (4, 3, 16, 16)
 
 
-def test_loader_fast_and_deterministic(tmp_path):
+def test_loader_is_deterministic(tmp_path):
+    # (its speed is a benchmark, benchmarks/bench_loader.py, not a timed test)
     ds = EmbeddedVideo("train", clips=["carphone_pristine"], cache_dir=tmp_path, stride=1)
     order = lambda seed: [b.sum().item() for b in make_loader(ds, 8, shuffle=True, seed=seed)]
     assert order(1) == order(1) != order(2)
-    loader = make_loader(ds, 8, shuffle=True, seed=0)
-    it = iter(loader)
-    next(it)  # warm-up
-    t, n = time.perf_counter(), 0
-    for batch in it:
-        n += 1
-    per_batch = (time.perf_counter() - t) / n
+    batch = next(iter(make_loader(ds, 8, shuffle=True, seed=0)))
     assert batch.shape == (8, 10, 3, 64, 64)
-    assert per_batch < 0.03, f"{per_batch:.4f}s per batch; must be <10% of a ~0.3 s step"
 
 
 # ----------------------------------------------------------------------------- moving digits

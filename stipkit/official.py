@@ -150,11 +150,15 @@ def convert_stiphr(state_dict: dict, cfg: ModelConfig) -> tuple[dict, list[str]]
 
 def load_stiphr(state_dict: dict, official_args: dict) -> STIP:
     """An official STIPHR predictor (``net_param`` of model_pm.ckpt) as a stipkit STIP module."""
-    cfg = official_model_config(official_args)
+    return _load_predictor(state_dict, official_args, official_model_config(official_args), convert_stiphr)
+
+
+def _load_predictor(state_dict: dict, official_args: dict, cfg: ModelConfig, convert):
+    """The predictor of ``cfg`` with the official weights (``convert(state_dict, cfg)``) loaded."""
     if int(official_args["total_length"]) <= int(official_args["input_length"]):
         raise OfficialFormatError("official_args total_length must exceed input_length")
     model = build_predictor(cfg, input_length=int(official_args["input_length"]))
-    new, unused = convert_stiphr(state_dict, cfg)
+    new, unused = convert(state_dict, cfg)
     _load_strict(model, new)
     model.official_unused = unused
     return model.eval()
@@ -191,10 +195,16 @@ def load_stiphr_discriminator(state_dict: dict, official_args: dict) -> Discrimi
     Its forward returns per-frame probabilities (B, T); the official module returns their mean
     over time -- ``prob.mean(1)`` -- and the same features (B, T, F).
     """
+    return _load_discriminator(state_dict, official_args, official_model_config)
+
+
+def _load_discriminator(state_dict: dict, official_args: dict, config_of) -> Discriminator:
+    """The discriminator of ``config_of(args)`` (its width read from the weights when the args
+    do not give it) with the official weights loaded; STIPHR and STRPM share its layout."""
     args = dict(official_args)
     if "D_num_hidden" not in args and "main.0.weight" in state_dict:
         args["D_num_hidden"] = int(state_dict["main.0.weight"].shape[0])
-    cfg = official_model_config(args)
+    cfg = config_of(args)
     disc = Discriminator(cfg)
     _load_strict(disc, convert_stiphr_discriminator(state_dict, cfg))
     return disc.eval()
@@ -290,24 +300,11 @@ def convert_strpm(state_dict: dict, cfg: ModelConfig) -> tuple[dict, list[str]]:
 
 def load_strpm(state_dict: dict, official_args: dict):
     """An official STRPM predictor (``net_param`` of model_pm.ckpt) as a stipkit STRPM module."""
-    cfg = official_strpm_config(official_args)
-    if int(official_args["total_length"]) <= int(official_args["input_length"]):
-        raise OfficialFormatError("official_args total_length must exceed input_length")
-    model = build_predictor(cfg, input_length=int(official_args["input_length"]))
-    new, unused = convert_strpm(state_dict, cfg)
-    _load_strict(model, new)
-    model.official_unused = unused
-    return model.eval()
+    return _load_predictor(state_dict, official_args, official_strpm_config(official_args), convert_strpm)
 
 
 def load_strpm_discriminator(state_dict: dict, official_args: dict) -> Discriminator:
     """An official STRPM discriminator (``core/models/Discriminator.py``, the same layout as
     STIPHR's) as a stipkit module; forward returns per-frame probabilities (B, T): the official
     module returns their mean over time."""
-    args = dict(official_args)
-    if "D_num_hidden" not in args and "main.0.weight" in state_dict:
-        args["D_num_hidden"] = int(state_dict["main.0.weight"].shape[0])
-    cfg = official_strpm_config(args)
-    disc = Discriminator(cfg)
-    _load_strict(disc, convert_stiphr_discriminator(state_dict, cfg))
-    return disc.eval()
+    return _load_discriminator(state_dict, official_args, official_strpm_config)

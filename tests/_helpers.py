@@ -3,6 +3,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
+import torch.nn.functional as F
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -42,3 +44,20 @@ def assert_gradients(module):
     """Every parameter of ``module`` got a gradient, and a non-zero one (names the first that did not)."""
     for name, p in module.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def randomise(module, std: float = 0.3):
+    """Every parameter of ``module`` drawn from N(0, std^2) (so hand computations exercise all)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_(0, std)
+
+
+def assert_close(got, want):
+    """The largest absolute difference is below 1e-5."""
+    assert (got - want).abs().max() < 1e-5
+
+
+def conv_same(x, w, b=None):
+    """A stride-1 convolution with 'same' padding, from the weights alone (hand computations)."""
+    return F.conv2d(x, w, b, padding=w.shape[-1] // 2)

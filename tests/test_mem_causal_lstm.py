@@ -5,13 +5,13 @@ from dataclasses import replace
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from stipkit.config import get_preset, memory_config
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, CausalLSTM, Context, MemoryStack
 from stipkit.models.memories.causal_lstm import GHU
-from _helpers import assert_gradients, rollout
+from _helpers import assert_close as _close, assert_gradients, rollout
+from _helpers import conv_same as conv, randomise as _randomise
 
 H, SIZE, K = 4, (6, 6), 3  # hidden, map size, kernel: tiny
 
@@ -25,20 +25,6 @@ def _model_cfg(num_layers=3, **section):
     m = get_preset("ci").model
     return replace(m, hidden=H, filter_size=K, num_layers=num_layers, init="default",
                    memory=memory_config("causal_lstm", **section))
-
-
-def _randomise(module, std=0.3):
-    with torch.no_grad():
-        for p in module.parameters():
-            p.normal_(0, std)
-
-
-def _close(got, want):
-    assert (got - want).abs().max() < 1e-5
-
-
-def conv(x, w, b=None):
-    return F.conv2d(x, w, b, padding=w.shape[-1] // 2)
 
 
 def test_registered_with_its_config_section():

@@ -12,7 +12,8 @@ from stipkit.models import build_model
 from stipkit.models.memories import (MEMORIES, STLSTM, Context, MemoryStack, MotionGRU,
                                      MotionRNN)
 from stipkit.models.memories.motion_gru import neighbour_warp
-from _helpers import assert_gradients, rollout
+from _helpers import assert_close as _close, assert_gradients, rollout
+from _helpers import conv_same as conv, randomise as _randomise
 
 H, SIZE, K = 8, (6, 6), 3  # hidden (Enc's width: 2), map size, kernel: tiny
 
@@ -26,20 +27,6 @@ def _model_cfg(num_layers=3, **section):
     m = get_preset("ci").model
     return replace(m, hidden=H, filter_size=K, num_layers=num_layers, init="default",
                    memory=memory_config("motionrnn", **section))
-
-
-def _randomise(module, std=0.3):
-    with torch.no_grad():
-        for p in module.parameters():
-            p.normal_(0, std)
-
-
-def _close(got, want):
-    assert (got - want).abs().max() < 1e-5
-
-
-def conv(x, w, b=None):
-    return F.conv2d(x, w, b, padding=w.shape[-1] // 2)
 
 
 def bilinear(img, y, x):

@@ -38,6 +38,17 @@ from torch import nn
 State = dict[str, torch.Tensor]
 
 
+def lerp(start: torch.Tensor, end: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``torch.lerp`` (start + weight * (end - start)) with its operands promoted to one dtype.
+
+    Under mixed precision (``torch.autocast``) a convolution's output is half precision while a
+    LayerNorm's output or a carried state is float32, and ``torch.lerp`` refuses mixed dtypes.
+    In float32 this is exactly ``torch.lerp``.
+    """
+    dtype = torch.promote_types(torch.promote_types(start.dtype, end.dtype), weight.dtype)
+    return torch.lerp(start.to(dtype), end.to(dtype), weight.to(dtype))
+
+
 @dataclass
 class Context:
     """What the stack hands a unit besides its input and state (see the module docstring)."""
@@ -143,4 +154,4 @@ class MemoryStack(nn.ModuleList):
         return out
 
 
-__all__ = ["Context", "Memory", "MemoryStack", "StackState", "State"]
+__all__ = ["Context", "Memory", "MemoryStack", "StackState", "State", "lerp"]

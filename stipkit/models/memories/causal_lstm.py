@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Context, Memory, State
+from .base import Context, Memory, State, lerp
 
 
 class CausalLSTM(Memory):
@@ -175,5 +175,5 @@ class GHU(Memory):
         z_p, z_s = self.conv_z(z).chunk(2, dim=1)
         p = torch.tanh(x_p + z_p)                # P_t
         s = torch.sigmoid(x_s + z_s)             # S_t
-        z = torch.lerp(z, p, s)                  # S_t P_t + (1 - S_t) Z_{t-1}
+        z = lerp(z, p, s)                  # S_t P_t + (1 - S_t) Z_{t-1}
         return z, {"Z": z}, {"S_t": s}

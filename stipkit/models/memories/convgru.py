@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Context, Memory, State
+from .base import Context, Memory, State, lerp
 
 
 class ConvGRU(Memory):
@@ -72,7 +72,7 @@ class ConvGRU(Memory):
         z = torch.sigmoid(x_z + h_z)
         r = torch.sigmoid(x_r + h_r)
         candidate = torch.tanh(x_h + self.conv_rh(r * h))
-        return torch.lerp(h, candidate, z), z, r         # (1 - z) h + z h~
+        return lerp(h, candidate, z), z, r         # (1 - z) h + z h~
 
     def forward(self, x: torch.Tensor, state: State, ctx: Context | None = None):
         h, z, r = self.step(x, state["h"])

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Context, Memory, State
+from .base import Context, Memory, State, lerp
 from .stlstm import STLSTM
 
 
@@ -142,15 +142,15 @@ class MotionGRU(Memory):
         e = self.enc(x)                                                  # Enc(H_t^l)
         u, r = torch.sigmoid(self.conv_ur(torch.cat([e, f_prev], 1))).chunk(2, dim=1)
         z = torch.tanh(self.conv_z(torch.cat([e, r * f_prev], 1)))
-        f_trans = torch.lerp(f_prev, z, u)                               # F'_t (Eq. 2)
-        d = torch.lerp(d_prev, f_prev, self.momentum)                    # D_t (Eq. 3)
+        f_trans = lerp(f_prev, z, u)                               # F'_t (Eq. 2)
+        d = lerp(d_prev, f_prev, self.momentum)                    # D_t (Eq. 3)
         f = f_trans + d                                                  # F_t (Eq. 4)
         m = torch.sigmoid(self.conv_m(e))                                # m_t
         samples = neighbour_warp(e, f, self.neighbourhood) * m.unsqueeze(2)
         warped = self.conv_warp(samples.flatten(1, 2))                   # H'_t
         dec = self.dec(warped)[..., :x.shape[-2], :x.shape[-1]]          # Dec(H'_t)
         g = torch.sigmoid(self.conv_g(torch.cat([dec, x], 1)))           # g_t
-        out = torch.lerp(x, dec, g)                                      # X_t^l (Eq. 5)
+        out = lerp(x, dec, g)                                      # X_t^l (Eq. 5)
         n = self.neighbourhood ** 2
         length = torch.sqrt(f[:, :n].square() + f[:, n:].square())
         return out, {"F": f, "D": d}, {"g_t": g, "|F_t|": length}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Context, Memory, State
+from .base import Context, Memory, State, lerp
 
 
 class STGRU(Memory):
@@ -75,6 +75,6 @@ class STGRU(Memory):
         trend = torch.sigmoid(t_r + s_r)                        # R_t  (Eq. 5)
         t_trend = torch.tanh(t_t + trend * s_t)                 # 𝕋_t^k (Eq. 6)
         s_trend = torch.tanh(s_s + trend * t_s)                 # 𝕊_t^k (Eq. 6)
-        t_new = torch.lerp(t_trend, t, update)                  # (1-U)𝕋 + U·T   (Eq. 7)
-        s_new = torch.lerp(s_trend, s, update)                  # (1-U)𝕊 + U·S   (Eq. 7)
+        t_new = lerp(t_trend, t, update)                  # (1-U)𝕋 + U·T   (Eq. 7)
+        s_new = lerp(s_trend, s, update)                  # (1-U)𝕊 + U·S   (Eq. 7)
         return s_new, {"T": t_new}, {"R_t": trend, "U_t": update}

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Context, Memory, State
+from .base import Context, Memory, State, lerp
 
 
 class TrajGRU(Memory):
@@ -101,6 +101,6 @@ class TrajGRU(Memory):
         z = torch.sigmoid(x_z + h_z)                                   # Z_t  (Eq. 4)
         r = torch.sigmoid(x_r + h_r)                                   # R_t
         cand = F.leaky_relu(x_h + r * h_h, self.slope)                 # H'_t
-        h_new = torch.lerp(cand, h, z)                                 # (1-Z)H' + Z H
+        h_new = lerp(cand, h, z)                                 # (1-Z)H' + Z H
         speed = flow.unflatten(1, (self.links, 2)).norm(dim=2).mean(1, keepdim=True)
         return h_new, {"h": h_new}, {"z_t": z, "r_t": r, "flow": speed}

@@ -4,7 +4,8 @@ and read with ``torch.load(..., weights_only=True)`` (no arbitrary pickles are e
 Keys: ``format``, ``version``, ``iteration``, ``config`` (plain dict), ``predictor``,
 ``discriminator``, ``opt_p``, ``opt_d``, ``sched_p``, ``sched_d`` (state dicts or None),
 ``ema`` (the predictor's weight average when training kept one, else None; absent in older
-files) and ``ema_updates``, ``rng`` (torch's global random state; older files also hold numpy's
+files) and ``ema_updates``, ``memory_revision`` (the ``Memory.REVISION`` of the config's memory
+when written; absent in older files, which count as revision 1), ``rng`` (torch's global random state; older files also hold numpy's
 and python's, which nothing in training draws from), ``extra`` (plain values).
 
 Every way a damaged file makes ``torch.load`` fail -- random bytes, a file cut short, a damaged
@@ -55,6 +56,26 @@ def load_weights(module: torch.nn.Module, state_dict: dict, path, what: str = "w
                               f"{str(e).splitlines()[0]}") from e
 
 
+def _memory_of(config: dict | None):
+    """(name, class) of the memory a config dict names, or (None, None)."""
+    from .models.memories import MEMORIES
+    memory = ((config or {}).get("model") or {}).get("memory")
+    name = memory.get("name") if isinstance(memory, dict) else memory
+    return name, MEMORIES.get(name)
+
+
+def check_memory_revision(ckpt: dict, path) -> None:
+    """:class:`WeightsMismatch` naming what changed when ``ckpt`` holds a memory cell of another
+    revision than this stipkit's (``Memory.REVISION`` / ``REVISION_NOTE``)."""
+    name, cls = _memory_of(ckpt.get("config"))
+    saved = int(ckpt.get("memory_revision", 1))
+    if cls is not None and saved != cls.REVISION:
+        raise WeightsMismatch(
+            f"checkpoint {path} holds a {name!r} memory of revision {saved}; this stipkit's "
+            f"{cls.__name__} is revision {cls.REVISION}: {cls.REVISION_NOTE or 'the cell changed'}. "
+            f"Its weights do not fit the new cell: retrain the model.")
+
+
 def rng_state() -> dict:
     """The global random state that training depends on: torch's (model initialisation).
 
@@ -97,8 +118,17 @@ def save_checkpoint(path, *, predictor, config=None, discriminator=None, opt_p=N
         "predictor": sd(predictor), "discriminator": sd(discriminator),
         "opt_p": sd(opt_p), "opt_d": sd(opt_d), "sched_p": sd(sched_p), "sched_d": sd(sched_d),
         "ema": sd(ema), "ema_updates": int(ema_updates),
+        "memory_revision": _revision(config),
         "rng": rng_state() if rng is None else rng, "extra": extra or {},
     }, path)
+
+
+def _revision(config) -> int:
+    if config is None:
+        return 1
+    from .config import to_dict
+    cls = _memory_of(to_dict(config))[1]
+    return 1 if cls is None else cls.REVISION
 
 
 # What torch.load(..., weights_only=True) raised on damaged files (torch 2.x; random bytes of
@@ -161,6 +191,7 @@ def load_predictor(path):
         cfg = from_dict(ckpt["config"])
     except ConfigError as e:
         raise CheckpointError(f"checkpoint {path}: its config does not fit this stipkit: {e}") from e
+    check_memory_revision(ckpt, path)
     model = build_predictor(cfg.model, input_length=cfg.input_length)
     load_weights(model, ckpt["predictor"] if ckpt.get("ema") is None else ckpt["ema"], path)
     return model.eval(), cfg

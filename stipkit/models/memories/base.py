@@ -72,6 +72,10 @@ class Memory(nn.Module):
     MAPS: ClassVar[dict[str, str]] = {}   # name -> what it is (the explorer's labels)
     TEMPORAL: ClassVar[str | None] = None  # the state T_E merges into / Dec_T reads (None: none)
     CITE: ClassVar[str] = ""               # its paper and equations, for tables ("Eq. 5-7")
+    # The cell's revision: raised whenever its weights or outputs change at the same config, with
+    # REVISION_NOTE saying what changed; a checkpoint of another revision is refused with it.
+    REVISION: ClassVar[int] = 1
+    REVISION_NOTE: ClassVar[str] = ""
     window: int = 0                        # tau: past states kept for ctx.past
     below: int = 0                         # theta: lower-layer outputs given in ctx.below
 

@@ -19,7 +19,8 @@ import torch
 
 from stipkit.config import get_preset
 from stipkit.evaluate import default_dataset
-from stipkit.train import default_device, train
+from stipkit.device import default_device
+from stipkit.train import train
 
 
 def main(argv=None) -> None:

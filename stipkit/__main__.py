@@ -126,7 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "of history.csv (default: 0, never)")
     g.add_argument("--ckpt-every", type=_positive, default=100, metavar="N",
                    help="write the checkpoint every N iterations, and at the end (default: 100)")
-    g.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    g.add_argument("--amp", action="store_true",
+                   help="mixed precision: autocast around the forward passes and losses in "
+                        "bfloat16 where the device has it (CPUs, Ampere and later GPUs), else "
+                        "float16 with a GradScaler; weights, optimizers and losses stay float32")
+    g.add_argument("--workers", type=_non_negative, metavar="N",
+                   help="DataLoader processes decoding batches ahead (default: 0 on CPU, 4 on "
+                        "CUDA)")
+    g.add_argument("--dist-timeout", type=_positive, default=1800, metavar="S",
+                   help="under torchrun: seconds a collective may wait for the other ranks "
+                        "(default: 1800)")
     g.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     _common_args(t)
     t.set_defaults(func=cmd_train)
@@ -238,7 +247,7 @@ def cmd_train(args) -> int:
     paper = cfg.dataset in PAPER_DATASETS
     test_set = None
     if not paper or args.test_list:
-        test_set = _dataset(cfg, "test", args, args.test_list) if rank0 else None
+        test_set = _dataset(cfg, "test", args, args.test_list)  # every rank scores its shard
     crop = default_crop(cfg)
     eval_fn = None
     if args.eval_every and test_set is not None:
@@ -251,7 +260,8 @@ def cmd_train(args) -> int:
     try:
         history = train(cfg, train_set, out, resume=not args.no_resume, eval_fn=eval_fn,
                         eval_every=args.eval_every, ckpt_every=args.ckpt_every, device=args.device,
-                        progress=progress, amp=args.amp, compile=args.compile)
+                        progress=progress, amp=args.amp, compile=args.compile,
+                        workers=args.workers, dist_timeout_s=args.dist_timeout)
     except RunMismatch as e:
         raise CLIError(f"{_one_line(e)} (here: --no-resume, or another --out)") from e
     import torch.distributed as dist
@@ -284,7 +294,7 @@ def _load(args):
 
 def cmd_evaluate(args) -> int:
     from .evaluate import default_crop, evaluate, format_table
-    from .train import default_device
+    from .device import default_device
 
     predictor, cfg, test_set = _load(args)
     df = evaluate(predictor, test_set, cfg.input_length, cfg.eval_length,
@@ -305,7 +315,7 @@ def cmd_predict(args) -> int:
     from torch.utils.data import Subset
 
     from .evaluate import rollout_dataset, save_strip
-    from .train import default_device
+    from .device import default_device
 
     predictor, cfg, test_set = _load(args)
     n = min(args.num, len(test_set))

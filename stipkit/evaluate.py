@@ -18,11 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from .config import DATASETS, PAPER_DATASETS
 from .data import DataError, EmbeddedVideo, FrameListDataset, MovingDigits, crop_to, make_loader
+from .device import default_device
 from .metrics import METRIC_COLUMNS, copy_last_baseline, psnr, sequence_metrics
 from .models import compile_steps
 
@@ -87,7 +89,8 @@ def rollout_dataset(predictor, dataset, input_length: int, total_length: int, ba
 # --------------------------------------------------------------------------- the scores
 def evaluate(predictor, dataset, input_length: int, total_length: int, batch_size: int = 8,
              device=None, progress: bool = True, crop: tuple[int, int] | None = None,
-             per_sample: bool = False, compile: bool = False) -> pd.DataFrame:
+             per_sample: bool = False, compile: bool = False,
+             shard: bool | None = None) -> pd.DataFrame:
     """Per-time-step scores of ``predictor`` and of the copy-last-frame baseline on ``dataset``.
 
     Returns a tidy DataFrame with columns ``method`` (:func:`label_of` the predictor, e.g.
@@ -97,19 +100,33 @@ def evaluate(predictor, dataset, input_length: int, total_length: int, batch_siz
     unaveraged rows instead (plus a ``sample`` column, the index in ``dataset``).
     ``crop=(H, W)`` center-crops predictions and targets before scoring (SJTU4K: the
     2176-line model output is scored at the native 2160 lines). ``compile``: see
-    :func:`rollout_dataset`.
+    :func:`rollout_dataset`. Every metric is computed on the model's device.
+
+    ``shard`` (default: when a ``torch.distributed`` group of several processes is running,
+    e.g. under torchrun): each rank rolls out and scores every world-th window only, and the
+    per-window scores are gathered on every rank before averaging, so the result equals one
+    process's and every rank spends 1/world of the time (no rank idles in a collective while
+    another evaluates alone).
     """
+    world, rank = _world()
+    shard = world > 1 if shard is None else shard
+    index = list(range(rank, len(dataset), world)) if shard else list(range(len(dataset)))
     parts, offset, methods = [], 0, (label_of(predictor), BASELINE)
-    for frames, preds in rollout_dataset(predictor, dataset, input_length, total_length,
+    subset = Subset(dataset, index) if shard else dataset
+    for frames, preds in rollout_dataset(predictor, subset, input_length, total_length,
                                          batch_size, device, progress, compile):
         target = frames[:, input_length:]
         for method, pred in zip(methods, (preds, copy_last_baseline(frames, input_length))):
             p, g = (pred, target) if crop is None else (crop_to(pred, *crop), crop_to(target, *crop))
             df = sequence_metrics(p, g, input_length, progress=False)
-            df["sample"] += offset
+            df["sample"] = [index[offset + i] for i in df["sample"]]
             df.insert(0, "method", method)
             parts.append(df)
         offset += len(frames)
+    if shard:
+        gathered = [None] * world
+        dist.all_gather_object(gathered, parts)
+        parts = [df for rank_parts in gathered for df in rank_parts]
     if not parts:
         raise ValueError("the dataset is empty: nothing to evaluate")
     rows = pd.concat(parts, ignore_index=True)
@@ -121,6 +138,13 @@ def evaluate(predictor, dataset, input_length: int, total_length: int, batch_siz
     means = rows.groupby(["method", "t"], observed=True, sort=True)[cols].mean().reset_index()
     means["method"] = means["method"].astype(str)
     return means
+
+
+def _world() -> tuple[int, int]:
+    """(world size, rank) of the running torch.distributed group; (1, 0) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
 
 
 def evaluation_table(df: pd.DataFrame, mean_row: bool = True) -> pd.DataFrame:
@@ -206,7 +230,6 @@ def evaluate_checkpoint(path, dataset=None, *, batch_size: int = 8, device=None,
     ``compile``: roll out a compiled snapshot (:func:`stipkit.models.compile_steps`).
     """
     from .checkpoint import load_predictor
-    from .train import default_device
 
     predictor, cfg = load_predictor(path)
     if dataset is None:

@@ -2,20 +2,28 @@
 BeyondMSE's gradient difference loss (mode ``"gdl+gan"``).
 
 Conventions: ``F.mse_loss`` averages over every element, so L_MSE and L_LP are the paper's sums
-over t divided by a constant (as in the official code). D returns per-frame probabilities (B, T).
-``reduction="frame"`` puts every frame's probability in its own log, as Eq. 10 sums over t;
-``"clip_mean"`` (*departure*, official) averages the probabilities over time first.
+over t divided by a constant (as in the official code). D returns per-frame *logits* (B, T)
+(its probability D(v) is their sigmoid); the GAN terms are computed from the logits in float32
+(``binary_cross_entropy_with_logits``: equal to the official BCE on sigmoid outputs, stable, and
+allowed under mixed precision). ``reduction="frame"`` puts every frame's probability in its own
+log, as Eq. 10 sums over t; ``"clip_mean"`` (*departure*, official) averages the probabilities
+over time first.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 
 
-def _bce(prob: torch.Tensor, target: float, reduction: str) -> torch.Tensor:
-    if reduction == "clip_mean":
-        prob = prob.mean(1)
-    return F.binary_cross_entropy(prob, torch.full_like(prob, target))
+def _bce(logit: torch.Tensor, target: float, reduction: str) -> torch.Tensor:
+    """Binary cross-entropy of D's probabilities sigmoid(logit) against 1 or 0, from the logits."""
+    logit = logit.float()
+    if reduction == "clip_mean":  # -log of the probability averaged over time (axis 1)
+        log_p = F.logsigmoid(logit if target == 1.0 else -logit)   # log D or log(1 - D)
+        return -(torch.logsumexp(log_p, 1) - math.log(logit.shape[1])).mean()
+    return F.binary_cross_entropy_with_logits(logit, torch.full_like(logit, target))
 
 
 def mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -23,14 +31,15 @@ def mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(pred, target)
 
 
-def gan_p_loss(p_fake: torch.Tensor, reduction: str = "frame") -> torch.Tensor:
-    """L_GAN(P) = -sum_t log D(v̂_t)  (Eq. 10)."""
-    return _bce(p_fake, 1.0, reduction)
+def gan_p_loss(logit_fake: torch.Tensor, reduction: str = "frame") -> torch.Tensor:
+    """L_GAN(P) = -sum_t log D(v̂_t)  (Eq. 10), from D's logits on the predictions."""
+    return _bce(logit_fake, 1.0, reduction)
 
 
-def gan_d_loss(p_real: torch.Tensor, p_fake: torch.Tensor, reduction: str = "frame") -> torch.Tensor:
-    """L_GAN(D) = -sum_t [log D(v_t) + log(1 - D(v̂_t))]  (Eq. 10)."""
-    return _bce(p_real, 1.0, reduction) + _bce(p_fake, 0.0, reduction)
+def gan_d_loss(logit_real: torch.Tensor, logit_fake: torch.Tensor,
+               reduction: str = "frame") -> torch.Tensor:
+    """L_GAN(D) = -sum_t [log D(v_t) + log(1 - D(v̂_t))]  (Eq. 10), from D's logits."""
+    return _bce(logit_real, 1.0, reduction) + _bce(logit_fake, 0.0, reduction)
 
 
 def lp_loss(feat_fake: torch.Tensor, feat_real: torch.Tensor) -> torch.Tensor:
@@ -58,8 +67,8 @@ def predictor_loss(pred, target, disc=None, *, mode="mse+gan+lp", gamma_gan=0.01
     out = {"mse": mse_loss(pred, target)}
     total = out["mse"]
     if mode != "mse":
-        p_fake, f_fake = disc(pred)
-        out["gan_p"] = gan_p_loss(p_fake, reduction)
+        logit_fake, f_fake = disc(pred)
+        out["gan_p"] = gan_p_loss(logit_fake, reduction)
         total = total + gamma_gan * out["gan_p"]
         if mode == "gdl+gan":
             out["gdl"] = gdl_loss(pred, target)

@@ -9,6 +9,9 @@ Conventions
 * Images are float in [0, 1], frames as ``(N, C, H, W)`` and clips as
   ``(B, T, C, H, W)``, with C = 3 (RGB) or C = 1 (grayscale). Torch tensors or numpy
   arrays are accepted; results are CPU ``float64`` tensors (one value per image).
+* Every metric runs on the device its input lies on (a GPU's frames are scored on that GPU),
+  a chunk of frames at a time, each chunk sized so that its float64 / AlexNet working memory
+  stays near :data:`CHUNK_BYTES` whatever the resolution (4K frames go one or two at a time).
 * ``data_range`` is 1 for PSNR and SSIM.
 * LPIPS is lpips v0.1 with the AlexNet trunk (``lpips.LPIPS(net="alex")``), the variant
   the STIP/STRPM papers report. Its ImageNet AlexNet weights come from the local cache
@@ -51,6 +54,8 @@ __all__ = [
     "sequence_metrics",
     "summarize",
     "copy_last_baseline",
+    "frames_per_chunk",
+    "CHUNK_BYTES",
 ]
 
 #: Metric columns of :func:`sequence_metrics`' DataFrame, in order.
@@ -61,9 +66,23 @@ HIGHER_IS_BETTER = {"mse": False, "psnr": True, "ssim": True, "lpips": False,
 
 # Values outside [0, 1] by more than this are taken as a wrong scale ([0, 255], [-1, 1]).
 _RANGE_SLACK = 0.05
-# Frames per LPIPS forward pass, and above how many frames a progress bar is shown.
-_LPIPS_CHUNK = 64
+# Working memory one chunk of frames may take, the most frames a chunk holds, and above how
+# many frames a progress bar is shown.
+CHUNK_BYTES = 512 * 2**20
+_MAX_CHUNK = 64
 _PROGRESS_MIN_FRAMES = 512
+# Bytes of working memory per input value: float64 SSIM keeps about 12 maps of the frame's size;
+# LPIPS' AlexNet keeps both images' features (conv1 alone: 64 channels at 1/4 x 1/4, float32).
+_SSIM_BYTES_PER_VALUE = 12 * 8
+_LPIPS_BYTES_PER_VALUE = 48 * 4
+
+
+def frames_per_chunk(frame_shape: Sequence[int], bytes_per_value: int = _LPIPS_BYTES_PER_VALUE,
+                     budget: int | None = None) -> int:
+    """How many frames of ``frame_shape`` (C, H, W) one chunk holds: ``budget`` (default
+    :data:`CHUNK_BYTES`) over the working memory of one frame, between 1 and 64."""
+    per_frame = math.prod(int(v) for v in frame_shape) * bytes_per_value
+    return max(1, min(_MAX_CHUNK, (budget or CHUNK_BYTES) // max(per_frame, 1)))
 
 # One LPIPS module per device, built on first use (see get_lpips_model).
 _LPIPS_MODELS: dict[str, torch.nn.Module] = {}
@@ -148,8 +167,11 @@ def mse(pred: Any, target: Any) -> torch.Tensor:
     (``np.square(x - gx).sum()``); that equals this value times ``C * H * W``.
     """
     p, t = _frames_pair(pred, target)
-    diff = p.to(torch.float64) - t.to(device=p.device, dtype=torch.float64)
-    return diff.square().flatten(1).mean(dim=1).cpu()
+    t = t.to(p.device)
+    step = frames_per_chunk(p.shape[1:], 2 * 8)  # float64 copies, a chunk at a time
+    out = [(p[i:i + step].to(torch.float64) - t[i:i + step].to(torch.float64))
+           .square().flatten(1).mean(dim=1).cpu() for i in range(0, p.shape[0], step)]
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 
 def _psnr_from_mse(m: torch.Tensor) -> torch.Tensor:
@@ -167,25 +189,40 @@ def psnr(pred: Any, target: Any) -> torch.Tensor:
 
 
 def ssim(pred: Any, target: Any) -> torch.Tensor:
-    """Per-image SSIM -> ``(N,)`` float64.
+    """Per-image SSIM -> ``(N,)`` float64, computed on the input's device.
 
-    scikit-image's ``structural_similarity`` with ``data_range=1.0`` and its defaults
-    (7x7 uniform window, K1=0.01, K2=0.03); RGB images use ``channel_axis`` (the mean of
-    the per-channel SSIMs), grayscale images are compared as 2-D arrays. Frames must be
-    at least 7x7 pixels.
+    scikit-image's ``structural_similarity`` with ``data_range=1.0`` and its defaults (7x7
+    uniform window, K1 = 0.01, K2 = 0.03, sample covariances, the 3-pixel border left out of
+    the mean), written in torch so that it runs where the frames are (equal to scikit-image's
+    to 1e-12; ``tests/test_metrics.py`` checks it). RGB images average the per-channel SSIMs
+    (scikit-image's ``channel_axis``). Frames must be at least 7x7 pixels.
     """
-    from skimage.metrics import structural_similarity
-
     p, t = _frames_pair(pred, target)
-    p_np = p.to(torch.float64).cpu().numpy()
-    t_np = t.to(torch.float64).cpu().numpy()
-    values = np.empty(p_np.shape[0], dtype=np.float64)
-    for i in range(p_np.shape[0]):
-        if p_np.shape[1] == 1:
-            values[i] = structural_similarity(p_np[i, 0], t_np[i, 0], data_range=1.0)
-        else:
-            values[i] = structural_similarity(p_np[i], t_np[i], data_range=1.0, channel_axis=0)
-    return torch.from_numpy(values)
+    if min(p.shape[-2:]) < _SSIM_WIN:
+        raise ValueError(f"SSIM needs frames of at least {_SSIM_WIN}x{_SSIM_WIN} pixels, got "
+                         f"{tuple(p.shape[-2:])}")
+    t = t.to(p.device)
+    step = frames_per_chunk(p.shape[1:], _SSIM_BYTES_PER_VALUE)
+    out = [_ssim_chunk(p[i:i + step].to(torch.float64), t[i:i + step].to(torch.float64)).cpu()
+           for i in range(0, p.shape[0], step)]
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+
+_SSIM_WIN = 7
+
+
+def _ssim_chunk(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """SSIM of (N, C, H, W) float64 pairs, as scikit-image computes it (see :func:`ssim`)."""
+    c1, c2 = (0.01 * 1.0) ** 2, (0.03 * 1.0) ** 2
+    n = _SSIM_WIN ** 2
+    cov_norm = n / (n - 1)                     # sample covariance, scikit-image's default
+    mean = lambda v: torch.nn.functional.avg_pool2d(v, _SSIM_WIN, stride=1)  # noqa: E731
+    ux, uy = mean(x), mean(y)                  # 'valid' windows = scikit-image's cropped border
+    vx = cov_norm * (mean(x * x) - ux * ux)
+    vy = cov_norm * (mean(y * y) - uy * uy)
+    vxy = cov_norm * (mean(x * y) - ux * uy)
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return s.flatten(2).mean(2).mean(1)        # per channel, then over channels
 
 
 def lpips(pred: Any, target: Any, net: torch.nn.Module | None = None) -> torch.Tensor:
@@ -200,11 +237,11 @@ def lpips(pred: Any, target: Any, net: torch.nn.Module | None = None) -> torch.T
     p, t = _frames_pair(pred, target)
     model = net if net is not None else get_lpips_model(p.device)
     device = next(model.parameters()).device
-    out = []
+    out, step = [], frames_per_chunk((3, *p.shape[2:]))
     with torch.inference_mode():
-        for start in range(0, p.shape[0], _LPIPS_CHUNK):
-            a = p[start:start + _LPIPS_CHUNK].to(device=device, dtype=torch.float32)
-            b = t[start:start + _LPIPS_CHUNK].to(device=device, dtype=torch.float32)
+        for start in range(0, p.shape[0], step):
+            a = p[start:start + step].to(device=device, dtype=torch.float32)
+            b = t[start:start + step].to(device=device, dtype=torch.float32)
             if a.shape[1] == 1:
                 a, b = a.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1)
             out.append(model(2 * a - 1, 2 * b - 1).reshape(-1).to("cpu", torch.float64))
@@ -297,14 +334,15 @@ def sequence_metrics(
     n = flat_p.shape[0]
     if progress is None:
         progress = n > _PROGRESS_MIN_FRAMES
-    chunks = range(0, n, _LPIPS_CHUNK)
+    step = frames_per_chunk((3, *flat_p.shape[2:]))
+    chunks = range(0, n, step)
     if progress:
         from tqdm.auto import tqdm
 
-        chunks = tqdm(chunks, desc="metrics", unit="chunk", total=math.ceil(n / _LPIPS_CHUNK))
+        chunks = tqdm(chunks, desc="metrics", unit="chunk", total=math.ceil(n / step))
     parts: dict[str, list[torch.Tensor]] = {}
     for start in chunks:
-        sl = slice(start, start + _LPIPS_CHUNK)
+        sl = slice(start, start + step)
         for key, value in frame_metrics(flat_p[sl], flat_t[sl], lpips_net=lpips_net).items():
             parts.setdefault(key, []).append(value)
 

@@ -192,8 +192,9 @@ def convert_stiphr_discriminator(state_dict: dict, cfg: ModelConfig) -> dict:
 def load_stiphr_discriminator(state_dict: dict, official_args: dict) -> Discriminator:
     """An official STIPHR discriminator (``net_param`` of model_d.ckpt) as a stipkit module.
 
-    Its forward returns per-frame probabilities (B, T); the official module returns their mean
-    over time -- ``prob.mean(1)`` -- and the same features (B, T, F).
+    Its forward returns per-frame logits (B, T); the official module ends in a sigmoid and
+    returns the probabilities' mean over time -- ``torch.sigmoid(logits).mean(1)`` -- and the
+    same features (B, T, F).
     """
     return _load_discriminator(state_dict, official_args, official_model_config)
 

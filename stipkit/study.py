@@ -118,7 +118,8 @@ def trained_model(budget: Budget | str | None = None, progress: bool = True,
     config is resumed, and a finished one is only loaded: the run folder is the cache that
     notebook 07 reuses. Seeded by the preset (``TrainConfig.seed``); bitwise reproducible on CPU.
     """
-    from .train import RunMismatch, default_device, train
+    from .device import default_device
+    from .train import RunMismatch, train
 
     budget = current_budget(budget)
     data = data or budget.data
@@ -166,7 +167,7 @@ def model_for_figures(budget: Budget | str | None = None, progress: bool = True,
     budget's finished run when there is one (notebook 03 made it), else the shipped pretrained
     weights of its preset (:func:`stipkit.pretrained`) when they exist, else a fresh run
     (:func:`trained_model`). ``source`` says which, in words."""
-    from .train import default_device
+    from .device import default_device
     from .zoo import available, pretrained, provenance
 
     budget = current_budget(budget)
@@ -196,7 +197,7 @@ def pretrained_model(budget: Budget | str | None = None, data: str | None = None
     """``(predictor, Config, provenance)`` of the shipped weights of the budget's preset when
     they exist and were trained on ``data`` (default: the budget's), else None. Notebook 03
     shows them beside its live run."""
-    from .train import default_device
+    from .device import default_device
     from .zoo import available, pretrained, provenance
 
     budget = current_budget(budget)

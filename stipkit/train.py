@@ -23,6 +23,7 @@ import math
 import os
 import time
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -30,11 +31,13 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (check_memory_revision, load_checkpoint, load_weights, rng_state,
+                         save_checkpoint, set_rng_state)
 from .config import Config, TrainConfig, from_dict, to_dict
+from .device import Precision, pick_device
 from .files import atomic_write, remove_orphans
 from .losses import gan_d_loss, predictor_loss
 from .models import build_model, compile_steps
@@ -50,36 +53,42 @@ class RunMismatch(ValueError):
 
 # --------------------------------------------------------------------------- Alg. 1, one iteration
 def train_step(frames, predictor, disc, opt_p, opt_d, cfg: TrainConfig, input_length: int,
-               mask=None) -> dict[str, float]:
+               mask=None, precision: Precision | None = None) -> dict[str, float]:
     """One iteration of Alg. 1 on a batch of frames (B, T, C, H, W) in [0, 1].
 
     Lines 2-21: roll the predictor out over the batch (scheduled sampling ``mask``).
     Line 22: update D with L_GAN(D) (skipped for the ``mse`` loss mode).
     Line 23: update P with Eq. 9, L_MSE + gamma_1 L_GAN(P) + gamma_2 L_LP, as the mode says.
-    Returns the loss terms as floats.
+    ``precision`` (:class:`stipkit.device.Precision`, ``--amp``): autocast around the forward
+    passes and losses only; backward and the optimizer steps through its GradScaler when it has
+    one. Default: float32. Returns the loss terms as floats.
     """
+    precision = precision or Precision(frames.device)
     target = frames[:, 1:]
-    pred = predictor(frames, mask, input_length=input_length).predictions
+    with precision.autocast():
+        pred = predictor(frames, mask, input_length=input_length).predictions
     logs = {}
     if cfg.loss != "mse":
-        prob, _ = disc(torch.cat([target, pred.detach()]))   # one pass over real and fake
-        p_real, p_fake = prob.chunk(2)
-        d_loss = gan_d_loss(p_real, p_fake, cfg.gan_reduction)
+        with precision.autocast():
+            logit, _ = disc(torch.cat([target, pred.detach()]))   # one pass over real and fake
+            logit_real, logit_fake = logit.chunk(2)
+            d_loss = gan_d_loss(logit_real, logit_fake, cfg.gan_reduction)
         opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
+        precision.backward(d_loss)
+        precision.step(opt_d)
         logs["d"] = d_loss.item()
     d_plain = getattr(disc, "module", disc)  # no DDP sync: D is not updated by this loss
     _requires_grad(d_plain, False)          # gradients flow through D to P; D's weights stay out
-    terms = predictor_loss(pred, target, d_plain, mode=cfg.loss, gamma_gan=cfg.gamma_gan,
-                           gamma_lp=cfg.gamma_lp, gamma_gdl=cfg.gamma_gdl,
-                           reduction=cfg.gan_reduction)
+    with precision.autocast():
+        terms = predictor_loss(pred, target, d_plain, mode=cfg.loss, gamma_gan=cfg.gamma_gan,
+                               gamma_lp=cfg.gamma_lp, gamma_gdl=cfg.gamma_gdl,
+                               reduction=cfg.gan_reduction)
     opt_p.zero_grad(set_to_none=True)
-    terms["total"].backward()
+    precision.backward(terms["total"])
     _requires_grad(d_plain, True)
-    if cfg.grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(predictor.parameters(), cfg.grad_clip)
-    opt_p.step()
+    precision.clip(opt_p, predictor.parameters(), cfg.grad_clip)
+    precision.step(opt_p)
+    precision.update()
     logs.update({k: v.item() for k, v in terms.items()})
     return logs
 
@@ -160,15 +169,22 @@ class BatchSource:
     def batch(self, iteration: int) -> torch.Tensor:
         return torch.stack([self.dataset[j] for j in self.indices(iteration)])
 
+    def loader(self, start: int, stop: int, device=None, workers: int | None = None) -> DataLoader:
+        """The batches of iterations ``start`` .. ``stop - 1`` in order (each equal to
+        :meth:`batch`), decoded ahead by ``workers`` processes (default: 0 on CPU, 4 on CUDA)
+        into pinned memory on CUDA, so that ``.to(device, non_blocking=True)`` is asynchronous."""
+        cuda = device is not None and torch.device(device).type == "cuda"
+        workers = (4 if cuda else 0) if workers is None else workers
+        return DataLoader(self.dataset, batch_sampler=[self.indices(i) for i in range(start, stop)],
+                          num_workers=workers, pin_memory=cuda, collate_fn=torch.stack,
+                          generator=torch.Generator().manual_seed(start))  # not torch's global RNG
+
 
 # --------------------------------------------------------------------------- the loop
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, resume: bool = True,
           eval_fn=None, eval_every: int = 0, ckpt_every: int = 100, device=None,
-          progress: bool = True, amp: bool = False, compile: bool = False) -> pd.DataFrame:
+          progress: bool = True, amp: bool = False, compile: bool = False,
+          workers: int | None = None, dist_timeout_s: float = 1800.0) -> pd.DataFrame:
     """Train the predictor and discriminator of ``cfg`` on ``train_set`` (samples (T, C, H, W)).
 
     Writes ``out_dir/checkpoint.pt`` (every ``ckpt_every`` iterations and at the end) and
@@ -179,14 +195,26 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
     :func:`stipkit.checkpoint.load_predictor` returns. With ``resume`` an existing checkpoint
     in ``out_dir`` is continued. ``iterations`` overrides ``cfg.train.iterations``. ``compile``
     compiles the predictor's steps in place (:func:`stipkit.models.compile_steps`; results
-    equal eager up to float rounding). Under
-    torchrun the process group is set up here (gloo on CPU, nccl on CUDA) and only rank 0
-    writes files.
+    equal eager up to float rounding).
+
+    ``device``: see :func:`stipkit.device.pick_device` (default: this process's GPU, else the
+    CPU). ``amp``: mixed precision (:class:`stipkit.device.Precision`: bfloat16 autocast where
+    the device has it, else float16 with a GradScaler; weights, optimizers and losses stay
+    float32; off: float32, bitwise reproducible on CPU). ``workers``: DataLoader processes that
+    decode the batches ahead (default: 0 on CPU, the main process; 4 on CUDA, with pinned memory
+    and asynchronous copies); the batches are the same either way.
+
+    Under torchrun the process group is set up here (gloo on CPU; NCCL on CUDA, bound to
+    ``cuda:LOCAL_RANK``) with a collective timeout of ``dist_timeout_s`` seconds, and only rank
+    0 writes files. ``eval_fn`` runs on every rank: :func:`stipkit.evaluate.evaluate` shards
+    the test split across the ranks and gathers the scores, so no rank waits for another's
+    evaluation.
     """
     tc = cfg.train if iterations is None else replace(cfg.train, iterations=iterations)
     cfg = replace(cfg, train=tc)
     out_dir = Path(out_dir)
-    world, rank, device = _distributed(device)
+    world, rank, device = _distributed(device, dist_timeout_s)
+    precision = Precision(device, amp)
     torch.manual_seed(tc.seed)
     predictor, disc = build_model(cfg)
     predictor.to(device), disc.to(device)
@@ -200,6 +228,7 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         _check_same_run(ckpt["config"], cfg, ckpt_path)
+        check_memory_revision(ckpt, ckpt_path)
         load_weights(predictor, ckpt["predictor"], ckpt_path, "predictor weights")
         load_weights(disc, ckpt["discriminator"], ckpt_path, "discriminator weights")
         opt_p.load_state_dict(ckpt["opt_p"]), opt_d.load_state_dict(ckpt["opt_d"])
@@ -210,22 +239,24 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
             ema.n_averaged.fill_(ckpt["ema_updates"])
         start = ckpt["iteration"]
         rows = ckpt["extra"].get("history", [])
+        precision.load_state_dict(ckpt["extra"].get("scaler", {}))
     dtype = next(predictor.parameters()).dtype  # follows torch's default dtype (float32)
     if compile:
         compile_steps(predictor)
     net_p = DDP(predictor) if world > 1 else predictor
     net_d = DDP(disc) if world > 1 and tc.loss != "mse" else disc
     source = BatchSource(train_set, tc.batch_size, tc.seed, world, rank)
+    batches = iter(source.loader(start, tc.iterations, device, workers))
     steps = cfg.train_length - cfg.input_length - 1
     bar = tqdm(range(start, tc.iterations), initial=start, total=tc.iterations, desc=cfg.name,
                disable=not progress or rank != 0, dynamic_ncols=True)
     for it in bar:
         t0 = time.perf_counter()
-        frames = source.batch(it)[:, :cfg.train_length].to(device, dtype, non_blocking=True)
+        frames = next(batches)[:, :cfg.train_length].to(device, dtype, non_blocking=True)
         mask = sampling_mask(tc, it, tc.batch_size * world, steps)[rank::world].to(device)
         t_data = time.perf_counter() - t0
-        with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
-            logs = train_step(frames, net_p, net_d, opt_p, opt_d, tc, cfg.input_length, mask)
+        logs = train_step(frames, net_p, net_d, opt_p, opt_d, tc, cfg.input_length, mask,
+                          precision)
         if not all(math.isfinite(v) for v in logs.values()):
             bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
             raise TrainingDiverged(
@@ -240,7 +271,7 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
             ema.update_parameters(predictor)
         row = {"iteration": it + 1, **logs, "eta": sampling_eta(tc, it),
                "lr": lr, "data_s": t_data, "step_s": time.perf_counter() - t0}
-        if eval_fn is not None and eval_every and rank == 0 and (it + 1) % eval_every == 0:
+        if eval_fn is not None and eval_every and (it + 1) % eval_every == 0:  # every rank
             scored = predictor if ema is None else ema.module
             row.update({f"eval_{k}": v for k, v in eval_fn(scored).items()})
             scored.train()
@@ -252,7 +283,8 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
                             opt_p=opt_p, opt_d=opt_d, sched_p=sched_p, sched_d=sched_d,
                             ema=None if ema is None else ema.module,
                             ema_updates=0 if ema is None else int(ema.n_averaged),
-                            iteration=it + 1, rng=rng_state(), extra={"history": rows})
+                            iteration=it + 1, rng=rng_state(),
+                            extra={"history": rows, "scaler": precision.state_dict()})
             _write_history(rows, out_dir / "history.csv")
     bar.close()
     return pd.DataFrame(rows)
@@ -280,17 +312,19 @@ def _flat(d, prefix=""):
     return out
 
 
-def _distributed(device):
-    """(world, rank, device); initialises the process group when launched by torchrun."""
+def _distributed(device, timeout_s: float = 1800.0):
+    """(world, rank, device); under torchrun binds this process to its GPU (``cuda:LOCAL_RANK``)
+    and then initialises the process group (NCCL with that ``device_id``, gloo on CPU) with a
+    collective timeout of ``timeout_s`` seconds."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    if device is None:
-        device = default_device()
-        if device.type == "cuda" and world > 1:
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    device = torch.device(device)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    device = pick_device(device, int(os.environ.get("LOCAL_RANK", "0")) if world > 1 else None)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        timeout = timedelta(seconds=timeout_s)
+        if device.type == "cuda":
+            dist.init_process_group("nccl", timeout=timeout, device_id=device)
+        else:
+            dist.init_process_group("gloo", timeout=timeout)
     return world, rank, device

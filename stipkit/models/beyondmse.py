@@ -138,8 +138,8 @@ class MultiScaleDiscriminator(nn.Module):
 
     D_k average-pools the frame by its scale's factor, then convolutions (``D_WIDTHS`` x
     ``disc_hidden``, ``D_KERNELS``, 'same' padding, ReLU), a 4x4 adaptive average pool, FC
-    layers (``D_FC`` x ``disc_hidden``, ReLU) and FC -> sigmoid. Called like the kit's
-    :class:`~stipkit.models.Discriminator`: frames (B, T, C, H, W) in [0, 1] -> (probabilities
+    layers (``D_FC`` x ``disc_hidden``, ReLU) and FC to a logit (the sigmoid is the losses'). Called like the kit's
+    :class:`~stipkit.models.Discriminator`: frames (B, T, C, H, W) in [0, 1] -> (logits
     (B, T, S), one per scale, and features (B, T, F), every D_k's last hidden FC layer
     concatenated, which L_LP could read). The trailing scale axis passes through
     ``train_step`` / ``gan_d_loss`` / ``gan_p_loss`` unchanged: "frame" reduction averages the
@@ -174,12 +174,12 @@ class MultiScaleDiscriminator(nn.Module):
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, t = frames.shape[:2]
         x = frames.flatten(0, 1).contiguous(memory_format=torch.channels_last)
-        probs, feats = [], []
+        logits, feats = [], []
         for f, d in zip(self.factors, self.scales):
             h = d["features"](F.avg_pool2d(x, f) if f > 1 else x)
             feats.append(h)
-            probs.append(torch.sigmoid(d["out"](h)))
-        return torch.cat(probs, 1).view(b, t, -1), torch.cat(feats, 1).view(b, t, -1)
+            logits.append(d["out"](h))   # the sigmoid is the losses' (as the kit's D)
+        return torch.cat(logits, 1).view(b, t, -1), torch.cat(feats, 1).view(b, t, -1)
 
 
 def beyondmse_config(cfg: Config) -> Config:

@@ -8,12 +8,15 @@ from ..config import ModelConfig
 
 
 class Discriminator(nn.Module):
-    """D(v): per-frame probability of being real, plus the last layer's features D_l(v) (Eq. 8).
+    """D(v): per-frame logit of being real (D's probability is its sigmoid), plus the last layer's
+    features D_l(v) (Eq. 8).
 
     Works on patched frames, like the predictor: PixelUnshuffle(patch), then
     ``cfg.disc_layers`` = floor(log2(H/patch)) blocks of [3x3 conv stride 2, GroupNorm(4),
-    LeakyReLU(0.2)], flatten, fully-connected, sigmoid. *Departure*: the official code uses ReLU
-    (``disc_activation="relu"``). The FC input size is computed from the real output size (the
+    LeakyReLU(0.2)], flatten, fully-connected; the sigmoid is left to the losses
+    (``binary_cross_entropy_with_logits``: stable, and allowed under mixed precision, where
+    CUDA's autocast refuses ``binary_cross_entropy`` on probabilities). *Departure*: the
+    official code uses ReLU (``disc_activation="relu"``). The FC input size is computed from the real output size (the
     official code derives it from the width only, which agrees for its three datasets).
     """
 
@@ -32,9 +35,8 @@ class Discriminator(nn.Module):
         self.to(memory_format=torch.channels_last)  # oneDNN's preferred layout (see STIP)
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """frames (B, T, C, H, W) in [0, 1] -> (probabilities (B, T), features (B, T, F))."""
+        """frames (B, T, C, H, W) in [0, 1] -> (logits (B, T), features (B, T, F))."""
         b, t = frames.shape[:2]
         x = self.patchify(frames.flatten(0, 1)).contiguous(memory_format=torch.channels_last)
         f = self.features(x).contiguous().flatten(1)  # (C, H, W) order, as the official code
-        prob = torch.sigmoid(self.fc(f)).view(b, t)
-        return prob, f.view(b, t, -1)
+        return self.fc(f).view(b, t), f.view(b, t, -1)

@@ -175,9 +175,23 @@ class BatchSource:
         into pinned memory on CUDA, so that ``.to(device, non_blocking=True)`` is asynchronous."""
         cuda = device is not None and torch.device(device).type == "cuda"
         workers = (4 if cuda else 0) if workers is None else workers
-        return DataLoader(self.dataset, batch_sampler=[self.indices(i) for i in range(start, stop)],
+        return DataLoader(self.dataset, batch_sampler=_Iterations(self, start, stop),
                           num_workers=workers, pin_memory=cuda, collate_fn=torch.stack,
                           generator=torch.Generator().manual_seed(start))  # not torch's global RNG
+
+
+class _Iterations:
+    """The index lists of iterations start .. stop - 1 of a :class:`BatchSource`, made lazily
+    (a DataLoader's ``batch_sampler``)."""
+
+    def __init__(self, source: BatchSource, start: int, stop: int):
+        self.source, self.start, self.stop = source, start, stop
+
+    def __iter__(self):
+        return (self.source.indices(i) for i in range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
 
 
 # --------------------------------------------------------------------------- the loop

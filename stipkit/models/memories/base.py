@@ -38,15 +38,18 @@ from torch import nn
 State = dict[str, torch.Tensor]
 
 
-def lerp(start: torch.Tensor, end: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def lerp(start: torch.Tensor, end: torch.Tensor, weight: torch.Tensor | float) -> torch.Tensor:
     """``torch.lerp`` (start + weight * (end - start)) with its operands promoted to one dtype.
 
     Under mixed precision (``torch.autocast``) a convolution's output is half precision while a
     LayerNorm's output or a carried state is float32, and ``torch.lerp`` refuses mixed dtypes.
     In float32 this is exactly ``torch.lerp``.
     """
-    dtype = torch.promote_types(torch.promote_types(start.dtype, end.dtype), weight.dtype)
-    return torch.lerp(start.to(dtype), end.to(dtype), weight.to(dtype))
+    dtype = torch.promote_types(start.dtype, end.dtype)
+    if isinstance(weight, torch.Tensor):
+        dtype = torch.promote_types(dtype, weight.dtype)
+        weight = weight.to(dtype)
+    return torch.lerp(start.to(dtype), end.to(dtype), weight)
 
 
 @dataclass

@@ -1,5 +1,11 @@
 """TrajGRU (Shi et al., NeurIPS 2017, Eq. 3-4): shapes, gradients, state over time, one step by
-hand, the warp, its (absent) wiring, and STIP end to end."""
+hand, the warp, the HKO-7 code's biases, flow initialisation and warp sign, its (absent) wiring,
+the parameter count at Table VII's setting, and STIP end to end.
+
+The authors' code (sxjscience/HKO-7 ``nowcasting/operators/traj_rnn.py``) is MXNet, which does
+not run under PyTorch: there is no golden-output test. Instead the tests check what the code
+has layer by layer: a bias on every convolution (and that each one is used), the flow network's
+zero-initialised output layer, and its warp sign (``warp="code"``)."""
 from dataclasses import replace
 
 import pytest
@@ -24,9 +30,16 @@ def assert_close(a, b, atol=1e-5, rtol=0):
 B, C, SIZE, L = 2, 4, (6, 7), 3
 
 
-def unit(seed=0, **kw):
+def unit(seed=0, random_flows=True, **kw):
+    """A small unit; random_flows: gamma's output layer drawn at random (not the zeros it starts
+    with), so that every parameter acts from the first step."""
     torch.manual_seed(seed)
-    return TrajGRU(C, filter_size=3, links=L, **kw)
+    cell = TrajGRU(C, filter_size=3, links=L, flow_kernel=3, **kw)
+    if random_flows:
+        with torch.no_grad():
+            cell.flow_out.weight.normal_(std=0.1)
+            cell.flow_out.bias.normal_(std=0.5)
+    return cell
 
 
 def test_shapes_of_output_state_and_maps():
@@ -81,7 +94,7 @@ def test_one_step_follows_equations_3_and_4_with_zero_flows():
     out, state, maps = cell(x, {"h": h}, Context())
     wx = F.conv2d(x, cell.conv_x.weight, cell.conv_x.bias, padding=1).split(C, 1)
     w_links = cell.conv_h.weight.reshape(3 * C, L, C).sum(1)[..., None, None]  # sum_l W^l
-    wh = F.conv2d(h, w_links).split(C, 1)
+    wh = F.conv2d(h, w_links, cell.conv_h.bias).split(C, 1)
     z = torch.sigmoid(wx[0] + wh[0])
     r = torch.sigmoid(wx[1] + wh[1])
     cand = F.leaky_relu(wx[2] + r * wh[2], 0.2)
@@ -113,7 +126,7 @@ def test_one_step_with_known_integer_flows_reads_the_shifted_states():
     assert_close(TrajGRU.warp(h, cell.flow_out.bias.view(1, -1, 1, 1).expand(
         B, -1, *SIZE)), warped, atol=1e-6, rtol=0)
     wx = F.conv2d(x, cell.conv_x.weight, cell.conv_x.bias, padding=1).split(C, 1)
-    wh = F.conv2d(warped, cell.conv_h.weight).split(C, 1)
+    wh = F.conv2d(warped, cell.conv_h.weight, cell.conv_h.bias).split(C, 1)
     z, r = torch.sigmoid(wx[0] + wh[0]), torch.sigmoid(wx[1] + wh[1])
     cand = F.leaky_relu(wx[2] + r * wh[2], 0.2)
     assert_close(out, (1 - z) * cand + z * h, atol=1e-5, rtol=0)
@@ -156,3 +169,72 @@ def test_trajgru_plugs_into_stip_end_to_end():
         assert out.features[name].shape[:3] == (2, cfg.eval_length - 1, cfg.model.num_layers)
     out.predictions.mean().backward()
     assert all(p.grad is not None for p in predictor.memory.parameters())
+
+
+# ------------------------------------------------------------------ the HKO-7 code's cell
+def test_every_convolution_has_a_bias_and_each_one_is_used():
+    """HKO-7's traj_rnn.py gives i2h, h2h (the 1x1 links), i2f_conv1, h2f_conv1 and f_out a
+    bias each; moving any one of them moves the output."""
+    cell = unit()
+    x, h = torch.randn(B, C, *SIZE), torch.randn(B, C, *SIZE)
+    base, _, _ = cell(x, {"h": h}, Context())
+    for name in ("conv_x", "conv_h", "flow_x", "flow_h", "flow_out"):
+        bias = getattr(cell, name).bias
+        assert bias is not None, name
+        with torch.no_grad():
+            bias.add_(0.5)
+        moved, _, _ = cell(x, {"h": h}, Context())
+        with torch.no_grad():
+            bias.sub_(0.5)
+        assert not torch.allclose(base, moved), name
+    assert TrajGRU.REVISION == 2 and "biases" in TrajGRU.REVISION_NOTE
+
+
+def test_the_flows_start_at_zero_as_hko7_init_grid():
+    cell = unit(random_flows=False)
+    assert not cell.flow_out.weight.any() and not cell.flow_out.bias.any()
+    x, h = torch.randn(B, C, *SIZE), torch.randn(B, C, *SIZE)
+    _, _, maps = cell(x, {"h": h}, Context())
+    assert torch.equal(maps["flow"], torch.zeros(B, 1, *SIZE))  # every link the identity warp
+    assert unit(random_flows=False, zero_flows=False).flow_out.weight.abs().sum() > 0
+
+
+def test_the_code_warp_sign_samples_against_the_flow():
+    """warp='code' reads H[i - V, j - U] (HKO-7's GridGenerator of -flow): the paper's cell with
+    gamma's output layer negated."""
+    code, paper = unit(warp="code"), unit(warp="paper")
+    with torch.no_grad():
+        paper.flow_out.weight.neg_()
+        paper.flow_out.bias.neg_()
+    x, h = torch.randn(B, C, *SIZE), torch.randn(B, C, *SIZE)
+    a, _, maps_a = code(x, {"h": h}, Context())
+    b, _, maps_b = paper(x, {"h": h}, Context())
+    assert_close(a, b, atol=1e-6)
+    assert_close(maps_a["flow"], maps_b["flow"], atol=1e-6)
+    with pytest.raises(ValueError, match="warp='sideways'"):
+        TrajGRU(C, warp="sideways")
+
+
+def test_config_fields_are_checked_named_and_passed_on():
+    from stipkit.config import ConfigError
+    for field, bad in (("flow_kernel", 4), ("flow_kernel", 0), ("warp", "sideways"),
+                       ("zero_flows", "yes")):
+        with pytest.raises(ConfigError, match=rf"TrajGRUConfig\.{field}={bad!r} is invalid"):
+            memory_config("trajgru", **{field: bad})
+    m = replace(get_preset("ci").model, hidden=C, filter_size=3, init="default",
+                memory=memory_config("trajgru", links=2, flow_kernel=3, warp="code",
+                                     zero_flows=False))
+    cell = TrajGRU.from_config(m)
+    assert cell.links == 2 and cell.flow_x.kernel_size == (3, 3) and cell.sign == -1.0
+    assert cell.flow_out.weight.abs().sum() > 0
+
+
+def test_parameter_count_at_table_vii_setting_is_the_hko7_codes():
+    """Hidden 128, kernel 5, L = 9, layer by layer as HKO-7's traj_rnn.py: i2h 128 -> 384 (5x5),
+    h2h 9 x 128 -> 384 (1x1), i2f_conv1 and h2f_conv1 128 -> 32 (5x5), f_out 32 -> 18 (5x5),
+    each with a bias. Table VII: 1.68M (1.07x)."""
+    with torch.device("meta"):
+        cell = TrajGRU(128, filter_size=5, links=9)
+    want = ((128 * 384 * 25 + 384) + (9 * 128 * 384 + 384) + 2 * (128 * 32 * 25 + 32)
+            + (32 * 18 * 25 + 18))
+    assert sum(p.numel() for p in cell.parameters()) == want == 1_891_218

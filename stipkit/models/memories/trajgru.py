@@ -20,35 +20,57 @@ class TrajGRU(Memory):
         U_t, V_t = \gamma(X_t, H_{t-1}) \qquad
         \tilde H_{t-1}^l = \mathrm{warp}(H_{t-1}, U_{t,l}, V_{t,l}), \quad l = 1..L
 
-        Z_t = \sigma(W_{xz} * X_t + \textstyle\sum_l W_{hz}^l * \tilde H_{t-1}^l) \qquad
-        R_t = \sigma(W_{xr} * X_t + \textstyle\sum_l W_{hr}^l * \tilde H_{t-1}^l)
+        Z_t = \sigma(W_{xz} * X_t + b_{xz} + \textstyle\sum_l W_{hz}^l * \tilde H_{t-1}^l + b_{hz})
+        \qquad
+        R_t = \sigma(W_{xr} * X_t + b_{xr} + \textstyle\sum_l W_{hr}^l * \tilde H_{t-1}^l + b_{hr})
 
-        H'_t = f(W_{xh} * X_t + R_t \odot (\textstyle\sum_l W_{hh}^l * \tilde H_{t-1}^l)) \qquad
+        H'_t = f(W_{xh} * X_t + b_{xh}
+                 + R_t \odot (\textstyle\sum_l W_{hh}^l * \tilde H_{t-1}^l + b_{hh})) \qquad
         H_t = (1 - Z_t) \odot H'_t + Z_t \odot H_{t-1}
 
-    :math:`\mathrm{warp}(H, U, V)[i, j] = H[i + V_{ij}, j + U_{ij}]`, sampled bilinearly
+    :math:`\mathrm{warp}(H, U, V)[i, j] = H[i + V_{ij}, j + U_{ij}]` (the paper's; the code's is
+    :math:`H[i - V_{ij}, j - U_{ij}]`, ``warp="code"``), sampled bilinearly
     (``F.grid_sample``; positions outside the map read 0). The ``W_h?^l`` are 1x1 kernels, so
     :math:`\sum_l W^l * \tilde H^l` is one 1x1 convolution of the L warped states stacked along
-    channels (``conv_h``); ``W_x?`` is one filter_size convolution of X (``conv_x``). Chunks are
-    ordered (z, r, h) in both.
+    channels (``conv_h``, with the biases :math:`b_{h?}`); ``W_x?`` is one filter_size convolution
+    of X (``conv_x``, with :math:`b_{x?}`). Chunks are ordered (z, r, h) in both. The biases are
+    the HKO-7 code's (the paper writes none): inside :math:`H'_t` the reset gate scales
+    :math:`b_{hh}` with the links, so it is not redundant with :math:`b_{xh}`.
 
-    Choices (where the paper is open):
+    Authors' code: sxjscience/HKO-7 ``nowcasting/operators/traj_rnn.py`` (``TrajGRU``,
+    ``flow_conv``; MXNet), with its defaults in ``nowcasting/config.py`` and ``nowcasting/ops.py``.
+    MXNet does not run under PyTorch, so there is no golden-output test; the weights map one to
+    one (i2h -> ``conv_x``, h2h -> ``conv_h``, i2f_conv1 -> ``flow_x``, h2f_conv1 -> ``flow_h``,
+    f_out -> ``flow_out``; the code orders the gate chunks (r, u, h), stipkit (z, r, h)).
 
-    * gamma: ``flow_x(X) + flow_h(H)`` (= one filter_size conv of [X, H] to 32 channels),
-      LeakyReLU(0.2), then a filter_size conv to 2L channels, (U_l, V_l) per link, in pixels
-      -- the paper says only "a one-hidden-layer CNN"; 32 channels and 5x5 kernels are the
-      HKO-7 benchmark code's;
-    * f = LeakyReLU(0.2), the paper's activation (not tanh);
-    * biases: on the input convolution (one per gate) and in gamma; none on the 1x1 links;
-    * no layer normalisation (the paper has none);
-    * default initialisation everywhere, so the flows start small but non-zero;
-    * warp samples pixel centres (``align_corners=False``) and reads zeros outside the map.
+    Choices (where the paper is open; the authors' code decides where it speaks):
+
+    * gamma: ``flow_x(X) + flow_h(H)`` (= one conv of [X, H] to 32 channels), LeakyReLU(0.2),
+      then a conv to 2L channels, (U_l, V_l) per link, in pixels -- the paper says only "a
+      one-hidden-layer CNN"; 32 channels and ``TrajGRUConfig.flow_kernel`` = 5x5 kernels (a
+      literal there, apart from the input kernel) are the HKO-7 code's;
+    * f = LeakyReLU(0.2), the paper's activation and the code's ``act_type="leaky"``;
+    * biases: every convolution has one, as in the code: the input convolution (one per gate),
+      the 1x1 links (``conv_h``: the code's ``h2h_bias``) and both halves of gamma's first layer
+      (``i2f_conv1_bias``, ``h2f_conv1_bias``; their sum is one bias, kept as two to map the
+      code's weights). The paper's Eq. 4 writes none; stipkit before revision 2 had none on
+      ``conv_h`` and ``flow_h``;
+    * no layer normalisation and no zoneout (the code's default zoneout is 0);
+    * initialisation: gamma's output layer starts at zero (``TrajGRUConfig.zero_flows``, the
+      code's ``MODEL.TRAJRNN.INIT_GRID``, on by default there), so every link starts as the
+      identity warp; PyTorch's default everywhere else;
+    * warp sign (``TrajGRUConfig.warp``): ``"paper"`` samples :math:`H[i + V, j + U]` as the
+      paper's warp; ``"code"`` samples :math:`H[i - V, j - U]`, as HKO-7's ``flow_conv``
+      (``GridGenerator(data=-flow, transform_type="warp")`` then ``BilinearSampler``). The flow is
+      learned, so the two are the same model with gamma's output layer negated;
+    * warp samples pixel centres (``align_corners=False``) and reads zeros outside the map (the
+      code's sampler: the same positions in pixels, zeros outside).
 
     Memory interface (:mod:`stipkit.models.memories.base`): the state is ``{"h": H_{t-1}}``, the
     temporal state; x_out = H_t. Maps: Z_t, R_t and the flow magnitude (mean over the L links of
     :math:`\sqrt{U^2 + V^2}`, one channel). Needs no shared state, window or lower layers.
 
-    At hidden 128, kernel 5, 16x16, L = 9: 1,890,802 parameters (1.80M; Table VII: 1.68M), of
+    At hidden 128, kernel 5, 16x16, L = 9: 1,891,218 parameters (1.80M; Table VII: 1.68M), of
     which gamma 0.21M, and 0.45G multiply-adds (Table VII: 0.42G).
     """
 
@@ -56,22 +78,34 @@ class TrajGRU(Memory):
             "flow": "flow magnitude: mean |(U_l, V_l)| over the L links, pixels (Eq. 3); 1 channel"}
     TEMPORAL = "h"
     CITE = "Shi et al. 2017, Eq. 3-4"
+    REVISION = 2
+    REVISION_NOTE = ("revision 2 follows the HKO-7 code: biases on the 1x1 links (conv_h) and on "
+                     "the flow network's state convolution (flow_h), the flow network's kernels "
+                     "flow_kernel = 5 (were filter_size), gamma's output layer zero-initialised")
 
     def __init__(self, hidden: int, filter_size: int = 5, links: int = 9,
-                 flow_hidden: int = 32, slope: float = 0.2):
+                 flow_hidden: int = 32, slope: float = 0.2, *, flow_kernel: int = 5,
+                 warp: str = "paper", zero_flows: bool = True):
         super().__init__()
-        self.links, self.slope = links, slope
-        pad = filter_size // 2
-        self.conv_x = nn.Conv2d(hidden, 3 * hidden, filter_size, padding=pad)           # W_x{z,r,h}
-        self.conv_h = nn.Conv2d(links * hidden, 3 * hidden, 1, bias=False)               # W_h{z,r,h}^l
-        self.flow_x = nn.Conv2d(hidden, flow_hidden, filter_size, padding=pad)          # gamma
-        self.flow_h = nn.Conv2d(hidden, flow_hidden, filter_size, padding=pad, bias=False)
-        self.flow_out = nn.Conv2d(flow_hidden, 2 * links, filter_size, padding=pad)
+        if warp not in ("paper", "code"):
+            raise ValueError(f"TrajGRU: warp={warp!r} must be 'paper' or 'code'")
+        self.links, self.slope, self.sign = links, slope, -1.0 if warp == "code" else 1.0
+        pad, fk = filter_size // 2, flow_kernel
+        self.conv_x = nn.Conv2d(hidden, 3 * hidden, filter_size, padding=pad)        # W_x{z,r,h}
+        self.conv_h = nn.Conv2d(links * hidden, 3 * hidden, 1)                        # W_h{z,r,h}^l
+        self.flow_x = nn.Conv2d(hidden, flow_hidden, fk, padding=fk // 2)            # gamma
+        self.flow_h = nn.Conv2d(hidden, flow_hidden, fk, padding=fk // 2)
+        self.flow_out = nn.Conv2d(flow_hidden, 2 * links, fk, padding=fk // 2)
+        if zero_flows:  # HKO-7's INIT_GRID: every link starts as the identity warp
+            nn.init.zeros_(self.flow_out.weight)
+            nn.init.zeros_(self.flow_out.bias)
 
     @classmethod
     def from_config(cls, cfg) -> "TrajGRU":
         """One unit of a :class:`~stipkit.config.ModelConfig` (its section: ``TrajGRUConfig``)."""
-        return cls(cfg.hidden, cfg.filter_size, cfg.memory.links)
+        m = cfg.memory
+        return cls(cfg.hidden, cfg.filter_size, m.links, flow_kernel=m.flow_kernel, warp=m.warp,
+                   zero_flows=m.zero_flows)
 
     def init_state(self, x: torch.Tensor) -> State:
         """H_0 = 0."""
@@ -97,7 +131,8 @@ class TrajGRU(Memory):
         hidden = F.leaky_relu(self.flow_x(x) + self.flow_h(h), self.slope)
         flow = self.flow_out(hidden)                                   # U_t, V_t   (Eq. 3)
         x_z, x_r, x_h = self.conv_x(x).chunk(3, 1)
-        h_z, h_r, h_h = self.conv_h(self.warp(h, flow)).chunk(3, 1)    # sum_l W^l * warp_l
+        warped = self.warp(h, flow if self.sign > 0 else -flow)        # warp_l (code: H[i-V, j-U])
+        h_z, h_r, h_h = self.conv_h(warped).chunk(3, 1)                # sum_l W^l * warp_l + b
         z = torch.sigmoid(x_z + h_z)                                   # Z_t  (Eq. 4)
         r = torch.sigmoid(x_r + h_r)                                   # R_t
         cand = F.leaky_relu(x_h + r * h_h, self.slope)                 # H'_t

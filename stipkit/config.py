@@ -307,6 +307,7 @@ def _strpm(cfg: Config) -> Config:
 
 def _strpm_official(cfg: Config) -> Config:
     """Switch on every departure of the official STRPM code (stipkit.departures.strpm_departures)."""
+    # attention="conv", the official merge, is also the paper's and the default: not a departure
     memory = replace(cfg.model.memory, attention="conv", temporal_states="repeat_last",
                      spatial_states="zigzag", stif_gate=True, decode_gate=True, forget_bias=1.0,
                      theta=cfg.model.memory.tau)  # one window length (tau) for both

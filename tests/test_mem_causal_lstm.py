@@ -1,16 +1,17 @@
 """Causal-LSTM and the gradient highway unit (PredRNN++, ICML 2018, Eq. 1-2): shapes, gradients,
-state over time, one step of each by hand, the zigzag M, the highway's place and own state Z, and
-the memory plugged into STIP."""
+state over time, one step of each by hand, the zigzag M, the highway's place and own state Z, the
+memory plugged into STIP, and the authors' cell (``authors_code``) against a golden output of the
+authors' code's PyTorch port (OpenSTL @ c74deb5, recorded once; see fixtures/README.md)."""
 from dataclasses import replace
 
 import pytest
 import torch
 
-from stipkit.config import get_preset, memory_config
+from stipkit.config import ConfigError, get_preset, memory_config
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, CausalLSTM, Context, MemoryStack
 from stipkit.models.memories.causal_lstm import GHU
-from _helpers import assert_close as _close, assert_gradients, rollout
+from _helpers import FIXTURES, assert_close as _close, assert_gradients, rollout
 from _helpers import conv_same as conv, randomise as _randomise
 
 H, SIZE, K = 4, (6, 6), 3  # hidden, map size, kernel: tiny
@@ -31,6 +32,12 @@ def test_registered_with_its_config_section():
     assert MEMORIES["causal_lstm"] is CausalLSTM
     section = memory_config("causal_lstm")
     assert section.forget_bias == 1.0 and section.highway is True
+    assert section.authors_code is False  # Eq. 1, the tables' cell
+    for name in ("authors_code", "highway"):
+        with pytest.raises(ConfigError, match=f"CausalLSTMConfig.{name}"):
+            memory_config("causal_lstm", **{name: "yes"})
+    unit = CausalLSTM.from_config(_model_cfg(2, authors_code=True))
+    assert unit.authors_code and unit.conv_m3.kernel_size == (K, K)
 
 
 def test_shapes_of_output_state_and_maps():
@@ -201,3 +208,78 @@ def test_parameter_counts_at_table_vii_setting():
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(unit) == 21 * 128 * 128 * 25 + 3 * 128 * 128 + 7 * 128 == 8_651_648
     assert count(ghu) == 4 * 128 * 128 * 25 + 2 * 128 == 1_638_656
+
+
+def test_parameter_counts_of_the_authors_cell():
+    """authors_code: W_3 filter_size wide (biased), conv_h with o_t's chunk, conv_m without g'_t's:
+    22 convolutions of 5x5, W_5 1x1 (biased), 7 gate biases. The authors' TensorFlow cell has
+    9,043,968 weights + 23 x 128 biases; OpenSTL's port 9,043,968 used (+ an unused conv_o)."""
+    with torch.device("meta"):
+        unit = CausalLSTM(128, 5, authors_code=True)
+    count = sum(p.numel() for p in unit.parameters())
+    assert count == 22 * 128 * 128 * 25 + 2 * 128 * 128 + 7 * 128 + 2 * 128 == 9_045_120
+    assert round(count / 2**20, 2) == 8.63
+
+
+# ----------------------------------------------------------------------------- the authors' code
+def _chunks(w, order):
+    """Rows of w in ``order`` of its len(order) equal chunks."""
+    parts = w.chunk(len(order))
+    return torch.cat([parts[i] for i in order])
+
+
+def _from_openstl(cells: dict, ghu: dict, num_layers: int) -> dict:
+    """OpenSTL's CausalLSTMCell / GHU state dicts -> the stack's: unit 0 is cell 0, unit 1 the
+    GHU, unit k + 1 cell k. Their chunk orders: conv_x (i, f, g, i', f', g', o), conv_h
+    (i, f, g, o), conv_c (i, f, g), conv_c2m (i', g', f', o), conv_m (i', f', W_3); ours put g
+    first. The port has no biases (zeros here) and a conv_o its forward never uses."""
+    sd = {}
+    for k in range(num_layers):
+        w = lambda name: cells[f"{k}.{name}"]  # noqa: E731
+        u = 0 if k == 0 else k + 1
+        conv_m = w("conv_m.0.weight").chunk(3)
+        sd.update({f"{u}.conv_x.weight": _chunks(w("conv_x.0.weight"), (2, 0, 1, 5, 3, 4, 6)),
+                   f"{u}.conv_h.weight": _chunks(w("conv_h.0.weight"), (2, 0, 1, 3)),
+                   f"{u}.conv_c.weight": _chunks(w("conv_c.0.weight"), (2, 0, 1)),
+                   f"{u}.conv_c2.weight": _chunks(w("conv_c2m.0.weight"), (1, 0, 2, 3)),
+                   f"{u}.conv_m.weight": torch.cat(conv_m[:2]),
+                   f"{u}.conv_m3.weight": conv_m[2],
+                   f"{u}.conv_mo.weight": w("conv_om.0.weight"),
+                   f"{u}.conv_cm.weight": w("conv_last.weight")})
+        for name, n in (("conv_x", 7), ("conv_m3", 1), ("conv_cm", 1)):
+            sd[f"{u}.{name}.bias"] = torch.zeros(n * w("conv_om.0.weight").shape[0])
+        assert f"{k}.conv_o.0.weight" in cells  # created, never used by the port's forward
+    sd["1.conv_x.weight"] = ghu["x_concat.0.weight"]  # chunks (P, S) = (p, u)
+    sd["1.conv_z.weight"] = ghu["z_concat.0.weight"]
+    sd["1.conv_x.bias"] = torch.zeros(ghu["x_concat.0.weight"].shape[0])
+    return sd
+
+
+def test_the_authors_cell_equals_the_authors_code_with_the_highway():
+    """A 3-layer stack with the GHU between layers 1 and 2 (PredRNN++'s), 4 steps, equals the
+    recorded outputs of OpenSTL's port of the authors' cell (openstl/modules/predrnnpp_modules.py,
+    wired as openstl/models/predrnnpp_model.py) within 1e-5: every layer's H and C, the zigzag
+    M, the highway's Z. Without authors_code (Eq. 1) the same weights cannot even load."""
+    gold = torch.load(FIXTURES / "authors_predrnnpp_tiny.pt", weights_only=True)
+    a = gold["args"]
+    cfg = replace(_model_cfg(a["num_layers"], authors_code=True), hidden=a["hidden"],
+                  filter_size=a["filter_size"])
+    stack = MemoryStack(CausalLSTM.stack(cfg))
+    sd = _from_openstl(gold["cells"], gold["ghu"], a["num_layers"])
+    stack.load_state_dict(sd)
+    lstm = [0] + list(range(2, a["num_layers"] + 1))  # the causal LSTMs' places in the stack
+    err = 0.0
+    with torch.no_grad():
+        state = stack.init_state(gold["inputs"][0])
+        for t, x in enumerate(gold["inputs"]):
+            out, _ = stack(x, state)
+            got = [out, state.shared["M"], state.units[1]["Z"]]
+            want = [gold["h"][t, -1], gold["m"][t], gold["z"][t]]
+            for k, u in enumerate(lstm):
+                got += [state.units[u]["h"], state.units[u]["c"]]
+                want += [gold["h"][t, k], gold["c"][t, k]]
+            err = max(err, max((g - w).abs().max().item() for g, w in zip(got, want)))
+    assert err < 1e-5, err
+    paper = MemoryStack(CausalLSTM.stack(replace(cfg, memory=memory_config("causal_lstm"))))
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        paper.load_state_dict(sd)

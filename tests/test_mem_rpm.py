@@ -1,4 +1,5 @@
-"""RPM (STRPM, CVPR 2022, Eq. 5-9): shapes, gradients, state over time, one step by hand, the
+"""RPM (STRPM, CVPR 2022, Eq. 5-9): shapes, gradients, state over time, one step by hand (with the
+paper's and official code's merging convolution, the default, and the kit's softmax variant), the
 window of tau temporal states, the theta lower spatial states and the hidden state passed up,
 and the memory plugged into STIP."""
 from dataclasses import replace
@@ -44,6 +45,8 @@ def _by_hand(unit, x, state, ctx, forget_bias):
 
     def att(seq, states, n):  # oldest first, zero-padded to n
         states = [torch.zeros_like(states[0])] * (n - len(states)) + states
+        if unit.attention == "conv":  # ATT = LN(W_q * [X_1, ..., X_n]): no weights
+            return conv(torch.cat(states, 1), seq), None
         if n == 1:
             return states[0], torch.ones_like(states[0])
         q = conv(torch.cat(states, 1), seq)
@@ -62,8 +65,8 @@ def _by_hand(unit, x, state, ctx, forget_bias):
     STRF = R_O * torch.tanh(F.conv2d(torch.cat([T, S], 1), unit.conv_last.weight,
                                      unit.conv_last.bias))
     STIF = e if unit.residual else torch.zeros_like(STRF)
-    return S, {"T": T, "H": STIF + STRF}, {"R_T": R_T, "R_S": R_S, "R_O": R_O, "A_T": A_T, "A_S": A_S,
-                                          "STIF": STIF, "STRF": STRF}
+    maps = {"R_T": R_T, "R_S": R_S, "R_O": R_O, "A_T": A_T, "A_S": A_S, "STIF": STIF, "STRF": STRF}
+    return S, {"T": T, "H": STIF + STRF}, {k: v for k, v in maps.items() if v is not None}
 
 
 def _check(got, want):
@@ -80,6 +83,10 @@ def test_registered_with_its_config_section():
     assert MEMORIES["rpm"] is RPM
     cfg = memory_config("rpm")
     assert (cfg.tau, cfg.theta, cfg.residual, cfg.forget_bias) == (5, 5, True, 0.0)  # STRPM Sec. 4
+    assert cfg.attention == "conv"  # the paper's and official code's merge; "softmax": the kit's
+    assert RPM.REVISION == 2 and "softmax" in RPM.REVISION_NOTE
+    with pytest.raises(ConfigError, match=r"RPMConfig\.attention"):
+        RPMConfig(attention="dot")
     with pytest.raises(ConfigError, match=r"RPMConfig\.tau"):
         RPMConfig(tau=0)
     with pytest.raises(ConfigError, match=r"RPMConfig\.theta"):
@@ -95,11 +102,16 @@ def test_shapes_of_output_state_and_maps():
     assert torch.equal(ctx.shared["H"], state["H"])  # H_t^k goes up
     assert set(maps) == set(RPM.MAPS) and all(v.shape == x.shape for v in maps.values())
     assert (unit.window, unit.below) == (3, 2)
+    soft = _unit(attention="softmax")  # the kit's variant also shows its attention weights
+    ctx = Context(shared={"H": _x()}, past=ctx.past, below=ctx.below)
+    out, state, maps = soft(x, ctx.past[-1], ctx)
+    assert list(maps) == list(soft.MAPS) == ["R_T", "R_S", "R_O", "A_T", "A_S", "STIF", "STRF"]
 
 
+@pytest.mark.parametrize("attention", ["conv", "softmax"])
 @pytest.mark.parametrize("bottom", [False, True])
-def test_one_step_follows_equations_5_to_9(bottom):
-    unit = _unit(tau=3, theta=3, bottom=bottom, forget_bias=0.4)
+def test_one_step_follows_equations_5_to_9(bottom, attention):
+    unit = _unit(tau=3, theta=3, bottom=bottom, forget_bias=0.4, attention=attention)
     _randomise(unit)
     x, e = _x(), _x()
     state = {"T": _x(), "H": _x()}
@@ -123,8 +135,28 @@ def test_without_residual_h_is_strf_alone():
     assert not RPM.from_config(cfg).residual
 
 
-def test_attention_over_one_state_gives_weight_1():
+def test_the_default_merge_is_one_convolution_of_the_states():
+    """attention="conv" (default): ATT_T is LN(W_q * [T_{t-tau}, ..., T_{t-1}]) itself, for one
+    state too (the official code's att_c / att_m); the kit's softmax changes the outputs."""
     unit, x = _unit(tau=1, theta=1), _x()
+    assert unit.attention == "conv" and unit.att_t is not None and unit.att_s is not None
+    _randomise(unit)
+    state, e = {"T": _x(), "H": _x()}, _x()
+    ctx = lambda: Context(shared={"H": e}, past=[state], below=[x])  # noqa: E731
+    got = unit(x, state, ctx())
+    _check(got, _by_hand(unit, x, state, ctx(), 0.0))
+    unit, older, lower = _unit(tau=3, theta=2), {"T": _x()}, _x()
+    _randomise(unit)
+    ctx = lambda: Context(shared={"H": e}, past=[older, state], below=[lower, x])  # noqa: E731
+    conv = unit(x, state, ctx())
+    _check(conv, _by_hand(unit, x, state, ctx(), 0.0))
+    unit.attention = "softmax"
+    assert not torch.allclose(conv[1]["T"], unit(x, state, ctx())[1]["T"])
+
+
+def test_attention_over_one_state_gives_weight_1():
+    """The kit's softmax variant: one state has weight 1 and no W_q."""
+    unit, x = _unit(tau=1, theta=1, attention="softmax"), _x()
     _randomise(unit)
     assert unit.att_t is None and unit.att_s is None  # no W_q: nothing to weigh
     state, e = {"T": _x(), "H": _x()}, _x()
@@ -134,7 +166,7 @@ def test_attention_over_one_state_gives_weight_1():
     assert torch.equal(got[2]["A_S"], torch.ones_like(x))
     _check(got, _by_hand(unit, x, state, ctx(), 0.0))  # ATT_T = T_{t-1}, ATT_S = S_t^{k-1}
     # the weights of a longer window sum to 1 over the states
-    unit = _unit(tau=3)
+    unit = _unit(tau=3, attention="softmax")
     _randomise(unit)
     seen = []
     real = unit.attend
@@ -235,6 +267,7 @@ def test_plugs_into_stip_end_to_end():
     out = predictor(frames, return_features=True)
     maps = {k: v for k, v in out.features.items() if k not in ("S_E", "T_E")}
     assert set(maps) == set(RPM.MAPS) and set(predictor.maps()) == {"S_E", "T_E", *RPM.MAPS}
+    assert not {"A_T", "A_S"} & set(maps)  # the default merge has no attention weights
     for v in maps.values():
         assert v.shape == (2, cfg.eval_length - 1, cfg.model.num_layers, cfg.model.hidden,
                            *cfg.model.latent_size)
@@ -246,9 +279,12 @@ def test_parameter_count_at_table_vii_setting():
     """Hidden 128, kernel 5, 16x16, tau = theta = 5: Table VII's 6.72M (M = 2^20) is the official
     bottom cell's convolutions, 7,046,400, which include a 1x1 STIF convolution over
     [T_E, S_E, O_E] (384 -> 128, 49,280) that stipkit's identity STIF does not have; Table VII
-    counts no layer normalisation (8 of them here)."""
+    counts no layer normalisation (8 of them here). The default merge and the kit's softmax
+    have the same parameters."""
     with torch.device("meta"):
         unit = RPM(128, (16, 16), 5, tau=5, theta=5)
+        soft = RPM(128, (16, 16), 5, tau=5, theta=5, attention="softmax")
+    assert sum(p.numel() for p in soft.parameters()) == sum(p.numel() for p in unit.parameters())
     conv = sum(p.numel() for n, p in unit.named_parameters() if n.endswith((".0.weight", ".0.bias"))
                or n.startswith("conv_last"))
     norm = sum(p.numel() for p in unit.parameters()) - conv

@@ -14,7 +14,8 @@ from stipkit.official import (OfficialFormatError, convert_strpm, load_strpm,
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CASES = torch.load(FIXTURES / "official_strpm_tiny.pt", weights_only=True)
-OFFICIAL_FIELDS = dict(attention="conv", temporal_states="repeat_last", spatial_states="zigzag",
+# (attention="conv", the official merge, is also the paper's and the default: not among them)
+OFFICIAL_FIELDS = dict(temporal_states="repeat_last", spatial_states="zigzag",
                        stif_gate=True, decode_gate=True, forget_bias=1.0)
 
 
@@ -45,7 +46,8 @@ def test_strpm_discriminator_equals_the_official_code(name):
     assert (feats - case["disc_features"]).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("field, paper", [("attention", "softmax"), ("temporal_states", "past"),
+@pytest.mark.parametrize("field, paper", [("attention", "softmax"),  # the kit's variant
+                                          ("temporal_states", "past"),
                                           ("spatial_states", "layers"), ("stif_gate", False),
                                           ("decode_gate", False), ("forget_bias", 0.0)])
 def test_each_official_departure_changes_the_outputs(field, paper):
@@ -100,7 +102,7 @@ def test_strpm_rolls_out_and_every_parameter_learns():
     frames = torch.rand(2, 5, 3, 16, 16)
     out = model(frames, return_features=True)
     assert out.predictions.shape == (2, 4, 3, 16, 16)
-    assert {"T_E", "S_E", "R_T", "R_S", "R_O", "A_T", "A_S"} <= set(out.features)
+    assert {"T_E", "S_E", "R_T", "R_S", "R_O", "STIF", "STRF"} <= set(out.features)
     assert out.features["R_O"].shape == (2, 4, 2, 8, 4, 4)  # (B, T-1, K, C, H_N, W_N)
     out.predictions.square().mean().backward()
     assert_gradients(model)
@@ -180,6 +182,7 @@ def test_strpm_presets_follow_the_paper_and_official_configs():
     for k, v in OFFICIAL_FIELDS.items():
         assert getattr(official.model.memory, k) == v, k
         assert getattr(sjtu.model.memory, k) != v, k
+    assert sjtu.model.memory.attention == official.model.memory.attention == "conv"
     assert official.train.gan_reduction == "clip_mean" and official.train_length == official.eval_length
     with pytest.raises(ConfigError, match="strpm-nope"):
         get_preset("strpm-nope")

@@ -9,6 +9,27 @@ L_GAN(P), is the ``"gdl+gan"`` mode of :func:`stipkit.losses.predictor_loss`. Th
 disk: its numbers are *as remembered* (layer tables of its Sec. 4 / appendix, weights 0.05 / 1 /
 1), and marked so below.
 
+**Cross-checks** (``stipkit.departures.memory_choices()``, rows "beyondmse"):
+
+* github dyelax/Adversarial_Video_Generation (TensorFlow, commit 458cef1), a re-implementation
+  from the paper: ``Code/constants.py`` has the same layer tables (``SCALE_FMS_G``,
+  ``SCALE_KERNEL_SIZES_G``, ``SCALE_CONV_FMS_D``, ``SCALE_KERNEL_SIZES_D``,
+  ``SCALE_FC_LAYER_SIZES_D``: G_3's kernels are 5-3-3-3-3-5) and loss weights
+  (``LAM_ADV = 0.05``, ``LAM_LP = LAM_GDL = 1``), with **p = 2** (``L_NUM``: the image loss is
+  ℓ2) and **alpha = 1** (``ALPHA_NUM``, the GDL's power), as here. ``Code/loss_functions.py``
+  sums each scale's errors and averages over scales (here: means, full size only) and its BCE
+  takes log10 (here: ln, so its adversarial weight is 0.05 / ln 10 ≈ 0.022 in ours). Its
+  generator has *no* residual (``g_model.py``: each scale's net outputs tanh(conv) alone).
+* The authors' own Torch release, github coupriec/VideoPredictionICLR2016 (commit 802e902):
+  ``get_model.lua`` (``getPyrModel``) *does* add the upsampled coarser prediction to each
+  scale's output before a tanh, the residual here; ``train_iclr_model.lua`` trains smaller
+  nets (16-32-64 feature maps) with ℓ2 + 0.01 adversarial and no GDL; ``README.txt`` lists its
+  two released models as "adversarial+l2norm" and "adversarial+l1norm+gdl", so the authors'
+  Adv+GDL model used **p = 1**, not dyelax's (and our) p = 2.
+
+What could not be confirmed without the paper: its equations as written (the multi-scale
+residual, the GDL with alpha, the p of its final Adv+GDL row).
+
 **Scales.** Factors 8, 4, 2, 1 (sizes 1/8 .. 1, coarse to fine), fewer when the frame is small:
 factor 2**k is kept while H and W are divisible by 2**k and the short side at that scale is at
 least 4 pixels (the paper's coarsest scale: 4x4 of its 32x32 training patches). 32x32 keeps
@@ -68,16 +89,19 @@ class BeyondMSE(STIP):
 
     Inputs X: the last ``clip_length`` frames (paper: 4; the rollout pads the first clip),
     stacked on channels. At each scale k, coarse to fine, X_k is X average-pooled by the scale's
-    factor, and (their Eq. for the multi-scale network, as remembered)
-    Ŷ_k = u(Ŷ_{k-1}) + G'_k(X_k, u(Ŷ_{k-1})), u = bilinear x2 upsampling; the coarsest scale is
-    Ŷ_1 = G'_1(X_1). Ŷ_S (full size) is the prediction. G'_k is a stack of stride-1 convolutions
-    (``G_WIDTHS`` x ``hidden``, ``G_KERNELS``; the paper, with hidden = 128: G_1 128-256-128
-    with 3x3 kernels, G_2 128-256-128 with 5-3-3-5, G_3 128-256-512-256-128 with 5-3-3-3-3-5
-    (remembered as 5-3-3-3-5, one short of its six convolutions: a 3 is added), G_4 the same
-    widths with 7-5-5-5-5-7), ReLU between them. *Departures*: the paper works in
-    [-1, 1] with a tanh output; here frames stay in [0, 1] and the output is linear, like
-    STIP's (predictions are not clamped). Patched frames (``patch`` > 1) are put back together
-    first: the generator works on pixels (:func:`beyondmse_config` sets patch 1).
+    factor, and (their Eq. for the multi-scale network, as remembered; the authors' Torch code
+    has this residual, ``get_model.lua``; dyelax's re-implementation has not)
+    Ŷ_k = u(Ŷ_{k-1}) + G'_k(X_k, u(Ŷ_{k-1})), u = bilinear x2 upsampling (the authors' code:
+    nearest-neighbour); the coarsest scale is Ŷ_1 = G'_1(X_1). Ŷ_S (full size) is the
+    prediction. G'_k is a stack of stride-1 convolutions (``G_WIDTHS`` x ``hidden``,
+    ``G_KERNELS``; the paper, with hidden = 128: G_1 128-256-128 with 3x3 kernels, G_2
+    128-256-128 with 5-3-3-5, G_3 128-256-512-256-128 with 5-3-3-3-3-5 (remembered as
+    5-3-3-3-5, one short of its six convolutions; dyelax's tables have 5-3-3-3-3-5), G_4 the
+    same widths with 7-5-5-5-5-7), ReLU between them. *Departures*: the paper (and both codes)
+    work in [-1, 1] with a tanh output (after the residual sum, in the authors' code); here
+    frames stay in [0, 1] and the output is linear, like STIP's (predictions are not clamped).
+    Patched frames (``patch`` > 1) are put back together first: the generator works on pixels
+    (:func:`beyondmse_config` sets patch 1).
 
     Reuses :meth:`STIP.forward` (the kit's one rollout loop): :meth:`encode` builds the input
     pyramid, :meth:`step` runs the generators; the state is empty (not recurrent). Fields of
@@ -148,8 +172,10 @@ class MultiScaleDiscriminator(nn.Module):
 
     *Departures*: D_k sees the full-size prediction pooled to its scale (the rollout returns
     only Ŷ_S, not G's own Ŷ_k), and only the frame, not the input frames X beside it (the kit's
-    discriminator is called on frames alone); the paper trains on 32x32 patches so its FC sees a
-    fixed size, here the 4x4 pool lets D score whole frames of any size.
+    discriminator is called on frames alone; so does dyelax's, while the authors' Torch code joins
+    X and the frame, ``getPyrAdv``); the paper trains on 32x32 patches so its FC sees a
+    fixed size, here the 4x4 pool lets D score whole frames of any size (dyelax: 'VALID'
+    convolutions on 32x32 patches).
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -185,7 +211,8 @@ class MultiScaleDiscriminator(nn.Module):
 def beyondmse_config(cfg: Config) -> Config:
     """BeyondMSE at ``cfg``'s image size and training schedule: 4 input frames, pixels (patch 1),
     the preset's hidden / disc_hidden as width units (paper: 128 / 64), loss "gdl+gan" with the
-    paper's weights as remembered (lambda_adv = 0.05, lambda_lp = lambda_gdl = 1, p = 2)."""
+    paper's weights as remembered (lambda_adv = 0.05, lambda_lp = lambda_gdl = 1, p = 2,
+    alpha = 1: dyelax's ``constants.py``; the authors' Adv+GDL model used p = 1, see above)."""
     model = replace(cfg.model, name="beyondmse", clip_length=4, patch=1, sted=False, mgir=False,
                     init="default")
     train = replace(cfg.train, loss="gdl+gan", gamma_gan=0.05, gamma_gdl=1.0)

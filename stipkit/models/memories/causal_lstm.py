@@ -40,19 +40,42 @@ class CausalLSTM(Memory):
     M_t^{k-1}'s part of W_2 (g', i', f'); ``conv_mo`` M_t^k's part of W_4; ``conv_m3`` is W_3,
     ``conv_cm`` W_5. At Table VII's setting (hidden 128, kernel 5, 16x16 maps): 8,651,648
     parameters (8.25M) and 2.06G multiply-accumulates, where Table VII lists 7.20M / 1.80G.
-    Eq. 1 alone has 21 5x5 convolutions of 128 -> 128 channels (8.20M weights) and the official
-    code's cell 8.63M, so the table's figure is neither of them.
+
+    **The authors' cell** (``CausalLSTMConfig.authors_code=True``; github Yunbo426/predrnn-pp
+    ``layers/CausalLSTMCell.py``, TensorFlow, and its PyTorch port in chengtan9907/OpenSTL
+    ``openstl/modules/predrnnpp_modules.py``) differs from Eq. 1 in three places:
+
+    .. math::
+        g'_t = \tanh(W_2^{g'} * [X_t, C_t^k]) \qquad
+        M_t^k = f'_t \odot \tanh(W_3 * M_t^{k-1}) + i'_t \odot g'_t \qquad
+        o_t = \tanh(W_4 * [X_t, C_t^k, M_t^k, H_{t-1}^k])
+
+    g'_t does not read :math:`M_t^{k-1}` (``conv_m`` has only the chunks i', f'); :math:`W_3`
+    is filter_size wide (``conv_m3``), and :math:`o_t` also reads :math:`H_{t-1}^k`
+    (``conv_h`` gets a fourth chunk, o). :math:`W_3` and :math:`W_5` carry biases, as every
+    convolution of the TensorFlow code does (the others' biases add up to the seven of
+    ``conv_x``; the OpenSTL port has no biases at all). Same stack, GHU and forget bias.
+    At Table VII's setting: 9,045,120 parameters (8.63M) and 2.16G multiply-accumulates; the
+    TensorFlow cell has 9,046,912 (23 x 128 biases, mostly redundant), OpenSTL's port creates
+    9,863,168, of which 819,200 (its ``conv_o``) its forward never uses. ``tests/test_mem_causal_lstm.py``
+    checks a 3-layer stack with the GHU against OpenSTL's port (a recorded golden output).
+
+    Which one the tables use: the paper's (the default). STRPM Table 3 (131.35M for 16 units
+    and a GHU; RPM 108.29M with the same encoder and decoder) implies about 8.1M a unit, near
+    Eq. 1's 8.25M and not the authors' 8.63M; Table VII's 7.20M matches neither.
 
     Choices (where the paper is open):
 
-    * Eq. 1 as written, not the official code: there g'_t does not read M_t^{k-1}, o_t also
-      reads H_{t-1}^k, and W_3 is filter_size wide. o_t is a tanh in both (not ST-LSTM's σ).
+    * Eq. 1 as written by default, not the official code (above). o_t is a tanh in both (not
+      ST-LSTM's σ).
     * ``forget_bias`` (``CausalLSTMConfig``, default 1) is added inside f_t and f'_t as in the
       official code; Eq. 1 has none (``forget_bias=0`` is the paper's cell).
     * Biases: one per gate, on ``conv_x``; Eq. 1 writes none (the official code biases every
-      convolution).
-    * No layer normalisation: Eq. 1 has none (the official code's ``tln`` option adds it).
-    * PyTorch's default initialisation (the official code draws weights from U(-0.001, 0.001)).
+      convolution; see above for the authors' cell).
+    * No layer normalisation: Eq. 1 has none (the official code's ``tln`` option adds it, on by
+      default in its ``train.py``; not part of ``authors_code``).
+    * PyTorch's default initialisation (the official code draws weights from U(-0.001, 0.001));
+      not part of ``authors_code`` either.
 
     Memory interface (:mod:`stipkit.models.memories.base`): the state is ``{"h", "c"}``;
     ``c`` (:math:`C`) is the temporal state Alg. 1 line 7 merges T_E into at the bottom unit
@@ -68,25 +91,29 @@ class CausalLSTM(Memory):
     TEMPORAL = "c"
     CITE = "PredRNN++ Eq. 1"
 
-    def __init__(self, hidden: int, filter_size: int = 5, forget_bias: float = 1.0):
+    def __init__(self, hidden: int, filter_size: int = 5, forget_bias: float = 1.0,
+                 authors_code: bool = False):
         super().__init__()
         self.hidden = hidden
         self.forget_bias = forget_bias
+        self.authors_code = authors_code
+        a = authors_code  # the authors' cell (see the class docstring)
         k, pad = filter_size, filter_size // 2
         conv = lambda n: nn.Conv2d(hidden, n * hidden, k, padding=pad, bias=False)  # noqa: E731
         self.conv_x = nn.Conv2d(hidden, 7 * hidden, k, padding=pad)  # X: W_1, W_2, W_4; biases
-        self.conv_h = conv(3)    # H_{t-1}: W_1
-        self.conv_c = conv(3)    # C_{t-1}: W_1
-        self.conv_c2 = conv(4)   # C_t: W_2, W_4
-        self.conv_m = conv(3)    # M_t^{k-1}: W_2
-        self.conv_mo = conv(1)   # M_t^k: W_4
-        self.conv_m3 = nn.Conv2d(hidden, hidden, 1, bias=False)      # W_3
-        self.conv_cm = nn.Conv2d(2 * hidden, hidden, 1, bias=False)  # W_5
+        self.conv_h = conv(4 if a else 3)  # H_{t-1}: W_1 (authors: and W_4's o)
+        self.conv_c = conv(3)              # C_{t-1}: W_1
+        self.conv_c2 = conv(4)             # C_t: W_2, W_4
+        self.conv_m = conv(2 if a else 3)  # M_t^{k-1}: W_2 (authors: i', f' only)
+        self.conv_mo = conv(1)             # M_t^k: W_4
+        k3 = k if a else 1                 # W_3: 1x1 in Eq. 1, filter_size in the code
+        self.conv_m3 = nn.Conv2d(hidden, hidden, k3, padding=k3 // 2, bias=a)  # W_3
+        self.conv_cm = nn.Conv2d(2 * hidden, hidden, 1, bias=a)               # W_5
 
     @classmethod
     def from_config(cls, cfg) -> "CausalLSTM":
         """One unit of a :class:`~stipkit.config.ModelConfig` (section: ``CausalLSTMConfig``)."""
-        return cls(cfg.hidden, cfg.filter_size, cfg.memory.forget_bias)
+        return cls(cfg.hidden, cfg.filter_size, cfg.memory.forget_bias, cfg.memory.authors_code)
 
     @classmethod
     def stack(cls, cfg) -> list[Memory]:
@@ -108,20 +135,26 @@ class CausalLSTM(Memory):
 
     def forward(self, x: torch.Tensor, state: State, ctx: Context):
         h, c, m = state["h"], state["c"], ctx.shared["M"]
+        a = self.authors_code
         x_g, x_i, x_f, x_g2, x_i2, x_f2, x_o = self.conv_x(x).chunk(7, dim=1)
-        h_g, h_i, h_f = self.conv_h(h).chunk(3, dim=1)
+        h_g, h_i, h_f, *h_o = self.conv_h(h).chunk(4 if a else 3, dim=1)  # authors: + o
         c_g, c_i, c_f = self.conv_c(c).chunk(3, dim=1)
         g = torch.tanh(x_g + h_g + c_g)                                 # g_t
         i = torch.sigmoid(x_i + h_i + c_i)                              # i_t
         f = torch.sigmoid(x_f + h_f + c_f + self.forget_bias)           # f_t
         c = f * c + i * g                                               # C_t^k
         c_g2, c_i2, c_f2, c_o = self.conv_c2(c).chunk(4, dim=1)
-        m_g, m_i, m_f = self.conv_m(m).chunk(3, dim=1)
-        g2 = torch.tanh(x_g2 + c_g2 + m_g)                              # g'_t
+        if a:                                                           # authors: g' without M
+            m_i, m_f = self.conv_m(m).chunk(2, dim=1)
+            g2 = torch.tanh(x_g2 + c_g2)                                # g'_t
+        else:
+            m_g, m_i, m_f = self.conv_m(m).chunk(3, dim=1)
+            g2 = torch.tanh(x_g2 + c_g2 + m_g)                          # g'_t
         i2 = torch.sigmoid(x_i2 + c_i2 + m_i)                           # i'_t
         f2 = torch.sigmoid(x_f2 + c_f2 + m_f + self.forget_bias)        # f'_t
         m = f2 * torch.tanh(self.conv_m3(m)) + i2 * g2                  # M_t^k
-        o = torch.tanh(x_o + c_o + self.conv_mo(m))                     # o_t
+        o = x_o + c_o + self.conv_mo(m)
+        o = torch.tanh(o + h_o[0] if a else o)                          # o_t (authors: + H_{t-1})
         h = o * torch.tanh(self.conv_cm(torch.cat([c, m], dim=1)))      # H_t^k
         ctx.shared["M"] = m                                             # up / to t + 1
         return h, {"h": h, "c": c}, {"i_t": i, "f_t": f, "i'_t": i2, "f'_t": f2, "o_t": o}
@@ -142,8 +175,12 @@ class GHU(Memory):
     :math:`W_{px}, W_{sx}` (chunks P, S) and their biases, ``conv_z`` :math:`W_{pz}, W_{sz}`.
     At hidden 128, kernel 5: 1,638,656 parameters, 0.39 G multiply-accumulates on 16x16 maps.
 
-    Choices: biases on ``conv_x`` only (Eq. 2 writes none; the official code biases both); no
-    layer normalisation (Eq. 2 has none); PyTorch's default initialisation.
+    Choices: biases on ``conv_x`` only (Eq. 2 writes none; the official code biases both, which
+    add up to the same two); no layer normalisation (Eq. 2 has none); PyTorch's default
+    initialisation. Eq. 2 and the authors' code agree (github Yunbo426/predrnn-pp
+    ``layers/GradientHighwayUnit.py``; OpenSTL ``predrnnpp_modules.GHU``, whose convolutions
+    have no biases): ``authors_code`` leaves the GHU as it is, and the golden-output test of
+    ``tests/test_mem_causal_lstm.py`` runs it against OpenSTL's.
 
     Memory interface: the state is ``{"Z"}``, carried over time; ``TEMPORAL`` is None (a GHU is
     never the bottom or top unit: STIP merges T_E into and decodes from the causal LSTMs). It

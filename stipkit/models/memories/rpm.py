@@ -44,14 +44,21 @@ class RPM(Memory):
         STRF_t^k = R_O \odot \tanh(W_{1\times1} * [T_t^k, S_t^k]) \qquad
         H_t^k = STIF_t^k + STRF_t^k
 
-    Attention over n states :math:`X_1..X_n` (oldest first; the paper: "constructed with
-    convolutional layers ... merge the multiple ... states to a single one"):
+    Attention over n states :math:`X_1..X_n` (oldest first): the paper's "temporal attention
+    network which is constructed with convolutional layers and can help merge the multiple
+    temporal states to a single one" (Sec. 3.2), which the official code (github
+    ZhengChang467/STRPM ``core/layers/STRPMCell.py``: ``att_c``, ``att_m``) builds as one
+    filter_size convolution of the concatenated states followed by layer normalisation:
 
     .. math::
-        Q = W_q * [X_1, \dots, X_n] \qquad
-        A_i = \mathrm{softmax}_i(Q \odot X_i) \qquad ATT(X) = \textstyle\sum_i A_i \odot X_i
+        ATT(X) = \mathrm{LN}(W_q * [X_1, \dots, X_n])
 
-    per channel and pixel. ``conv_t``, ``conv_s``, ``conv_o``, ``conv_h``, ``conv_m`` are
+    ``attention="softmax"`` is **the kit's own variant**, in neither the paper nor the code
+    (stipkit's default before revision 2): the merge above is the query Q of per-channel,
+    per-pixel weights that sum to 1 over the states,
+    :math:`A_i = \mathrm{softmax}_i(Q \odot X_i)`, and :math:`ATT(X) = \sum_i A_i \odot X_i`
+    (the maps ``A_T``, ``A_S``; same parameters; with one state, weight 1 and no
+    :math:`W_q`). ``conv_t``, ``conv_s``, ``conv_o``, ``conv_h``, ``conv_m`` are
     :math:`W_t, W_s, W_o, W_h, W_m`; ``conv_ts`` is :math:`[W_{ot}, W_{os}]` on
     :math:`[T_t^k, S_t^k]`; ``conv_last`` the 1x1 :math:`W_{1\times1}`; ``att_t``, ``att_s``
     the :math:`W_q` of :math:`ATT_T` (on :math:`\tau` states) and :math:`ATT_S` (:math:`\theta`).
@@ -62,11 +69,12 @@ class RPM(Memory):
 
     Choices (where the paper is open, or the official code departs from it):
 
-    * Attention: a softmax over the states, per channel and pixel, whose query is the
-      official code's merging convolution (with its layer normalisation), so the weights are
-      maps that sum to 1 (the exposed ``A_T``, ``A_S``). *Departure*: the official code uses
-      that convolution's output itself as the merged state (no weights). Same parameters.
-      With one state (tau or theta = 1) the weight is 1 and there is no ``W_q``.
+    * Attention: the paper's and the official code's merging convolution (above), also for one
+      state (tau or theta = 1: a convolution of that state, as the official code). STRPM
+      Table 3's counts of RPM(θ = 1, τ = 1) and RPM(θ = 5, τ = 1) (45.95M, 77.09M against
+      108.29M for 16 units) fall by 1.95M a unit for each window cut from 5 states to 1, which
+      is the whole 640 -> 128 5x5 merge: a one-state merge would have kept 0.39M of it, so the
+      authors' Table 3 models had none at one state. ``attention="softmax"``: the kit's variant.
     * A window with fewer states than tau (theta) is padded with zero states as the oldest,
       as the official code pads with its zero initial states.
     * :math:`\mathcal{S}` holds this step's lower spatial states only, :math:`S_t^0` being the
@@ -87,12 +95,12 @@ class RPM(Memory):
       its STIF is the paper's :math:`W_{1\times1} * [T_E, S_E]` (``conv_stif``).
 
     Official-code departures (``RPMConfig`` fields, all on in the ``strpm-*-official`` presets;
-    rows of ``stipkit.departures.strpm_departures()``): ``attention="conv"`` (the merging
-    convolution's output is ATT), ``temporal_states="repeat_last"`` (its window list holds one
-    list object many times, so :math:`\mathcal{T}` is tau copies of :math:`T_{t-1}^k`),
-    ``spatial_states="zigzag"`` (:math:`S_t^0 = S_{t-1}^K` and :math:`\mathcal{S}` the last theta
-    states along the zigzag path; while the path holds at most theta states the official index
-    arithmetic uses the step count, so the window repeats the zero state: reproduced),
+    rows of ``stipkit.departures.strpm_departures()``): ``temporal_states="repeat_last"`` (its
+    window list holds one list object many times, so :math:`\mathcal{T}` is tau copies of
+    :math:`T_{t-1}^k`), ``spatial_states="zigzag"`` (:math:`S_t^0 = S_{t-1}^K` and
+    :math:`\mathcal{S}` the last theta states along the zigzag path; while the path holds at
+    most theta states the official index arithmetic uses the step count, so the window repeats
+    the zero state: reproduced),
     ``stif_gate`` (the bottom STIF convolution reads :math:`[T_E, S_E, R_O]`: the cell's
     argument ``o_t`` is overwritten by the gate before it is used) and ``forget_bias=1``.
 
@@ -105,24 +113,30 @@ class RPM(Memory):
     input instead, ``bottom=True``, set by :meth:`stack`). :math:`\mathcal{T}` is ``ctx.past``
     (``window = tau``), whose newest state is read from ``state`` (at the bottom unit it holds
     T_E, merged by Alg. 1 line 7); :math:`\mathcal{S}` is ``ctx.below`` (``below = theta``).
-    Maps: the gates R_T, R_S, R_O, the attention weight of the newest state of each window,
-    A_T (on :math:`T_{t-1}^k`) and A_S (on :math:`S_t^{k-1}`), and Eq. 9's two terms STIF and
-    STRF (STRPM's Fig. 5 shows them).
+    Maps: the gates R_T, R_S, R_O and Eq. 9's two terms STIF and STRF (STRPM's Fig. 5 shows
+    them); with ``attention="softmax"`` also the weight of the newest state of each window,
+    A_T (on :math:`T_{t-1}^k`) and A_S (on :math:`S_t^{k-1}`).
     """
 
     MAPS = {"R_T": "temporal residual gate R_T (STRPM Eq. 6)",
             "R_S": "spatial residual gate R_S (Eq. 6)",
             "R_O": "output residual gate R_O (Eq. 9)",
-            "A_T": "attention weight of T_{t-1} among the tau temporal states (ATT_T, Eq. 7)",
-            "A_S": "attention weight of S_t^{k-1} among the theta spatial states (ATT_S, Eq. 8)",
             "STIF": "spatiotemporal input features STIF (Eq. 9; zero without the residual)",
             "STRF": "spatiotemporal residual features STRF (Eq. 9)"}
+    SOFTMAX_MAPS = {  # attention="softmax" (the kit's variant) adds them after R_O
+        "A_T": "attention weight of T_{t-1} among the tau temporal states (kit's softmax ATT_T)",
+        "A_S": "attention weight of S_t^{k-1} among the theta spatial states (kit's softmax ATT_S)"}
     TEMPORAL = "T"
     CITE = "STRPM Eq. 5-9"
+    REVISION = 2
+    REVISION_NOTE = ("the default attention is now the paper's and the official code's merging "
+                     "convolution (RPMConfig.attention='conv'); revision 1 weighed the states by "
+                     "the kit's per-position softmax (now attention='softmax'): the same "
+                     "parameters, other outputs")
 
     def __init__(self, hidden: int, size: tuple[int, int], filter_size: int = 5, tau: int = 5,
                  theta: int = 5, residual: bool = True, forget_bias: float = 0.0,
-                 bottom: bool = True, *, stif: str = "identity", attention: str = "softmax",
+                 bottom: bool = True, *, stif: str = "identity", attention: str = "conv",
                  temporal_states: str = "past", spatial_states: str = "layers", layers: int = 1):
         super().__init__()
         self.window, self.below = tau, theta
@@ -139,8 +153,9 @@ class RPM(Memory):
         self.att_s = conv(theta * hidden) if theta > 1 or merge else None
         self.conv_stif = (None if stif == "identity" else
                           nn.Conv2d((3 if stif == "gated" else 2) * hidden, hidden, 1))
-        if merge:  # no attention weights to show
-            self.MAPS = {k: v for k, v in RPM.MAPS.items() if not k.startswith("A_")}
+        if not merge:  # the kit's softmax: attention weights to show, after R_O
+            maps = list(RPM.MAPS.items())
+            self.MAPS = dict(maps[:3] + list(RPM.SOFTMAX_MAPS.items()) + maps[3:])
 
     @classmethod
     def from_config(cls, cfg, bottom: bool = True) -> "RPM":
@@ -170,7 +185,8 @@ class RPM(Memory):
 
     def attend(self, conv: nn.Module | None, states: list[torch.Tensor], n: int):
         """ATT over the n latest ``states`` (oldest first, zero-padded): (merged, weights).
-        ``attention="conv"`` (official): the convolution's output is the merged state."""
+        ``attention="conv"`` (paper, official; default): the convolution's output is the merged
+        state, no weights; ``"softmax"`` (the kit's variant): the weighted sum."""
         states = list(states)[-n:]
         states = [torch.zeros_like(states[0])] * (n - len(states)) + states
         if self.attention == "conv":

@@ -1,15 +1,16 @@
 """ST-LSTM (PredRNN, NeurIPS 2017, Eq. 3): shapes, gradients, state over time, one step by hand,
-the zigzag memory M, and the memory plugged into STIP."""
+the zigzag memory M, the memory plugged into STIP, and a 3-layer PredRNN stack against outputs
+recorded from the authors' code (thuml/predrnn-pytorch; tests/fixtures/README.md)."""
 from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from stipkit.config import get_preset, memory_config
+from stipkit.config import ConfigError, get_preset, memory_config
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, STLSTM, Context, MemoryStack
-from _helpers import assert_gradients, rollout
+from _helpers import FIXTURES, assert_gradients, rollout
 
 H, SIZE, K = 4, (6, 6), 3  # hidden, map size, kernel: tiny
 
@@ -25,7 +26,17 @@ def _unit(**kw):
 
 def test_registered_with_its_config_section():
     assert MEMORIES["stlstm"] is STLSTM
-    assert memory_config("stlstm").forget_bias == 1.0
+    s = memory_config("stlstm")
+    assert (s.forget_bias, s.gate_bias) == (1.0, False)  # the authors' code
+    assert STLSTM.REVISION == 2 and "gate_bias" in STLSTM.REVISION_NOTE
+    assert _unit().conv_x.bias is None and _unit(gate_bias=True).conv_x.bias.shape == (7 * H,)
+
+
+@pytest.mark.parametrize("field, value", [("forget_bias", float("nan")), ("forget_bias", None),
+                                          ("forget_bias", True), ("gate_bias", 1)])
+def test_config_errors_name_the_field(field, value):
+    with pytest.raises(ConfigError, match=f"STLSTMConfig.{field}="):
+        memory_config("stlstm", **{field: value})
 
 
 def test_shapes_of_output_state_and_maps():
@@ -39,7 +50,7 @@ def test_shapes_of_output_state_and_maps():
 
 
 def test_one_step_follows_equation_3():
-    unit = _unit(forget_bias=0.3)
+    unit = _unit(forget_bias=0.3, gate_bias=True)
     with torch.no_grad():
         for p in unit.parameters():
             p.normal_(0, 0.3)
@@ -47,16 +58,16 @@ def test_one_step_follows_equation_3():
     ctx = Context(shared={"M": m})
     out, state, gates = unit(x, {"h": h, "c": c}, ctx)
     conv = lambda inp, w, b=None: F.conv2d(inp, w, b, padding=K // 2)  # noqa: E731
-    Wx = unit.conv_x.weight.split(H)  # W_xg, W_xi, W_xf, W'_xg, W'_xi, W'_xf, W_xo
+    Wx = unit.conv_x.weight.split(H)  # the code's order: W_x(i, f, g, i', f', g', o)
     bx = unit.conv_x.bias.split(H)
-    Wh, Wm = unit.conv_h.weight.split(H), unit.conv_m.weight.split(H)  # (g, i, f, o), (g', i', f')
-    g = torch.tanh(conv(x, Wx[0], bx[0]) + conv(h, Wh[0]))
-    i = torch.sigmoid(conv(x, Wx[1], bx[1]) + conv(h, Wh[1]))
-    f = torch.sigmoid(conv(x, Wx[2], bx[2]) + conv(h, Wh[2]) + 0.3)
+    Wh, Wm = unit.conv_h.weight.split(H), unit.conv_m.weight.split(H)  # (i, f, g, o), (i', f', g')
+    i = torch.sigmoid(conv(x, Wx[0], bx[0]) + conv(h, Wh[0]))
+    f = torch.sigmoid(conv(x, Wx[1], bx[1]) + conv(h, Wh[1]) + 0.3)
+    g = torch.tanh(conv(x, Wx[2], bx[2]) + conv(h, Wh[2]))
     C = f * c + i * g
-    g2 = torch.tanh(conv(x, Wx[3], bx[3]) + conv(m, Wm[0]))
-    i2 = torch.sigmoid(conv(x, Wx[4], bx[4]) + conv(m, Wm[1]))
-    f2 = torch.sigmoid(conv(x, Wx[5], bx[5]) + conv(m, Wm[2]) + 0.3)
+    i2 = torch.sigmoid(conv(x, Wx[3], bx[3]) + conv(m, Wm[0]))
+    f2 = torch.sigmoid(conv(x, Wx[4], bx[4]) + conv(m, Wm[1]) + 0.3)
+    g2 = torch.tanh(conv(x, Wx[5], bx[5]) + conv(m, Wm[2]))
     M = f2 * m + i2 * g2
     Wco, Wmo = unit.conv_o.weight.split(H, dim=1)
     o = torch.sigmoid(conv(x, Wx[6], bx[6]) + conv(h, Wh[3]) + conv(C, Wco) + conv(M, Wmo))
@@ -130,7 +141,64 @@ def test_plugs_into_stip_end_to_end():
 
 
 def test_parameter_count_at_table_vii_setting():
-    """Hidden 128, kernel 5: 7+4+3+2 convolutions 128 -> 128 of 5x5, a 1x1 from 256, 7 biases."""
+    """Hidden 128, kernel 5: 7+4+3+2 convolutions 128 -> 128 of 5x5 and a 1x1 from 256, no
+    biases (the code's SpatioTemporalLSTMCell: 6,586,368); gate_bias adds 7 x 128."""
     with torch.device("meta"):
-        unit = STLSTM(128, filter_size=5)
-    assert sum(p.numel() for p in unit.parameters()) == 16 * 128 * 128 * 25 + 256 * 128 + 7 * 128
+        count = lambda **kw: sum(p.numel() for p in STLSTM(128, 5, **kw).parameters())  # noqa: E731
+        assert count() == 16 * 128 * 128 * 25 + 256 * 128 == 6_586_368
+        assert count(gate_bias=True) == 6_586_368 + 7 * 128
+
+
+# ------------------------------------------------------------ against the authors' code
+AUTHORS = torch.load(FIXTURES / "authors_predrnn_tiny.pt", weights_only=True)
+
+
+def authors_stack(case, **kw) -> MemoryStack:
+    """A stack of ST-LSTMs holding the weights of the authors' ``predrnn.RNN`` (its cells only;
+    the state dict maps by name: ``cell_list.<l>.conv_x.0.weight`` -> ``<l>.conv_x.weight``,
+    ``conv_last`` -> ``conv_cm``)."""
+    a = case["args"]
+    stack = MemoryStack([STLSTM(a["num_hidden"], a["filter_size"], **kw)
+                         for _ in range(a["num_layers"])])
+    sd = {}
+    for key, value in case["state_dict"].items():
+        if key.startswith("cell_list."):
+            _, layer, name = key.split(".", 2)
+            sd[f"{layer}.{name.replace('.0.', '.').replace('conv_last', 'conv_cm')}"] = value
+    stack.load_state_dict(sd)  # strict: every weight of the stack comes from the code's
+    return stack
+
+
+def run_authors_case(stack, case):
+    """The stack over the recorded frames (patch 1, frame channels = hidden, so the frames are
+    the stack's input): per step the top output and each lower unit's output, and the states
+    after the last step."""
+    frames = case["frames"].permute(0, 1, 4, 2, 3)  # the code's (B, T, H, W, C) -> (B, T, C, H, W)
+    state, top, lower = stack.init_state(frames[:, 0]), [], []
+    with torch.no_grad():
+        for t in range(frames.shape[1]):
+            out, _ = stack(frames[:, t], state)
+            top.append(out)
+            lower.append(torch.stack([s["h"] for s in state.units[:-1]]))
+    return torch.stack(top), torch.stack(lower), state
+
+
+def test_a_predrnn_stack_equals_the_authors_code():
+    """3 ST-LSTM layers, 4 steps, zero initial states, forget_bias 1 and no gate biases (the
+    defaults), against thuml/predrnn-pytorch's ``RNN.forward`` with the same weights."""
+    case = AUTHORS
+    stack = authors_stack(case)
+    top, lower, state = run_authors_case(stack, case)
+    pred = F.conv2d(top.flatten(0, 1), case["state_dict"]["conv_last.weight"]).view_as(top)
+    errors = {"top H": (top - case["top"]).abs().max(),
+              "lower H": (lower - case["x"]).abs().max(),
+              "C": (torch.stack([s["c"] for s in state.units]) - case["c_last"]).abs().max(),
+              "M": (state.shared["M"] - case["m_last"]).abs().max(),
+              "frames": (pred.permute(1, 0, 3, 4, 2) - case["predictions"]).abs().max()}
+    assert max(errors.values()) < 1e-5, errors
+    assert case["top"].abs().max() > 0.1  # not a vacuous comparison
+    # the comparison tells chunk orders apart: conv_x's chunks moved by one gate do not match
+    swapped = authors_stack(case)
+    with torch.no_grad():
+        swapped[1].conv_x.weight.copy_(swapped[1].conv_x.weight.roll(8, 0))
+    assert (run_authors_case(swapped, case)[0] - case["top"]).abs().max() > 1e-3

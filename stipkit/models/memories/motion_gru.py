@@ -1,8 +1,13 @@
 """MotionRNN (Wu et al., CVPR 2021): MotionGRU units between PredRNN's ST-LSTM layers, and the
-motion highway.
+motion highway, as the authors' code builds them (thuml/MotionRNN, ``core/layers/MotionGRU.py``,
+``core/layers/SpatioTemporalLSTMCell_Motion_Highway.py``, ``core/models/MotionRNN_PredRNN.py``;
+read, not copied).
 
-The paper is not on disk: its equations below are as remembered (numbers included) and checked
-against the structure of the authors' public code (thuml/MotionRNN), which is read, not copied.
+The paper is not on disk: its parts are named below by what they do (the code's README: MotionGRU
+captures "the transient variation and motion trend"; the "motion highway"; the paper's own
+sub-headings as remembered), without equation numbers, which could not be checked. The code's
+functions are cited instead. tests/test_mem_motionrnn.py checks a 3-layer stack against outputs
+recorded from the authors' code.
 """
 from __future__ import annotations
 
@@ -41,12 +46,16 @@ def neighbour_warp(x: torch.Tensor, flow: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class MotionGRU(Memory):
-    r"""The MotionGRU unit between ST-LSTM layers l and l+1 (MotionRNN Sec. 3.2, Eq. 2-5 as
-    remembered). It reads :math:`H_t^l` (the layer below's output) and its own motion states
-    :math:`F_{t-1}^l` (motion filter) and :math:`D_{t-1}^l` (motion trend), carried over time.
-    Enc is a stride-2 convolution to a quarter of the hidden width (:math:`E = Enc(H_t^l)`).
+    r"""The MotionGRU between ST-LSTM layers l and l+1: ``MotionGRU.forward`` and ``Warp`` of
+    thuml/MotionRNN ``core/layers/MotionGRU.py``, with the Enc / Dec / gate around it that
+    ``RNN.forward`` of ``core/models/MotionRNN_PredRNN.py`` applies (``enc_list``,
+    ``dec_list``, ``gate_list``). It reads :math:`H_t^l` (the layer below's output) and its own
+    motion states :math:`F_{t-1}^l` (motion filter, the code's ``offset``) and
+    :math:`D_{t-1}^l` (motion trend, the code's ``mean``), carried over time. Enc is a stride-2
+    convolution to a quarter of the hidden width (:math:`E = Enc(H_t^l)`).
 
-    Transient variation, a ConvGRU on the motion filter (Eq. 2):
+    Transient variation, a ConvGRU on the motion filter (the code's ``update``, ``reset``,
+    ``output`` convolutions):
 
     .. math::
         u_t = \sigma(W_u * [E, F_{t-1}^l]) \qquad r_t = \sigma(W_r * [E, F_{t-1}^l]) \qquad
@@ -55,13 +64,13 @@ class MotionGRU(Memory):
     .. math::
         F'^l_t = u_t \odot z_t + (1 - u_t) \odot F_{t-1}^l
 
-    Trending momentum (Eq. 3), with step :math:`\alpha` (``momentum``, 0.5), and the motion
-    filter as their sum (Eq. 4):
+    Trending momentum, with step :math:`\alpha` (``momentum``, the code's 0.5), and the motion
+    filter as their sum:
 
     .. math::
         D_t^l = D_{t-1}^l + \alpha (F_{t-1}^l - D_{t-1}^l) \qquad F_t^l = F'^l_t + D_t^l
 
-    Motion-based transition, output gate and merge (Eq. 5):
+    Motion-based transition (the code's ``Warp``), output gate and merge (``gate_list``):
 
     .. math::
         m_t = \sigma(W_{m} * E) \qquad
@@ -72,43 +81,49 @@ class MotionGRU(Memory):
         g_t = \sigma(W_g * [Dec(H'_t), H_t^l]) \qquad
         X_t^l = g_t \odot Dec(H'_t) + (1 - g_t) \odot H_t^l
 
-    :math:`X_t^l` goes up as layer l+1's input. The warp samples E bilinearly
+    :math:`X_t^l` goes up as layer l+1's input (and, in :class:`MotionRNN`, back to layer l as
+    its :math:`H_{t-1}` at the next step). The warp samples E bilinearly
     (:func:`neighbour_warp`, ``F.grid_sample``) at the k x k neighbours :math:`p_n` of every
     position, each moved by its own offset: :math:`F_t^l` has 2k² channels (k = ``neighbourhood``,
     3), the mask :math:`m_t` one per neighbour, and the W_n (``conv_warp``, a 1x1 convolution of
-    the k² masked samples stacked on channels) mix them back to E's width: a deformable k x k
-    convolution. Dec is a 4x4 stride-2 transposed convolution back to the hidden width.
+    the k² masked samples stacked on channels; the code's k x k convolution of stride k over
+    the samples laid out as k x k blocks, the same weights reordered) mix them back to E's width:
+    a deformable k x k convolution. Dec is a 4x4 stride-2 transposed convolution back to the
+    hidden width.
 
     Weights: ``enc`` (filter_size, stride 2, hidden -> C' = max(1, hidden // 4)); ``conv_ur``
-    (3x3, [E, F] -> u, r chunks) and ``conv_z`` (3x3); ``conv_m`` (3x3, E -> k² masks);
-    ``conv_warp`` (1x1, k² C' -> C', no bias); ``dec``; ``conv_g`` (filter_size, [Dec(H'), H]
-    -> g). At hidden 16, kernel 5, k = 3: 26,683 parameters; at hidden 128: 1,023,595.
+    (3x3, [E, F] -> u, r chunks: the code's ``update`` and ``reset`` stacked) and ``conv_z``
+    (3x3, ``output``); ``conv_m`` (3x3, E -> k² masks, ``warp_gate``); ``conv_warp`` (1x1,
+    k² C' -> C', no bias, ``warp.conv``); ``dec``; ``conv_g`` (filter_size, [Dec(H'), H] -> g,
+    ``gate_list``). At hidden 16, kernel 5, k = 3: 26,683 parameters; at hidden 128: 1,023,595,
+    as the code's.
 
-    Choices (where the paper is open or the official code differs):
+    Choices (where the paper is open or stipkit differs from the code):
 
-    * Enc/Dec as the official code: a filter_size convolution of stride 2 to hidden // 4
-      channels, and a 4x4 transposed convolution of stride 2; on an odd map the decoder's extra
-      row/column is cropped (the official code needs even maps).
-    * The GRU's and the mask's kernels are 3x3 (official); g_t's is filter_size (official; the
-      paper's W may be 1x1, as remembered). Every convolution has a bias but ``conv_warp``.
-    * Warp: a k x k neighbourhood of offsets per position (official; the paper's Warp is
-      bilinear sampling, as remembered), bilinear ``grid_sample`` at pixel centres with zeros
-      outside (the official code clamps coordinates to a one-pixel zero border).
-    * F_0 = D_0 = 0 (Alg. 1 line 3; the official code draws them from a Xavier normal).
-    * PyTorch's default initialisation (the official code zeroes the GRU's and the mask's
-      weights and registers a backward hook meant to scale their gradients by 0.1, which
-      has no effect).
+    * Enc/Dec as the code: a filter_size convolution of stride 2 to hidden // 4 channels, and a
+      4x4 transposed convolution of stride 2; on an odd map the decoder's extra row/column is
+      cropped (the code needs even maps).
+    * The GRU's and the mask's kernels are 3x3, g_t's is filter_size (the code). Every
+      convolution has a bias but ``conv_warp`` (the code).
+    * Warp: bilinear ``grid_sample`` at pixel centres with zeros outside; the code clamps the
+      sampling positions to a one-pixel zero border around E, which gives the same values (a
+      sample beyond the border reads zeros either way), with gradients that differ there.
+    * F_0 = D_0 = 0 (the code draws one Xavier-normal tensor for both; see :class:`MotionRNN`).
+    * PyTorch's default initialisation (the code zeroes the weights of the GRU's and the mask's
+      convolutions and registers a backward hook meant to scale their gradients by 0.1, which
+      has no effect: it returns None).
 
     Memory interface: the state is ``{"F", "D"}`` (:math:`F_t^l, D_t^l`, 2k² channels at half
     the map size), carried over time; ``TEMPORAL`` is None (a MotionGRU is never the bottom or
-    top unit). It leaves ``ctx.shared["M"]`` alone: the ST-LSTM above reads the one below's M.
-    Exposed maps: the gate g_t and the motion filter's length per neighbour, |F_t^l|.
+    top unit of a stack). :class:`MotionRNN` holds it as its ``motion`` submodule; it can also
+    stand alone between two units of a custom stack (it leaves ``ctx.shared`` alone). Exposed
+    maps: the gate g_t and the motion filter's length per neighbour, |F_t^l|.
     """
 
-    MAPS = {"g_t": "MotionGRU output gate g_t (MotionRNN Eq. 5)",
-            "|F_t|": "motion filter length |F_t| per neighbour, in pixels (MotionRNN Eq. 4)"}
+    MAPS = {"g_t": "MotionGRU output gate g_t (MotionRNN, gate_list)",
+            "|F_t|": "motion filter length |F_t| per neighbour, in pixels (MotionRNN, offset)"}
     TEMPORAL = None
-    CITE = "MotionRNN (Wu et al., 2021) Eq. 2-5"
+    CITE = "MotionRNN (Wu et al., 2021), MotionGRU"
 
     def __init__(self, hidden: int, filter_size: int = 5, neighbourhood: int = 3,
                  momentum: float = 0.5):
@@ -142,80 +157,136 @@ class MotionGRU(Memory):
         e = self.enc(x)                                                  # Enc(H_t^l)
         u, r = torch.sigmoid(self.conv_ur(torch.cat([e, f_prev], 1))).chunk(2, dim=1)
         z = torch.tanh(self.conv_z(torch.cat([e, r * f_prev], 1)))
-        f_trans = lerp(f_prev, z, u)                               # F'_t (Eq. 2)
-        d = lerp(d_prev, f_prev, self.momentum)                    # D_t (Eq. 3)
-        f = f_trans + d                                                  # F_t (Eq. 4)
+        f_trans = lerp(f_prev, z, u)                               # F'_t, transient variation
+        d = lerp(d_prev, f_prev, self.momentum)                    # D_t, trending momentum
+        f = f_trans + d                                                  # F_t
         m = torch.sigmoid(self.conv_m(e))                                # m_t
         samples = neighbour_warp(e, f, self.neighbourhood) * m.unsqueeze(2)
         warped = self.conv_warp(samples.flatten(1, 2))                   # H'_t
         dec = self.dec(warped)[..., :x.shape[-2], :x.shape[-1]]          # Dec(H'_t)
         g = torch.sigmoid(self.conv_g(torch.cat([dec, x], 1)))           # g_t
-        out = lerp(x, dec, g)                                      # X_t^l (Eq. 5)
+        out = lerp(x, dec, g)                                      # X_t^l
         n = self.neighbourhood ** 2
         length = torch.sqrt(f[:, :n].square() + f[:, n:].square())
         return out, {"F": f, "D": d}, {"g_t": g, "|F_t|": length}
 
 
 class MotionRNN(STLSTM):
-    r"""MotionRNN on PredRNN (Wu et al., CVPR 2021, Sec. 3.1, Eq. 1 as remembered): a stack of
-    ST-LSTM layers (:class:`~stipkit.models.memories.stlstm.STLSTM`, PredRNN Eq. 3, unchanged)
-    with a :class:`MotionGRU` between every two consecutive layers, and the motion highway:
+    r"""One layer of MotionRNN on PredRNN, as ``RNN.forward`` of thuml/MotionRNN
+    ``core/models/MotionRNN_PredRNN.py`` runs it: an ST-LSTM (:class:`STLSTM`, PredRNN Eq. 3, the
+    code's ``SpatioTemporalLSTMCell_Motion_Highway``) with the motion highway, and the
+    :class:`MotionGRU` above it (``motion``; none on the top layer). For layer l at step t:
 
     .. math::
-        X_t^l, F_t^l, D_t^l = \mathrm{MotionGRU}(H_t^l, F_{t-1}^l, D_{t-1}^l) \qquad
-        H_t^{l+1}, C_t^{l+1}, M_t^{l+1} = \mathrm{ST\text{-}LSTM}(X_t^l, H_{t-1}^{l+1},
-        C_{t-1}^{l+1}, M_t^l)
+        \hat H_t^l = o_t \odot \tanh(W_{1\times1} * [C_t^l, M_t^l]) + (1 - o_t) \odot V_t^l
+
+    with :math:`o_t, C_t^l, M_t^l` the ST-LSTM's on :math:`(X_t^{l-1}, H_{t-1}^l, C_{t-1}^l,
+    M_t^{l-1})` (the first term is its output :math:`H` of PredRNN Eq. 3), then
 
     .. math::
-        H_t^{l+1} \leftarrow H_t^{l+1} + (1 - o_t) \odot H_t^l
+        X_t^l, F_t^l, D_t^l = \mathrm{MotionGRU}(\hat H_t^l, F_{t-1}^l, D_{t-1}^l) \qquad
+        H_t^l = X_t^l
 
-    where :math:`o_t` is layer l+1's own output gate: the highway bypasses the MotionGRU and
-    brings back the content the warp did not move. This class is one such ST-LSTM layer; its
-    ``stack(cfg)`` is the whole memory: ST-LSTM, MotionGRU, ST-LSTM, ..., ST-LSTM (L ST-LSTMs,
-    L - 1 MotionGRUs).
+    where :math:`o_t` is the layer's own output gate and the highway :math:`V_t^l` is the
+    ST-LSTM output of the layer below, :math:`\hat H_t^{l-1}`, before its MotionGRU (the
+    code's ``motion_highway``, passed up the stack like M): the highway bypasses the MotionGRU
+    and brings back the content the warp did not move. At the bottom,
+    :math:`V_t^1 = W_v * X_t^0`, a 1x1 convolution without bias of the stack's input (the code's
+    ``conv_first_v`` of the frame). :math:`X_t^l` goes up as layer l+1's input and is the
+    layer's :math:`H_t^l`, the :math:`H_{t-1}^l` of its next step (the code's ``h_t[i]``,
+    overwritten by the merge). The top layer has no MotionGRU: its output and H are
+    :math:`\hat H_t^L`. ``stack(cfg)`` is the whole memory: L such layers, the L - 1 below the
+    top with a MotionGRU.
 
     Choices:
 
-    * MotionGRUs between *every* two consecutive layers (the paper's Fig. 2 and the official
-      code), none above the top layer; a one-layer stack is a plain ST-LSTM (with highway).
-    * The highway also on the bottom layer, from the stack's input (STIP's S_E, at the hidden
-      width), as the official code does from a 1x1 projection of the frame; Eq. 1 writes it
-      for the layers above a MotionGRU. ``MotionRNNConfig.highway=False`` drops it everywhere.
-    * The highway reads the output of the ST-LSTM below through ``ctx.below`` (``below`` = 2:
-      the ST-LSTM's and the MotionGRU's outputs; 1 at the bottom: the stack's input).
-    * The ST-LSTM keeps its own H_t^l (with highway) as H_{t-1}^l of the next step, the
-      paper's "original state transition flow"; the official code overwrites it with the
-      MotionGRU's output X_t^l.
-    * ST-LSTM choices as :class:`STLSTM` (``forget_bias``, 1 as PredRNN's code; no LayerNorm).
+    * State flow as the code (``MotionRNNConfig.carry="merged"``): the MotionGRU's merged
+      output :math:`X_t^l` is the layer's next :math:`H_{t-1}^l`. ``carry="own"`` keeps the
+      ST-LSTM's own :math:`\hat H_t^l` instead (stipkit before revision 2, one reading of the
+      paper's "without changing the original state transition flow").
+    * The bottom highway reads a 1x1 convolution (``conv_v``, no bias) of the stack's input,
+      STIP's S_E: in the code the bottom ST-LSTM reads the frame and the highway a 1x1 of the
+      same frame; here the bottom ST-LSTM reads S_E, so the 1x1 of S_E is the same relation
+      (stipkit before revision 2 used S_E itself). ``highway=False`` drops the highway (and
+      ``conv_v``) everywhere: the layers are plain ST-LSTMs.
+    * MotionGRUs between *every* two consecutive layers (the code), none above the top layer;
+      a one-layer stack is one ST-LSTM with the bottom highway.
+    * Zero initial states H_0 = C_0 = M_0 = F_0 = D_0 = 0. The code draws them with
+      ``nn.init.xavier_normal_`` on every forward (one draw shared by H_0 and C_0 of a layer,
+      one by F_0 and D_0): noise whose scale, sqrt(2 / ((B + C) h w)), depends on the batch size
+      (about 0.005 for H_0 at the code's Human3.6M setting), which would make a sample's
+      prediction depend on its batch and on the random state. stipkit is seeded and
+      deterministic; the golden test feeds the code's recorded draws as the initial state.
+    * ST-LSTM choices as :class:`STLSTM` (``forget_bias`` 1 and no gate biases, as the code;
+      ``gate_bias=True`` adds them; no LayerNorm: the code's Human3.6M script sets
+      ``--layer_norm 0``).
 
-    Memory interface: as :class:`STLSTM` (state ``{"h", "c"}``, ``c`` temporal; M zigzags in
-    ``ctx.shared["M"]`` through the MotionGRUs untouched); the maps are ST-LSTM's gates.
+    Memory interface: the state is ``{"h", "c", "F", "D"}`` (``{"h", "c"}`` on the top layer),
+    ``c`` temporal; M zigzags in ``ctx.shared["M"]`` as in :class:`STLSTM`, and the highway's
+    :math:`\hat H_t^l` goes up in ``ctx.shared["V"]`` (the bottom layer writes it afresh each
+    step). The maps are the ST-LSTM's gates and, below the top, the MotionGRU's g_t and |F_t|.
     """
 
-    CITE = "MotionRNN (Wu et al., 2021) Eq. 1 on PredRNN Eq. 3"
+    MAPS = {**STLSTM.MAPS, **MotionGRU.MAPS}
+    CITE = "MotionRNN (Wu et al., 2021) on PredRNN Eq. 3"
+    REVISION = 2
+    REVISION_NOTE = ("revision 2 (issue 18) follows thuml/MotionRNN's MotionRNN_PredRNN: a layer "
+                     "and the MotionGRU above it are one unit whose next H is the MotionGRU's "
+                     "merged output (MotionRNNConfig.carry='own': the ST-LSTM's own), the bottom "
+                     "highway reads a 1x1 convolution of S_E, and the ST-LSTM has no gate biases "
+                     "(MotionRNNConfig.gate_bias)")
+    CARRIES = ("merged", "own")
 
     def __init__(self, hidden: int, filter_size: int = 5, forget_bias: float = 1.0,
-                 highway: bool = True, below: int = 1):
-        super().__init__(hidden, filter_size, forget_bias)
-        self.highway = highway
-        self.below = below if highway else 0   # ctx.below[0]: the highway's source
+                 gate_bias: bool = False, *, highway: bool = True, bottom: bool = True,
+                 motion: bool = True, carry: str = "merged", neighbourhood: int = 3,
+                 momentum: float = 0.5):
+        super().__init__(hidden, filter_size, forget_bias, gate_bias)
+        if carry not in self.CARRIES:
+            raise ValueError(f"carry={carry!r} must be one of {self.CARRIES}")
+        self.highway, self.bottom, self.carry = highway, bottom, carry
+        # W_v: the bottom highway, a 1x1 of the stack's input (the code's conv_first_v)
+        self.conv_v = nn.Conv2d(hidden, hidden, 1, bias=False) if highway and bottom else None
+        self.motion = (MotionGRU(hidden, filter_size, neighbourhood, momentum) if motion
+                       else None)
+        if self.motion is None:
+            self.MAPS = STLSTM.MAPS   # the top layer: no MotionGRU maps
 
     @classmethod
-    def from_config(cls, cfg, below: int = 1) -> "MotionRNN":
-        """One ST-LSTM layer (section: ``MotionRNNConfig``); ``below`` = 1 at the bottom."""
-        return cls(cfg.hidden, cfg.filter_size, cfg.memory.forget_bias, cfg.memory.highway, below)
+    def from_config(cls, cfg, bottom: bool = True, motion: bool = True) -> "MotionRNN":
+        """One layer (section: ``MotionRNNConfig``): ``bottom`` has the 1x1 highway input,
+        ``motion`` a MotionGRU above it (every layer but the top)."""
+        s = cfg.memory
+        return cls(cfg.hidden, cfg.filter_size, s.forget_bias, s.gate_bias, highway=s.highway,
+                   bottom=bottom, motion=motion, carry=s.carry, neighbourhood=s.neighbourhood,
+                   momentum=s.momentum)
 
     @classmethod
     def stack(cls, cfg) -> list[Memory]:
-        """``cfg.num_layers`` ST-LSTM layers, bottom first, a :class:`MotionGRU` between two."""
-        units: list[Memory] = [cls.from_config(cfg, below=1)]
-        for _ in range(cfg.num_layers - 1):
-            units += [MotionGRU.from_config(cfg), cls.from_config(cfg, below=2)]
-        return units
+        """``cfg.num_layers`` layers, bottom first; each but the top with its MotionGRU."""
+        n = cfg.num_layers
+        return [cls.from_config(cfg, bottom=k == 0, motion=k < n - 1) for k in range(n)]
+
+    def init_state(self, x: torch.Tensor) -> State:
+        """H_0 = C_0 = 0 (and F_0 = D_0 = 0 at half the map size below the top)."""
+        state = super().init_state(x)
+        return state if self.motion is None else {**state, **self.motion.init_state(x)}
 
     def forward(self, x: torch.Tensor, state: State, ctx: Context):
-        h, state, maps = super().forward(x, state, ctx)                  # PredRNN Eq. 3
+        if self.conv_v is not None:
+            ctx.shared["V"] = self.conv_v(x)                             # V^1 = W_v * S_E
+        h, lstm, maps = super().forward(x, state, ctx)                   # PredRNN Eq. 3; M up
         if self.highway:
-            h = h + (1 - maps["o_t"]) * ctx.below[0]                     # Eq. 1, motion highway
-            state = {**state, "h": h}
-        return h, state, maps
+            v = ctx.shared.get("V")
+            if v is None:
+                raise ValueError("MotionRNN: the motion highway reads the layer below's "
+                                 "output from ctx.shared['V'], which the bottom layer "
+                                 "(bottom=True) writes")
+            h = h + (1 - maps["o_t"]) * v                                # motion highway
+            ctx.shared["V"] = h                                          # to the layer above
+        if self.motion is None:                                          # the top layer
+            return h, {"h": h, "c": lstm["c"]}, maps
+        motion_state = {"F": state["F"], "D": state["D"]}
+        out, motion_state, motion_maps = self.motion(h, motion_state)    # X_t^l
+        carried = out if self.carry == "merged" else h
+        return out, {"h": carried, "c": lstm["c"], **motion_state}, {**maps, **motion_maps}

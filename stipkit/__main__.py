@@ -60,6 +60,14 @@ def _int_at_least(low: int):
 _positive, _non_negative = _int_at_least(1), _int_at_least(0)
 
 
+def _device(text: str) -> str:
+    """An argparse type: cpu, cuda or cuda:N."""
+    head, _, index = text.partition(":")
+    if head == "cpu" and not index or head == "cuda" and (not _ or index.isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+
+
 # --------------------------------------------------------------------------- the parser
 def _data_args(p, for_train: bool = False) -> None:
     default = "the preset's dataset" if for_train else "the dataset the checkpoint was trained on"
@@ -81,8 +89,9 @@ def _data_args(p, for_train: bool = False) -> None:
 
 
 def _common_args(p) -> None:
-    p.add_argument("--device", choices=("cpu", "cuda"),
-                   help="where to run (default: cuda if available, else cpu)")
+    p.add_argument("--device", type=_device, metavar="DEV",
+                   help="cpu, cuda or cuda:N (default: this process's GPU if there is one -- "
+                        "cuda:LOCAL_RANK under torchrun -- else cpu)")
     p.add_argument("--threads", type=_positive, metavar="N",
                    help="torch CPU threads (default: torch's choice; on a busy machine 1 can be "
                         "much faster)")
@@ -294,11 +303,11 @@ def _load(args):
 
 def cmd_evaluate(args) -> int:
     from .evaluate import default_crop, evaluate, format_table
-    from .device import default_device
+    from .device import pick_device
 
     predictor, cfg, test_set = _load(args)
     df = evaluate(predictor, test_set, cfg.input_length, cfg.eval_length,
-                  batch_size=args.batch_size, device=args.device or default_device(),
+                  batch_size=args.batch_size, device=pick_device(args.device),
                   progress=not args.no_progress, crop=default_crop(cfg), compile=args.compile)
     print(f"checkpoint: {args.checkpoint}")
     print(_header(cfg, len(test_set)))
@@ -315,7 +324,7 @@ def cmd_predict(args) -> int:
     from torch.utils.data import Subset
 
     from .evaluate import rollout_dataset, save_strip
-    from .device import default_device
+    from .device import pick_device
 
     predictor, cfg, test_set = _load(args)
     n = min(args.num, len(test_set))
@@ -323,7 +332,7 @@ def cmd_predict(args) -> int:
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "predictions"
     batches = rollout_dataset(predictor, Subset(test_set, picks), cfg.input_length,
                               cfg.eval_length, batch_size=min(8, len(picks)),
-                              device=args.device or default_device(), progress=not args.no_progress)
+                              device=pick_device(args.device), progress=not args.no_progress)
     done = 0
     for frames, preds in batches:
         for b in range(len(frames)):

@@ -224,6 +224,9 @@ def _table2_reason(layer: str, column: str, ours: str, cfg: Config) -> str:
     if layer == FC and column == "Features":
         return ("notation: the paper gives the FC's input width; stipkit shows input → output "
                 "(the flattened last DL_D map → one probability per frame)")
+    if layer == FC and column == "Nonlinearity":
+        return ("notation: D returns the FC's logit and the GAN losses apply the sigmoid "
+                "(binary_cross_entropy_with_logits: the same function, stable, mixed-precision safe)")
     if layer == UL and column == "Nonlinearity" and not m.last_upsample_act:
         return "official-code departure: no activation after the last UL (model.last_upsample_act)"
     if layer == DL_D and column == "Nonlinearity" and m.disc_activation != "leaky_relu":

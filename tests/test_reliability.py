@@ -266,3 +266,26 @@ def test_no_error_handling_matches_message_texts():
     for path in package.rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"\bin str\((e|exc|err|error)\)", text), path
+
+
+def test_a_checkpoint_of_another_memory_revision_names_what_changed(tmp_path, monkeypatch):
+    from stipkit.checkpoint import WeightsMismatch, load_predictor
+    from stipkit.models.memories import STGRU
+    cfg = small_config(loss="mse")
+    assert cfg.model.memory.name == "stgru"
+    train(cfg, small_dataset(), tmp_path, iterations=1, progress=False)
+    path = tmp_path / "checkpoint.pt"
+    assert torch.load(path, weights_only=True)["memory_revision"] == STGRU.REVISION
+    load_predictor(path)                                          # same revision: loads
+    monkeypatch.setattr(STGRU, "REVISION", STGRU.REVISION + 1)
+    monkeypatch.setattr(STGRU, "REVISION_NOTE", "the update gate gained a bias")
+    with pytest.raises(WeightsMismatch, match=r"'stgru' memory of revision 1.*revision 2: the "
+                                              r"update gate gained a bias"):
+        load_predictor(path)
+    with pytest.raises(WeightsMismatch, match="gained a bias"):     # resuming refuses it too
+        train(cfg, small_dataset(), tmp_path, iterations=2, progress=False)
+    old = torch.load(path, weights_only=True)
+    del old["memory_revision"]                                    # files from before: revision 1
+    torch.save(old, path)
+    with pytest.raises(WeightsMismatch, match="revision 1"):
+        load_predictor(path)

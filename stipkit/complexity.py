@@ -220,23 +220,61 @@ WHY_DIFFERENT: dict[str, str] = {
     "convgru": "within 1 %: 3 gates × (128 + 128) × 128 × 25 weights, plus biases.",
     "dgru": "within 1 %: two ConvGRU mappings sharing one state.",
     "convlstm": "not in Table VII (a classic reference).",
-    "stlstm": "not in Table VII (a classic reference).",
-    "causal_lstm": "Eq. 1 of PredRNN++ alone needs 21 5×5 convolutions of 128 -> 128 channels "
-                   "(8.20M weights) and the official cell has 8.63M: Table VII's 7.20M matches "
-                   "neither, and the paper does not give its layout.",
-    "trajgru": "the flow network's size is not in the paper; stipkit's (5×5 to 32 channels, then "
-               "to 2L = 18 flows) costs 0.21M; with 3×3 kernels the unit would be about 1.67M.",
-    "e3d_lstm": "stipkit's states are one 2D map per step (the memory interface), so only the input "
-                "and hidden windows get depth-2 kernels; 18.80M is about 48 kernels of 128 -> 128 "
-                "5×5, as if every gate had a depth-3 kernel over clip-shaped states.",
-    "reversible": "the reversible split gives each half, and the ConvRNN in it, 64 of the 128 "
-                  "channels, a quarter of the weights; with 128-channel halves the same cell has "
-                  "9.05M / 2.26G. Table VII's layout is not published.",
+    "stlstm": "not in Table VII (a classic reference); 6,586,368 parameters, as the authors' cell "
+              "(thuml/predrnn-pytorch SpatioTemporalLSTMCell: no biases; gate_bias adds 7 × 128).",
+    "causal_lstm": "the three figures disagree: Eq. 1 (stipkit's default) needs 21 5×5 "
+                   "convolutions of 128 -> 128 channels (8.20M weights; 8.25M with its 1×1 W_3, "
+                   "W_5 and gate biases), the authors' cell (Yunbo426/predrnn-pp, "
+                   "authors_code=True) 8.63M / 2.16G, and STRPM Table 3 (131.35M for 16 units, "
+                   "a GHU and the encoder/decoder its RPM model has at 108.29M) implies about "
+                   "8.1M a unit, near Eq. 1; Table VII's 7.20M matches none of them.",
+    "trajgru": "the authors' cell (sxjscience/HKO-7 nowcasting/operators/traj_rnn.py) at this "
+               "setting has 1,891,218 parameters, as stipkit's: 5×5 input kernel, flow network "
+               "5×5 to 32 channels then to 2L = 18 flows (0.21M), a bias on every convolution. "
+               "Table VII's 1.68M is not rebuilt from it (flow_kernel 3 gives 1.67M, a 3×3 input "
+               "kernel 1.05M); the paper does not give the flow network's size.",
+    "e3d_lstm": "the authors' cell (google/e3d_lstm rnn_cell.py: depth-2 clips, (2, 5, 5) kernels "
+                "on every path) has exactly stipkit's 13,961,472 parameters (13.31M) and 4,096 "
+                "LayerNorm ones; OpenSTL's port 13,959,168 (no biases) plus 2,359,296 per-element "
+                "LayerNorm ones (15.56M in all). 18.80M matches neither, and the paper does not "
+                "give its layout. MACs: the code's 'same' 3D convolutions compute both depth slots "
+                "(6.78G at t = 2; OpenSTL's one-slot 'valid' ones 3.34G), and the recall grows "
+                "with the history.",
+    "reversible": "the authors' cell (gnosisyuw/CrevNet-Traffic4cast layers.py) at this setting "
+                  "(128-channel halves, 5×5 gate kernels for their KERNEL_SIZE, the attention's "
+                  "3×3) has 9,226,112 parameters, as stipkit's (8.80M without GroupNorm's 512); "
+                  "their KERNEL_SIZE 3 gives 3.30M. Table VII's 7.08M is not rebuilt from that "
+                  "code (it equals the six 5×5 gate convolutions, the 1×1 and a 1×1 attention "
+                  "without the output gate, unconfirmed); STRPM's re-implementation is not published.",
     "rpm": "Table VII counts the official cell's convolutions, including a 1×1 merge of three "
-           "encoder inputs (49,280 parameters) that is the identity here (one encoded input).",
-    "motionrnn": "not in Table VII; the one-unit row is one ST-LSTM layer (a one-layer stack has "
-                 "no MotionGRU); each MotionGRU between two layers adds 0.98M / 0.21G "
-                 "(1,023,595 parameters; the warp's grid_sample is not counted).",
+           "encoder inputs (49,280 parameters) that is the identity here (one encoded input); "
+           "the attention (the official merging convolution, the default since revision 2, or "
+           "the kit's softmax) has the same parameters either way.",
+    "motionrnn": "not in Table VII; the one-unit row is the bottom layer of a one-layer stack (no "
+                 "MotionGRU): the authors' ST-LSTM cell (6,586,368 parameters) and the bottom "
+                 "highway's 1×1 of S_E (16,384; the code's conv_first_v reads the frame). Each "
+                 "layer below the top adds its MotionGRU with Enc, Dec and gate: 0.98M / 0.21G "
+                 "(1,023,595 parameters, as thuml/MotionRNN; the warp's grid_sample is not "
+                 "counted). A 4-layer stack has 29,432,641, the code's RNN without its conv_last.",
+}
+
+
+#: One unit of each memory in its authors' code at Table VII's setting (hidden 128, kernel 5),
+#: parameters without normalisation layers' (M = 2^20), counted layer by layer from that code
+#: (stipkit's authors'-code modes equal it where a golden test exists: tests/fixtures/README.md).
+#: NaN: no authors' code (ConvGRU) or not a one-unit cell there (MotionRNN: the whole stack is).
+AUTHORS_PARAMS_M: dict[str, tuple[float, str]] = {
+    "stgru": (3.1260, "ZhengChang467/STIPHR core/layers (STGRU), equal to stipkit's (golden test)"),
+    "convlstm": (3.1255, "chengtan9907/OpenSTL openstl/modules/convlstm_modules.py (no peepholes)"),
+    "convgru": (float("nan"), "no authors' code (Ballas et al.)"),
+    "dgru": (4.6882, "moliusimon/frnn network/layer/bconvgru.py"),
+    "stlstm": (6.2812, "thuml/predrnn-pytorch core/layers/SpatioTemporalLSTMCell.py (golden test)"),
+    "causal_lstm": (8.6262, "Yunbo426/predrnn-pp layers/CausalLSTMCell.py (authors_code=True)"),
+    "trajgru": (1.8036, "sxjscience/HKO-7 nowcasting/operators/traj_rnn.py"),
+    "e3d_lstm": (13.3147, "google/e3d_lstm src/layers/rnn_cell.py (golden test via OpenSTL's port)"),
+    "reversible": (8.7982, "gnosisyuw/CrevNet-Traffic4cast layers.py (golden test)"),
+    "rpm": (6.72, "ZhengChang467/STRPM core/layers/STRPMCell.py (with its 1x1 merge of three inputs)"),
+    "motionrnn": (float("nan"), "thuml/MotionRNN: a 4-layer stack equals stipkit's (29,432,641)"),
 }
 
 
@@ -249,7 +287,8 @@ def memory_table(names=None, **setting) -> pd.DataFrame:
     STGRU, has two per position; Table VII's STGRU figure has none). ``flops_G``:
     multiply-accumulates in G = 2^30, counted by ``torch.utils.flop_counter.FlopCounterMode``
     (whose FLOPs are 2 per multiply-accumulate; convolutions and matrix products only). Beside:
-    the paper's figures (NaN where Table VII has no row) and their ratios.
+    the paper's figures (NaN where Table VII has no row) and their ratios, and the authors'
+    code's count (``authors_params_M``, :data:`AUTHORS_PARAMS_M`) and its ratio.
     """
     from .models.memories import MEMORIES
     from .paper import PAPER_ABLATIONS
@@ -265,6 +304,9 @@ def memory_table(names=None, **setting) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df["params_ratio"] = df.params_M / df.paper_params_M
     df["flops_ratio"] = df.flops_G / df.paper_flops_G
+    nan = (float("nan"), "")
+    df["authors_params_M"] = [AUTHORS_PARAMS_M.get(n, nan)[0] for n in df.memory]
+    df["authors_ratio"] = df.params_M / df.authors_params_M
     df["why_different"] = [WHY_DIFFERENT.get(n, "") for n in df.memory]
     return df
 

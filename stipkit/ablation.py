@@ -22,6 +22,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -72,7 +73,33 @@ def run_dir(table: str, variant: str, data: str, seed: int, budget=None) -> Path
     if variant in ablation(table).same_as:
         return run_dir(*ablation(table).same_as[variant], data, seed, budget)
     slug = variant.replace("+", "_")
+    rev = run_revision(table, variant, budget)
+    slug += f"-r{rev}" if rev > 1 else ""   # a corrected cell never resumes an older cell's run
     return RUNS / "ablations" / f"{current_budget(budget).name}-{table}-{slug}-{data}-s{seed}"
+
+
+def run_revision(table: str, variant: str, budget=None) -> int:
+    """The revision (``Memory.REVISION``) of the memory cell a variant trains: a cached run of
+    another revision was made by a cell that has since changed."""
+    from .models.memories import MEMORIES
+    cls = MEMORIES.get(variant_config(table, variant, DATA[0], 0, budget).model.memory.name)
+    return cls.REVISION if cls is not None else 1
+
+
+def stale_runs(results: pd.DataFrame, budget=None) -> pd.DataFrame:
+    """The cached runs (table, variant, data, seed) whose memory cell has changed since they were
+    trained (their ``revision`` is not the cell's current one): they are retrained by
+    :func:`run_table` and left out of its results."""
+    cols = ["table", "variant", "data", "seed", "revision"]
+    if not len(results):
+        return pd.DataFrame(columns=cols + ["current"])
+    runs = results[cols].drop_duplicates()
+    current = {(t, v): run_revision(t, v, budget)
+               for t, v in runs[["table", "variant"]].drop_duplicates().itertuples(index=False)
+               if v in ablation(t).variants}
+    runs = runs.assign(current=[current.get((t, v), r) for t, v, r in
+                                runs[["table", "variant", "revision"]].itertuples(index=False)])
+    return runs[runs["revision"] != runs["current"]].reset_index(drop=True)
 
 
 def results_path(budget=None) -> Path:
@@ -112,7 +139,7 @@ def run_variant(table: str, variant: str, data: str, seed: int, budget=None, *,
     df["method"] = df["method"].where(df["method"] == BASELINE, variant)
     meta = dict(table=table, variant=variant, data=data, seed=seed, preset=budget.ablation_preset,
                 iterations=cfg.train.iterations, wall_s=round(time.perf_counter() - t0, 1),
-                command=command)
+                command=command, revision=run_revision(table, variant, budget))
     return df.assign(**meta)[list(meta) + [c for c in df.columns]]
 
 
@@ -120,8 +147,12 @@ def load_results(budget=None) -> pd.DataFrame:
     """The cached results of a budget (empty when none)."""
     path = results_path(budget)
     if not path.exists():
-        return pd.DataFrame(columns=["table", "variant", "data", "seed", "method", "t", *METRICS])
-    return pd.read_csv(path)
+        return pd.DataFrame(columns=["table", "variant", "data", "seed", "method", "t", "revision",
+                                     *METRICS])
+    df = pd.read_csv(path)
+    # runs cached before cells had revisions were made by revision-1 cells
+    df["revision"] = df["revision"].fillna(1).astype(int) if "revision" in df else 1
+    return df
 
 
 def _key(df: pd.DataFrame) -> pd.Series:
@@ -166,7 +197,8 @@ def run_table(table: str, data=DATA, seeds=(0,), budget=None, *, variants=None, 
         hit = cached[(cached["table"] == t) & (cached["variant"] == v) & (cached["data"] == d)
                      & (cached["seed"] == s)] if len(cached) else cached
         ok = len(hit) and (hit["preset"] == budget.ablation_preset).all() and \
-            (hit["iterations"] == budget.ablation_iterations).all()
+            (hit["iterations"] == budget.ablation_iterations).all() and \
+            (hit["revision"] == run_revision(t, v, budget)).all()
         return hit if ok else None
 
     for v, d, s in tqdm(jobs, desc=f"Table {table}", disable=not progress, dynamic_ncols=True):
@@ -180,7 +212,17 @@ def run_table(table: str, data=DATA, seeds=(0,), budget=None, *, variants=None, 
             new = run_variant(table, v, d, s, budget, progress=False, command=command)
         cached = save_results(new, budget)
     res = load_results(budget)
-    return res[res["table"] == table].reset_index(drop=True)
+    res = res[res["table"] == table]
+    stale = stale_runs(res, budget)
+    if len(stale):
+        warnings.warn(f"Table {table}: {len(stale)} cached runs were trained by memory cells that "
+                      f"have changed since ({sorted(set(stale['variant']))}, revision "
+                      f"{sorted(set(stale['revision']))} -> {sorted(set(stale['current']))}); they "
+                      f"are left out (stipkit.ablation.stale_runs lists them; `make ablations` "
+                      f"retrains them)", stacklevel=2)
+        key = _key(stale.assign(seed=stale["seed"]))
+        res = res[~_key(res).isin(set(key))]
+    return res.reset_index(drop=True)
 
 
 def notebook_results(table: str, budget=None, progress: bool = True) -> pd.DataFrame:

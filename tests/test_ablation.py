@@ -136,6 +136,25 @@ def test_a_run_trains_scores_and_is_cached(tmp_runs):
     assert len(redo) == len(res) and (redo.command == "third").all()  # a run's rows are replaced
 
 
+def test_runs_of_a_changed_memory_cell_are_retrained_and_left_out(tmp_runs, monkeypatch):
+    from stipkit.models.memories import MEMORIES
+    res = ablation.run_table("VII", data=("digits",), seeds=(0,), budget="ci", variants=["convgru"],
+                             progress=False, command="old cell")
+    assert (res.revision == MEMORIES["convgru"].REVISION).all()
+    assert ablation.run_dir("VII", "convgru", "digits", 0, "ci").name.endswith("convgru-digits-s0")
+    monkeypatch.setattr(MEMORIES["convgru"], "REVISION", MEMORIES["convgru"].REVISION + 1)
+    stale = ablation.stale_runs(ablation.load_results("ci"), "ci")
+    assert list(stale[["variant", "revision", "current"]].itertuples(index=False, name=None)) == \
+        [("convgru", 1, 2)]
+    with pytest.warns(UserWarning, match=r"trained by memory cells that have changed.*convgru"):
+        assert ablation.run_table("VII", data=("digits",), seeds=(0,), budget="ci", variants=[],
+                                  progress=False).empty          # left out, not shown as new
+    assert "-r2-" in ablation.run_dir("VII", "convgru", "digits", 0, "ci").name  # never resumed
+    new = ablation.run_table("VII", data=("digits",), seeds=(0,), budget="ci", variants=["convgru"],
+                             progress=False, command="new cell")
+    assert (new.command == "new cell").all() and (new.revision == 2).all()   # retrained
+
+
 # ------------------------------------------------------------------ complexity
 def test_memory_table_meets_table7_for_stgru_and_convgru():
     df = complexity.memory_table().set_index("memory")

@@ -271,7 +271,7 @@ AUTHORS_PARAMS_M: dict[str, tuple[float, str]] = {
     "stlstm": (6.2812, "thuml/predrnn-pytorch core/layers/SpatioTemporalLSTMCell.py (golden test)"),
     "causal_lstm": (8.6262, "Yunbo426/predrnn-pp layers/CausalLSTMCell.py (authors_code=True)"),
     "trajgru": (1.8036, "sxjscience/HKO-7 nowcasting/operators/traj_rnn.py"),
-    "e3d_lstm": (13.3147, "google/e3d_lstm src/layers/rnn_cell.py (golden test via OpenSTL's port)"),
+    "e3d_lstm": (13.3147, "google/e3d_lstm src/layers/rnn_cell.py (golden test; OpenSTL's port too)"),
     "reversible": (8.7982, "gnosisyuw/CrevNet-Traffic4cast layers.py (golden test)"),
     "rpm": (6.72, "ZhengChang467/STRPM core/layers/STRPMCell.py (with its 1x1 merge of three inputs)"),
     "motionrnn": (float("nan"), "thuml/MotionRNN: a 4-layer stack equals stipkit's (29,432,641)"),

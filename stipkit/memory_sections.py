@@ -67,9 +67,18 @@ class TrajGRUConfig(MemoryConfig):
 
     name: ClassVar[str] = "trajgru"
     links: int = 9
+    flow_kernel: int = 5      # the flow network's kernels (HKO-7 traj_rnn.py: 5x5, a literal)
+    warp: str = "paper"       # "paper": H[i+V, j+U]; "code": H[i-V, j-U] (HKO-7's GridGenerator(-flow))
+    zero_flows: bool = True   # the flow network's output layer starts at zero (HKO-7's INIT_GRID)
 
     def __post_init__(self) -> None:
-        self._positive("links")
+        self._positive("links", "flow_kernel")
+        _check(self.flow_kernel % 2 == 1, "TrajGRUConfig.flow_kernel", self.flow_kernel,
+               "must be odd (padding k//2 keeps the map size; HKO-7: 5)")
+        _check(self.warp in ("paper", "code"), "TrajGRUConfig.warp", self.warp,
+               "must be one of ('paper', 'code') (the first is the paper's; see stipkit.departures)")
+        _check(isinstance(self.zero_flows, bool), "TrajGRUConfig.zero_flows", self.zero_flows,
+               "must be True or False")
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,19 @@ class STLSTMConfig(MemoryConfig):
 
     name: ClassVar[str] = "stlstm"
     forget_bias: float = 1.0  # PredRNN's code; the paper has none
+    gate_bias: bool = False   # learned gate biases (Eq. 3's b); PredRNN's code has none
+
+    def __post_init__(self) -> None:
+        _finite_and_bool(self, "STLSTMConfig")
+
+
+def _finite_and_bool(section, where: str) -> None:
+    """An ST-LSTM section's shared checks: ``forget_bias`` finite, ``gate_bias`` a bool."""
+    v = section.forget_bias
+    _check(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < float("inf"),
+           f"{where}.forget_bias", v, "must be a finite number")
+    _check(isinstance(section.gate_bias, bool), f"{where}.gate_bias", section.gate_bias,
+           "must be True or False")
 
 
 @dataclass(frozen=True)
@@ -94,24 +116,56 @@ class CausalLSTMConfig(MemoryConfig):
     name: ClassVar[str] = "causal_lstm"
     forget_bias: float = 1.0  # PredRNN++'s code; the paper has none
     highway: bool = True      # the gradient highway unit between the first two layers
+    # True: the authors' cell (Yunbo426/predrnn-pp layers/CausalLSTMCell.py): W_3 filter_size
+    # wide, g' without M, o_t with H_{t-1}. False (default, the tables'): Eq. 1 as written.
+    authors_code: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("highway", "authors_code"):
+            v = getattr(self, name)
+            _check(isinstance(v, bool), f"CausalLSTMConfig.{name}", v, "must be True or False")
 
 
 @dataclass(frozen=True)
 class E3DLSTMConfig(MemoryConfig):
-    """E3D-LSTM (Wang et al., 2019): 3D convolutions over a window of tau states."""
+    """E3D-LSTM (Wang et al., 2019): clip-shaped states of depth tau, 3D convolutions on every
+    path, and a recall over every past cell, as the authors' code (see ``E3DLSTM``)."""
 
     name: ClassVar[str] = "e3d_lstm"
-    window: int = 2  # tau: past states recalled by self-attention (and the 3D kernel's depth)
+    window: int = 2        # tau: the depth of the states, the input clip and the 3D kernels (code: 2)
+    history: int = 0       # past cells recalled: 0 = all since t = 0 (the authors'), n = the n latest
+    zigzag: bool = True    # M goes up and on in time (paper); False: every unit reads M_0 (both codes)
+    gate_norm: bool = True  # LayerNorm after the X, H, M convolutions (the code; OpenSTL's layer_norm)
+    forget_bias: float = 1.0  # inside F'_t's sigmoid (the code); the paper has none
+    code: str = "google"   # "openstl": OpenSTL's port where it departs from google/e3d_lstm's cell
 
     def __post_init__(self) -> None:
         self._positive("window")
+        h = self.history
+        _check(isinstance(h, int) and not isinstance(h, bool) and h >= 0, "E3DLSTMConfig.history",
+               h, "must be a non-negative integer (0: every past cell)")
+        for name in ("zigzag", "gate_norm"):
+            v = getattr(self, name)
+            _check(isinstance(v, bool), f"E3DLSTMConfig.{name}", v, "must be True or False")
+        v = self.forget_bias
+        _check(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < float("inf"),
+               "E3DLSTMConfig.forget_bias", v, "must be a finite number")
+        _check(self.code in ("google", "openstl"), "E3DLSTMConfig.code", self.code,
+               "must be 'google' (the authors' TensorFlow cell) or 'openstl' (OpenSTL's port)")
 
 
 @dataclass(frozen=True)
 class ReversibleConfig(MemoryConfig):
-    """Reversible predictive module of CrevNet (Yu et al., 2020)."""
+    """Reversible predictive module of CrevNet (Yu et al., 2020): each half, and the ConvRNN in
+    it, is ``hidden`` channels wide (the authors' cell width; see ReversiblePM)."""
 
     name: ClassVar[str] = "reversible"
+    attention_kernel: int = 3  # the attention's middle convolution (authors' layers.py: 3x3)
+
+    def __post_init__(self) -> None:
+        self._positive("attention_kernel")
+        _check(self.attention_kernel % 2 == 1, "ReversibleConfig.attention_kernel",
+               self.attention_kernel, "must be odd (padding k//2 keeps the map size; authors: 3)")
 
 
 @dataclass(frozen=True)
@@ -123,8 +177,10 @@ class RPMConfig(MemoryConfig):
     theta: int = 5     # lower-layer spatial states attended to (STRPM Sec. 4: 5)
     residual: bool = True  # STRPM Table 3: RPM with / without the residual
     forget_bias: float = 0.0  # added inside the gate of the ATT terms (official code: 1; paper: 0)
+    # ATT_T, ATT_S: "conv" (paper and official code): a merging convolution of the states is ATT;
+    # "softmax": the kit's own variant, that convolution as the query of per-position weights
+    attention: str = "conv"
     # --- departures of the official STRPM code (paper or stipkit's reading is the default) ---
-    attention: str = "softmax"        # "conv": the merging convolution's output is ATT (official)
     temporal_states: str = "past"     # "repeat_last": tau copies of T_{t-1} (official list aliasing)
     spatial_states: str = "layers"    # "zigzag": S_t^0 = S_{t-1}^K and the window along the path
     stif_gate: bool = False           # official: the bottom STIF 1x1 also reads the gate R_O
@@ -135,7 +191,7 @@ class RPMConfig(MemoryConfig):
         for name in ("residual", "stif_gate", "decode_gate"):
             v = getattr(self, name)
             _check(isinstance(v, bool), f"RPMConfig.{name}", v, "must be True or False")
-        for name, valid in (("attention", ("softmax", "conv")),
+        for name, valid in (("attention", ("conv", "softmax")),
                             ("temporal_states", ("past", "repeat_last")),
                             ("spatial_states", ("layers", "zigzag"))):
             v = getattr(self, name)
@@ -149,14 +205,19 @@ class MotionRNNConfig(MemoryConfig):
 
     name: ClassVar[str] = "motionrnn"
     forget_bias: float = 1.0  # in the ST-LSTM's f_t, f'_t (PredRNN's code); the paper has none
+    gate_bias: bool = False   # learned ST-LSTM gate biases; MotionRNN's code has none
     neighbourhood: int = 3    # k: each position warps k x k neighbours (official code: 3)
     momentum: float = 0.5     # alpha of the motion trend D_t (MotionRNN: 0.5)
-    highway: bool = True      # the motion highway (1 - o_t) H_t^l into the layer above
+    highway: bool = True      # the motion highway (1 - o_t) H_t^{l-1} into each layer
+    # H_{t-1}^l of a layer's next step: "merged", the MotionGRU's output X_t^l (the code);
+    # "own", the ST-LSTM's own output (stipkit before revision 2)
+    carry: str = "merged"
 
     def __post_init__(self) -> None:
         real = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
-        _check(real(self.forget_bias) and abs(self.forget_bias) < float("inf"),
-               "MotionRNNConfig.forget_bias", self.forget_bias, "must be a finite number")
+        _finite_and_bool(self, "MotionRNNConfig")
+        _check(self.carry in ("merged", "own"), "MotionRNNConfig.carry", self.carry,
+               "must be 'merged' (the code: the MotionGRU's output is the next H) or 'own'")
         self._positive("neighbourhood")
         _check(self.neighbourhood % 2 == 1, "MotionRNNConfig.neighbourhood", self.neighbourhood,
                "must be odd, so that the k x k neighbours centre on the position (e.g. 1 or 3)")

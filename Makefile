@@ -5,7 +5,7 @@ BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.stipkit-installed
 NOTEBOOKS := $(notdir $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb)))
 
-.PHONY: setup figures demo test test-unit test-notebooks bench lab pretrain ablations
+.PHONY: setup figures demo test lint test-unit test-notebooks bench lab pretrain ablations
 
 setup: $(STAMP)
 
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
-	$(BIN)/python -m stipkit.lpips_weights
+	$(BIN)/python -m stipkit.scoring.lpips_weights
 	touch $(STAMP)
 
 # The main job: run every notebook headless at the study budget, in order, refreshing their
@@ -27,7 +27,11 @@ figures: setup
 demo: setup
 	$(BIN)/python -m stipkit train --preset study --out runs/study --eval-every 250
 
-test: setup test-unit test-notebooks
+test: setup lint test-unit test-notebooks
+
+# The package's floors (pyproject.toml, [tool.importlinter]): each imports only those below it.
+lint: setup
+	$(BIN)/lint-imports
 
 test-unit: setup
 	$(BIN)/python -m pytest tests -q

@@ -1,7 +1,7 @@
 """Time to quality: how fast the study preset learns on this machine, against copy-last.
 
 Trains the ``study`` preset (its own iterations and schedule) on each dataset, scoring the whole
-test split every ``--evals``-th of the run with :func:`stipkit.study.quick_eval` (4 given frames
+test split every ``--evals``-th of the run with :func:`stipkit.experiments.study.quick_eval` (4 given frames
 -> 6 predicted, PSNR), and reads the training clock from the history (``step_s``: the
 iterations only, evaluation excluded). Prints one table:
 
@@ -31,9 +31,9 @@ import pandas as pd
 import torch
 
 from stipkit.config import get_preset
-from stipkit.evaluate import default_dataset
-from stipkit.study import quick_eval
-from stipkit.train import train
+from stipkit.scoring.evaluate import default_dataset
+from stipkit.experiments.study import quick_eval
+from stipkit.training.train import train
 
 MARKS = (5, 10, 15)  # minutes
 
@@ -41,7 +41,7 @@ MARKS = (5, 10, 15)  # minutes
 def learning_curve(data: str, preset: str = "study", evals: int = 20,
                    iterations: int | None = None, progress: bool = True) -> pd.DataFrame:
     """One training run of ``preset`` on ``data``; a row per evaluation: ``iteration``,
-    ``minutes`` (training time so far) and the :func:`stipkit.study.quick_eval` columns."""
+    ``minutes`` (training time so far) and the :func:`stipkit.experiments.study.quick_eval` columns."""
     cfg = replace(get_preset(preset), dataset=data)
     if iterations is not None:
         cfg = replace(cfg, train=replace(cfg.train, iterations=iterations))

@@ -1,8 +1,8 @@
 """What each lever gives: the changes that made the study preset learn, measured one at a time.
 
 Issue 8 asked for the levers to be measured rather than assumed. Each row here is one training
-run of ``stipkit.train.train`` at the same iteration budget on the embedded real clips, scored
-on the whole test split (4 given -> 6 predicted frames) by :func:`stipkit.study.quick_eval`. The
+run of ``stipkit.training.train.train`` at the same iteration budget on the embedded real clips, scored
+on the whole test split (4 given -> 6 predicted frames) by :func:`stipkit.experiments.study.quick_eval`. The
 rows climb a ladder from the old study preset to today's: each adds one change to the row it
 names as its base. Every row trains with MSE only (the old preset used Alg. 1's GAN + LP terms;
 the issue measured that MSE alone gives it the same PSNR) except ``gan_lp``, which puts them
@@ -75,9 +75,9 @@ def config_of(name: str, iterations: int) -> Config:
 
 
 def run(name: str, iterations: int, evals: int) -> dict:
-    from stipkit.evaluate import default_dataset
-    from stipkit.study import quick_eval
-    from stipkit.train import train
+    from stipkit.scoring.evaluate import default_dataset
+    from stipkit.experiments.study import quick_eval
+    from stipkit.training.train import train
 
     torch.set_num_threads(1)
     cfg = config_of(name, iterations)

@@ -3,10 +3,10 @@
     python benchmarks/bench_memories.py [--preset ablation] [--samples 10] [--repeats 3]
 
 * one unit at Table VII's setting (hidden 128, kernel 5, 16x16, one sample): parameters and
-  multiply-accumulates (``stipkit.complexity.memory_table``) beside the paper's;
+  multiply-accumulates (``stipkit.reports.complexity.memory_table``) beside the paper's;
 * the whole model of each memory at ``--preset`` (Table VII's plain encoder/decoder): parameters,
   MACs of one time step, and the best-of-``--repeats`` time to predict ``--samples`` windows
-  (``stipkit.complexity.model_table``);
+  (``stipkit.reports.complexity.model_table``);
 * one training iteration of each model at the preset (batch of the preset, 4 -> 1): seconds,
   the cost that decides how many ablation runs fit on a CPU.
 Run it on an idle machine: other processes share the cores and the timings.
@@ -19,9 +19,10 @@ import time
 import pandas as pd
 import torch
 
-from stipkit import ablation, complexity
+from stipkit.experiments import ablation
+from stipkit.reports import complexity
 from stipkit.models import build_model
-from stipkit.train import make_optimizers, train_step
+from stipkit.training.train import make_optimizers, train_step
 
 
 def train_seconds(preset: str, repeats: int) -> dict[str, float]:

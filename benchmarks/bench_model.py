@@ -11,7 +11,7 @@
 * sjtu4k: inference of one 8-frame sequence (2176x3840, 4 -> 4), each in a fresh process:
   wall time and peak resident memory (VmHWM), the input included. ``stipkit-float`` is handed
   all 8 frames as float32, like the official code; ``-given4`` only the 4 given frames, and
-  keeps only the 4 future predictions, as ``stipkit.evaluate`` does (the future frames are never
+  keeps only the 4 future predictions, as ``stipkit.scoring.evaluate`` does (the future frames are never
   read without a scheduled-sampling mask, and the predictions of given frames are not scored);
   ``uint8`` the 8 frames as bytes (scaled one step at a time).
 * ``--compile``: stipkit with ``stipkit.models.compile_steps`` (minutes of compiling first).
@@ -43,7 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from stipkit.config import get_preset
 from stipkit.models import build_model, compile_steps
-from stipkit.train import make_optimizers, train_step
+from stipkit.training.train import make_optimizers, train_step
 
 OFFICIAL = os.environ.get("STIPKIT_OFFICIAL_DIR")
 BATCH = {"study": 8, "ucfsport": 1, "human36m": 1, "sjtu4k": 1}

@@ -1,6 +1,6 @@
 """Training throughput at the study preset on the embedded real clips.
 
-Runs ``stipkit.train.train`` for a few warm-up iterations plus ``--iterations`` timed ones and
+Runs ``stipkit.training.train.train`` for a few warm-up iterations plus ``--iterations`` timed ones and
 reads its history (``data_s``: batch assembly and copy to the device; ``step_s``: the whole
 iteration, data included). Prints a table; asserts nothing. Target: data time < 10% of the step.
 
@@ -18,9 +18,9 @@ from dataclasses import replace
 import torch
 
 from stipkit.config import get_preset
-from stipkit.evaluate import default_dataset
-from stipkit.device import default_device
-from stipkit.train import train
+from stipkit.scoring.evaluate import default_dataset
+from stipkit.runtime.device import default_device
+from stipkit.training.train import train
 
 
 def main(argv=None) -> None:

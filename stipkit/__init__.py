@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 def pretrained(name: str = "study"):
     """``(predictor, Config)`` of the weights shipped in ``stipkit/weights/`` (``make pretrain``
-    made them), checked against their provenance: see :func:`stipkit.zoo.pretrained`."""
-    from .zoo import pretrained as load
+    made them), checked against their provenance: see :func:`stipkit.training.zoo.pretrained`."""
+    from .training.zoo import pretrained as load
 
     return load(name)

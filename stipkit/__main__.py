@@ -194,13 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser(
         "ablate", help="train and score the ablations of Tables VI-VIII, the method comparison "
-                       "and STRPM's Tables 3-4 (stipkit.ablation)",
+                       "and STRPM's Tables 3-4 (stipkit.experiments.ablation)",
         description="Train every variant of the given tables on each dataset and seed at the "
                     "budget's ablation preset, score them 4 -> 6 beside copy-last and merge the "
                     "results into the budget's CSV cache (study: benchmarks/results/"
                     "ablations.csv) with this command and each run's wall time. Runs already "
                     "in the cache are kept unless --rerun. `make ablations` runs all of them.")
-    from .ablation_tables import ABLATIONS  # plain data: cheap to import
+    from .reports.ablation_tables import ABLATIONS  # plain data: cheap to import
     a.add_argument("--table", nargs="+", default=["VI", "VII", "VIII"], choices=list(ABLATIONS))
     a.add_argument("--data", nargs="+", default=["embedded", "digits"], choices=["embedded", "digits"])
     a.add_argument("--seeds", nargs="+", type=_non_negative, default=[0, 1, 2], metavar="SEED")
@@ -223,7 +223,7 @@ def _check_data_flags(data: str, list_file, root, list_flag: str = "--list") -> 
 
 
 def _dataset(cfg, split, args, list_file):
-    from .evaluate import default_dataset
+    from .scoring.evaluate import default_dataset
 
     return default_dataset(cfg, split, data=cfg.dataset, list_file=list_file, root=args.root,
                            skip_bad=args.skip_bad)
@@ -238,9 +238,9 @@ def _header(cfg, n: int) -> str:
 # --------------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
     from .config import get_preset
-    from .evaluate import default_crop, evaluate, evaluate_checkpoint, format_table, model_method
-    from .metrics import METRIC_COLUMNS
-    from .train import RunMismatch, train
+    from .scoring.evaluate import default_crop, evaluate, evaluate_checkpoint, format_table, model_method
+    from .scoring.metrics import METRIC_COLUMNS
+    from .training.train import RunMismatch, train
 
     cfg = get_preset(args.preset)
     overrides = {"batch_size": args.batch_size, "loss": args.loss, "seed": args.seed,
@@ -293,7 +293,7 @@ def cmd_train(args) -> int:
 
 
 def _load(args):
-    from .checkpoint import load_predictor
+    from .training.checkpoint import load_predictor
 
     predictor, cfg = load_predictor(args.checkpoint)  # CheckpointError: one line, exit code 2
     cfg = replace(cfg, dataset=args.data or cfg.dataset)
@@ -302,8 +302,8 @@ def _load(args):
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import default_crop, evaluate, format_table
-    from .device import pick_device
+    from .scoring.evaluate import default_crop, evaluate, format_table
+    from .runtime.device import pick_device
 
     predictor, cfg, test_set = _load(args)
     df = evaluate(predictor, test_set, cfg.input_length, cfg.eval_length,
@@ -323,8 +323,8 @@ def cmd_predict(args) -> int:
     import numpy as np
     from torch.utils.data import Subset
 
-    from .evaluate import rollout_dataset, save_strip
-    from .device import pick_device
+    from .scoring.evaluate import rollout_dataset, save_strip
+    from .runtime.device import pick_device
 
     predictor, cfg, test_set = _load(args)
     n = min(args.num, len(test_set))
@@ -346,7 +346,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_ablate(args) -> int:
-    from . import ablation
+    from .experiments import ablation
 
     for table in args.table:
         a = ablation.ablation(table)
@@ -366,8 +366,8 @@ def cmd_ablate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .evaluate import evaluate_checkpoint, format_table
-    from .zoo import export
+    from .scoring.evaluate import evaluate_checkpoint, format_table
+    from .training.zoo import export
 
     scores = evaluate_checkpoint(args.checkpoint, progress=not args.no_progress)
     record = export(args.checkpoint, args.name, command=args.command, folder=args.folder,
@@ -391,11 +391,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
 
-    from .checkpoint import CheckpointError
+    from .training.checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError
-    from .lpips_weights import LPIPSWeightsMissing
-    from .train import TrainingDiverged
+    from .scoring.lpips_weights import LPIPSWeightsMissing
+    from .training.train import TrainingDiverged
 
     prog = f"{parser.prog} {args.command}"
     if args.threads:

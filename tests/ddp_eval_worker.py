@@ -9,7 +9,7 @@ import torch
 
 from stipkit.config import get_preset
 from stipkit.data import MovingDigits
-from stipkit.evaluate import evaluate
+from stipkit.scoring.evaluate import evaluate
 
 DELAY_S, TIMEOUT_S = 0.5, 6.0
 
@@ -38,7 +38,7 @@ def test_set(delay: float = DELAY_S):
 
 
 if __name__ == "__main__":
-    from stipkit.train import train
+    from stipkit.training.train import train
 
     cfg, out = config(), sys.argv[1]
     data = MovingDigits(num_sequences=16, total_length=cfg.train_length, resolution=(32, 32), seed=0)

@@ -6,7 +6,7 @@ import torch
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 from test_train import family_config, small_dataset  # noqa: E402
 
-from stipkit.train import train  # noqa: E402
+from stipkit.training.train import train  # noqa: E402
 
 if __name__ == "__main__":
     out, per_rank_batch, iters = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

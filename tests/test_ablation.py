@@ -1,4 +1,4 @@
-"""The ablation zoo (stipkit.ablation, complexity.memory_table, viz_ablation, `ablate` CLI)."""
+"""The ablation zoo (stipkit.experiments.ablation, complexity.memory_table, viz_ablation, `ablate` CLI)."""
 from __future__ import annotations
 
 import itertools
@@ -10,11 +10,13 @@ import pytest
 
 matplotlib.use("Agg")
 
-from stipkit import ablation, complexity, viz_ablation  # noqa: E402
+from stipkit.experiments import ablation
+from stipkit.reports import complexity
+from stipkit.plots import viz_ablation  # noqa: E402
 from stipkit.__main__ import main  # noqa: E402
 from stipkit.config import STGRUConfig  # noqa: E402
 from stipkit.models.memories import MEMORIES  # noqa: E402
-from stipkit.paper import PAPER_ABLATIONS  # noqa: E402
+from stipkit.reports.paper import PAPER_ABLATIONS  # noqa: E402
 
 
 # ------------------------------------------------------------------ variants

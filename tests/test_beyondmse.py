@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from _helpers import assert_gradients
-from stipkit.checkpoint import load_predictor
+from stipkit.training.checkpoint import load_predictor
 from stipkit.config import ConfigError, ModelConfig, TrainConfig, get_preset
 from stipkit.data import MovingDigits
-from stipkit.losses import gan_d_loss, gdl_loss, predictor_loss
+from stipkit.training.losses import gan_d_loss, gdl_loss, predictor_loss
 from stipkit.models import MODELS, STIP, build_model, build_predictor
 from stipkit.models.beyondmse import BeyondMSE, MultiScaleDiscriminator, beyondmse_config, scale_factors
-from stipkit.train import make_optimizers, train, train_step
+from stipkit.training.train import make_optimizers, train, train_step
 
 CI = beyondmse_config(get_preset("ci"))
 

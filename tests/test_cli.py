@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from stipkit.__main__ import main
-from stipkit.checkpoint import load_checkpoint
+from stipkit.training.checkpoint import load_checkpoint
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -137,14 +137,14 @@ def test_resuming_another_configuration_is_refused(run, capsys):
 
 
 def test_only_a_run_mismatch_gets_the_resume_hint(tmp_path, capsys, monkeypatch):
-    import stipkit.train
-    from stipkit.train import RunMismatch
+    import stipkit.training.train
+    from stipkit.training.train import RunMismatch
     argv = ["train", "--preset", "ci", "--data", "digits", "--out", str(tmp_path), "--no-progress"]
     for error, hint in ((RunMismatch("x belongs to another configuration"), True),
                         (ValueError("a value of another configuration"), False)):
         def fails(*args, error=error, **kwargs):
             raise error
-        monkeypatch.setattr(stipkit.train, "train", fails)
+        monkeypatch.setattr(stipkit.training.train, "train", fails)
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert ("--no-resume" in err) == hint and len(err.strip().splitlines()) == 1, err

@@ -4,8 +4,8 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from stipkit import ablation, compare
-from stipkit.paper import METHOD_LABELS, NOT_REPRODUCED, PAPER_METHODS
+from stipkit.experiments import ablation, compare
+from stipkit.reports.paper import METHOD_LABELS, NOT_REPRODUCED, PAPER_METHODS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -102,7 +102,7 @@ def test_paper_tables_are_labelled_as_the_papers():
 def test_strpm_table3_variants_and_their_costs():
     a = ablation.ABLATIONS["STRPM-3"]
     assert [a.label(k) for k in a.variants][-1] == "RPM + STED"
-    assert set(a.variants) == set(__import__("stipkit.paper").paper.PAPER_STRPM_TABLE3["variant"])
+    assert set(a.variants) == set(__import__("stipkit.reports.paper", fromlist=["x"]).PAPER_STRPM_TABLE3["variant"])
     cfg = compare.table3_config("rpm_theta1_tau5", "strpm-ci")
     assert (cfg.model.name, cfg.model.sted, cfg.model.memory.tau, cfg.model.memory.theta) == ("stip", False, 5, 1)
     assert compare.table3_config("rpm_no_residual", "strpm-ci").model.memory.residual is False
@@ -121,7 +121,7 @@ def test_strip_and_strpm_fig5_from_trained_runs(tmp_runs, monkeypatch):
     matplotlib.use("Agg")
     from matplotlib.text import Text
 
-    from stipkit import viz_ablation
+    from stipkit.plots import viz_ablation
     monkeypatch.setattr(compare, "methods", lambda: {"strpm": "STRPM", "convlstm": "ConvLSTM"})
     s = compare.strip("embedded", budget="ci")
     n, T = s["input_length"], s["frames"].shape[0]
@@ -132,7 +132,7 @@ def test_strip_and_strpm_fig5_from_trained_runs(tmp_runs, monkeypatch):
     labels = {t.get_text() for t in fig.findobj(Text)}
     assert {"ground truth", "STRPM", "ConvLSTM", f"t={T}"} <= labels
     assert len(fig.axes) == 3 * T
-    fig = compare.strpm_fig5("embedded", budget="ci")  # reuses the trained STRPM run
+    fig = viz_ablation.strpm_fig5("embedded", budget="ci")  # reuses the trained STRPM run
     titles = " ".join(ax.get_title() for ax in fig.axes)
     for name in ("T_E", "S_E", "STIF", "STRF"):
         assert name in titles

@@ -14,9 +14,9 @@ import torch
 
 from stipkit.config import get_preset
 from stipkit.data import MovingDigits
-from stipkit.evaluate import evaluate
+from stipkit.scoring.evaluate import evaluate
 from stipkit.models import STIP, build_model, compile_steps, is_compiled
-from stipkit.train import train
+from stipkit.training.train import train
 
 CFG = get_preset("ci")
 CFG = replace(CFG, train=replace(CFG.train, loss="mse+gan+lp"))  # every term of Alg. 1

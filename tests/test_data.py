@@ -23,7 +23,7 @@ from stipkit.data import (
     map_path,
     pad_to,
 )
-from stipkit.files import cache_dir
+from stipkit.runtime.files import cache_dir
 
 # ../shared sits next to the repo in CI; a user's clone has none, so those tests skip.
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

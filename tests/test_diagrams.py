@@ -1,4 +1,4 @@
-"""stipkit.diagrams: Figs. 1-3 drawn from the modules (texts checked, not pixels)."""
+"""stipkit.plots.diagrams: Figs. 1-3 drawn from the modules (texts checked, not pixels)."""
 from dataclasses import replace
 
 import matplotlib
@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from stipkit.config import get_preset
-from stipkit.diagrams import memory_diagram, model_diagram, training_diagram
+from stipkit.plots.diagrams import memory_diagram, model_diagram, training_diagram
 from stipkit.models.memories import MEMORIES
 
 matplotlib.use("Agg")
@@ -91,7 +91,7 @@ def test_pngs_of_the_study_preset(tmp_path):
 
 
 def test_strpm_diagram_reads_the_module():
-    from stipkit.diagrams_strpm import strpm_diagram
+    from stipkit.plots.diagrams_strpm import strpm_diagram
     cfg = get_preset("strpm-study")
     s = texts(strpm_diagram(cfg))
     h, (hn, wn) = cfg.model.hidden, cfg.model.latent_size

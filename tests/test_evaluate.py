@@ -1,4 +1,4 @@
-"""stipkit.evaluate: the 4 -> k rollout, per-step scores vs copy-last, tables, strips."""
+"""stipkit.scoring.evaluate: the 4 -> k rollout, per-step scores vs copy-last, tables, strips."""
 from dataclasses import replace
 
 import numpy as np
@@ -8,12 +8,12 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from stipkit.checkpoint import save_checkpoint
+from stipkit.training.checkpoint import save_checkpoint
 from stipkit.config import ConfigError, get_preset
 from stipkit.data import DataError, EmbeddedVideo, MovingDigits
-from stipkit.evaluate import (default_crop, default_dataset, evaluate, evaluate_checkpoint,
+from stipkit.scoring.evaluate import (default_crop, default_dataset, evaluate, evaluate_checkpoint,
                               evaluation_table, rollout_dataset, save_strip)
-from stipkit.metrics import copy_last_baseline, sequence_metrics, summarize
+from stipkit.scoring.metrics import copy_last_baseline, sequence_metrics, summarize
 from stipkit.models import build_model
 
 COLUMNS = ["method", "t", "mse", "psnr", "ssim", "lpips_x100"]

@@ -26,16 +26,16 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-import stipkit.train as train_mod
-from stipkit import metrics
-from stipkit.ablation_tables import table7_config
+import stipkit.training.train as train_mod
+from stipkit.scoring import metrics
+from stipkit.reports.ablation_tables import table7_config
 from stipkit.config import get_preset
-from stipkit.device import Precision, amp_dtype, pick_device
-from stipkit.losses import gan_d_loss, predictor_loss
+from stipkit.runtime.device import Precision, amp_dtype, pick_device
+from stipkit.training.losses import gan_d_loss, predictor_loss
 from stipkit.models import build_model
 from stipkit.models.beyondmse import beyondmse_config
 from stipkit.models.memories import MEMORIES
-from stipkit.train import train_step
+from stipkit.training.train import train_step
 
 from _helpers import tiny
 
@@ -236,8 +236,8 @@ def test_sharded_evaluation_under_gloo_equals_one_process_and_a_slow_evaluation_
 
     sys.path.insert(0, str(HERE))
     from ddp_eval_worker import config, test_set                        # noqa: E402
-    from stipkit.checkpoint import load_predictor
-    from stipkit.evaluate import evaluate
+    from stipkit.training.checkpoint import load_predictor
+    from stipkit.scoring.evaluate import evaluate
     predictor, cfg = load_predictor(tmp_path / "ddp" / "checkpoint.pt")
     df = evaluate(predictor, test_set(delay=0.0), cfg.input_length, cfg.eval_length, progress=False)
     ours = df[df["method"] == "STIP"]["psnr"].mean()

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from stipkit.config import get_preset, memory_config
-from stipkit.config_errors import ConfigError
+from stipkit.config.errors import ConfigError
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, MemoryStack
 from stipkit.models.memories.base import Context

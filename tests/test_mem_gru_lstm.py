@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stipkit.config import ConfigError, from_dict, get_preset, memory_config, to_dict
-from stipkit.memory_sections import ConvLSTMConfig
+from stipkit.config.memories import ConvLSTMConfig
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, ConvGRU, ConvLSTM, Context, DGRU, MemoryStack
 from _helpers import assert_gradients

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stipkit import complexity
+from stipkit.reports import complexity
 from stipkit.config import ConfigError, ModelConfig, get_preset, memory_config
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, Context, MemoryStack, ReversiblePM

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from stipkit.config import ConfigError, get_preset, memory_config
-from stipkit.memory_sections import RPMConfig
+from stipkit.config.memories import RPMConfig
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, RPM, Context, MemoryStack
 from _helpers import assert_gradients, rollout

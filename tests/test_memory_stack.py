@@ -203,7 +203,7 @@ def test_old_checkpoint_configs_convert():
 
 
 def test_a_checkpoint_with_an_unknown_memory_names_the_field(tmp_path):
-    from stipkit.checkpoint import CheckpointError, load_predictor, save_checkpoint
+    from stipkit.training.checkpoint import CheckpointError, load_predictor, save_checkpoint
     from stipkit.models import build_predictor
 
     cfg = get_preset("ci")

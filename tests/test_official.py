@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from _helpers import FIXTURES, shared_path
-from stipkit.official import (OfficialFormatError, load_stiphr, load_stiphr_discriminator,
+from stipkit.models.official import (OfficialFormatError, load_stiphr, load_stiphr_discriminator,
                               patch_permutation)
 
 CASES = torch.load(FIXTURES / "official_stiphr_tiny.pt", weights_only=True)

@@ -37,20 +37,22 @@ def test_ci_runs_the_readme_test_command():
 
 
 def _layout_paths() -> set[str]:
-    """Every path the README's layout table names: ``stipkit/x.py`` and, in the same cell, the
-    sibling files written as bare names (``tables.py``), or files inside a named folder."""
+    """Every path the README's layout table names. In each row, read left to right, a name that
+    starts with ``stipkit/``, ``benchmarks/`` or ``tests/`` is a path (a folder when it ends in
+    ``/``); any other name lies in the latest folder named before it (``memories/`` then
+    ``base.py`` is ``stipkit/models/memories/base.py``)."""
     text = (ROOT / "README.md").read_text()
     table = text[text.index("## Layout"):].split("\n\n")[2]
     paths = set()
     for row in table.splitlines()[2:]:
-        cell = row.split("|")[1]
-        names = re.findall(r"`([^`]+)`", cell)
-        base = next((n for n in names if n.startswith(("stipkit/", "benchmarks/", "tests/"))), "")
-        folder = base if base.endswith("/") else base.rsplit("/", 1)[0] + "/"
-        for n in names:
-            paths.add(n if "/" in n else folder + n)
-        if base.endswith("/"):  # files named in the "what" column of a folder row
-            paths.update(base + n for n in re.findall(r"`([a-z_0-9]+\.py)`", row.split("|")[2]))
+        folder = ""
+        for name in re.findall(r"`([^`]+)`", row):
+            if not re.fullmatch(r"[\w./-]+", name):
+                continue
+            path = name if name.startswith(("stipkit/", "benchmarks/", "tests/")) else folder + name
+            if path.endswith("/"):
+                folder = path
+            paths.add(path)
     return paths
 
 
@@ -64,9 +66,16 @@ def test_readme_layout_table_matches_the_tree():
     assert not unlisted, f"modules missing from the README layout table: {unlisted}"
 
 
-def test_no_module_is_over_450_lines_and_config_imports_no_model_code():
+def test_no_module_is_over_450_lines():
     long = {str(p.relative_to(ROOT)): n for p in (ROOT / "stipkit").rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 450}
     assert not long, f"modules over 450 lines: {long}"
-    config = (ROOT / "stipkit" / "config.py").read_text()
-    assert not re.search(r"^\s*(from|import)\s+(\.models|stipkit\.models|torch)", config, re.M)
+
+
+def test_the_layers_contract_is_stated_and_checked_by_make_test():
+    """The floors of the README's layout, top first, as import-linter's layers contract; `make
+    test` runs lint-imports (a forbidden import fails it: tests/test_layers.py shows one)."""
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in contracts["contracts"] if c["type"] == "layers")["layers"]
+    assert layers[0] == "stipkit.plots" and layers[-1] == "stipkit.runtime"
+    assert "lint-imports" in (ROOT / "Makefile").read_text()

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from stipkit.checkpoint import CheckpointError, WeightsMismatch, load_checkpoint, load_weights
-from stipkit.files import atomic_write
+from stipkit.training.checkpoint import CheckpointError, WeightsMismatch, load_checkpoint, load_weights
+from stipkit.runtime.files import atomic_write
 from test_train import small_config, small_dataset
-from stipkit.train import RunMismatch, train
+from stipkit.training.train import RunMismatch, train
 
 HERE = Path(__file__).resolve().parent
 
@@ -198,7 +198,7 @@ from pathlib import Path
 sys.path.insert(0, {here!r})
 import torch
 from test_train import small_config, small_dataset
-from stipkit.train import train
+from stipkit.training.train import train
 
 real_save, calls = torch.save, []
 
@@ -269,7 +269,7 @@ def test_no_error_handling_matches_message_texts():
 
 
 def test_a_checkpoint_of_another_memory_revision_names_what_changed(tmp_path, monkeypatch):
-    from stipkit.checkpoint import WeightsMismatch, load_predictor
+    from stipkit.training.checkpoint import WeightsMismatch, load_predictor
     from stipkit.models.memories import STGRU
     cfg = small_config(loss="mse")
     assert cfg.model.memory.name == "stgru"

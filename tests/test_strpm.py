@@ -9,7 +9,7 @@ import torch
 from _helpers import FIXTURES, assert_gradients
 from stipkit.config import ConfigError, ModelConfig, RPMConfig, get_preset, preset_names
 from stipkit.models import STRPM, build_model, build_predictor
-from stipkit.official import (OfficialFormatError, convert_strpm, load_strpm,
+from stipkit.models.official import (OfficialFormatError, convert_strpm, load_strpm,
                               load_strpm_discriminator, official_strpm_config)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -189,7 +189,7 @@ def test_strpm_presets_follow_the_paper_and_official_configs():
 
 
 def test_strpm_trains_through_the_one_train_step():
-    from stipkit.train import make_optimizers, train_step
+    from stipkit.training.train import make_optimizers, train_step
     torch.manual_seed(3)
     cfg = get_preset("strpm-ci")
     cfg = replace(cfg, model=replace(cfg.model, height=16, width=16, hidden=8),
@@ -206,7 +206,7 @@ def test_strpm_trains_through_the_one_train_step():
 
 def test_strpm_departures_has_one_row_per_config_field_departure():
     from test_tables import _differing_fields
-    from stipkit import departures
+    from stipkit.reports import departures
     df = departures.strpm_departures()
     ours, official = get_preset("strpm-sjtu4k"), get_preset("strpm-sjtu4k-official")
     listed = [f for cell in df.loc[df["config field"] != "-", "config field"] for f in cell.split(", ")]

@@ -1,4 +1,4 @@
-"""stipkit.study: the notebooks' glue -- trained_model trains once into the run cache and reuses it,
+"""stipkit.experiments.study: the notebooks' glue -- trained_model trains once into the run cache and reuses it,
 is reproducible, and the small helpers compute what the notebooks print."""
 from dataclasses import replace
 
@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 import torch
 
-import stipkit.budget
-import stipkit.train
-from stipkit import study
-from stipkit.budget import BUDGETS, current_budget
+import stipkit.config.budget
+import stipkit.training.train
+from stipkit.experiments import study
+from stipkit.config.budget import BUDGETS, current_budget
 from stipkit.config import get_preset
-from stipkit.metrics import psnr
+from stipkit.scoring.metrics import psnr
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -21,7 +21,7 @@ def _weights(model):
 
 
 def test_trained_model_trains_into_the_run_dir_then_reuses_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setattr(stipkit.budget, "RUNS", tmp_path)  # budget.run_dir -> tmp_path/ci-ci
+    monkeypatch.setattr(stipkit.config.budget, "RUNS", tmp_path)  # budget.run_dir -> tmp_path/ci-ci
     budget = current_budget("ci")
     predictor, cfg, history = study.trained_model(budget, progress=False)
     ckpt = tmp_path / f"ci-{budget.preset}" / "checkpoint.pt"
@@ -38,7 +38,7 @@ def test_trained_model_trains_into_the_run_dir_then_reuses_the_cache(tmp_path, m
     def no_training(*args, **kwargs):
         raise AssertionError("the cached run was trained again")
 
-    monkeypatch.setattr(stipkit.train, "train_step", no_training)
+    monkeypatch.setattr(stipkit.training.train, "train_step", no_training)
     again, cfg2, history2 = study.trained_model(budget, progress=False)
     assert ckpt.stat().st_mtime_ns == stamp and cfg2 == cfg
     pd.testing.assert_frame_equal(history2, history)
@@ -70,7 +70,7 @@ def test_trained_model_tells_errors_apart_by_type_not_text(tmp_path, monkeypatch
     def fails(*args, **kwargs):
         raise ValueError("a batch of another configuration")
 
-    monkeypatch.setattr(stipkit.train, "train", fails)
+    monkeypatch.setattr(stipkit.training.train, "train", fails)
     budget = replace(current_budget("ci"), iterations=1, eval_every=0)
     with pytest.raises(ValueError, match="a batch of another configuration") as info:
         study.trained_model(budget, progress=False, run_dir=tmp_path)
@@ -179,8 +179,8 @@ def test_still_rollout_and_per_clip():
 
 
 def test_model_for_figures_prefers_a_finished_run_then_the_pretrained_weights(tmp_path, monkeypatch):
-    from stipkit import zoo
-    monkeypatch.setattr(stipkit.budget, "RUNS", tmp_path / "runs")
+    from stipkit.training import zoo
+    monkeypatch.setattr(stipkit.config.budget, "RUNS", tmp_path / "runs")
     budget = replace(current_budget("ci"), iterations=2, eval_every=0)
     # no run, no weights: it trains
     _, _, source = study.model_for_figures(budget, progress=False)
@@ -192,7 +192,7 @@ def test_model_for_figures_prefers_a_finished_run_then_the_pretrained_weights(tm
     assert not study.finished_run(longer)
     model, cfg, source = study.model_for_figures(longer, progress=False)
     assert source.startswith("the pretrained 'ci' weights (2 iterations")
-    from stipkit.checkpoint import load_checkpoint
+    from stipkit.training.checkpoint import load_checkpoint
     assert load_checkpoint(budget.run_dir / "checkpoint.pt")["iteration"] == 2  # not trained on
 
 

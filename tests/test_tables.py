@@ -1,4 +1,4 @@
-"""stipkit.tables: Tables I and II regenerated from the kit, parameter counts, departures, output."""
+"""stipkit.reports.tables: Tables I and II regenerated from the kit, parameter counts, departures, output."""
 from dataclasses import fields, is_dataclass, replace
 
 import pandas as pd
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from stipkit import complexity, departures, paper, tables
+from stipkit.reports import complexity, departures, paper, tables
 from stipkit.config import get_preset
 from stipkit.models import STIP, build_model
 

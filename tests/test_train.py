@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import stipkit.train as train_mod
-from stipkit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+import stipkit.training.train as train_mod
+from stipkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from stipkit.config import get_preset
 from stipkit.data import MovingDigits
-from stipkit.train import RunMismatch, TrainingDiverged, sampling_eta, sampling_mask, train
+from stipkit.training.train import RunMismatch, TrainingDiverged, sampling_eta, sampling_mask, train
 
 HERE = Path(__file__).resolve().parent
 
@@ -40,7 +40,7 @@ def family_config(family="stip", batch_size=2):
         from stipkit.models.beyondmse import beyondmse_config
         return beyondmse_config(cfg)
     if family in ("trajgru", "motionrnn"):
-        from stipkit.ablation_tables import table7_config
+        from stipkit.reports.ablation_tables import table7_config
         return table7_config(cfg, family)
     assert family == "stip", family
     return cfg
@@ -120,7 +120,7 @@ def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
     train(cfg, data, tmp_path / "full", iterations=12, progress=False, ckpt_every=1, device="cpu")
     code = ("import sys; sys.path.insert(0, %r)\n"
             "from test_train import small_config, small_dataset\n"
-            "from stipkit.train import train\n"
+            "from stipkit.training.train import train\n"
             "train(small_config(), small_dataset(), %r, iterations=100000, progress=False, ckpt_every=1,"
             " device='cpu')\n"
             % (str(HERE), str(tmp_path / "killed")))
@@ -165,7 +165,7 @@ def test_resume_refuses_another_configuration(tmp_path):
 
 
 def test_checkpoint_whose_weights_do_not_fit_its_config(tmp_path):
-    from stipkit.checkpoint import load_predictor
+    from stipkit.training.checkpoint import load_predictor
     train(small_config(), small_dataset(), tmp_path, iterations=1, progress=False)
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
     ckpt["predictor"]["head.weight"] = ckpt["predictor"].pop("head.t.weight")
@@ -255,7 +255,7 @@ def params_init(family="stip"):
 def test_lr_factor_exponential_is_the_official_step_decay():
     """Official: after iteration k (1-based) with k >= decay_start and k % decay_interval == 0,
     the rates are multiplied by lr_decay. lr_factor(done) is the product of those steps so far."""
-    from stipkit.train import lr_factor
+    from stipkit.training.train import lr_factor
     for start in (0, 1, 5, 7):
         cfg = replace(small_config().train, decay_interval=3, lr_decay=0.5, decay_start=start)
         rate = 1.0
@@ -267,7 +267,7 @@ def test_lr_factor_exponential_is_the_official_step_decay():
 
 
 def test_lr_factor_warmup_and_cosine():
-    from stipkit.train import lr_factor
+    from stipkit.training.train import lr_factor
     cfg = replace(small_config().train, lr_schedule="cosine", iterations=100, warmup=10)
     f = [lr_factor(cfg, i) for i in range(101)]
     assert f[0] == pytest.approx(0.1 * 1.0) and f[9] == pytest.approx(math.cos(math.pi * 9 / 100) / 2 + 0.5)
@@ -279,7 +279,7 @@ def test_training_uses_the_schedule(tmp_path):
     cfg = small_config(loss="mse")
     cfg = replace(cfg, train=replace(cfg.train, lr_schedule="cosine", warmup=2))
     hist = train(cfg, small_dataset(), tmp_path, iterations=4, progress=False)
-    from stipkit.train import lr_factor
+    from stipkit.training.train import lr_factor
     expected = [cfg.train.lr * lr_factor(replace(cfg.train, iterations=4), i) for i in range(4)]
     assert hist["lr"].tolist() == pytest.approx(expected)
 
@@ -287,7 +287,7 @@ def test_training_uses_the_schedule(tmp_path):
 def test_ema_is_scored_saved_resumed_and_loaded(tmp_path):
     """TrainConfig.ema: the moving average is what eval_fn sees and load_predictor returns,
     and a resumed run continues it bitwise."""
-    from stipkit.checkpoint import load_predictor
+    from stipkit.training.checkpoint import load_predictor
     cfg = small_config(loss="mse")
     cfg = replace(cfg, train=replace(cfg.train, ema=0.5))
     seen = []

@@ -1,4 +1,4 @@
-"""stipkit.viz: the Fig. 5 explorer at both ends of every slider, feature maps, the static figure,
+"""stipkit.plots.viz: the Fig. 5 explorer at both ends of every slider, feature maps, the static figure,
 the observations table (and that it detects planted signals), and the plots."""
 import matplotlib
 
@@ -10,7 +10,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
 
-from stipkit import analysis, study, viz  # noqa: E402
+from stipkit.plots import analysis, viz
+from stipkit.experiments import study  # noqa: E402
 from stipkit.config import get_preset  # noqa: E402
 from stipkit.models import build_model  # noqa: E402
 

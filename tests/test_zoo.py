@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import stipkit
-from stipkit import zoo
-from stipkit.checkpoint import CheckpointError, load_predictor
+from stipkit.training import zoo
+from stipkit.training.checkpoint import CheckpointError, load_predictor
 from stipkit.config import get_preset
 from stipkit.data import MovingDigits
-from stipkit.train import train
+from stipkit.training.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -75,8 +75,8 @@ def test_the_shipped_study_weights_load_and_fit_the_budget():
 def test_the_shipped_study_weights_score_what_their_provenance_records():
     """The float16 file, rolled out on the embedded test split (4 -> 6, every window), gives the
     PSNR recorded at export from the float32 checkpoint (within 0.05 dB), copy-last included."""
-    from stipkit.evaluate import default_dataset
-    from stipkit.study import quick_eval
+    from stipkit.scoring.evaluate import default_dataset
+    from stipkit.experiments.study import quick_eval
 
     model, cfg = stipkit.pretrained("study")
     got = quick_eval(model, cfg, default_dataset(cfg, "test"))

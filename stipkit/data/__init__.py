@@ -20,7 +20,7 @@ The modules, each importable on its own; everything public is re-exported here, 
   datasets (UCF Sports, Human3.6M, SJTU4K; STIP Sec. IV-A and Table I) for users who have them;
 * :mod:`~stipkit.data.loader`: ``make_loader``, a seeded, deterministic ``DataLoader``.
 
-Caches (decoded clips) live in the kit's cache folder, :func:`stipkit.files.cache_dir`.
+Caches (decoded clips) live in the kit's cache folder, :func:`stipkit.runtime.files.cache_dir`.
 """
 
 from .digits import MovingDigits

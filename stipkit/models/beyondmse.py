@@ -5,11 +5,11 @@ A multi-scale convolutional generator (:class:`BeyondMSE`, run by STIP's one rol
 multi-scale discriminator (:class:`MultiScaleDiscriminator`, built by
 :func:`stipkit.models.build_model` for ``name="beyondmse"``) and :func:`beyondmse_config`, which
 turns any preset into BeyondMSE. The loss, L = lambda_lp L_2 + lambda_gdl L_gdl + lambda_adv
-L_GAN(P), is the ``"gdl+gan"`` mode of :func:`stipkit.losses.predictor_loss`. The paper is not on
+L_GAN(P), is the ``"gdl+gan"`` mode of :func:`stipkit.training.losses.predictor_loss`. The paper is not on
 disk: its numbers are *as remembered* (layer tables of its Sec. 4 / appendix, weights 0.05 / 1 /
 1), and marked so below.
 
-**Cross-checks** (``stipkit.departures.memory_choices()``, rows "beyondmse"):
+**Cross-checks** (``stipkit.reports.departures.memory_choices()``, rows "beyondmse"):
 
 * github dyelax/Adversarial_Video_Generation (TensorFlow, commit 458cef1), a re-implementation
   from the paper: ``Code/constants.py`` has the same layer tables (``SCALE_FMS_G``,

@@ -100,7 +100,7 @@ class E3DLSTM(Memory):
     ``tests/test_mem_e3d_lstm.py`` checks both codes against their recorded outputs (the
     weights mapped by :meth:`google_state_dict`, :meth:`openstl_state_dict`; zigzag=False).
 
-    At hidden 128, kernel 5, tau 2, 16x16 (``stipkit.complexity.memory_table``): 13,961,472
+    At hidden 128, kernel 5, tau 2, 16x16 (``stipkit.reports.complexity.memory_table``): 13,961,472
     parameters (13.31M, as the authors' TF cell; OpenSTL's: 13,959,168, no biases; Table VII:
     18.80M) and 4,096 LayerNorm parameters (OpenSTL's per-element ones: 2,359,296); 6.78G
     multiply-adds at t = 2 ('same' padding computes tau output slots; OpenSTL's one: 3.34G),

@@ -95,7 +95,7 @@ class RPM(Memory):
       its STIF is the paper's :math:`W_{1\times1} * [T_E, S_E]` (``conv_stif``).
 
     Official-code departures (``RPMConfig`` fields, all on in the ``strpm-*-official`` presets;
-    rows of ``stipkit.departures.strpm_departures()``): ``temporal_states="repeat_last"`` (its
+    rows of ``stipkit.reports.departures.strpm_departures()``): ``temporal_states="repeat_last"`` (its
     window list holds one list object many times, so :math:`\mathcal{T}` is tau copies of
     :math:`T_{t-1}^k`), ``spatial_states="zigzag"`` (:math:`S_t^0 = S_{t-1}^K` and
     :math:`\mathcal{S}` the last theta states along the zigzag path; while the path holds at

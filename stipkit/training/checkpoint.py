@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .files import atomic_write
+from ..runtime.files import atomic_write
 
 FORMAT = "stipkit-checkpoint"
 VERSION = 1
@@ -58,7 +58,7 @@ def load_weights(module: torch.nn.Module, state_dict: dict, path, what: str = "w
 
 def _memory_of(config: dict | None):
     """(name, class) of the memory a config dict names, or (None, None)."""
-    from .models.memories import MEMORIES
+    from ..models.memories import MEMORIES
     memory = ((config or {}).get("model") or {}).get("memory")
     name = memory.get("name") if isinstance(memory, dict) else memory
     return name, MEMORIES.get(name)
@@ -101,7 +101,7 @@ def _to_tuples(x):
 
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:
-    """``torch.save`` through :func:`stipkit.files.atomic_write` (a temporary file beside
+    """``torch.save`` through :func:`stipkit.runtime.files.atomic_write` (a temporary file beside
     ``path``, fsync, rename; leftovers of an interrupted earlier write are removed)."""
     return atomic_write(path, lambda f: torch.save(obj, f))
 
@@ -110,7 +110,7 @@ def save_checkpoint(path, *, predictor, config=None, discriminator=None, opt_p=N
                     sched_p=None, sched_d=None, ema=None, ema_updates: int = 0,
                     iteration: int = 0, rng: dict | None = None, extra: dict | None = None) -> Path:
     """Write one checkpoint (atomically). ``config`` is a :class:`~stipkit.config.Config`."""
-    from .config import to_dict
+    from ..config import to_dict
     sd = lambda m: None if m is None else m.state_dict()  # noqa: E731
     return atomic_save({
         "format": FORMAT, "version": VERSION, "iteration": int(iteration),
@@ -126,7 +126,7 @@ def save_checkpoint(path, *, predictor, config=None, discriminator=None, opt_p=N
 def _revision(config) -> int:
     if config is None:
         return 1
-    from .config import to_dict
+    from ..config import to_dict
     cls = _memory_of(to_dict(config))[1]
     return 1 if cls is None else cls.REVISION
 
@@ -165,7 +165,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         hint = ""
         if isinstance(ckpt, dict) and "net_param" in ckpt:
             hint = (" It looks like an official STIPHR checkpoint: use "
-                    "stipkit.official.load_stiphr(ckpt['net_param'], official_args).")
+                    "stipkit.models.official.load_stiphr(ckpt['net_param'], official_args).")
         keys = sorted(map(str, ckpt))[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"checkpoint {path} is not a stipkit checkpoint (found {keys}).{hint}")
     if ckpt.get("version") != VERSION:
@@ -182,8 +182,8 @@ def load_predictor(path):
     (``stipkit.models.MODELS``), with the weight average (``ema``) when training kept one
     (``TrainConfig.ema``), else the trained weights. Configs of older stipkit versions convert
     (:func:`stipkit.config.from_dict`); what cannot is a :class:`CheckpointError` naming the field."""
-    from .config import ConfigError, from_dict
-    from .models import build_predictor
+    from ..config import ConfigError, from_dict
+    from ..models import build_predictor
     ckpt = load_checkpoint(path)
     if ckpt["config"] is None:
         raise CheckpointError(f"checkpoint {path} stores no config; cannot rebuild the model")

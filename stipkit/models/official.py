@@ -40,8 +40,8 @@ import torch
 
 from dataclasses import replace
 
-from .config import ModelConfig, get_preset
-from .models import STIP, Discriminator, build_predictor
+from ..config import ModelConfig, get_preset
+from . import STIP, Discriminator, build_predictor
 
 REQUIRED_ARGS = ("img_height", "img_width", "img_channel", "patch_size", "sr_size", "num_layers",
                  "num_hidden", "filter_size", "time", "time_stride", "input_length",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .config_errors import ConfigError, _check
+from .errors import ConfigError, _check
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class TrajGRUConfig(MemoryConfig):
         _check(self.flow_kernel % 2 == 1, "TrajGRUConfig.flow_kernel", self.flow_kernel,
                "must be odd (padding k//2 keeps the map size; HKO-7: 5)")
         _check(self.warp in ("paper", "code"), "TrajGRUConfig.warp", self.warp,
-               "must be one of ('paper', 'code') (the first is the paper's; see stipkit.departures)")
+               "must be one of ('paper', 'code') (the first is the paper's; see stipkit.reports.departures)")
         _check(isinstance(self.zero_flows, bool), "TrajGRUConfig.zero_flows", self.zero_flows,
                "must be True or False")
 
@@ -196,7 +196,7 @@ class RPMConfig(MemoryConfig):
                             ("spatial_states", ("layers", "zigzag"))):
             v = getattr(self, name)
             _check(v in valid, f"RPMConfig.{name}", v,
-                   f"must be one of {valid} (the first is the paper's; see stipkit.departures)")
+                   f"must be one of {valid} (the first is the paper's; see stipkit.reports.departures)")
 
 
 @dataclass(frozen=True)

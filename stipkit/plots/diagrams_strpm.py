@@ -1,4 +1,4 @@
-"""STRPM's model figure (STRPM Fig. 2) drawn from the module itself, as :mod:`stipkit.diagrams`
+"""STRPM's model figure (STRPM Fig. 2) drawn from the module itself, as :mod:`stipkit.plots.diagrams`
 draws STIP's: block names and channels read from the built :class:`~stipkit.models.STRPM`, every
 arrow labelled with the shape recorded by forward hooks in one rollout on ``meta``."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ __all__ = ["strpm_diagram"]
 def strpm_diagram(cfg="strpm-study") -> Figure:
     """STRPM Fig. 2: frame -> patchify -> Enc_T, Enc_S, Enc_O (Eq. 1) -> K RPMs (Eq. 2, 5-9) ->
     Dec_T(T^K), Dec_S(S^K), Dec_O(O_P) (Eq. 3) -> O_D ⊙ tanh(W_1x1 [T_D, S_D]) (Eq. 4)."""
-    from .complexity import build_meta
+    from ..reports.complexity import build_meta
 
     cfg = _as_config(cfg)
     m = cfg.model

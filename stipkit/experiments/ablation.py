@@ -2,12 +2,12 @@
 
 Read top to bottom:
 
-1. :data:`ABLATIONS` (defined in :mod:`stipkit.ablation_tables`) -- each table as data: its
+1. :data:`ABLATIONS` (defined in :mod:`stipkit.reports.ablation_tables`) -- each table as data: its
    variants (config changes of the budget's ablation preset), the prediction steps its numbers
    average over, and the paper's claims; besides Tables VI-VIII, the method comparison
    (``"compare"``, notebook 09) and STRPM's Tables 3 and 4 (``"STRPM-3"``, ``"STRPM-4"``);
 2. :func:`variant_config` and :func:`run_variant` -- one variant, one dataset, one seed: train
-   with :func:`stipkit.train.train` (the one loop), score with :func:`stipkit.evaluate.evaluate`
+   with :func:`stipkit.training.train.train` (the one loop), score with :func:`stipkit.scoring.evaluate.evaluate`
    (the one metrics function, copy-last beside); :func:`run_table` runs many and keeps the
    results in the CSV cache (:func:`results_path`) with the command and wall time that made them;
 3. :func:`summary` (mean +- std over seeds, copy-last included) and :func:`verdicts` (each claim
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .ablation_tables import METRICS, ABLATIONS, Ablation, Claim, table7_config  # noqa: F401 (re-exported)
-from .budget import REPO, RUNS, current_budget
-from .config import Config, get_preset, memory_config
+from ..reports.ablation_tables import METRICS, ABLATIONS, Ablation, Claim, table7_config  # noqa: F401 (re-exported)
+from ..config.budget import REPO, RUNS, current_budget
+from ..config import Config, get_preset, memory_config
 
 #: How a claim "A beats B" is decided over seeds (also printed by the notebooks and README).
 RULE = ("a claim 'A beats B' holds when the difference of the means over seeds, in the claimed "
@@ -81,7 +81,7 @@ def run_dir(table: str, variant: str, data: str, seed: int, budget=None) -> Path
 def run_revision(table: str, variant: str, budget=None) -> int:
     """The revision (``Memory.REVISION``) of the memory cell a variant trains: a cached run of
     another revision was made by a cell that has since changed."""
-    from .models.memories import MEMORIES
+    from ..models.memories import MEMORIES
     cls = MEMORIES.get(variant_config(table, variant, DATA[0], 0, budget).model.memory.name)
     return cls.REVISION if cls is not None else 1
 
@@ -115,13 +115,13 @@ def run_variant(table: str, variant: str, data: str, seed: int, budget=None, *,
     """Train (or load the finished checkpoint of) one run and score it 4 -> 6 beside copy-last.
 
     Returns one row per (method, t): ``method`` is the variant key or ``copy-last``, with the
-    columns of :func:`stipkit.evaluate.evaluate` and the run's ``table``, ``variant``, ``data``,
+    columns of :func:`stipkit.scoring.evaluate.evaluate` and the run's ``table``, ``variant``, ``data``,
     ``seed``, ``preset``, ``iterations``, ``wall_s`` (training + scoring, seconds) and ``command``.
     """
-    from .checkpoint import load_predictor
-    from .evaluate import BASELINE, evaluate
+    from ..training.checkpoint import load_predictor
+    from ..scoring.evaluate import BASELINE, evaluate
     from .study import dataset, test_split
-    from .train import train
+    from ..training.train import train
 
     budget = current_budget(budget)
     if variant in ablation(table).same_as:  # the same run as another table's variant
@@ -163,7 +163,7 @@ def save_results(new: pd.DataFrame, budget=None) -> pd.DataFrame:
     """Merge ``new`` runs into the cache (a run's rows replace that run's old rows); returns all."""
     import fcntl
 
-    from .files import atomic_write
+    from ..runtime.files import atomic_write
     path = results_path(budget)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:  # several `ablate` processes may share it
@@ -218,7 +218,7 @@ def run_table(table: str, data=DATA, seeds=(0,), budget=None, *, variants=None, 
         warnings.warn(f"Table {table}: {len(stale)} cached runs were trained by memory cells that "
                       f"have changed since ({sorted(set(stale['variant']))}, revision "
                       f"{sorted(set(stale['revision']))} -> {sorted(set(stale['current']))}); they "
-                      f"are left out (stipkit.ablation.stale_runs lists them; `make ablations` "
+                      f"are left out (stipkit.experiments.ablation.stale_runs lists them; `make ablations` "
                       f"retrains them)", stacklevel=2)
         key = _key(stale.assign(seed=stale["seed"]))
         res = res[~_key(res).isin(set(key))]
@@ -309,7 +309,7 @@ def verdicts(results: pd.DataFrame, table: str) -> pd.DataFrame:
 
 def paper_rows(table: str) -> pd.DataFrame:
     """The paper's numbers for the table (labelled as the paper's), wide: one row per variant."""
-    from .paper import PAPER_ABLATIONS
+    from ..reports.paper import PAPER_ABLATIONS
     a, p = ablation(table), PAPER_ABLATIONS[PAPER_ABLATIONS["table"] == table]
     wide = p.pivot_table(index="variant", columns=["dataset", "metric"], values="value", sort=False)
     wide.index = [f"{a.label(v)} (paper)" for v in wide.index]

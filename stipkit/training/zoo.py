@@ -2,7 +2,7 @@
 
 Each entry of ``stipkit/weights/`` is a pair:
 
-* ``<name>.pt``: a stipkit checkpoint (:mod:`stipkit.checkpoint`, the kit's one format) holding
+* ``<name>.pt``: a stipkit checkpoint (:mod:`stipkit.training.checkpoint`, the kit's one format) holding
   the predictor's weights in float16 and its config, nothing else;
 * ``<name>.json``: its provenance -- the command that made it, iterations, data, training time,
   sha256 and size of the ``.pt``, the stipkit and torch versions, and the scores it had on the
@@ -23,9 +23,9 @@ import torch
 
 from .checkpoint import (CheckpointError, load_checkpoint, load_predictor, save_checkpoint,
                          sha256_file)
-from .files import atomic_write
+from ..runtime.files import atomic_write
 
-WEIGHTS = Path(__file__).resolve().parent / "weights"
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
 def available(folder: str | os.PathLike | None = None) -> list[str]:
@@ -47,9 +47,9 @@ def provenance(name: str = "study", folder: str | os.PathLike | None = None) -> 
 
 def pretrained(name: str = "study", folder: str | os.PathLike | None = None):
     """``(predictor in eval mode, Config)`` of the shipped weights ``name``, as
-    :func:`stipkit.checkpoint.load_predictor` returns them (float32 on the CPU).
+    :func:`stipkit.training.checkpoint.load_predictor` returns them (float32 on the CPU).
 
-    Raises :class:`~stipkit.checkpoint.CheckpointError` when the weights or their provenance are
+    Raises :class:`~stipkit.training.checkpoint.CheckpointError` when the weights or their provenance are
     missing, or when the file's size or sha256 differ from what its provenance records (a
     corrupt, truncated or replaced file).
     """
@@ -72,10 +72,10 @@ def export(checkpoint: str | os.PathLike, name: str = "study", *, command: str,
            folder: str | os.PathLike | None = None, scores=None) -> dict:
     """Write ``<folder>/<name>.pt`` (the predictor of ``checkpoint`` in float16; its weight
     average when training kept one) and ``<name>.json`` (provenance). ``command`` is what made
-    the checkpoint; ``scores`` an optional DataFrame of :func:`stipkit.evaluate.evaluate` for
+    the checkpoint; ``scores`` an optional DataFrame of :func:`stipkit.scoring.evaluate.evaluate` for
     the record. Returns the provenance."""
-    from . import __version__
-    from .config import to_dict
+    from .. import __version__
+    from ..config import to_dict
 
     folder = Path(folder) if folder is not None else WEIGHTS
     ckpt = load_checkpoint(checkpoint)

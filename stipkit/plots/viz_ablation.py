@@ -1,13 +1,13 @@
 """Plots of the ablation zoo (notebooks 04-06): seaborn bars with error bars per variant, the
 per-step curves, and Table VII's PSNR against FLOPs. Each takes the results of
-:mod:`stipkit.ablation` and returns the matplotlib figure."""
+:mod:`stipkit.experiments.ablation` and returns the matplotlib figure."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from .ablation import ablation, per_run
+from ..experiments.ablation import ablation, per_run
 
 _NAMES = {"psnr": "PSNR (dB)", "lpips_x100": "LPIPS ×100", "ssim": "SSIM", "mse": "MSE"}
 
@@ -71,7 +71,7 @@ def plot_steps(results: pd.DataFrame, table: str, metric: str = "psnr"):
 
 def plot_psnr_vs_flops(results: pd.DataFrame, memories: pd.DataFrame, metric: str = "psnr"):
     """Table VII as a scatter: each memory's mean score (error bar: sd over seeds) against its
-    unit's FLOPs (``stipkit.complexity.memory_table``); one panel per dataset."""
+    unit's FLOPs (``stipkit.reports.complexity.memory_table``); one panel per dataset."""
     a = ablation("VII")
     runs = per_run(results, "VII")
     runs = runs[runs["method"] != "copy-last"]
@@ -95,7 +95,7 @@ def plot_psnr_vs_flops(results: pd.DataFrame, memories: pd.DataFrame, metric: st
 def plot_strip(strip: dict, title: str = ""):
     """A Fig. 4-style strip (STIP Fig. 4, STRPM Fig. 4): the given frames and the ground truth on
     the first row, then one row per method's predictions of the same window
-    (:func:`stipkit.compare.strip`); the columns are the time steps t = 1..T."""
+    (:func:`stipkit.experiments.compare.strip`); the columns are the time steps t = 1..T."""
     frames, n = strip["frames"], strip["input_length"]
     rows = [("ground truth", frames)] + [(k, v) for k, v in strip.items()
                                          if k not in ("frames", "input_length")]
@@ -118,3 +118,13 @@ def plot_strip(strip: dict, title: str = ""):
     fig.suptitle(title or "The same test window, every method (inputs, then predictions)", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def strpm_fig5(data: str = "embedded", seed: int = 0, window: int = 0, budget=None, path=None):
+    """STRPM's Fig. 5 from the comparison's trained STRPM: the input frame, T_E, S_E (the deepest
+    encoder level) and Eq. 9's STIF and STRF of the bottom RPM at the last given frame of one test
+    window (:func:`stipkit.experiments.compare.strpm_fig5_features`), drawn as STIP's Fig. 5."""
+    from ..experiments.compare import strpm_fig5_features
+    from .viz import fig5
+    feats, frames, t, level = strpm_fig5_features(data, seed, window, budget)
+    return fig5(feats, frames, t=t, level=level, unit=0, path=path)

@@ -7,7 +7,7 @@
 * :func:`memory_table` -- Table VII's columns: one memory unit's parameters and MACs;
   :func:`model_table` -- the same per whole model of a preset, with measured inference time;
 * :func:`trace_norm_act` -- which normalisation and nonlinearity follow each layer in one time
-  step (what :func:`stipkit.tables.table2` reads Table II's last two columns from).
+  step (what :func:`stipkit.reports.tables.table2` reads Table II's last two columns from).
 
 A predictor's parts are its child modules, in forward order, labelled by its class's ``PARTS``
 (child name -> description) and named by its ``label`` ("STIP"); the discriminator is one
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .config import Config, get_preset
+from ..config import Config, get_preset
 
 __all__ = ["build_meta", "parameter_counts", "parameter_table", "flops_per_step", "flops_table",
            "trace_norm_act", "memory_table", "model_table", "model_cost"]
@@ -35,7 +35,7 @@ def as_config(cfg: Config | str) -> Config:
 
 def build_meta(cfg: Config | str):
     """``(predictor, discriminator)`` of a preset built on the ``meta`` device (no memory)."""
-    from .models import build_model
+    from ..models import build_model
 
     with torch.device("meta"):
         return build_model(as_config(cfg))
@@ -188,7 +188,7 @@ _NORM_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm2d, nn.BatchNorm3d, nn.In
 
 def _unit_cfg(name: str, hidden: int = 128, filter_size: int = 5, size: int = 16):
     """A one-unit model config at Table VII's setting (hidden 128, kernel 5, 16x16 states)."""
-    from .config import ModelConfig, memory_config
+    from ..config import ModelConfig, memory_config
     return ModelConfig(height=4 * size, width=4 * size, patch=1, num_downsample=2, hidden=hidden,
                        filter_size=filter_size, num_layers=1, memory=memory_config(name))
 
@@ -196,7 +196,7 @@ def _unit_cfg(name: str, hidden: int = 128, filter_size: int = 5, size: int = 16
 def _unit_cost(name: str, **setting) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .models.memories import MEMORIES, MemoryStack
+    from ..models.memories import MEMORIES, MemoryStack
     cfg = _unit_cfg(name, **setting)
     torch.manual_seed(0)
     stack = MemoryStack(MEMORIES[name].stack(cfg)[:1])
@@ -290,7 +290,7 @@ def memory_table(names=None, **setting) -> pd.DataFrame:
     the paper's figures (NaN where Table VII has no row) and their ratios, and the authors'
     code's count (``authors_params_M``, :data:`AUTHORS_PARAMS_M`) and its ratio.
     """
-    from .models.memories import MEMORIES
+    from ..models.memories import MEMORIES
     from .paper import PAPER_ABLATIONS
     p = PAPER_ABLATIONS[PAPER_ABLATIONS.table == "VII"].pivot(index="variant", columns="metric",
                                                               values="value")
@@ -317,8 +317,8 @@ def model_table(preset: Config | str = "ablation", names=None, samples: int = 10
     encoder/decoder) at ``preset``: parameters (M = 2^20), MACs of one time step (G = 2^30) and
     the measured time to predict ``samples`` test windows (input_length -> eval_length, batch
     ``samples``, best of ``repeats``) on this machine's CPU."""
-    from .ablation import table7_config
-    from .models.memories import MEMORIES
+    from .ablation_tables import table7_config
+    from ..models.memories import MEMORIES
     base = as_config(preset)
     return pd.DataFrame([dict(memory=name, **model_cost(table7_config(base, name), samples, repeats))
                          for name in (names or list(MEMORIES))])
@@ -331,7 +331,7 @@ def model_cost(cfg: Config, samples: int = 10, repeats: int = 3) -> dict:
     (``samples=0``: not timed)."""
     import time
 
-    from .models import build_predictor
+    from ..models import build_predictor
     fl = _flops_per_step(cfg)[0]
     meta = build_meta(cfg)[0]
     params = sum(p.numel() for p in meta.parameters())

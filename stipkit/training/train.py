@@ -9,7 +9,7 @@ resumed equals an uninterrupted run bitwise on CPU:
   eta follows the official closed-form schedule;
 * checkpoints hold the model, the discriminator, both optimizers and schedulers, torch's RNG
   state, the iteration and the config, and are written atomically
-  (:func:`stipkit.files.atomic_write`); the temporary file that a ``kill -9`` mid-write leaves
+  (:func:`stipkit.runtime.files.atomic_write`); the temporary file that a ``kill -9`` mid-write leaves
   is removed when the run starts again. Nothing draws from numpy's or python's global
   generators (datasets own seeded generators), so those are neither seeded nor saved.
 
@@ -36,11 +36,11 @@ from tqdm.auto import tqdm
 
 from .checkpoint import (check_memory_revision, load_checkpoint, load_weights, rng_state,
                          save_checkpoint, set_rng_state)
-from .config import Config, TrainConfig, from_dict, to_dict
-from .device import Precision, pick_device
-from .files import atomic_write, remove_orphans
+from ..config import Config, TrainConfig, from_dict, to_dict
+from ..runtime.device import Precision, pick_device
+from ..runtime.files import atomic_write, remove_orphans
 from .losses import gan_d_loss, predictor_loss
-from .models import build_model, compile_steps
+from ..models import build_model, compile_steps
 
 
 class TrainingDiverged(RuntimeError):
@@ -59,7 +59,7 @@ def train_step(frames, predictor, disc, opt_p, opt_d, cfg: TrainConfig, input_le
     Lines 2-21: roll the predictor out over the batch (scheduled sampling ``mask``).
     Line 22: update D with L_GAN(D) (skipped for the ``mse`` loss mode).
     Line 23: update P with Eq. 9, L_MSE + gamma_1 L_GAN(P) + gamma_2 L_LP, as the mode says.
-    ``precision`` (:class:`stipkit.device.Precision`, ``--amp``): autocast around the forward
+    ``precision`` (:class:`stipkit.runtime.device.Precision`, ``--amp``): autocast around the forward
     passes and losses only; backward and the optimizer steps through its GradScaler when it has
     one. Default: float32. Returns the loss terms as floats.
     """
@@ -206,13 +206,13 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
     ``eval_*`` columns every ``eval_every`` iterations when ``eval_fn(predictor) -> dict`` is
     given). With ``cfg.train.ema`` > 0 an exponential moving average of the predictor's weights
     is kept beside it (``torch.optim.swa_utils``): it is what ``eval_fn`` scores and what
-    :func:`stipkit.checkpoint.load_predictor` returns. With ``resume`` an existing checkpoint
+    :func:`stipkit.training.checkpoint.load_predictor` returns. With ``resume`` an existing checkpoint
     in ``out_dir`` is continued. ``iterations`` overrides ``cfg.train.iterations``. ``compile``
     compiles the predictor's steps in place (:func:`stipkit.models.compile_steps`; results
     equal eager up to float rounding).
 
-    ``device``: see :func:`stipkit.device.pick_device` (default: this process's GPU, else the
-    CPU). ``amp``: mixed precision (:class:`stipkit.device.Precision`: bfloat16 autocast where
+    ``device``: see :func:`stipkit.runtime.device.pick_device` (default: this process's GPU, else the
+    CPU). ``amp``: mixed precision (:class:`stipkit.runtime.device.Precision`: bfloat16 autocast where
     the device has it, else float16 with a GradScaler; weights, optimizers and losses stay
     float32; off: float32, bitwise reproducible on CPU). ``workers``: DataLoader processes that
     decode the batches ahead (default: 0 on CPU, the main process; 4 on CUDA, with pinned memory
@@ -220,7 +220,7 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
 
     Under torchrun the process group is set up here (gloo on CPU; NCCL on CUDA, bound to
     ``cuda:LOCAL_RANK``) with a collective timeout of ``dist_timeout_s`` seconds, and only rank
-    0 writes files. ``eval_fn`` runs on every rank: :func:`stipkit.evaluate.evaluate` shards
+    0 writes files. ``eval_fn`` runs on every rank: :func:`stipkit.scoring.evaluate.evaluate` shards
     the test split across the ranks and gathers the scores, so no rank waits for another's
     evaluation.
     """

@@ -1,6 +1,6 @@
 """Analysis of Fig. 5: the paper's three readings of its feature and gate maps (Sec. IV-B),
 checked numerically on every test window (:func:`fig5_observations`, in words:
-:func:`describe_observations`). Features as :func:`stipkit.study.extract_features` returns them.
+:func:`describe_observations`). Features as :func:`stipkit.experiments.study.extract_features` returns them.
 """
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .models.memories import STGRU
+from ..models.memories import STGRU
 from .viz import map_tensor
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BUDGET_ENV = "STIPKIT_BUDGET"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FIGURES = REPO / "figures"          # what the notebooks regenerate (committed)
 RUNS = REPO / "runs" / "notebooks"  # trained checkpoints cached by the notebooks (not committed)
 
@@ -31,7 +31,7 @@ class Budget:
     eval_every: int      # iterations between evaluations during training (0: none)
     eval_windows: int | None  # test windows to evaluate (None: the whole test split)
     digits_iterations: int = 0  # notebook 03's second run, on Moving Digits (0: none)
-    # the ablation notebooks (04-06, stipkit.ablation): preset, iterations per run, the seeds
+    # the ablation notebooks (04-06, stipkit.experiments.ablation): preset, iterations per run, the seeds
     # trained live in the notebook (others are read from the results cache when present)
     ablation_preset: str = "ci"
     ablation_iterations: int = 4

@@ -1,21 +1,21 @@
 """The paper's tables regenerated from the kit itself (the logic behind notebooks 02 and 08).
 
 * :func:`table1` -- STIP Table I from the presets of :mod:`stipkit.config`;
-  :data:`~stipkit.paper.TABLE1_PAPER` is the paper's Table I as printed, :func:`compare_table1`
+  :data:`~stipkit.reports.paper.TABLE1_PAPER` is the paper's Table I as printed, :func:`compare_table1`
   puts the two side by side and says where and why they differ (only SJTU4K's resolution does).
 * :func:`table2` -- STIP Table II read off the ``nn.Module`` objects of a built model: kernel,
   stride, padding and features from the layers' attributes, normalisation and nonlinearity by
-  tracing one time step (:func:`stipkit.complexity.trace_norm_act`);
-  :data:`~stipkit.paper.TABLE2_PAPER` and :func:`compare_table2` as for Table I.
+  tracing one time step (:func:`stipkit.reports.complexity.trace_norm_act`);
+  :data:`~stipkit.reports.paper.TABLE2_PAPER` and :func:`compare_table2` as for Table I.
 * :func:`save_table` -- ``<stem>.csv`` and ``<stem>.md``; :func:`output_dir` says where the
   notebooks may write (nowhere at the ``ci`` budget, so CI never overwrites the committed
   figures); :func:`write_table` saves a table there at the budget's say-so (what notebook 02
   does); :func:`figure_inventory` lists ``figures/``, :func:`figure_file` and :func:`load_table`
   read back what the notebooks wrote (what notebook 08 collects).
 
-Re-exported here for the notebooks: the paper's tables (:mod:`stipkit.paper`), parameter and
-FLOP counts (:mod:`stipkit.complexity`) and the official-code departures
-(:mod:`stipkit.departures`).
+Re-exported here for the notebooks: the paper's tables (:mod:`stipkit.reports.paper`), parameter and
+FLOP counts (:mod:`stipkit.reports.complexity`) and the official-code departures
+(:mod:`stipkit.reports.departures`).
 
 Everything here builds models on PyTorch's ``meta`` device: no memory is allocated and no
 arithmetic is done, so even the 4K preset's tables cost a fraction of a second.
@@ -29,10 +29,10 @@ from pathlib import Path
 import pandas as pd
 from torch import nn
 
-from .budget import FIGURES, Budget, current_budget
+from ..config.budget import FIGURES, Budget, current_budget
 from .complexity import (as_config, build_meta, flops_per_step, flops_table, parameter_counts,
                          parameter_table, trace_norm_act)
-from .config import Config, get_preset
+from ..config import Config, get_preset
 from .departures import departures
 from .paper import (DL, DL_D, FC, HIDDEN, TABLE1_COLUMNS, TABLE1_PAPER, TABLE2_COLUMNS,
                     TABLE2_PAPER, UL, paper_height)

@@ -2,7 +2,7 @@
 
 Read top to bottom:
 
-1. the runs are the ``"compare"`` table of :mod:`stipkit.ablation` (every method trained at the
+1. the runs are the ``"compare"`` table of :mod:`stipkit.experiments.ablation` (every method trained at the
    same budget with the one loop, scored 4 -> 6 by the one metrics function, copy-last beside,
    cached with the command that made them); :func:`results` reads / runs them;
 2. :func:`method_table` lays them out as Tables III-V (PSNR and LPIPS at the first and last
@@ -10,8 +10,8 @@ Read top to bottom:
    labelled as the papers'; :func:`inference_table` times 10 samples per method (Table V's
    column); :func:`verdict` says in words whether STIP beats every method here;
 3. :func:`strip` predicts one test window with every method (a Fig. 4-style strip);
-   :func:`strpm_fig5` draws STRPM's Fig. 5 from its trained run;
-4. STRPM Table 3: its runs are the ``"STRPM-3"`` table of :mod:`stipkit.ablation`;
+   :func:`strpm_fig5_features` gives what STRPM's Fig. 5 shows from its trained run;
+4. STRPM Table 3: its runs are the ``"STRPM-3"`` table of :mod:`stipkit.experiments.ablation`;
    :func:`strpm_table3` gives its variants' parameters and FLOPs at the paper's scale beside the
    paper's.
 """
@@ -23,9 +23,9 @@ import pandas as pd
 import torch
 
 from . import ablation as ab
-from .budget import current_budget
-from .config import get_preset, memory_config
-from .paper import METHOD_LABELS, NOT_REPRODUCED, PAPER_METHODS, PAPER_STRPM_TABLE3
+from ..config.budget import current_budget
+from ..config import get_preset, memory_config
+from ..reports.paper import METHOD_LABELS, NOT_REPRODUCED, PAPER_METHODS, PAPER_STRPM_TABLE3
 
 TABLE = "compare"
 METRICS = ("psnr", "lpips_x100")
@@ -94,7 +94,7 @@ def inference_table(budget=None, samples: int = 10, repeats: int = 3) -> pd.Data
     """Table V's column at kit scale: each method at the budget's ablation preset, its
     parameters, MACs per step and the measured time to predict ``samples`` windows 4 -> 6 on
     this machine (best of ``repeats``)."""
-    from .complexity import model_cost
+    from ..reports.complexity import model_cost
     rows = []
     for key, label in methods().items():
         cfg = ab.variant_config(TABLE, key, "embedded", 0, budget)
@@ -105,7 +105,7 @@ def inference_table(budget=None, samples: int = 10, repeats: int = 3) -> pd.Data
 
 def verdict(res: pd.DataFrame) -> str:
     """In words, per dataset: does STIP (as the kit trains it) beat every method, and each
-    method copy-last, by :data:`stipkit.ablation.RULE`."""
+    method copy-last, by :data:`stipkit.experiments.ablation.RULE`."""
     v = ab.verdicts(res, TABLE)
     lines = []
     for data, g in v.groupby("data", sort=False):
@@ -137,7 +137,7 @@ def strip(data: str = "embedded", seed: int = 0, window: int = 0, budget=None) -
 
 def _trained(key: str, data: str, seed: int, budget):
     """The (model, config) of a comparison run, trained first if it is not yet (as :func:`results`)."""
-    from .checkpoint import load_predictor
+    from ..training.checkpoint import load_predictor
     path = ab.run_dir(TABLE, key, data, seed, budget) / "checkpoint.pt"
     if not path.exists():
         ab.save_results(ab.run_variant(TABLE, key, data, seed, budget, progress=False), budget)
@@ -145,23 +145,24 @@ def _trained(key: str, data: str, seed: int, budget):
     return model.eval(), cfg
 
 
-def strpm_fig5(data: str = "embedded", seed: int = 0, window: int = 0, budget=None, path=None):
-    """STRPM's Fig. 5 from the comparison's trained STRPM: the input frame, the temporal and
-    spatial features T_E, S_E (the deepest encoder level, what the RPMs read) and Eq. 9's STIF
-    and STRF of the bottom RPM, at the last given frame of one test window."""
+def strpm_fig5_features(data: str = "embedded", seed: int = 0, window: int = 0, budget=None):
+    """What STRPM's Fig. 5 shows, from the comparison's trained STRPM (trained first if it is not
+    yet): ``(features, frames, t, level)`` -- the temporal and spatial features T_E, S_E (the
+    deepest encoder level, what the RPMs read) and Eq. 9's STIF and STRF of the bottom RPM, the
+    test window's frames, the last given frame's index and the level; drawn by
+    :func:`stipkit.plots.viz_ablation.strpm_fig5`."""
     from .study import test_frames
-    from .viz import fig5
     budget = current_budget(budget)
     model, cfg = _trained("strpm", data, seed, budget)
     frames = test_frames(cfg, budget, limit=window + 1, data=data)[window:window + 1]
     with torch.no_grad():
         out = model(frames[:, :cfg.input_length + 1], return_features=True)
     feats = {k: out.features[k] for k in ("T_E", "S_E", "STIF", "STRF")}
-    return fig5(feats, frames, t=cfg.input_length - 1, level=cfg.model.num_downsample, unit=0, path=path)
+    return feats, frames, cfg.input_length - 1, cfg.model.num_downsample
 
 
 # --------------------------------------------------------------------------- 4. STRPM Table 3
-TABLE3 = "STRPM-3"  # its runs: stipkit.ablation.ABLATIONS["STRPM-3"] (variants, claims)
+TABLE3 = "STRPM-3"  # its runs: stipkit.experiments.ablation.ABLATIONS["STRPM-3"] (variants, claims)
 
 
 def table3_config(variant: str, preset: str = "strpm-human36m"):
@@ -188,7 +189,7 @@ def strpm_table3(preset: str = "strpm-human36m") -> pd.DataFrame:
     without normalisation layers' affine parameters, listed apart as ``norm_params_M``: STRPM's
     LayerNorms over (C, H, W) hold 0.5M each, which the paper's counts match without) and
     ``flops_G`` (multiply-accumulates of one time step, one sample, G = 2^30)."""
-    from .complexity import model_cost
+    from ..reports.complexity import model_cost
     rows = []
     a = ab.ablation(TABLE3)
     for key in a.variants:

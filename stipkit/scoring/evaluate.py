@@ -4,7 +4,7 @@ The protocol of STIP Sec. IV (Table I "Test", e.g. 4 -> 6 on UCF Sports): the mo
 first ``input_length`` frames of each test window, sees no ground truth after that, and predicts
 up to ``total_length``. Every predicted future frame (paper numbering t = input_length+1 ..
 total_length, e.g. 5..10) is scored with MSE, PSNR, SSIM and LPIPS x100 -- always by
-:func:`stipkit.metrics.sequence_metrics`, the one metrics function of the kit -- and the
+:func:`stipkit.scoring.metrics.sequence_metrics`, the one metrics function of the kit -- and the
 copy-last-frame baseline is scored beside it on the same frames.
 
 Read top to bottom: :func:`rollout_dataset` (the rollout), :func:`evaluate` (the scores),
@@ -22,11 +22,11 @@ import torch.distributed as dist
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from .config import DATASETS, PAPER_DATASETS
-from .data import DataError, EmbeddedVideo, FrameListDataset, MovingDigits, crop_to, make_loader
-from .device import default_device
+from ..config import DATASETS, PAPER_DATASETS
+from ..data import DataError, EmbeddedVideo, FrameListDataset, MovingDigits, crop_to, make_loader
+from ..runtime.device import default_device
 from .metrics import METRIC_COLUMNS, copy_last_baseline, psnr, sequence_metrics
-from .models import compile_steps
+from ..models import compile_steps
 
 BASELINE = "copy-last"  # the method name of the copy-last-frame baseline in every scores table
 
@@ -222,14 +222,14 @@ def evaluate_checkpoint(path, dataset=None, *, batch_size: int = 8, device=None,
                         progress: bool = True, crop="auto", input_length: int | None = None,
                         total_length: int | None = None, compile: bool = False,
                         **dataset_kw) -> pd.DataFrame:
-    """:func:`evaluate` on a checkpoint written by :func:`stipkit.train.train`.
+    """:func:`evaluate` on a checkpoint written by :func:`stipkit.training.train.train`.
 
     ``dataset`` defaults to :func:`default_dataset` ``(cfg, "test", **dataset_kw)``;
     ``input_length`` / ``total_length`` to the config's (Table I "Test"); ``crop="auto"`` to
     :func:`default_crop` (SJTU4K), ``None`` for no crop. ``device`` defaults to CUDA if present.
     ``compile``: roll out a compiled snapshot (:func:`stipkit.models.compile_steps`).
     """
-    from .checkpoint import load_predictor
+    from ..training.checkpoint import load_predictor
 
     predictor, cfg = load_predictor(path)
     if dataset is None:
@@ -287,7 +287,7 @@ def save_strip(path, frames, predictions, input_length: int, sample: int = 0, ga
 
 # --------------------------------------------------------------------------- against copy-last
 def check_targets(df: pd.DataFrame, data: str, method: str | None = None) -> pd.DataFrame:
-    """The study budget's targets (issue 8), checked on :func:`stipkit.evaluate.evaluate`'s
+    """The study budget's targets (issue 8), checked on :func:`stipkit.scoring.evaluate.evaluate`'s
     output: one row per target with ``ours``, ``copy_last``, ``margin`` (positive: ours is
     better by that much) and ``holds``.
 

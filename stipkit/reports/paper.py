@@ -8,7 +8,7 @@
 * :data:`PAPER_METHODS` -- the method comparisons of STIP Tables III-V and STRPM Tables 1-2;
 * :data:`PAPER_STRPM_TABLE3`, :data:`PAPER_STRPM_TABLE4` -- STRPM's ablations (Tables 3, 4).
 
-:mod:`stipkit.tables` regenerates both from the kit and compares them with these.
+:mod:`stipkit.reports.tables` regenerates both from the kit and compares them with these.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ PAPER_LABEL = "paper (UCF Sports 512², Table III)"
 
 # =============================================================================== Tables VI-VIII
 #: The ablation tables of STIP Sec. IV-E, as printed: one row per (table, variant, dataset,
-#: metric). ``variant`` is the kit's variant key (stipkit.ablation); LPIPS is x100 as printed.
+#: metric). ``variant`` is the kit's variant key (stipkit.experiments.ablation); LPIPS is x100 as printed.
 #: Table VI is 4 -> 1 frames; Table VII 4 -> 4 on Human3.6M (means over the 4 predictions, with
 #: the memory's parameters and FLOPs "over 1 sample within 1 unit"); Table VIII's header says
 #: "STRPM" but the text is about STIP: UCF Sports 4 -> 6 and Human3.6M 4 -> 4, means over all
@@ -87,7 +87,7 @@ PAPER_ABLATIONS = pd.DataFrame(
 
 
 # =============================================================================== method comparison
-#: The method key of the kit (stipkit.compare) -> the label the papers print.
+#: The method key of the kit (stipkit.experiments.compare) -> the label the papers print.
 METHOD_LABELS = {"convlstm": "ConvLSTM", "beyondmse": "BeyondMSE", "predrnn": "PredRNN",
                  "predrnnpp": "PredRNN++", "savp": "SAVP", "sv2p": "SV2P", "hfvp": "HFVP",
                  "e3d_lstm": "E3D-LSTM", "kwon": "Kwon et al. (CycleGAN)", "crevnet": "CrevNet",

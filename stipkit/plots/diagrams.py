@@ -17,7 +17,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
-from .config import Config, ModelConfig, get_preset, memory_config
+from ..config import Config, ModelConfig, get_preset, memory_config
 
 __all__ = ["model_diagram", "memory_diagram", "training_diagram"]
 
@@ -99,7 +99,7 @@ def model_diagram(cfg: Config | str) -> Figure:
     """Fig. 1: frames -> patchify -> Enc_T/Enc_S (Eq. 1) -> merge (Alg. 1 line 7) -> K memory
     units (Eq. 2) -> Dec_T/Dec_S with the MGIR recall (Eq. 3) -> 1x1 fusion (Eq. 4) -> v̂_{t+1},
     every arrow labelled with the shape recorded in one rollout on the meta device."""
-    from .complexity import build_meta
+    from ..reports.complexity import build_meta
 
     cfg = _as_config(cfg)
     m = cfg.model
@@ -202,7 +202,7 @@ def model_diagram(cfg: Config | str) -> Figure:
 def _memory(memory) -> tuple[type, ModelConfig]:
     """(unit class, ModelConfig) for a Config / ModelConfig / preset name / memory name or class;
     a bare memory gets the study preset's model with that memory's default section."""
-    from .models.memories import MEMORIES
+    from ..models.memories import MEMORIES
 
     if isinstance(memory, str) and memory not in MEMORIES:
         memory = get_preset(memory)
@@ -224,7 +224,7 @@ def memory_diagram(memory) -> Figure:
 
     memory: a memory class or name of ``MEMORIES``, a Config / ModelConfig, or a preset name.
     """
-    from .models.memories import STGRU, MemoryStack
+    from ..models.memories import STGRU, MemoryStack
 
     cls, m = _memory(memory)
     with torch.device("meta"):
@@ -318,7 +318,7 @@ def training_diagram(cfg: Config | str) -> Figure:
     read from the built Discriminator) scores real and predicted frames, L_MSE and L_GAN(P)
     (Eq. 10) and L_LP (Eq. 8) combine by Eq. 9 with cfg.train's gamma_1, gamma_2; terms that
     ``cfg.train.loss`` leaves out are greyed. Line 22 updates D, line 23 P."""
-    from .complexity import build_meta
+    from ..reports.complexity import build_meta
 
     cfg = _as_config(cfg)
     tc, m = cfg.train, cfg.model

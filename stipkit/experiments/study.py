@@ -23,14 +23,14 @@ import pandas as pd
 import torch
 from torch.utils.data import Subset
 
-from .budget import FIGURES, REPO, Budget, current_budget
-from .checkpoint import load_predictor
-from .config import PAPER_DATASETS, Config, get_preset, to_dict
-from .evaluate import BASELINE, default_dataset, evaluate, model_method, rollout_dataset
-from .evaluate import check_targets, per_clip, still_rollout  # noqa: F401 -- notebook 03 calls them here
-from .metrics import copy_last_baseline, psnr
+from ..config.budget import FIGURES, REPO, Budget, current_budget
+from ..training.checkpoint import load_predictor
+from ..config import PAPER_DATASETS, Config, get_preset, to_dict
+from ..scoring.evaluate import BASELINE, default_dataset, evaluate, model_method, rollout_dataset
+from ..scoring.evaluate import check_targets, per_clip, still_rollout  # noqa: F401 -- notebook 03 calls them here
+from ..scoring.metrics import copy_last_baseline, psnr
 
-from .paper import PAPER_LABEL, PAPER_TABLE_III  # noqa: F401 -- notebook 03 reads them here
+from ..reports.paper import PAPER_LABEL, PAPER_TABLE_III  # noqa: F401 -- notebook 03 reads them here
 
 #: Budgets whose notebooks write into ``figures/`` (the committed study outputs).
 SAVING_BUDGETS = ("study", "paper")
@@ -112,14 +112,14 @@ def trained_model(budget: Budget | str | None = None, progress: bool = True,
     DataFrame) of the budget's run.
 
     Trains the budget's preset on ``data`` (default: the budget's; Moving Digits as its second
-    run, see :meth:`Budget.datasets`) with :func:`stipkit.train.train` into ``run_dir``
+    run, see :meth:`Budget.datasets`) with :func:`stipkit.training.train.train` into ``run_dir``
     (default ``budget.run_dir_for(data)``, git-ignored) for ``budget.iterations_for(data)``, logging
     :func:`quick_eval` every ``budget.eval_every`` iterations. An existing checkpoint of the same
     config is resumed, and a finished one is only loaded: the run folder is the cache that
     notebook 07 reuses. Seeded by the preset (``TrainConfig.seed``); bitwise reproducible on CPU.
     """
-    from .device import default_device
-    from .train import RunMismatch, train
+    from ..runtime.device import default_device
+    from ..training.train import RunMismatch, train
 
     budget = current_budget(budget)
     data = data or budget.data
@@ -145,8 +145,8 @@ def trained_model(budget: Budget | str | None = None, progress: bool = True,
 def finished_run(budget: Budget | str | None = None, data: str | None = None) -> bool:
     """Whether the budget's run on ``data`` is cached and trained to the end (its checkpoint
     holds ``budget.iterations_for(data)`` iterations of today's preset)."""
-    from .checkpoint import CheckpointError, load_checkpoint
-    from .config import ConfigError, from_dict
+    from ..training.checkpoint import CheckpointError, load_checkpoint
+    from ..config import ConfigError, from_dict
 
     budget = current_budget(budget)
     data = data or budget.data
@@ -167,8 +167,8 @@ def model_for_figures(budget: Budget | str | None = None, progress: bool = True,
     budget's finished run when there is one (notebook 03 made it), else the shipped pretrained
     weights of its preset (:func:`stipkit.pretrained`) when they exist, else a fresh run
     (:func:`trained_model`). ``source`` says which, in words."""
-    from .device import default_device
-    from .zoo import available, pretrained, provenance
+    from ..runtime.device import default_device
+    from ..training.zoo import available, pretrained, provenance
 
     budget = current_budget(budget)
     if not finished_run(budget) and budget.preset in available():
@@ -187,7 +187,7 @@ def model_for_figures(budget: Budget | str | None = None, progress: bool = True,
 def evaluate_model(predictor, cfg: Config, budget: Budget | str | None = None,
                    progress: bool = True, data: str | None = None) -> pd.DataFrame:
     """Per-step MSE/PSNR/SSIM/LPIPS of STIP and copy-last on :func:`test_split` of ``data``
-    (default: the budget's) -- the protocol of :func:`stipkit.evaluate.evaluate`:
+    (default: the budget's) -- the protocol of :func:`stipkit.scoring.evaluate.evaluate`:
     ``input_length`` given frames, no ground truth after."""
     return evaluate(predictor, test_split(cfg, budget, data), cfg.input_length, cfg.eval_length,
                     progress=progress)
@@ -197,8 +197,8 @@ def pretrained_model(budget: Budget | str | None = None, data: str | None = None
     """``(predictor, Config, provenance)`` of the shipped weights of the budget's preset when
     they exist and were trained on ``data`` (default: the budget's), else None. Notebook 03
     shows them beside its live run."""
-    from .device import default_device
-    from .zoo import available, pretrained, provenance
+    from ..runtime.device import default_device
+    from ..training.zoo import available, pretrained, provenance
 
     budget = current_budget(budget)
     data = data or budget.data
@@ -209,7 +209,7 @@ def pretrained_model(budget: Budget | str | None = None, data: str | None = None
 
 
 def side_by_side(runs: dict) -> pd.DataFrame:
-    """Several models' :func:`stipkit.evaluate.evaluate` scores on the same test split as one
+    """Several models' :func:`stipkit.scoring.evaluate.evaluate` scores on the same test split as one
     tidy table: ``{label: scores}`` -> each model's rows renamed ``<method> (label)`` (e.g.
     ``STIP (live run)``), one copy-last (the first table's; they are equal)."""
     parts = []
@@ -235,11 +235,11 @@ def beats_copy_last(df: pd.DataFrame, t: int | None = None, metric: str = "psnr"
                     method: str | None = None) -> dict:
     """Does the model (``method``, default: the one beside copy-last) beat copy-last at step ``t`` (default: the first predicted step) on ``metric``?
 
-    ``df``: :func:`stipkit.evaluate.evaluate`'s output. Returns ``t``, ``metric``, ``stip``,
+    ``df``: :func:`stipkit.scoring.evaluate.evaluate`'s output. Returns ``t``, ``metric``, ``stip``,
     ``copy_last``, ``margin`` (STIP minus copy-last; sign-flipped for lower-is-better metrics so
     that a positive margin always means STIP is better), ``beats`` and a ``text`` sentence.
     """
-    from .metrics import HIGHER_IS_BETTER
+    from ..scoring.metrics import HIGHER_IS_BETTER
 
     t = int(df["t"].min()) if t is None else t
     method = model_method(df) if method is None else method
@@ -288,7 +288,7 @@ def feature_shapes(cfg: Config, batch: int = 1, total_length: int | None = None)
     """The shapes of :func:`extract_features`' tensors for ``cfg``, with what each one is: the
     model is built and run on the meta device (no memory, no numbers), so the table lists
     whatever the configured memory exposes."""
-    from .models import build_predictor
+    from ..models import build_predictor
 
     m = cfg.model
     total = total_length or cfg.eval_length
@@ -328,9 +328,9 @@ def config_table(*cfgs: Config) -> pd.DataFrame:
 
 
 def budget_table() -> pd.DataFrame:
-    """Every budget of :mod:`stipkit.budget`: its preset, data, frame size, memory stack,
+    """Every budget of :mod:`stipkit.config.budget`: its preset, data, frame size, memory stack,
     iterations and evaluation settings (one row per budget)."""
-    from .budget import BUDGETS
+    from ..config.budget import BUDGETS
 
     rows = {}
     for name, b in BUDGETS.items():

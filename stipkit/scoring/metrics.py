@@ -15,9 +15,9 @@ Conventions
 * ``data_range`` is 1 for PSNR and SSIM.
 * LPIPS is lpips v0.1 with the AlexNet trunk (``lpips.LPIPS(net="alex")``), the variant
   the STIP/STRPM papers report. Its ImageNet AlexNet weights come from the local cache
-  written once by ``python -m stipkit.lpips_weights`` (``make setup``); they are never
+  written once by ``python -m stipkit.scoring.lpips_weights`` (``make setup``); they are never
   downloaded from here and never replaced by random weights: if the cache is missing,
-  :class:`~stipkit.lpips_weights.LPIPSWeightsMissing` is raised.
+  :class:`~stipkit.scoring.lpips_weights.LPIPSWeightsMissing` is raised.
   Grayscale frames are repeated to 3 channels for LPIPS only (AlexNet needs RGB);
   MSE, PSNR and SSIM use the single channel as it is.
 * Per-frame LPIPS values are raw distances in :func:`lpips` and :func:`frame_metrics`;
@@ -94,7 +94,7 @@ _LPIPS_MODELS: dict[str, torch.nn.Module] = {}
 def get_lpips_model(device: str | torch.device | None = None) -> torch.nn.Module:
     """The shared LPIPS v0.1 / AlexNet module (eval mode, no grad), built once.
 
-    Raises :class:`LPIPSWeightsMissing` if ``python -m stipkit.lpips_weights`` has not
+    Raises :class:`LPIPSWeightsMissing` if ``python -m stipkit.scoring.lpips_weights`` has not
     been run (the cache directory is ``$STIPKIT_CACHE/lpips`` or
     ``~/.cache/stipkit/lpips``).
     """

@@ -1,17 +1,17 @@
 """The ablation tables as data: each table's variants (config changes of the budget's ablation
-preset), the steps its numbers average over, and the paper's claims (run by :mod:`stipkit.ablation`).
+preset), the steps its numbers average over, and the paper's claims (run by :mod:`stipkit.experiments.ablation`).
 
 * STIP Sec. IV-E: Table VI (MGST-AE schemes), VII (memories), VIII (losses);
 * ``"compare"``: the method comparison of STIP Tables III-V / STRPM Tables 1-2 (notebook 09);
 * ``"STRPM-3"``, ``"STRPM-4"``: STRPM's Table 3 (memories, RPM variants, STED) and Table 4 (losses).
 
-Plain data: building a variant's config is :func:`stipkit.ablation.variant_config`.
+Plain data: building a variant's config is :func:`stipkit.experiments.ablation.variant_config`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .config import Config, memory_config
+from ..config import Config, memory_config
 
 METRICS = ("mse", "psnr", "ssim", "lpips_x100")  # what every run is scored on
 

@@ -1,11 +1,11 @@
-"""Plots that need no trained model (the trained-model plots and Fig. 5 are :mod:`stipkit.viz`):
+"""Plots that need no trained model (the trained-model plots and Fig. 5 are :mod:`stipkit.plots.viz`):
 
 * :func:`plot_frames` -- sequences of frames, one row each (notebook 01's sample strips);
 * :func:`plot_shares` -- each part's share of the columns of one or more tables, e.g. the
-  parameters and the FLOPs per part of :func:`stipkit.tables.parameter_table` and
-  :func:`stipkit.tables.flops_table` (notebook 08).
+  parameters and the FLOPs per part of :func:`stipkit.reports.tables.parameter_table` and
+  :func:`stipkit.reports.tables.flops_table` (notebook 08).
 
-As in :mod:`stipkit.viz`, every ``plot_*`` returns the Figure and, given ``path``, also writes
+As in :mod:`stipkit.plots.viz`, every ``plot_*`` returns the Figure and, given ``path``, also writes
 it there (PNG, parent folders created; ``dpi`` sets the file's resolution).
 """
 from __future__ import annotations

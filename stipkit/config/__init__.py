@@ -19,9 +19,9 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields, replace
 
-from .config_errors import ConfigError, _check
-# Every memory's own section (one frozen dataclass each) lives in stipkit.memory_sections.
-from .memory_sections import MemoryConfig, RPMConfig, STGRUConfig, memory_config, memory_names  # noqa: F401
+from .errors import ConfigError, _check
+# Every memory's own section (one frozen dataclass each) lives in stipkit.config.memories.
+from .memories import MemoryConfig, RPMConfig, STGRUConfig, memory_config, memory_names  # noqa: F401
 
 INITS = ("default", "copy_last")  # ModelConfig.init, see STIP.init_copy_last
 MODELS = ("stip", "strpm", "beyondmse")  # ModelConfig.name: the predictors of stipkit.models.MODELS
@@ -306,7 +306,7 @@ def _strpm(cfg: Config) -> Config:
 
 
 def _strpm_official(cfg: Config) -> Config:
-    """Switch on every departure of the official STRPM code (stipkit.departures.strpm_departures)."""
+    """Switch on every departure of the official STRPM code (stipkit.reports.departures.strpm_departures)."""
     # attention="conv", the official merge, is also the paper's and the default: not a departure
     memory = replace(cfg.model.memory, attention="conv", temporal_states="repeat_last",
                      spatial_states="zigzag", stif_gate=True, decode_gate=True, forget_bias=1.0,

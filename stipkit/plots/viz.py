@@ -9,9 +9,9 @@ Read top to bottom:
    :func:`gate_explorer` (an ipywidgets UI over every map the model exposes, with sliders
    over step, unit, level, channel and sample) and :func:`fig5` (a static figure like the
    paper's). The paper's readings of Fig. 5, checked numerically, are analysis:
-   :mod:`stipkit.analysis`.
+   :mod:`stipkit.plots.analysis`.
 
-Feature dicts are :func:`stipkit.study.extract_features`' (or ``forward(...,
+Feature dicts are :func:`stipkit.experiments.study.extract_features`' (or ``forward(...,
 return_features=True).features``): ``"T_E"`` / ``"S_E"`` lists over encoder levels 0..N of
 (B, T-1, hidden, H_l, W_l), and one (B, T-1, K, C, H_N, W_N) tensor per map the memory exposes
 (STGRU: ``"R_t"``, ``"U_t"``). Step t (0-based) encodes the clip ending at frame ``frames[:, t]``.
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
-from .paper import PAPER_LABEL
+from ..reports.paper import PAPER_LABEL
 
 LOSS_COLUMNS = ("mse", "d", "gan_p", "lp", "total")
 METRIC_TITLES = {"mse": "MSE ↓", "psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips_x100": "LPIPS ×100 ↓"}
@@ -64,7 +64,7 @@ def _smooth(y: pd.Series) -> pd.Series:
 
 # --------------------------------------------------------------------------- 1. training, scores
 def plot_history(history: pd.DataFrame, path=None) -> Figure:
-    """Training curves of :func:`stipkit.train.train`'s history.
+    """Training curves of :func:`stipkit.training.train.train`'s history.
 
     Panels: the predictor's losses (``mse``, ``total``; log y), the adversarial terms (``d`` =
     L_GAN(D), ``gan_p`` = L_GAN(P); linear y -- they hover near log 2 and log 4), the learned
@@ -163,11 +163,11 @@ def plot_strip(frames, predictions, input_length: int, sample: int = 0, path=Non
 
 def plot_metrics(df: pd.DataFrame, paper: dict | None = None, path=None,
                  ours_label: str | None = None) -> Figure:
-    """Per-step PSNR / SSIM / LPIPS x100 of STIP and copy-last (``stipkit.evaluate.evaluate``'s
+    """Per-step PSNR / SSIM / LPIPS x100 of STIP and copy-last (``stipkit.scoring.evaluate.evaluate``'s
     tidy output), one panel each, x = the paper's frame index t.
 
     ``paper``: the paper's numbers as ``{metric: {t: value}}`` (e.g.
-    :data:`stipkit.paper.PAPER_TABLE_III`), drawn as black stars labelled "paper (UCF Sports
+    :data:`stipkit.reports.paper.PAPER_TABLE_III`), drawn as black stars labelled "paper (UCF Sports
     512², Table III)" on the panels of the metrics it has -- separate from our lines, which come
     from a different resolution and data. ``ours_label`` is appended to the title.
     """

@@ -61,3 +61,21 @@ def assert_close(got, want):
 def conv_same(x, w, b=None):
     """A stride-1 convolution with 'same' padding, from the weights alone (hand computations)."""
     return F.conv2d(x, w, b, padding=w.shape[-1] // 2)
+
+
+def authors_frames(case):
+    """A recorded authors' case's frames, from their code's (B, T, H, W, C) to (B, T, C, H, W)."""
+    return case["frames"].permute(0, 1, 4, 2, 3)
+
+
+def run_stack(stack, frames, state):
+    """A stack over ``frames`` (B, T, C, H, W) from ``state``, without gradients: per step the top
+    output and each lower unit's ``h``, stacked, and the state after the last step."""
+    top, lower = [], []
+    with torch.no_grad():
+        for t in range(frames.shape[1]):
+            out, _ = stack(frames[:, t], state)
+            top.append(out)
+            lower.append(torch.stack([s["h"] for s in state.units[:-1]]))
+    return torch.stack(top), torch.stack(lower), state
+

@@ -13,7 +13,8 @@ from stipkit.models import build_model
 from stipkit.models.memories import (MEMORIES, STLSTM, Context, MemoryStack, MotionGRU,
                                      MotionRNN)
 from stipkit.models.memories.motion_gru import neighbour_warp
-from _helpers import FIXTURES, assert_close as _close, assert_gradients, rollout
+from _helpers import FIXTURES, assert_close as _close, assert_gradients, authors_frames, rollout
+from _helpers import run_stack
 from _helpers import conv_same as conv, randomise as _randomise
 
 H, SIZE, K = 8, (6, 6), 3  # hidden (Enc's width: 2), map size, kernel: tiny
@@ -324,7 +325,7 @@ def run_authors_case(stack, case):
     """The stack over the recorded frames (patch 1, frame channels = hidden: the frames are the
     stack's input) from the code's recorded Xavier draws as initial state: per step the top
     output and each lower layer's carried H, and the state after the last step."""
-    frames = case["frames"].permute(0, 1, 4, 2, 3)  # the code's (B, T, H, W, C) -> (B, T, C, H, W)
+    frames = authors_frames(case)
     init = case["init"]
     state = stack.init_state(frames[:, 0])
     for k, unit in enumerate(stack):  # one draw for H_0 and C_0, one for F_0 and D_0
@@ -332,13 +333,7 @@ def run_authors_case(stack, case):
         if unit.motion is not None:
             state.units[k].update(F=init["F"][k], D=init["F"][k])
     state.shared["M"] = init["M"]
-    top, lower = [], []
-    with torch.no_grad():
-        for t in range(frames.shape[1]):
-            out, _ = stack(frames[:, t], state)
-            top.append(out)
-            lower.append(torch.stack([s["h"] for s in state.units[:-1]]))
-    return torch.stack(top), torch.stack(lower), state
+    return run_stack(stack, frames, state)
 
 
 def test_a_motionrnn_stack_equals_the_authors_code():

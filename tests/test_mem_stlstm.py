@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from stipkit.config import ConfigError, get_preset, memory_config
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, STLSTM, Context, MemoryStack
-from _helpers import FIXTURES, assert_gradients, rollout
+from _helpers import FIXTURES, assert_gradients, authors_frames, rollout, run_stack
 
 H, SIZE, K = 4, (6, 6), 3  # hidden, map size, kernel: tiny
 
@@ -171,16 +171,10 @@ def authors_stack(case, **kw) -> MemoryStack:
 
 def run_authors_case(stack, case):
     """The stack over the recorded frames (patch 1, frame channels = hidden, so the frames are
-    the stack's input): per step the top output and each lower unit's output, and the states
-    after the last step."""
-    frames = case["frames"].permute(0, 1, 4, 2, 3)  # the code's (B, T, H, W, C) -> (B, T, C, H, W)
-    state, top, lower = stack.init_state(frames[:, 0]), [], []
-    with torch.no_grad():
-        for t in range(frames.shape[1]):
-            out, _ = stack(frames[:, t], state)
-            top.append(out)
-            lower.append(torch.stack([s["h"] for s in state.units[:-1]]))
-    return torch.stack(top), torch.stack(lower), state
+    the stack's input) from zero states: per step the top output and each lower unit's output,
+    and the states after the last step."""
+    frames = authors_frames(case)
+    return run_stack(stack, frames, stack.init_state(frames[:, 0]))
 
 
 def test_a_predrnn_stack_equals_the_authors_code():

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from _helpers import tiny
 from stipkit.config import ModelConfig, get_preset, preset_names
 from stipkit.training.losses import gan_d_loss, predictor_loss
-from stipkit.models import STGRU, STIP, Discriminator, build_model
+from stipkit.models import MODELS, STGRU, STIP, Discriminator, Predictor, build_model
 
 
 def make(cfg, seed=0):
@@ -35,6 +35,25 @@ def test_every_preset_runs_at_tiny_size(name):
     logit, feats = disc(out.predictions)   # logits: D's probability is their sigmoid
     assert logit.shape == (2, T - 1) and feats.shape[:2] == (2, T - 1)
     assert torch.isfinite(logit).all()
+
+
+def test_every_predictor_is_a_sibling_run_by_the_one_rollout_loop():
+    """STIP, STRPM and BeyondMSE subclass the rollout base directly (none another) and none
+    overrides its loop, its patching or its input checks: they differ only in their hooks."""
+    shared = ("forward", "patchify", "unpatchify_into", "_stack", "_check")
+    assert set(MODELS) == {"stip", "strpm", "beyondmse"}
+    for cls in MODELS.values():
+        assert cls.__bases__ == (Predictor,), cls
+        assert not any(issubclass(cls, other) for other in MODELS.values() if other is not cls), cls
+        assert all(getattr(cls, name) is getattr(Predictor, name) for name in shared), cls
+        assert all(name in vars(cls) for name in ("encode", "step", "maps", "label", "PARTS")), cls
+        assert cls.STEPS == ("encode", "step")
+    assert "init_state" in vars(MODELS["beyondmse"])  # not recurrent: no memory stack's state
+    assert "init_state" not in vars(STIP) and "init_state" not in vars(MODELS["strpm"])
+    base = Predictor(get_preset("ci").model)
+    for hook, args in (("encode", ([],)), ("step", ({}, {})), ("maps", ())):  # the base predicts nothing
+        with pytest.raises(NotImplementedError):
+            getattr(base, hook)(*args)
 
 
 def test_features_cost_nothing_when_not_requested():

@@ -1,9 +1,11 @@
 """Models: encoders/decoders (MGST-AE), memories, the predictors and the discriminator.
 
 :data:`MODELS` is the registry of predictors: ``ModelConfig.name`` -> class. A predictor class
-takes ``(ModelConfig, input_length=...)``, returns a :class:`Rollout` from ``forward(frames,
-mask, ...)`` and declares ``label`` (its name in result tables), ``PARTS`` (its child modules,
-described) and ``STEPS`` (the methods :func:`compile_steps` compiles).
+subclasses :class:`Predictor` (``rollout.py``: the one rollout loop, whose ``forward(frames,
+mask, ...)`` returns a :class:`Rollout`), takes ``(ModelConfig, input_length=...)``, implements
+its hooks (``encode``, ``step``, ``maps``, ``init_state``) and declares ``label`` (its name in
+result tables), ``PARTS`` (its child modules, described) and ``STEPS`` (the methods
+:func:`compile_steps` compiles).
 """
 from ..config import ConfigError
 from .autoencoder import Decoder, Encoder
@@ -11,7 +13,8 @@ from .beyondmse import BeyondMSE, MultiScaleDiscriminator
 from .compile import compile_steps, is_compiled
 from .discriminator import Discriminator
 from .memories import MEMORIES, STGRU, Memory, MemoryStack, build_stack
-from .stip import STIP, Rollout
+from .rollout import Predictor, Rollout
+from .stip import STIP
 from .strpm import STRPM
 
 #: name (``ModelConfig.name``) -> predictor class
@@ -37,6 +40,6 @@ def build_model(cfg):
     return build_predictor(cfg.model, cfg.input_length), disc(cfg.model)
 
 
-__all__ = ["MODELS", "STIP", "STRPM", "Rollout", "Discriminator", "Encoder", "Decoder", "STGRU", "MEMORIES",
+__all__ = ["MODELS", "Predictor", "STIP", "STRPM", "Rollout", "Discriminator", "Encoder", "Decoder", "STGRU", "MEMORIES",
            "Memory", "MemoryStack", "build_stack", "build_predictor", "build_model",
            "compile_steps", "is_compiled"]

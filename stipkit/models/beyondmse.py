@@ -1,7 +1,7 @@
 """BeyondMSE (Mathieu, Couprie & LeCun, ICLR 2016, "Deep multi-scale video prediction beyond
 mean square error"): the GAN reference of STIP Tables III-V and STRPM Table 1.
 
-A multi-scale convolutional generator (:class:`BeyondMSE`, run by STIP's one rollout loop), a
+A multi-scale convolutional generator (:class:`BeyondMSE`, run by the kit's one rollout loop), a
 multi-scale discriminator (:class:`MultiScaleDiscriminator`, built by
 :func:`stipkit.models.build_model` for ``name="beyondmse"``) and :func:`beyondmse_config`, which
 turns any preset into BeyondMSE. The loss, L = lambda_lp L_2 + lambda_gdl L_gdl + lambda_adv
@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, ModelConfig
-from .stip import STIP
+from .rollout import Predictor
 
 MAX_SCALES, MIN_SIZE = 4, 4
 # The paper's networks, coarsest (row 0, scale 1/8) to finest (row 3, scale 1), as remembered.
@@ -84,7 +84,7 @@ def _scale_generator(c_in: int, c_out: int, unit: int, row: int) -> nn.Sequentia
     return nn.Sequential(*layers[:-1])  # no activation after the last conv (see BeyondMSE)
 
 
-class BeyondMSE(STIP):
+class BeyondMSE(Predictor):
     """The multi-scale generator G of Mathieu et al. (their Sec. 2-3), one frame per call.
 
     Inputs X: the last ``clip_length`` frames (paper: 4; the rollout pads the first clip),
@@ -103,19 +103,18 @@ class BeyondMSE(STIP):
     Patched frames (``patch`` > 1) are put back together first: the generator works on pixels
     (:func:`beyondmse_config` sets patch 1).
 
-    Reuses :meth:`STIP.forward` (the kit's one rollout loop): :meth:`encode` builds the input
-    pyramid, :meth:`step` runs the generators; the state is empty (not recurrent). Fields of
+    Run by :meth:`Predictor.forward <stipkit.models.rollout.Predictor.forward>` (the kit's one
+    rollout loop, STIP's and STRPM's too): :meth:`encode` builds the input pyramid, :meth:`step`
+    runs the generators; the state is empty (not recurrent). Fields of
     :class:`ModelConfig` that BeyondMSE reads: img_channels, height, width, patch, hidden,
     clip_length, clip_padding (and disc_hidden for its discriminator); the others are STIP's.
     """
 
     label = "BeyondMSE"
-    STEPS = ("encode", "step")
     PARTS = {"generators": "Generators G'_k, coarse to fine (Mathieu et al. Sec. 2-3)"}
 
     def __init__(self, cfg: ModelConfig, input_length: int = 4):
-        nn.Module.__init__(self)  # not STIP's: no encoders, memory or decoders
-        self.cfg, self.input_length = cfg, input_length
+        super().__init__(cfg, input_length)
         self.factors = scale_factors(cfg.height, cfg.width)
         c, frames = cfg.img_channels, cfg.clip_length * cfg.img_channels
         self.generators = nn.ModuleList(
@@ -124,12 +123,10 @@ class BeyondMSE(STIP):
         self.to(memory_format=torch.channels_last)  # oneDNN's preferred layout (see STIP)
 
     def encode(self, clip: list[torch.Tensor], keep: dict | None = None) -> dict:
-        """The input pyramid: X_k, the clip's frames (B, L*C, H/f, W/f) for every factor f."""
+        """The input pyramid: X_k, the clip's frames (B, L*C, H/f, W/f) for every factor f (no
+        encoder, so nothing for ``keep``: BeyondMSE's Fig. 5 maps are its scales' predictions)."""
         p = self.cfg.patch
         x = torch.cat([F.pixel_shuffle(v, p) if p > 1 else v for v in clip], 1)
-        if keep is not None:  # no encoder levels to show
-            keep["T_E"].append([])
-            keep["S_E"].append([])
         return {"x": [F.avg_pool2d(x, f) if f > 1 else x for f in self.factors]}
 
     def step(self, enc: dict, state: dict, keep: dict | None = None) -> torch.Tensor:

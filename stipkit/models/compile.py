@@ -30,7 +30,7 @@ def compile_steps(model, *, inference: bool = False):
     """Compile the methods that do one time step's work (the model's ``STEPS``; STIP:
     ``encode``, Alg. 1 line 6, and ``step``, lines 7-19) with ``torch.compile`` (inductor).
 
-    The rollout loop (e.g. :meth:`STIP.forward`) stays Python, so every time step reuses the same
+    The rollout loop (:meth:`Predictor.forward`) stays Python, so every time step reuses the same
     graphs. Shapes are static (``dynamic=False``): a new batch size or frame size compiles again.
 
     * ``inference=False``: compiles ``model`` in place for training; the parameters, optimizer

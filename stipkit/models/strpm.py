@@ -1,8 +1,9 @@
 """STRPM, the predecessor of STIP (Chang et al., CVPR 2022, Sec. 3, Eq. 1-4; Fig. 2).
 
 Three encoders and three decoders (temporal, spatial, spatiotemporal) around a stack of RPMs
-(:class:`~stipkit.models.memories.RPM`, Eq. 5-9). STRPM reuses STIP's rollout loop
-(:meth:`STIP.forward`: the kit has one) and overrides what one time step does.
+(:class:`~stipkit.models.memories.RPM`, Eq. 5-9). STRPM is STIP's sibling: both are run by the
+kit's one rollout loop (:meth:`Predictor.forward <stipkit.models.rollout.Predictor.forward>`,
+whose memory-stack state at t = 0 STRPM keeps) and say what one time step does.
 """
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from torch import nn
 from ..config import ModelConfig
 from .autoencoder import Decoder, Encoder
 from .memories import build_stack
-from .stip import STIP
+from .rollout import Predictor
 
 
-class STRPM(STIP):
+class STRPM(Predictor):
     r"""The STRPM predictor (STRPM Sec. 3.1, Fig. 2).
 
     One time step t, from the frame :math:`v_t` (the clip of ``clip_length`` frames; 1 in STRPM):
@@ -43,7 +44,6 @@ class STRPM(STIP):
     """
 
     label = "STRPM"
-    STEPS = ("encode", "step")
     PARTS = {
         "encoders": "Encoders Enc_T, Enc_S, Enc_O (STRPM Eq. 1)",
         "memory": "Memory units",
@@ -53,9 +53,7 @@ class STRPM(STIP):
     }
 
     def __init__(self, cfg: ModelConfig, input_length: int = 4):
-        nn.Module.__init__(self)
-        self.cfg = cfg
-        self.input_length = input_length
+        super().__init__(cfg, input_length)
         c, h, n = cfg.frame_channels, cfg.hidden, cfg.num_downsample
         self.streams = ("t", "s", "o")
         self.encoders = nn.ModuleDict({k: Encoder(c, h, cfg.clip_length, n, slope=0.0)
@@ -71,8 +69,7 @@ class STRPM(STIP):
         """Eq. 1: each stream's deepest level (T_E, S_E, O_E); keep: Fig. 5 features."""
         enc = {k: e(clip) for k, e in self.encoders.items()}
         if keep is not None:
-            keep["T_E"].append(enc["t"])
-            keep["S_E"].append(enc["s"])
+            keep["levels"].append({"T_E": enc["t"], "S_E": enc["s"]})
         return {k: levels[-1] for k, levels in enc.items()}
 
     def maps(self) -> dict[str, str]:

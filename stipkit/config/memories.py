@@ -3,9 +3,11 @@
 A section holds only that memory's hyper-parameters; what every memory shares (``hidden``,
 ``filter_size``, ``num_layers``) stays in :class:`~stipkit.config.ModelConfig`. A subclass of
 :class:`MemoryConfig` registers itself under its ``name``, the key of
-``stipkit.models.memories.MEMORIES``. Plain data: this module imports no model code. Where a
-paper leaves a value open the default is stipkit's choice, said in the field's comment (and in
-the memory's docstring and the departures table).
+``stipkit.models.memories.MEMORIES``, when it is defined: here (the kit's memories, which the
+presets use) or in the memory's own module, whose import (``stipkit.models.memories``) makes
+:func:`memory_config` and ``stipkit.config.from_dict`` know it. Plain data: this module imports
+no model code. Where a paper leaves a value open the default is stipkit's choice, said in the
+field's comment (and in the memory's docstring and the departures table).
 """
 from __future__ import annotations
 
@@ -235,5 +237,7 @@ def memory_names() -> list[str]:
 def memory_config(name: str, **fields_) -> MemoryConfig:
     """The config section of memory ``name`` (defaults, optionally overridden)."""
     if name not in MemoryConfig.registry:
-        raise ConfigError(f"ModelConfig.memory={name!r} is invalid: must be one of {memory_names()}")
+        raise ConfigError(f"ModelConfig.memory={name!r} is invalid: must be one of {memory_names()} "
+                          "(a section defined in its memory's module registers when "
+                          "stipkit.models.memories is imported)")
     return MemoryConfig.registry[name](**fields_)

@@ -60,7 +60,7 @@ def _model_label(predictor: nn.Module) -> str:
     return getattr(predictor, "label", type(predictor).__name__)
 
 
-def _parts(predictor: nn.Module, disc: nn.Module):
+def model_parts(predictor: nn.Module, disc: nn.Module):
     """(key, label, model, module, instances) for every part, in forward order. A stack of
     units (an ``nn.ModuleList``: STIP's memory) names its units and what they cite (``Memory.CITE``): "Memory units: 4 × STGRU
     (Eq. 5-7)"."""
@@ -96,7 +96,7 @@ def _one_name(names: list[str]) -> str:
 def _parameter_counts(cfg: Config | str) -> tuple[pd.DataFrame, dict[str, str]]:
     predictor, disc = build_meta(cfg)
     rows = []
-    for key, label, owner, module, n in _parts(predictor, disc):
+    for key, label, owner, module, n in model_parts(predictor, disc):
         count = sum(p.numel() for p in module.parameters())
         rows.append({"part": label, "key": key, "model": owner, "instances": n,
                      "per instance": count // n if count % n == 0 else None, "parameters": count})
@@ -142,7 +142,7 @@ def _flops_per_step(cfg: Config | str) -> tuple[pd.DataFrame, dict[str, str]]:
     per_module = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
     root = type(predictor).__name__
     rows = []
-    for key, label, owner, module, n in _parts(predictor, disc):
+    for key, label, owner, module, n in model_parts(predictor, disc):
         if owner == DISC:
             names = [type(disc).__name__]
         elif isinstance(module, (nn.ModuleList, nn.ModuleDict)):  # containers are never called:
@@ -188,7 +188,8 @@ _NORM_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm2d, nn.BatchNorm3d, nn.In
 
 def _unit_cfg(name: str, hidden: int = 128, filter_size: int = 5, size: int = 16):
     """A one-unit model config at Table VII's setting (hidden 128, kernel 5, 16x16 states)."""
-    from ..config import ModelConfig, memory_config
+    from ..config import ModelConfig
+    from ..config.memories import memory_config
     return ModelConfig(height=4 * size, width=4 * size, patch=1, num_downsample=2, hidden=hidden,
                        filter_size=filter_size, num_layers=1, memory=memory_config(name))
 
@@ -214,68 +215,15 @@ def _unit_cost(name: str, **setting) -> dict:
     return dict(params=total - norm, norm_params=norm, macs=counter.get_total_flops() / 2)
 
 
-#: Why a memory's count differs from Table VII's (stipkit's design vs the paper's unstated one).
-WHY_DIFFERENT: dict[str, str] = {
-    "stgru": "within 1 %: Table VII's figure has no normalisation parameters (LayerNorm's, listed apart).",
-    "convgru": "within 1 %: 3 gates × (128 + 128) × 128 × 25 weights, plus biases.",
-    "dgru": "within 1 %: two ConvGRU mappings sharing one state.",
-    "convlstm": "not in Table VII (a classic reference).",
-    "stlstm": "not in Table VII (a classic reference); 6,586,368 parameters, as the authors' cell "
-              "(thuml/predrnn-pytorch SpatioTemporalLSTMCell: no biases; gate_bias adds 7 × 128).",
-    "causal_lstm": "the three figures disagree: Eq. 1 (stipkit's default) needs 21 5×5 "
-                   "convolutions of 128 -> 128 channels (8.20M weights; 8.25M with its 1×1 W_3, "
-                   "W_5 and gate biases), the authors' cell (Yunbo426/predrnn-pp, "
-                   "authors_code=True) 8.63M / 2.16G, and STRPM Table 3 (131.35M for 16 units, "
-                   "a GHU and the encoder/decoder its RPM model has at 108.29M) implies about "
-                   "8.1M a unit, near Eq. 1; Table VII's 7.20M matches none of them.",
-    "trajgru": "the authors' cell (sxjscience/HKO-7 nowcasting/operators/traj_rnn.py) at this "
-               "setting has 1,891,218 parameters, as stipkit's: 5×5 input kernel, flow network "
-               "5×5 to 32 channels then to 2L = 18 flows (0.21M), a bias on every convolution. "
-               "Table VII's 1.68M is not rebuilt from it (flow_kernel 3 gives 1.67M, a 3×3 input "
-               "kernel 1.05M); the paper does not give the flow network's size.",
-    "e3d_lstm": "the authors' cell (google/e3d_lstm rnn_cell.py: depth-2 clips, (2, 5, 5) kernels "
-                "on every path) has exactly stipkit's 13,961,472 parameters (13.31M) and 4,096 "
-                "LayerNorm ones; OpenSTL's port 13,959,168 (no biases) plus 2,359,296 per-element "
-                "LayerNorm ones (15.56M in all). 18.80M matches neither, and the paper does not "
-                "give its layout. MACs: the code's 'same' 3D convolutions compute both depth slots "
-                "(6.78G at t = 2; OpenSTL's one-slot 'valid' ones 3.34G), and the recall grows "
-                "with the history.",
-    "reversible": "the authors' cell (gnosisyuw/CrevNet-Traffic4cast layers.py) at this setting "
-                  "(128-channel halves, 5×5 gate kernels for their KERNEL_SIZE, the attention's "
-                  "3×3) has 9,226,112 parameters, as stipkit's (8.80M without GroupNorm's 512); "
-                  "their KERNEL_SIZE 3 gives 3.30M. Table VII's 7.08M is not rebuilt from that "
-                  "code (it equals the six 5×5 gate convolutions, the 1×1 and a 1×1 attention "
-                  "without the output gate, unconfirmed); STRPM's re-implementation is not published.",
-    "rpm": "Table VII counts the official cell's convolutions, including a 1×1 merge of three "
-           "encoder inputs (49,280 parameters) that is the identity here (one encoded input); "
-           "the attention (the official merging convolution, the default since revision 2, or "
-           "the kit's softmax) has the same parameters either way.",
-    "motionrnn": "not in Table VII; the one-unit row is the bottom layer of a one-layer stack (no "
-                 "MotionGRU): the authors' ST-LSTM cell (6,586,368 parameters) and the bottom "
-                 "highway's 1×1 of S_E (16,384; the code's conv_first_v reads the frame). Each "
-                 "layer below the top adds its MotionGRU with Enc, Dec and gate: 0.98M / 0.21G "
-                 "(1,023,595 parameters, as thuml/MotionRNN; the warp's grid_sample is not "
-                 "counted). A 4-layer stack has 29,432,641, the code's RNN without its conv_last.",
-}
-
-
-#: One unit of each memory in its authors' code at Table VII's setting (hidden 128, kernel 5),
-#: parameters without normalisation layers' (M = 2^20), counted layer by layer from that code
-#: (stipkit's authors'-code modes equal it where a golden test exists: tests/fixtures/README.md).
-#: NaN: no authors' code (ConvGRU) or not a one-unit cell there (MotionRNN: the whole stack is).
-AUTHORS_PARAMS_M: dict[str, tuple[float, str]] = {
-    "stgru": (3.1260, "ZhengChang467/STIPHR core/layers (STGRU), equal to stipkit's (golden test)"),
-    "convlstm": (3.1255, "chengtan9907/OpenSTL openstl/modules/convlstm_modules.py (no peepholes)"),
-    "convgru": (float("nan"), "no authors' code (Ballas et al.)"),
-    "dgru": (4.6882, "moliusimon/frnn network/layer/bconvgru.py"),
-    "stlstm": (6.2812, "thuml/predrnn-pytorch core/layers/SpatioTemporalLSTMCell.py (golden test)"),
-    "causal_lstm": (8.6262, "Yunbo426/predrnn-pp layers/CausalLSTMCell.py (authors_code=True)"),
-    "trajgru": (1.8036, "sxjscience/HKO-7 nowcasting/operators/traj_rnn.py"),
-    "e3d_lstm": (13.3147, "google/e3d_lstm src/layers/rnn_cell.py (golden test; OpenSTL's port too)"),
-    "reversible": (8.7982, "gnosisyuw/CrevNet-Traffic4cast layers.py (golden test)"),
-    "rpm": (6.72, "ZhengChang467/STRPM core/layers/STRPMCell.py (with its 1x1 merge of three inputs)"),
-    "motionrnn": (float("nan"), "thuml/MotionRNN: a 4-layer stack equals stipkit's (29,432,641)"),
-}
+def __getattr__(name: str):
+    """``WHY_DIFFERENT`` (memory -> why its count differs from Table VII's) and
+    ``AUTHORS_PARAMS_M`` (memory -> (one unit of its authors' code at Table VII's setting,
+    parameters without normalisation layers' in M = 2^20, where counted)): read off each
+    registered memory's class (``Memory.WHY_DIFFERENT``, ``Memory.AUTHORS_PARAMS_M``)."""
+    if name in ("WHY_DIFFERENT", "AUTHORS_PARAMS_M"):
+        from ..models.memories import MEMORIES
+        return {memory: getattr(cls, name) for memory, cls in MEMORIES.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def memory_table(names=None, **setting) -> pd.DataFrame:
@@ -287,8 +235,9 @@ def memory_table(names=None, **setting) -> pd.DataFrame:
     STGRU, has two per position; Table VII's STGRU figure has none). ``flops_G``:
     multiply-accumulates in G = 2^30, counted by ``torch.utils.flop_counter.FlopCounterMode``
     (whose FLOPs are 2 per multiply-accumulate; convolutions and matrix products only). Beside:
-    the paper's figures (NaN where Table VII has no row) and their ratios, and the authors'
-    code's count (``authors_params_M``, :data:`AUTHORS_PARAMS_M`) and its ratio.
+    the paper's figures (NaN where Table VII has no row) and their ratios, the authors' code's
+    count (``authors_params_M``) and its ratio, and ``why_different``: each memory's own
+    ``Memory.AUTHORS_PARAMS_M`` and ``Memory.WHY_DIFFERENT``.
     """
     from ..models.memories import MEMORIES
     from .paper import PAPER_ABLATIONS
@@ -304,10 +253,9 @@ def memory_table(names=None, **setting) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df["params_ratio"] = df.params_M / df.paper_params_M
     df["flops_ratio"] = df.flops_G / df.paper_flops_G
-    nan = (float("nan"), "")
-    df["authors_params_M"] = [AUTHORS_PARAMS_M.get(n, nan)[0] for n in df.memory]
+    df["authors_params_M"] = [MEMORIES[n].AUTHORS_PARAMS_M[0] for n in df.memory]
     df["authors_ratio"] = df.params_M / df.authors_params_M
-    df["why_different"] = [WHY_DIFFERENT.get(n, "") for n in df.memory]
+    df["why_different"] = [MEMORIES[n].WHY_DIFFERENT for n in df.memory]
     return df
 
 
@@ -360,7 +308,7 @@ _ACTS = {"leaky_relu": "LeakyReLU", "leaky_relu_": "LeakyReLU", "relu": "ReLU()"
          "gelu": "GELU()", "silu": "SiLU()", "elu": "ELU()"}
 
 
-class _FirstUse(TorchFunctionMode):
+class FirstUse(TorchFunctionMode):
     """The first torch function each tensor is given to (as its first tensor argument), with that
     call's name, arguments and output.
 
@@ -389,7 +337,7 @@ class _FirstUse(TorchFunctionMode):
         return self.calls.get(id(out)) if isinstance(out, torch.Tensor) else None
 
 
-def _norm_act(uses: _FirstUse, out) -> tuple[str, str]:
+def norm_act(uses: FirstUse, out) -> tuple[str, str]:
     """Follow a layer's output: a normalisation first (optional), then an activation."""
     norm, act = "-", "-"
     for _ in range(2):
@@ -418,7 +366,7 @@ def trace_norm_act(predictor: nn.Module, disc: nn.Module, modules: list[nn.Modul
 
     Runs the predictor for one step and the discriminator on one frame (on whatever device the
     models are: on ``meta`` nothing is computed); forward hooks catch each module's (first)
-    output, :class:`_FirstUse` the functions that consume it.
+    output, :class:`FirstUse` the functions that consume it.
     """
     outputs = {}
     hooks = [m.register_forward_hook(lambda mod, inp, out: outputs.setdefault(id(mod), out))
@@ -426,7 +374,7 @@ def trace_norm_act(predictor: nn.Module, disc: nn.Module, modules: list[nn.Modul
     cfg = predictor.cfg
     p = next(predictor.parameters())
     frames = torch.zeros(1, 2, cfg.img_channels, cfg.height, cfg.width, device=p.device, dtype=p.dtype)
-    uses = _FirstUse()
+    uses = FirstUse()
     try:
         with torch.no_grad(), uses:
             predictor(frames, input_length=1)
@@ -435,4 +383,4 @@ def trace_norm_act(predictor: nn.Module, disc: nn.Module, modules: list[nn.Modul
         for h in hooks:
             h.remove()
     return {id(m): ("(not run)", "(not run)") if outputs.get(id(m)) is None
-            else _norm_act(uses, outputs[id(m)]) for m in modules}
+            else norm_act(uses, outputs[id(m)]) for m in modules}

@@ -149,38 +149,9 @@ def departures(paper_preset: str = "study") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["what", "paper", "official code", "stipkit default", "config field"])
 
 
-# (memory, detail, what the paper leaves open or says, stipkit's choice, config field or "-")
-_MEMORY_CHOICES = [
-    ("convlstm", "forget bias", "none in Shi et al.'s Eq. 3", "+forget_bias inside σ of f_t (1, as PredRNN's code)", "model.memory.forget_bias"),
-    ("convlstm", "peepholes", "Eq. 3 has Hadamard peepholes W_c ∘ C", "kept (per-position weights); peephole=False drops them", "model.memory.peephole"),
-    ("convgru", "reset placement, activation", "Ballas: r before the convolution, tanh; Shi 2017: after, leaky ReLU", "Ballas's (the reference Table VII cites)", "-"),
-    ("trajgru", "flow network γ", "'a one-hidden-layer CNN' of unstated size", "HKO-7 code's: 5×5 conv of [X, H] to 32 channels, LeakyReLU(0.2), 5×5 to 2L flows; output layer zero-initialised (INIT_GRID)", "model.memory.flow_kernel, zero_flows"),
-    ("trajgru", "biases", "Eq. 4 writes none", "HKO-7 code's: on every convolution, the 1×1 links and both halves of γ's first layer included", "-"),
-    ("trajgru", "warping", "bilinear warp H[i+V, j+U] along each flow; HKO-7 code samples H[i-V, j-U]", "the paper's sign (the flow is learned: γ's output negated); grid_sample at pixel centres, zeros outside", "model.memory.warp"),
-    ("dgru", "as a bottom-up unit", "FRNN runs the forward mapping while encoding and the backward one while predicting, top-down", "both mappings at every step, forward then backward; the backward output goes up", "-"),
-    ("stlstm", "forget bias, normalisation", "none in Eq. 3", "+forget_bias in f_t and f'_t (1, as PredRNN's code); no LayerNorm (the code's scripts: --layer_norm 0)", "model.memory.forget_bias"),
-    ("stlstm", "gate biases", "Eq. 3 has a bias b per gate; thuml/predrnn-pytorch has none (bias=False)", "none, as the code; gate_bias=True adds one per gate on the input convolution", "model.memory.gate_bias"),
-    ("causal_lstm", "Eq. 1 or the authors' cell", "Eq. 1: W_3, W_5 1×1, g'_t reads M_t^{k-1}, o_t does not read H_{t-1}; the authors' code (Yunbo426/predrnn-pp layers/CausalLSTMCell.py; OpenSTL predrnnpp_modules) makes W_3 filter_size wide, drops M from g'_t and lets o_t read H_{t-1}", "Eq. 1 as written, which the tables use (STRPM Table 3's count fits it: ~8.1M a unit vs 8.25M; the code's cell has 8.63M); authors_code=True is the code's cell, equal to OpenSTL's port (golden test)", "model.memory.authors_code"),
-    ("causal_lstm", "gradient highway unit", "between the first two layers (Eq. 2)", "one GHU between layers 1 and 2, its own state Z", "model.memory.highway"),
-    ("e3d_lstm", "3D states", "states are clips with a time axis; the authors' code (google/e3d_lstm src/layers/rnn_cell.py): depth 2, (2, 5, 5) kernels on X, H, M, C and M_t", "the code's: clips of depth τ on every path, 'same' in time (TF), kernels stored as 2D convs over τ stacked slots; the unit shows slot 0 to the stack and STIP (its state's h, c); a unit above reads the clip below (ctx.shared)", "model.memory.window"),
-    ("e3d_lstm", "recall", "softmax(R · C) over past cells; the code: over every cell since t = 0 (the history grows)", "the code's: unscaled attention over all positions of every past cell, kept in the unit's state; history=n keeps the n latest", "model.memory.history"),
-    ("e3d_lstm", "M across units and time", "M zigzags (Eq. 2); both codes return the M given, so all units read M_0 = 0 (google/e3d_lstm issue 1: a bug the authors' experiments did not have)", "zigzag (paper, the authors' word); zigzag=False is the released code's", "model.memory.zigzag"),
-    ("e3d_lstm", "M update, output gate", "Eq. 2: F'⊙M + I'⊙G', O = σ(·); the code: F'⊙tanh(W_mm * M) + I'⊙G', O = σ(tanh(·)), +1 forget bias", "the code's", "model.memory.forget_bias"),
-    ("e3d_lstm", "LayerNorm", "the code: after the X, H, M convolutions and on C, over (C, τ, H, W) with a gain and shift per channel", "the code's (GroupNorm(1, C), ε 1e-12); gate_norm=False keeps only C's", "model.memory.gate_norm"),
-    ("e3d_lstm", "OpenSTL's port", "openstl/modules/e3dlstm_modules.py departs from the TF cell: no biases, per-element LN (also after W_co, W_mo), 'valid' time conv repeated, recall over rows of the channels-first flat clip", "google's TF cell (golden test); code='openstl' reproduces the port (golden test)", "model.memory.code"),
-    ("reversible", "coupling", "CrevNet's gated coupling around a ConvRNN and attention", "x̂_2 = (1-g)x_2 + g·h, invertible; each half and the ConvRNN hidden wide (128 at hidden 128, as the authors' code)", "-"),
-    ("reversible", "stack ends", "CrevNet's i-RevNet encoder hands the predictor two halves; STIP's encoder gives hidden channels", "the bottom unit zero-pads S_E to [S_E, 0] (injective padding), the top unit returns the half it updated", "-"),
-    ("reversible", "attention", "two convolutions around a ReLU (Sec. 3.2); the authors' code: 1×1, 3×3, 1×1 with GroupNorm and ReLU", "the code's, middle kernel 3", "model.memory.attention_kernel"),
-    ("rpm", "attention over states", "ATT_T, ATT_S: 'constructed with convolutional layers' to 'merge the multiple temporal states to a single one' (Eq. 7, 8)", "the official code's merge (STRPMCell att_c, att_m): LayerNorm(conv of the τ (θ) stacked states), also for one state; attention='softmax' is the kit's own variant (per-position softmax weights with that merge as the query), in neither paper nor code", "model.memory.attention"),
-    ("rpm", "encoded inputs", "three inputs T_E, S_E, O_E and a 1×1 residual over [T_E, S_E] (Eq. 9)", "in STIP's stack one encoded input and the identity skip; in STRPM (models/strpm.py) the three, and the 1×1 at the bottom unit", "model.memory.residual"),
-    ("rpm", "spatial window", "θ lower spatial states S_t^{k-θ:k-1}; S_t^0 not stated", "θ lower-layer outputs of this step (ctx.below), S_t^0 = S_E; spatial_states='zigzag' is the official path (strpm_departures)", "model.memory.spatial_states"),
-    ("motionrnn", "where MotionGRUs sit", "'between the stacked layers' (Fig. 2)", "one between every two consecutive ST-LSTM layers (L-1), none above the top", "-"),
-    ("motionrnn", "Enc / Dec", "unstated sizes", "official: filter_size conv, stride 2, to hidden//4; 4×4 transposed conv, stride 2 (odd maps: cropped)", "-"),
-    ("motionrnn", "warp", "bilinear Warp of Enc(H) by the motion filter F_t", "k×k neighbours per position, each with its own offset and sigmoid mask, mixed by a 1×1 conv (a deformable k×k conv, official); grid_sample, zeros outside", "model.memory.neighbourhood"),
-    ("motionrnn", "trend step α, initial states", "α = 0.5; initial states unstated", "α = 0.5; H_0 = C_0 = M_0 = F_0 = D_0 = 0 (the code: a Xavier-normal draw on every forward, its scale set by the batch size)", "model.memory.momentum"),
-    ("motionrnn", "state flow", "MotionGRU 'without changing the original state transition flow' (README)", "as the code: the MotionGRU's merged output X_t^l is the layer's next H_{t-1}^l; carry='own' keeps the ST-LSTM's own H", "model.memory.carry"),
-    ("motionrnn", "motion highway", "(1 - o_t) × the layer below's ST-LSTM output, bypassing its MotionGRU", "as the code, on every layer; the bottom one reads a 1×1 conv of S_E (the code: a 1×1 of the frame the bottom cell reads)", "model.memory.highway"),
-    ("motionrnn", "forget bias, gate biases, init", "none in PredRNN's Eq. 3; init unstated", "+forget_bias (1), no ST-LSTM gate biases (as the code); PyTorch's default init (the code zeroes the GRU's and mask's weights)", "model.memory.forget_bias, gate_bias"),
+# BeyondMSE's rows: a model without a memory, cross-checked against two codes (models/beyondmse.py).
+# (model, detail, what the paper leaves open or says, stipkit's choice, config field or "-")
+_MODEL_CHOICES = [
     ("beyondmse", "residual output", "Ŷ_k = u_k(Ŷ_{k-1}) + G'_k(X_k, u_k(Ŷ_{k-1})) (as remembered); the authors' Torch code (coupriec/VideoPredictionICLR2016 get_model.lua, getPyrModel) adds the nearest-upsampled coarser prediction, then tanh; the cross-check dyelax/Adversarial_Video_Generation (g_model.py) has no residual: each scale's net outputs tanh(conv) alone", "the residual, as the authors' code, with bilinear upsampling and a linear output in [0, 1] frames (no tanh); losses on the full-size prediction only (the authors' and dyelax's on every scale)", "-"),
     ("beyondmse", "ℓp of the image loss, α of the GDL", "ℓ1 or ℓ2 (the paper compares both); the authors' released models are 'adversarial+l2norm' and 'adversarial+l1norm+gdl' (README.txt: so Adv+GDL used ℓ1); dyelax: p = L_NUM = 2, α = ALPHA_NUM = 1, λ_adv 0.05, λ_lp = λ_gdl = 1 (constants.py; its BCE takes log10)", "p = 2 (MSE, a mean), α = 1, λ_adv = 0.05, λ_gdl = 1 (dyelax's values; not the ℓ1 of the authors' Adv+GDL model)", "train.loss, gamma_gdl, gamma_gan"),
 ]
@@ -188,9 +159,13 @@ _MEMORY_CHOICES = [
 
 def memory_choices() -> pd.DataFrame:
     """Where a memory's paper leaves a detail open (or its official code differs), and what
-    stipkit chose; every choice is also in the memory module's docstring."""
-    return pd.DataFrame(_MEMORY_CHOICES, columns=["memory", "detail", "paper / open", "stipkit",
-                                                  "config field"])
+    stipkit chose; every choice is also in the memory module's docstring. The rows are each
+    memory's ``Memory.CHOICES``, in Table VII's row order, then BeyondMSE's."""
+    from ..models.memories import MEMORIES
+    from .ablation_tables import memories_in_row_order
+    rows = [(name, *row) for name in memories_in_row_order() for row in MEMORIES[name].CHOICES]
+    return pd.DataFrame(rows + _MODEL_CHOICES, columns=["memory", "detail", "paper / open", "stipkit",
+                                                        "config field"])
 
 
 # (what, STRPM paper, official STRPM code, config fields, stipkit note) -- as _DEPARTURES.

@@ -2,10 +2,13 @@
 
 The interface every memory implements and the stack that wires units together are in
 :mod:`stipkit.models.memories.base`; a memory's hyper-parameters are its section of the
-config (``stipkit.config.MemoryConfig`` subclasses, e.g. ``STGRUConfig``). Adding a memory:
-README, "Adding a memory".
+config (``stipkit.config.memories.MemoryConfig`` subclasses, e.g. ``STGRUConfig``). Each class
+also carries what the tables say about it (label, Table VII row, open choices, the authors'
+count: see :class:`~stipkit.models.memories.base.Memory`), so that the reports read everything
+off :data:`MEMORIES`. Adding a memory: README, "Adding a memory".
 """
-from ...config import ConfigError, memory_names
+from ...config import ConfigError
+from ...config.memories import memory_names
 from .base import Context, Memory, MemoryStack, StackState
 from .stgru import STGRU
 from .convlstm import ConvLSTM

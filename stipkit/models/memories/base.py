@@ -29,6 +29,7 @@ Alg. 1 line 7 merges T_E into at the bottom and the temporal decoder reads at th
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -70,6 +71,12 @@ class Memory(nn.Module):
     attributes ``window`` (tau) and ``below`` (theta). ``from_config(cfg)`` builds one unit from
     a :class:`~stipkit.config.ModelConfig`; ``stack(cfg)`` the list of units of a whole stack
     (default: ``cfg.num_layers`` units).
+
+    A registered memory also describes itself to the reports (no table lists it elsewhere):
+    ``LABEL`` and ``TABLE7_ROW`` / ``IN_PAPER_TABLE7`` (its row in the ablation tables,
+    :mod:`stipkit.reports.ablation_tables`), ``CHOICES``
+    (:func:`stipkit.reports.departures.memory_choices`), ``WHY_DIFFERENT`` and
+    ``AUTHORS_PARAMS_M`` (:func:`stipkit.reports.complexity.memory_table`), beside ``CITE``.
     """
 
     MAPS: ClassVar[dict[str, str]] = {}   # name -> what it is (the explorer's labels)
@@ -79,6 +86,20 @@ class Memory(nn.Module):
     # REVISION_NOTE saying what changed; a checkpoint of another revision is refused with it.
     REVISION: ClassVar[int] = 1
     REVISION_NOTE: ClassVar[str] = ""
+    # What the reports say about it (stipkit.reports reads them off MEMORIES):
+    LABEL: ClassVar[str] = ""              # its name in tables ("TrajGRU-L9"; "": the class's)
+    # its row in the kit's Table VII ablation, rows ascending: the paper's row number (1 ConvGRU
+    # ... 8 STGRU), a fraction for a memory the paper lacks (ConvLSTM 0.5); None: not a variant
+    TABLE7_ROW: ClassVar[float | None] = None
+    IN_PAPER_TABLE7: ClassVar[bool] = False  # STIP's Table VII has it (STGRU's claims are over these)
+    # what its paper leaves open (or its authors' code does otherwise) and what stipkit chose,
+    # rows (detail, paper / open, stipkit, config field or "-"): departures.memory_choices()
+    CHOICES: ClassVar[tuple[tuple[str, str, str, str], ...]] = ()
+    WHY_DIFFERENT: ClassVar[str] = ""      # why its count differs from Table VII's (memory_table)
+    # one unit of its authors' code at Table VII's setting (hidden 128, kernel 5): parameters
+    # without normalisation layers' in M = 2^20, counted from that code, and where (NaN: no
+    # authors' code, or no one-unit cell in it; golden tests: tests/fixtures/README.md)
+    AUTHORS_PARAMS_M: ClassVar[tuple[float, str]] = (math.nan, "")
     window: int = 0                        # tau: past states kept for ctx.past
     below: int = 0                         # theta: lower-layer outputs given in ctx.below
 

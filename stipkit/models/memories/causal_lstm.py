@@ -90,6 +90,31 @@ class CausalLSTM(Memory):
             "o_t": "output gate o_t (Eq. 1, tanh)"}
     TEMPORAL = "c"
     CITE = "PredRNN++ Eq. 1"
+    # what the tables say about it (Memory's docstring; stipkit.reports reads them)
+    LABEL = "Causal-LSTM"
+    TABLE7_ROW = 4
+    IN_PAPER_TABLE7 = True
+    CHOICES = (
+        ("Eq. 1 or the authors' cell",
+         ("Eq. 1: W_3, W_5 1×1, g'_t reads M_t^{k-1}, o_t does not read H_{t-1}; the authors' "
+          "code (Yunbo426/predrnn-pp layers/CausalLSTMCell.py; OpenSTL predrnnpp_modules) makes "
+          "W_3 filter_size wide, drops M from g'_t and lets o_t read H_{t-1}"),
+         ("Eq. 1 as written, which the tables use (STRPM Table 3's count fits it: ~8.1M a unit "
+          "vs 8.25M; the code's cell has 8.63M); authors_code=True is the code's cell, equal to "
+          "OpenSTL's port (golden test)"),
+         "model.memory.authors_code"),
+        ("gradient highway unit",
+         "between the first two layers (Eq. 2)",
+         "one GHU between layers 1 and 2, its own state Z",
+         "model.memory.highway"),
+    )
+    WHY_DIFFERENT = ("the three figures disagree: Eq. 1 (stipkit's default) needs 21 5×5 "
+                     "convolutions of 128 -> 128 channels (8.20M weights; 8.25M with its 1×1 W_3, "
+                     "W_5 and gate biases), the authors' cell (Yunbo426/predrnn-pp, "
+                     "authors_code=True) 8.63M / 2.16G, and STRPM Table 3 (131.35M for 16 units, "
+                     "a GHU and the encoder/decoder its RPM model has at 108.29M) implies about "
+                     "8.1M a unit, near Eq. 1; Table VII's 7.20M matches none of them.")
+    AUTHORS_PARAMS_M = (8.6262, "Yunbo426/predrnn-pp layers/CausalLSTMCell.py (authors_code=True)")
 
     def __init__(self, hidden: int, filter_size: int = 5, forget_bias: float = 1.0,
                  authors_code: bool = False):

@@ -47,6 +47,18 @@ class ConvGRU(Memory):
     MAPS = {"z_t": "update gate z_t (GRU-RCN)", "r_t": "reset gate r_t (GRU-RCN)"}
     TEMPORAL = "h"
     CITE = "Ballas et al. 2016"
+    # what the tables say about it (Memory's docstring; stipkit.reports reads them)
+    LABEL = "ConvGRU"
+    TABLE7_ROW = 1
+    IN_PAPER_TABLE7 = True
+    CHOICES = (
+        ("reset placement, activation",
+         "Ballas: r before the convolution, tanh; Shi 2017: after, leaky ReLU",
+         "Ballas's (the reference Table VII cites)",
+         "-"),
+    )
+    WHY_DIFFERENT = "within 1 %: 3 gates × (128 + 128) × 128 × 25 weights, plus biases."
+    AUTHORS_PARAMS_M = (float("nan"), "no authors' code (Ballas et al.)")
 
     def __init__(self, hidden: int, filter_size: int = 5):
         super().__init__()

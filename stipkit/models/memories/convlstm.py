@@ -52,6 +52,22 @@ class ConvLSTM(Memory):
             "o_t": "output gate o_t (Eq. 3)"}
     TEMPORAL = "c"
     CITE = "Shi et al. 2015, Eq. 3"
+    # what the tables say about it (Memory's docstring; stipkit.reports reads them)
+    LABEL = "ConvLSTM"
+    TABLE7_ROW = 0.5  # not in STIP's Table VII: the kit adds it first, a classic reference
+    CHOICES = (
+        ("forget bias",
+         "none in Shi et al.'s Eq. 3",
+         "+forget_bias inside σ of f_t (1, as PredRNN's code)",
+         "model.memory.forget_bias"),
+        ("peepholes",
+         "Eq. 3 has Hadamard peepholes W_c ∘ C",
+         "kept (per-position weights); peephole=False drops them",
+         "model.memory.peephole"),
+    )
+    WHY_DIFFERENT = "not in Table VII (a classic reference)."
+    AUTHORS_PARAMS_M = (3.1255, "chengtan9907/OpenSTL openstl/modules/convlstm_modules.py (no "
+                                "peepholes)")
 
     def __init__(self, hidden: int, size: tuple[int, int], filter_size: int = 5,
                  forget_bias: float = 1.0, peephole: bool = True):

@@ -57,6 +57,19 @@ class DGRU(Memory):
             "r_b": "reset gate r of the backward (decoder) mapping f_b"}
     TEMPORAL = "h"
     CITE = "Oliu et al. 2018, Sec. 3"
+    # what the tables say about it (Memory's docstring; stipkit.reports reads them)
+    LABEL = "dGRU"
+    TABLE7_ROW = 3
+    IN_PAPER_TABLE7 = True
+    CHOICES = (
+        ("as a bottom-up unit",
+         ("FRNN runs the forward mapping while encoding and the backward one while predicting, "
+          "top-down"),
+         "both mappings at every step, forward then backward; the backward output goes up",
+         "-"),
+    )
+    WHY_DIFFERENT = "within 1 %: two ConvGRU mappings sharing one state."
+    AUTHORS_PARAMS_M = (4.6882, "moliusimon/frnn network/layer/bconvgru.py")
 
     def __init__(self, hidden: int, filter_size: int = 5):
         super().__init__()

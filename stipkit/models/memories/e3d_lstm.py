@@ -116,6 +116,55 @@ class E3DLSTM(Memory):
     REVISION_NOTE = ("E3D-LSTM now follows its authors' code: clip-shaped states of depth tau with "
                      "3D convolutions on every path, LayerNorms after the gate convolutions, a "
                      "recall over every past cell, the code's M update and output gate")
+    # what the tables say about it (Memory's docstring; stipkit.reports reads them)
+    LABEL = "E3D-LSTM"
+    TABLE7_ROW = 5
+    IN_PAPER_TABLE7 = True
+    CHOICES = (
+        ("3D states",
+         ("states are clips with a time axis; the authors' code (google/e3d_lstm "
+          "src/layers/rnn_cell.py): depth 2, (2, 5, 5) kernels on X, H, M, C and M_t"),
+         ("the code's: clips of depth τ on every path, 'same' in time (TF), kernels stored as 2D "
+          "convs over τ stacked slots; the unit shows slot 0 to the stack and STIP (its state's "
+          "h, c); a unit above reads the clip below (ctx.shared)"),
+         "model.memory.window"),
+        ("recall",
+         ("softmax(R · C) over past cells; the code: over every cell since t = 0 (the history "
+          "grows)"),
+         ("the code's: unscaled attention over all positions of every past cell, kept in the "
+          "unit's state; history=n keeps the n latest"),
+         "model.memory.history"),
+        ("M across units and time",
+         ("M zigzags (Eq. 2); both codes return the M given, so all units read M_0 = 0 "
+          "(google/e3d_lstm issue 1: a bug the authors' experiments did not have)"),
+         "zigzag (paper, the authors' word); zigzag=False is the released code's",
+         "model.memory.zigzag"),
+        ("M update, output gate",
+         ("Eq. 2: F'⊙M + I'⊙G', O = σ(·); the code: F'⊙tanh(W_mm * M) + I'⊙G', O = σ(tanh(·)), "
+          "+1 forget bias"),
+         "the code's",
+         "model.memory.forget_bias"),
+        ("LayerNorm",
+         ("the code: after the X, H, M convolutions and on C, over (C, τ, H, W) with a gain and "
+          "shift per channel"),
+         "the code's (GroupNorm(1, C), ε 1e-12); gate_norm=False keeps only C's",
+         "model.memory.gate_norm"),
+        ("OpenSTL's port",
+         ("openstl/modules/e3dlstm_modules.py departs from the TF cell: no biases, per-element "
+          "LN (also after W_co, W_mo), 'valid' time conv repeated, recall over rows of the "
+          "channels-first flat clip"),
+         "google's TF cell (golden test); code='openstl' reproduces the port (golden test)",
+         "model.memory.code"),
+    )
+    WHY_DIFFERENT = ("the authors' cell (google/e3d_lstm rnn_cell.py: depth-2 clips, (2, 5, 5) "
+                     "kernels on every path) has exactly stipkit's 13,961,472 parameters (13.31M) "
+                     "and 4,096 LayerNorm ones; OpenSTL's port 13,959,168 (no biases) plus "
+                     "2,359,296 per-element LayerNorm ones (15.56M in all). 18.80M matches "
+                     "neither, and the paper does not give its layout. MACs: the code's 'same' 3D "
+                     "convolutions compute both depth slots (6.78G at t = 2; OpenSTL's one-slot "
+                     "'valid' ones 3.34G), and the recall grows with the history.")
+    AUTHORS_PARAMS_M = (13.3147, "google/e3d_lstm src/layers/rnn_cell.py (golden test; OpenSTL's "
+                                 "port too)")
     CODES = ("google", "openstl")
 
     def __init__(self, hidden: int, size: tuple[int, int], filter_size: int = 5, window: int = 2,

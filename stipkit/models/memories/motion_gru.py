@@ -235,6 +235,54 @@ class MotionRNN(STLSTM):
                      "merged output (MotionRNNConfig.carry='own': the ST-LSTM's own), the bottom "
                      "highway reads a 1x1 convolution of S_E, and the ST-LSTM has no gate biases "
                      "(MotionRNNConfig.gate_bias)")
+    # what the tables say about it (Memory's docstring; stipkit.reports reads them)
+    LABEL = "MotionRNN"
+    TABLE7_ROW = None  # not in Table VII (a method of the comparison, ABLATIONS['compare'])
+    CHOICES = (
+        ("where MotionGRUs sit",
+         "'between the stacked layers' (Fig. 2)",
+         "one between every two consecutive ST-LSTM layers (L-1), none above the top",
+         "-"),
+        ("Enc / Dec",
+         "unstated sizes",
+         ("official: filter_size conv, stride 2, to hidden//4; 4×4 transposed conv, stride 2 "
+          "(odd maps: cropped)"),
+         "-"),
+        ("warp",
+         "bilinear Warp of Enc(H) by the motion filter F_t",
+         ("k×k neighbours per position, each with its own offset and sigmoid mask, mixed by a "
+          "1×1 conv (a deformable k×k conv, official); grid_sample, zeros outside"),
+         "model.memory.neighbourhood"),
+        ("trend step α, initial states",
+         "α = 0.5; initial states unstated",
+         ("α = 0.5; H_0 = C_0 = M_0 = F_0 = D_0 = 0 (the code: a Xavier-normal draw on every "
+          "forward, its scale set by the batch size)"),
+         "model.memory.momentum"),
+        ("state flow",
+         "MotionGRU 'without changing the original state transition flow' (README)",
+         ("as the code: the MotionGRU's merged output X_t^l is the layer's next H_{t-1}^l; "
+          "carry='own' keeps the ST-LSTM's own H"),
+         "model.memory.carry"),
+        ("motion highway",
+         "(1 - o_t) × the layer below's ST-LSTM output, bypassing its MotionGRU",
+         ("as the code, on every layer; the bottom one reads a 1×1 conv of S_E (the code: a 1×1 "
+          "of the frame the bottom cell reads)"),
+         "model.memory.highway"),
+        ("forget bias, gate biases, init",
+         "none in PredRNN's Eq. 3; init unstated",
+         ("+forget_bias (1), no ST-LSTM gate biases (as the code); PyTorch's default init (the "
+          "code zeroes the GRU's and mask's weights)"),
+         "model.memory.forget_bias, gate_bias"),
+    )
+    WHY_DIFFERENT = ("not in Table VII; the one-unit row is the bottom layer of a one-layer stack "
+                     "(no MotionGRU): the authors' ST-LSTM cell (6,586,368 parameters) and the "
+                     "bottom highway's 1×1 of S_E (16,384; the code's conv_first_v reads the "
+                     "frame). Each layer below the top adds its MotionGRU with Enc, Dec and gate: "
+                     "0.98M / 0.21G (1,023,595 parameters, as thuml/MotionRNN; the warp's "
+                     "grid_sample is not counted). A 4-layer stack has 29,432,641, the code's RNN "
+                     "without its conv_last.")
+    AUTHORS_PARAMS_M = (float("nan"), "thuml/MotionRNN: a 4-layer stack equals stipkit's "
+                                      "(29,432,641)")
     CARRIES = ("merged", "own")
 
     def __init__(self, hidden: int, filter_size: int = 5, forget_bias: float = 1.0,

@@ -103,6 +103,36 @@ class ReversiblePM(Memory):
                      "(was hidden/2), the input zero-padded to two halves at the bottom unit and "
                      "the updated half read out at the top, the attention's middle kernel 3 (was "
                      "filter_size), state keys h, c with c temporal (was T = [h, c])")
+    # what the tables say about it (Memory's docstring; stipkit.reports reads them)
+    LABEL = "Reversible-PM"
+    TABLE7_ROW = 6
+    IN_PAPER_TABLE7 = True
+    CHOICES = (
+        ("coupling",
+         "CrevNet's gated coupling around a ConvRNN and attention",
+         ("x̂_2 = (1-g)x_2 + g·h, invertible; each half and the ConvRNN hidden wide (128 at "
+          "hidden 128, as the authors' code)"),
+         "-"),
+        ("stack ends",
+         ("CrevNet's i-RevNet encoder hands the predictor two halves; STIP's encoder gives "
+          "hidden channels"),
+         ("the bottom unit zero-pads S_E to [S_E, 0] (injective padding), the top unit returns "
+          "the half it updated"),
+         "-"),
+        ("attention",
+         ("two convolutions around a ReLU (Sec. 3.2); the authors' code: 1×1, 3×3, 1×1 with "
+          "GroupNorm and ReLU"),
+         "the code's, middle kernel 3",
+         "model.memory.attention_kernel"),
+    )
+    WHY_DIFFERENT = ("the authors' cell (gnosisyuw/CrevNet-Traffic4cast layers.py) at this "
+                     "setting (128-channel halves, 5×5 gate kernels for their KERNEL_SIZE, the "
+                     "attention's 3×3) has 9,226,112 parameters, as stipkit's (8.80M without "
+                     "GroupNorm's 512); their KERNEL_SIZE 3 gives 3.30M. Table VII's 7.08M is not "
+                     "rebuilt from that code (it equals the six 5×5 gate convolutions, the 1×1 "
+                     "and a 1×1 attention without the output gate, unconfirmed); STRPM's "
+                     "re-implementation is not published.")
+    AUTHORS_PARAMS_M = (8.7982, "gnosisyuw/CrevNet-Traffic4cast layers.py (golden test)")
 
     def __init__(self, hidden: int, filter_size: int = 5, attention_kernel: int = 3, *,
                  pad_input: bool = False, read_out: bool = False):

@@ -133,6 +133,37 @@ class RPM(Memory):
                      "convolution (RPMConfig.attention='conv'); revision 1 weighed the states by "
                      "the kit's per-position softmax (now attention='softmax'): the same "
                      "parameters, other outputs")
+    # what the tables say about it (Memory's docstring; stipkit.reports reads them)
+    LABEL = "RPM"
+    TABLE7_ROW = 7
+    IN_PAPER_TABLE7 = True
+    CHOICES = (
+        ("attention over states",
+         ("ATT_T, ATT_S: 'constructed with convolutional layers' to 'merge the multiple temporal "
+          "states to a single one' (Eq. 7, 8)"),
+         ("the official code's merge (STRPMCell att_c, att_m): LayerNorm(conv of the τ (θ) "
+          "stacked states), also for one state; attention='softmax' is the kit's own variant "
+          "(per-position softmax weights with that merge as the query), in neither paper nor "
+          "code"),
+         "model.memory.attention"),
+        ("encoded inputs",
+         "three inputs T_E, S_E, O_E and a 1×1 residual over [T_E, S_E] (Eq. 9)",
+         ("in STIP's stack one encoded input and the identity skip; in STRPM (models/strpm.py) "
+          "the three, and the 1×1 at the bottom unit"),
+         "model.memory.residual"),
+        ("spatial window",
+         "θ lower spatial states S_t^{k-θ:k-1}; S_t^0 not stated",
+         ("θ lower-layer outputs of this step (ctx.below), S_t^0 = S_E; spatial_states='zigzag' "
+          "is the official path (strpm_departures)"),
+         "model.memory.spatial_states"),
+    )
+    WHY_DIFFERENT = ("Table VII counts the official cell's convolutions, including a 1×1 merge of "
+                     "three encoder inputs (49,280 parameters) that is the identity here (one "
+                     "encoded input); the attention (the official merging convolution, the "
+                     "default since revision 2, or the kit's softmax) has the same parameters "
+                     "either way.")
+    AUTHORS_PARAMS_M = (6.72, "ZhengChang467/STRPM core/layers/STRPMCell.py (with its 1x1 merge "
+                              "of three inputs)")
 
     def __init__(self, hidden: int, size: tuple[int, int], filter_size: int = 5, tau: int = 5,
                  theta: int = 5, residual: bool = True, forget_bias: float = 0.0,

@@ -46,6 +46,14 @@ class STGRU(Memory):
     MAPS = {"R_t": "trend gate R_t (Eq. 5)", "U_t": "update gate U_t (Eq. 5)"}
     TEMPORAL = "T"
     CITE = "Eq. 5-7"
+    # what the tables say about it (Memory's docstring; stipkit.reports reads them)
+    LABEL = "STGRU"
+    TABLE7_ROW = 8
+    IN_PAPER_TABLE7 = True
+    WHY_DIFFERENT = ("within 1 %: Table VII's figure has no normalisation parameters "
+                     "(LayerNorm's, listed apart).")
+    AUTHORS_PARAMS_M = (3.126, "ZhengChang467/STIPHR core/layers (STGRU), equal to stipkit's "
+                               "(golden test)")
 
     def __init__(self, hidden: int, size: tuple[int, int], filter_size: int = 5,
                  update_bias: float = 0.0):

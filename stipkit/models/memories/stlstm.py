@@ -86,6 +86,25 @@ class STLSTM(Memory):
     REVISION_NOTE = ("revision 2 (issue 18) follows thuml/predrnn-pytorch: no gate biases by "
                      "default (STLSTMConfig.gate_bias=True adds them back) and the gate chunks in "
                      "the code's order (i, f, g, i', f', g', o)")
+    # what the tables say about it (Memory's docstring; stipkit.reports reads them)
+    LABEL = "ST-LSTM"
+    TABLE7_ROW = 3.5  # not in STIP's Table VII: the kit adds it before PredRNN++'s Causal-LSTM
+    CHOICES = (
+        ("forget bias, normalisation",
+         "none in Eq. 3",
+         ("+forget_bias in f_t and f'_t (1, as PredRNN's code); no LayerNorm (the code's "
+          "scripts: --layer_norm 0)"),
+         "model.memory.forget_bias"),
+        ("gate biases",
+         "Eq. 3 has a bias b per gate; thuml/predrnn-pytorch has none (bias=False)",
+         "none, as the code; gate_bias=True adds one per gate on the input convolution",
+         "model.memory.gate_bias"),
+    )
+    WHY_DIFFERENT = ("not in Table VII (a classic reference); 6,586,368 parameters, as the "
+                     "authors' cell (thuml/predrnn-pytorch SpatioTemporalLSTMCell: no biases; "
+                     "gate_bias adds 7 × 128).")
+    AUTHORS_PARAMS_M = (6.2812, "thuml/predrnn-pytorch core/layers/SpatioTemporalLSTMCell.py "
+                                "(golden test)")
 
     def __init__(self, hidden: int, filter_size: int = 5, forget_bias: float = 1.0,
                  gate_bias: bool = False):

@@ -82,6 +82,34 @@ class TrajGRU(Memory):
     REVISION_NOTE = ("revision 2 follows the HKO-7 code: biases on the 1x1 links (conv_h) and on "
                      "the flow network's state convolution (flow_h), the flow network's kernels "
                      "flow_kernel = 5 (were filter_size), gamma's output layer zero-initialised")
+    # what the tables say about it (Memory's docstring; stipkit.reports reads them)
+    LABEL = "TrajGRU-L9"
+    TABLE7_ROW = 2
+    IN_PAPER_TABLE7 = True
+    CHOICES = (
+        ("flow network γ",
+         "'a one-hidden-layer CNN' of unstated size",
+         ("HKO-7 code's: 5×5 conv of [X, H] to 32 channels, LeakyReLU(0.2), 5×5 to 2L flows; "
+          "output layer zero-initialised (INIT_GRID)"),
+         "model.memory.flow_kernel, zero_flows"),
+        ("biases",
+         "Eq. 4 writes none",
+         ("HKO-7 code's: on every convolution, the 1×1 links and both halves of γ's first layer "
+          "included"),
+         "-"),
+        ("warping",
+         "bilinear warp H[i+V, j+U] along each flow; HKO-7 code samples H[i-V, j-U]",
+         ("the paper's sign (the flow is learned: γ's output negated); grid_sample at pixel "
+          "centres, zeros outside"),
+         "model.memory.warp"),
+    )
+    WHY_DIFFERENT = ("the authors' cell (sxjscience/HKO-7 nowcasting/operators/traj_rnn.py) at "
+                     "this setting has 1,891,218 parameters, as stipkit's: 5×5 input kernel, flow "
+                     "network 5×5 to 32 channels then to 2L = 18 flows (0.21M), a bias on every "
+                     "convolution. Table VII's 1.68M is not rebuilt from it (flow_kernel 3 gives "
+                     "1.67M, a 3×3 input kernel 1.05M); the paper does not give the flow "
+                     "network's size.")
+    AUTHORS_PARAMS_M = (1.8036, "sxjscience/HKO-7 nowcasting/operators/traj_rnn.py")
 
     def __init__(self, hidden: int, filter_size: int = 5, links: int = 9,
                  flow_hidden: int = 32, slope: float = 0.2, *, flow_kernel: int = 5,

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from stipkit.config import get_preset
-from stipkit.scoring.evaluate import default_dataset
+from stipkit.data.build import default_dataset
 from stipkit.experiments.study import quick_eval
 from stipkit.training.train import train
 

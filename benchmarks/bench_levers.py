@@ -75,7 +75,7 @@ def config_of(name: str, iterations: int) -> Config:
 
 
 def run(name: str, iterations: int, evals: int) -> dict:
-    from stipkit.scoring.evaluate import default_dataset
+    from stipkit.data.build import default_dataset
     from stipkit.experiments.study import quick_eval
     from stipkit.training.train import train
 

@@ -19,16 +19,16 @@ import time
 import pandas as pd
 import torch
 
-from stipkit.experiments import ablation
 from stipkit.reports import complexity
+from stipkit.reports.ablation_tables import ABLATIONS, table7_config
 from stipkit.models import build_model
 from stipkit.training.train import make_optimizers, train_step
 
 
 def train_seconds(preset: str, repeats: int) -> dict[str, float]:
     out = {}
-    for name in ablation.ABLATIONS["VII"].variants:
-        cfg = ablation.table7_config(complexity.as_config(preset), name)
+    for name in ABLATIONS["VII"].variants:
+        cfg = table7_config(complexity.as_config(preset), name)
         torch.manual_seed(0)
         p, d = build_model(cfg)
         op, od, *_ = make_optimizers(p, d, cfg.train)

@@ -18,7 +18,7 @@ from dataclasses import replace
 import torch
 
 from stipkit.config import get_preset
-from stipkit.scoring.evaluate import default_dataset
+from stipkit.data.build import default_dataset
 from stipkit.runtime.device import default_device
 from stipkit.training.train import train
 

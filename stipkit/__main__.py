@@ -223,7 +223,7 @@ def _check_data_flags(data: str, list_file, root, list_flag: str = "--list") -> 
 
 
 def _dataset(cfg, split, args, list_file):
-    from .scoring.evaluate import default_dataset
+    from .data.build import default_dataset
 
     return default_dataset(cfg, split, data=cfg.dataset, list_file=list_file, root=args.root,
                            skip_bad=args.skip_bad)
@@ -238,7 +238,8 @@ def _header(cfg, n: int) -> str:
 # --------------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
     from .config import get_preset
-    from .scoring.evaluate import default_crop, evaluate, evaluate_checkpoint, format_table, model_method
+    from .data.build import default_crop
+    from .scoring.evaluate import evaluate, evaluate_checkpoint, format_table, model_method
     from .scoring.metrics import METRIC_COLUMNS
     from .training.train import RunMismatch, train
 
@@ -302,8 +303,9 @@ def _load(args):
 
 
 def cmd_evaluate(args) -> int:
-    from .scoring.evaluate import default_crop, evaluate, format_table
+    from .data.build import default_crop
     from .runtime.device import pick_device
+    from .scoring.evaluate import evaluate, format_table
 
     predictor, cfg, test_set = _load(args)
     df = evaluate(predictor, test_set, cfg.input_length, cfg.eval_length,
@@ -346,8 +348,10 @@ def cmd_predict(args) -> int:
 
 
 def cmd_ablate(args) -> int:
+    from .config.budget import current_budget
     from .experiments import ablation
 
+    budget = current_budget(args.budget)  # resolved once, here: everything below takes the Budget
     for table in args.table:
         a = ablation.ablation(table)
         if args.variants:
@@ -356,12 +360,12 @@ def cmd_ablate(args) -> int:
                 raise CLIError(f"--variants {' '.join(bad)}: none is in Table {table} "
                                f"(valid: {' '.join(a.variants)})")
         variants = [v for v in a.variants if not args.variants or v in args.variants]
-        res = ablation.run_table(table, args.data, args.seeds, args.budget, variants=variants,
+        res = ablation.run_table(table, args.data, args.seeds, budget=budget, variants=variants,
                                  progress=not args.no_progress, command=ablation.command_line(),
                                  reuse=not args.rerun)
         print(f"Table {table}: {a.title}")
         print(ablation.summary(res, table).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"results: {ablation.results_path(args.budget)}")
+    print(f"results: {ablation.results_path(budget)}")
     return 0
 
 

@@ -1,10 +1,14 @@
 """Small helpers shared by the tests."""
-from dataclasses import replace
+import functools
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+
+from stipkit.config import get_preset
+from stipkit.data import MovingDigits
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -79,3 +83,72 @@ def run_stack(stack, frames, state):
             lower.append(torch.stack([s["h"] for s in state.units[:-1]]))
     return torch.stack(top), torch.stack(lower), state
 
+
+def differing_fields(a, b, prefix=""):
+    """Dotted names of the leaf fields in which configs ``a`` and ``b`` differ
+    ("model.memory.update_bias")."""
+    if prefix == "":
+        out = {f for f in ("input_length", "train_length", "eval_length", "dataset")
+               if getattr(a, f) != getattr(b, f)}
+        return out.union(*(differing_fields(getattr(a, p), getattr(b, p), f"{p}.")
+                           for p in ("model", "train")))
+    out = set()
+    for f in fields(a):
+        va, vb = getattr(a, f.name), getattr(b, f.name)
+        if is_dataclass(va) and type(va) is type(vb):
+            out |= differing_fields(va, vb, f"{prefix}{f.name}.")
+        elif va != vb:
+            out.add(f"{prefix}{f.name}")
+    return out
+
+
+def field_value(cfg, dotted: str):
+    """The value of a config's dotted field ("model.memory.tau")."""
+    return functools.reduce(getattr, dotted.split("."), cfg)
+
+
+def assert_departure_rows(df, ours, official):
+    """A departures table (``stipkit.reports.departures``) lists every config field in which
+    ``official`` departs from ``ours``, once, and only those, each row showing both values."""
+    with_field = df[df["config field"] != "-"]
+    listed = [f for cell in with_field["config field"] for f in cell.split(", ")]
+    assert len(listed) == len(set(listed))
+    assert set(listed) == differing_fields(ours, official)
+    for _, row in with_field.iterrows():
+        for f in row["config field"].split(", "):
+            name = f.split(".")[-1]
+            assert f"{name} = {field_value(official, f)!r}" in row["official code"]
+            assert f"{name} = {field_value(ours, f)!r}" in row["stipkit default"]
+
+
+# --------------------------------------------------------------------------- small training runs
+def small_config(batch_size=2, loss="mse+gan+lp", **train):
+    """The ci preset with Alg. 1's full loss and the official trainer's schedule (step decay, no
+    warm-up, no weight average), training 2 -> 3 so that scheduled sampling acts."""
+    cfg = get_preset("ci")
+    kw = dict(batch_size=batch_size, loss=loss, sampling_stop_iter=50, sampling_rate=0.1,
+              decay_interval=2, lr_decay=0.5, lr_schedule="exponential", warmup=0, ema=0.0)
+    kw.update(train)
+    return replace(cfg, train=replace(cfg.train, **kw), train_length=5, input_length=2)
+
+
+def family_config(family="stip", batch_size=2):
+    """``small_config`` of a model family: STIP, STRPM, BeyondMSE, or STIP's plain encoder/decoder
+    around TrajGRU or MotionRNN (Table VII's model)."""
+    cfg = small_config(batch_size=batch_size)
+    if family == "strpm":
+        strpm = get_preset("strpm-ci")
+        return replace(cfg, name=strpm.name, model=strpm.model)
+    if family == "beyondmse":
+        from stipkit.models.beyondmse import beyondmse_config
+        return beyondmse_config(cfg)
+    if family in ("trajgru", "motionrnn"):
+        from stipkit.reports.ablation_tables import table7_config
+        return table7_config(cfg, family)
+    assert family == "stip", family
+    return cfg
+
+
+def small_dataset():
+    """16 Moving Digits sequences of 5 frames at 32x32 (what ``small_config`` trains on)."""
+    return MovingDigits(num_sequences=16, total_length=5, resolution=(32, 32), seed=0)

@@ -4,7 +4,7 @@ import sys
 import torch
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from test_train import family_config, small_dataset  # noqa: E402
+from _helpers import family_config, small_dataset  # noqa: E402
 
 from stipkit.training.train import train  # noqa: E402
 

@@ -10,18 +10,22 @@ import pytest
 
 matplotlib.use("Agg")
 
-from stipkit.experiments import ablation
+from stipkit.config.budget import BUDGETS  # noqa: E402
+from stipkit.experiments import ablation  # noqa: E402
+from stipkit.reports.ablation_tables import ABLATIONS  # noqa: E402
 from stipkit.reports import complexity
 from stipkit.plots import viz_ablation  # noqa: E402
 from stipkit.__main__ import main  # noqa: E402
-from stipkit.config import STGRUConfig  # noqa: E402
+from stipkit.config.memories import STGRUConfig  # noqa: E402
 from stipkit.models.memories import MEMORIES  # noqa: E402
 from stipkit.reports.paper import PAPER_ABLATIONS  # noqa: E402
+
+CI, STUDY = BUDGETS["ci"], BUDGETS["study"]
 
 
 # ------------------------------------------------------------------ variants
 def test_table6_variants_change_only_the_schemes():
-    cfgs = {k: ablation.variant_config("VI", k, "embedded", 0, "study") for k in ablation.ABLATIONS["VI"].variants}
+    cfgs = {k: ablation.variant_config("VI", k, "embedded", 0, STUDY) for k in ABLATIONS["VI"].variants}
     assert {k: (c.model.sted, c.model.mgir) for k, c in cfgs.items()} == {
         "neither": (False, False), "sted": (True, False), "mgir": (False, True), "both": (True, True)}
     assert len({c.train for c in cfgs.values()}) == 1 and {c.model.init for c in cfgs.values()} == {"default"}
@@ -29,17 +33,17 @@ def test_table6_variants_change_only_the_schemes():
 
 
 def test_table7_uses_a_plain_encoder_decoder_and_every_memory():
-    a = ablation.ABLATIONS["VII"]
+    a = ABLATIONS["VII"]
     # every memory of the kit except MotionRNN, which is not in STIP's Table VII (it is a
-    # method of the comparison, ablation.ABLATIONS["compare"])
+    # method of the comparison, ABLATIONS["compare"])
     assert set(a.variants) == set(MEMORIES) - {"motionrnn"}
-    cfg = ablation.variant_config("VII", "rpm", "digits", 2, "study")
+    cfg = ablation.variant_config("VII", "rpm", "digits", 2, STUDY)
     assert (cfg.model.sted, cfg.model.mgir, cfg.model.memory.name) == (False, False, "rpm")
     assert cfg.train.seed == 2 and cfg.dataset == "digits" and cfg.train.loss == "mse"
 
 
 def test_table8_switches_the_loss_only():
-    cfgs = [ablation.variant_config("VIII", k, "embedded", 0, "study") for k in ("mse", "mse+gan", "mse+gan+lp")]
+    cfgs = [ablation.variant_config("VIII", k, "embedded", 0, STUDY) for k in ("mse", "mse+gan", "mse+gan+lp")]
     assert [c.train.loss for c in cfgs] == ["mse", "mse+gan", "mse+gan+lp"]
     assert cfgs[0].model == cfgs[2].model and isinstance(cfgs[0].model.memory, STGRUConfig)
 
@@ -48,21 +52,21 @@ def test_bad_tables_and_variants_name_the_valid_ones():
     with pytest.raises(ValueError, match=r"table='IX'.*\['VI', 'VII', 'VIII', 'compare', 'STRPM-3', 'STRPM-4'\]"):
         ablation.ablation("IX")
     with pytest.raises(ValueError, match="variant='lstm'.*valid are"):
-        ablation.variant_config("VII", "lstm", "embedded", 0, "ci")
+        ablation.variant_config("VII", "lstm", "embedded", 0, CI)
 
 
 def test_the_papers_numbers_cover_every_paper_variant():
     for table in ("VI", "VII", "VIII"):
         keys = set(PAPER_ABLATIONS.loc[PAPER_ABLATIONS.table == table, "variant"])
-        assert keys <= set(ablation.ABLATIONS[table].variants)
-    assert set(ablation.ABLATIONS["VII"].variants) - set(PAPER_ABLATIONS.variant) == {"convlstm", "stlstm"}
+        assert keys <= set(ABLATIONS[table].variants)
+    assert set(ABLATIONS["VII"].variants) - set(PAPER_ABLATIONS.variant) == {"convlstm", "stlstm"}
     assert ablation.paper_rows("VI").index[0] == "w/o STED, MGIR (paper)"
 
 
 # ------------------------------------------------------------------ the rule
 def _results(table: str, means: dict, sd: float, seeds=3, data="embedded", base=30.0, metric="psnr"):
     """Synthetic cache rows: each variant's per-seed score = mean + sd * (a fixed pattern)."""
-    a = ablation.ABLATIONS[table]
+    a = ABLATIONS[table]
     first = 5
     steps = a.steps or 6
     pattern = np.linspace(-1, 1, seeds) if seeds > 1 else np.zeros(1)
@@ -126,33 +130,33 @@ def tmp_runs(tmp_path, monkeypatch):
 
 
 def test_a_run_trains_scores_and_is_cached(tmp_runs):
-    res = ablation.run_table("VI", data=("embedded",), seeds=(0,), budget="ci", variants=["both"],
+    res = ablation.run_table("VI", data=("embedded",), seeds=(0,), budget=CI, variants=["both"],
                              progress=False, command="pytest")
     assert set(res.method) == {"both", "copy-last"} and (res.command == "pytest").all()
     assert (res.iterations == 4).all() and (res.wall_s > 0).all() and (res.preset == "ci").all()
-    assert ablation.results_path("ci").parent == tmp_runs / "ablations"
-    again = ablation.run_table("VI", data=("embedded",), seeds=(0,), budget="ci", variants=["both"],
+    assert ablation.results_path(CI).parent == tmp_runs / "ablations"
+    again = ablation.run_table("VI", data=("embedded",), seeds=(0,), budget=CI, variants=["both"],
                                progress=False, command="second")
     assert (again.command == "pytest").all()  # read from the cache, not retrained
-    redo = ablation.save_results(res.assign(command="third"), "ci")
+    redo = ablation.save_results(res.assign(command="third"), CI)
     assert len(redo) == len(res) and (redo.command == "third").all()  # a run's rows are replaced
 
 
 def test_runs_of_a_changed_memory_cell_are_retrained_and_left_out(tmp_runs, monkeypatch):
     from stipkit.models.memories import MEMORIES
-    res = ablation.run_table("VII", data=("digits",), seeds=(0,), budget="ci", variants=["convgru"],
+    res = ablation.run_table("VII", data=("digits",), seeds=(0,), budget=CI, variants=["convgru"],
                              progress=False, command="old cell")
     assert (res.revision == MEMORIES["convgru"].REVISION).all()
-    assert ablation.run_dir("VII", "convgru", "digits", 0, "ci").name.endswith("convgru-digits-s0")
+    assert ablation.run_dir("VII", "convgru", "digits", 0, CI).name.endswith("convgru-digits-s0")
     monkeypatch.setattr(MEMORIES["convgru"], "REVISION", MEMORIES["convgru"].REVISION + 1)
-    stale = ablation.stale_runs(ablation.load_results("ci"), "ci")
+    stale = ablation.stale_runs(ablation.load_results(CI), CI)
     assert list(stale[["variant", "revision", "current"]].itertuples(index=False, name=None)) == \
         [("convgru", 1, 2)]
     with pytest.warns(UserWarning, match=r"trained by memory cells that have changed.*convgru"):
-        assert ablation.run_table("VII", data=("digits",), seeds=(0,), budget="ci", variants=[],
+        assert ablation.run_table("VII", data=("digits",), seeds=(0,), budget=CI, variants=[],
                                   progress=False).empty          # left out, not shown as new
-    assert "-r2-" in ablation.run_dir("VII", "convgru", "digits", 0, "ci").name  # never resumed
-    new = ablation.run_table("VII", data=("digits",), seeds=(0,), budget="ci", variants=["convgru"],
+    assert "-r2-" in ablation.run_dir("VII", "convgru", "digits", 0, CI).name  # never resumed
+    new = ablation.run_table("VII", data=("digits",), seeds=(0,), budget=CI, variants=["convgru"],
                              progress=False, command="new cell")
     assert (new.command == "new cell").all() and (new.revision == 2).all()   # retrained
 
@@ -187,13 +191,18 @@ def test_model_table_counts_and_times_whole_models():
 
 
 # ------------------------------------------------------------------ plots and the command line
-def test_plots_draw_from_results():
+def test_plots_draw_from_results(tmp_path):
     res = _results("VII", {"stgru": 25.0, "convgru": 24.0, "rpm": 24.5}, sd=0.5)
     mem = pd.DataFrame({"memory": ["stgru", "convgru", "rpm"], "flops_G": [0.8, 0.6, 1.7]})
     for fig in (viz_ablation.plot_bars(res, "VII"), viz_ablation.plot_steps(res, "VII"),
                 viz_ablation.plot_psnr_vs_flops(res, mem)):
         assert fig.axes
         matplotlib.pyplot.close(fig)
+    for i, plot in enumerate((lambda p: viz_ablation.plot_bars(res, "VII", path=p, dpi=30),
+                              lambda p: viz_ablation.plot_steps(res, "VII", path=p, dpi=30),
+                              lambda p: viz_ablation.plot_psnr_vs_flops(res, mem, path=p, dpi=30))):
+        matplotlib.pyplot.close(plot(tmp_path / f"{i}.png"))  # every plot writes its file given path=
+        assert (tmp_path / f"{i}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_ablate_cli_names_valid_variants(capsys):

@@ -4,10 +4,13 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
+from stipkit.config.budget import BUDGETS
 from stipkit.experiments import ablation, compare
+from stipkit.reports.ablation_tables import ABLATIONS
 from stipkit.reports.paper import METHOD_LABELS, NOT_REPRODUCED, PAPER_METHODS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+CI, STUDY = BUDGETS["ci"], BUDGETS["study"]
 
 
 @pytest.fixture
@@ -25,7 +28,7 @@ def test_every_method_of_the_papers_is_compared_or_said_not_reproduced():
 
 
 def test_each_method_is_built_as_published():
-    cfg = {k: ablation.variant_config("compare", k, "embedded", 1, "study") for k in compare.methods()}
+    cfg = {k: ablation.variant_config("compare", k, "embedded", 1, STUDY) for k in compare.methods()}
     assert {cfg[k].model.memory.name for k in ("convlstm", "predrnn", "predrnnpp", "e3d_lstm",
                                                 "crevnet", "motionrnn")} == \
         {"convlstm", "stlstm", "causal_lstm", "e3d_lstm", "reversible", "motionrnn"}
@@ -40,20 +43,20 @@ def test_each_method_is_built_as_published():
     assert {c.train.seed for c in cfg.values()} == {1}
 
 
-@pytest.mark.parametrize("table, key", [(t, k) for t, a in ablation.ABLATIONS.items() for k in a.same_as])
+@pytest.mark.parametrize("table, key", [(t, k) for t, a in ABLATIONS.items() for k in a.same_as])
 def test_a_reused_run_has_exactly_its_sources_config(table, key):
     # a variant reuses another table's run only when the configs are the same (but the name)
-    src = ablation.ABLATIONS[table].same_as[key]
-    ours = ablation.variant_config(table, key, "digits", 2, "study")
-    theirs = ablation.variant_config(*src, "digits", 2, "study")
+    src = ABLATIONS[table].same_as[key]
+    ours = ablation.variant_config(table, key, "digits", 2, STUDY)
+    theirs = ablation.variant_config(*src, "digits", 2, STUDY)
     assert replace(ours, name="") == replace(theirs, name="")
-    assert ablation.run_dir(table, key, "digits", 2, "study") == ablation.run_dir(*src, "digits", 2, "study")
+    assert ablation.run_dir(table, key, "digits", 2, STUDY) == ablation.run_dir(*src, "digits", 2, STUDY)
 
 
 def test_reused_runs_are_read_from_their_tables_cache(tmp_runs):
-    first = ablation.run_table("VI", data=("embedded",), seeds=(0,), budget="ci", variants=["both"],
+    first = ablation.run_table("VI", data=("embedded",), seeds=(0,), budget=CI, variants=["both"],
                                progress=False, command="made by VI")
-    res = ablation.run_table("compare", data=("embedded",), seeds=(0,), budget="ci",
+    res = ablation.run_table("compare", data=("embedded",), seeds=(0,), budget=CI,
                              variants=["stip_default_init"], progress=False, command="not used")
     assert set(res["method"]) == {"stip_default_init", "copy-last"}
     assert (res["command"] == "made by VI").all()  # copied, not retrained
@@ -100,7 +103,7 @@ def test_paper_tables_are_labelled_as_the_papers():
 
 
 def test_strpm_table3_variants_and_their_costs():
-    a = ablation.ABLATIONS["STRPM-3"]
+    a = ABLATIONS["STRPM-3"]
     assert [a.label(k) for k in a.variants][-1] == "RPM + STED"
     assert set(a.variants) == set(__import__("stipkit.reports.paper", fromlist=["x"]).PAPER_STRPM_TABLE3["variant"])
     cfg = compare.table3_config("rpm_theta1_tau5", "strpm-ci")
@@ -123,7 +126,7 @@ def test_strip_and_strpm_fig5_from_trained_runs(tmp_runs, monkeypatch):
 
     from stipkit.plots import viz_ablation
     monkeypatch.setattr(compare, "methods", lambda: {"strpm": "STRPM", "convlstm": "ConvLSTM"})
-    s = compare.strip("embedded", budget="ci")
+    s = compare.strip("embedded", budget=CI)
     n, T = s["input_length"], s["frames"].shape[0]
     assert set(s) == {"frames", "input_length", "STRPM", "ConvLSTM"}
     assert s["STRPM"].shape == (T - n, *s["frames"].shape[1:])
@@ -132,7 +135,7 @@ def test_strip_and_strpm_fig5_from_trained_runs(tmp_runs, monkeypatch):
     labels = {t.get_text() for t in fig.findobj(Text)}
     assert {"ground truth", "STRPM", "ConvLSTM", f"t={T}"} <= labels
     assert len(fig.axes) == 3 * T
-    fig = viz_ablation.strpm_fig5("embedded", budget="ci")  # reuses the trained STRPM run
+    fig = viz_ablation.strpm_fig5("embedded", budget=CI)  # reuses the trained STRPM run
     titles = " ".join(ax.get_title() for ax in fig.axes)
     for name in ("T_E", "S_E", "STIF", "STRF"):
         assert name in titles

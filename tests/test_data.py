@@ -1,6 +1,7 @@
 """Tests for stipkit.data: real frames, embedded clips, toy data, list files, bad input."""
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,9 @@ import torch
 from PIL import Image
 
 from stipkit import data as D
-from stipkit.config import PAPER_DATASETS
+from stipkit.config import ConfigError, PAPER_DATASETS, get_preset
+from stipkit.config.budget import BUDGETS
+from stipkit.data import build
 from stipkit.data import (
     DataError,
     EmbeddedVideo,
@@ -381,3 +384,50 @@ def test_skip_bad_drops_and_reports(frame_tree):
 
     with pytest.raises(DataError, match="all 1 windows are bad"), pytest.warns(UserWarning):
         FrameListDataset(make_list("data/ucfsport/gone/,0\n", name="bad.txt"), root=root, skip_bad=True)
+
+
+# ----------------------------------------------------------------------------- data.build
+def test_default_datasets():
+    cfg = get_preset("ci")  # 32x32, input_length 2, eval_length 4
+    digits = build.default_dataset(replace(cfg, dataset="digits"), "test")
+    assert isinstance(digits, MovingDigits) and digits[0].shape == (4, 3, 32, 32)
+    train = build.default_dataset(replace(cfg, dataset="digits"), "train")
+    assert train.total_length == cfg.train_length and len(train) > len(digits)
+    embedded = build.default_dataset(cfg, "test")  # ci's dataset is "embedded"
+    assert isinstance(embedded, EmbeddedVideo) and embedded[0].shape == (4, 3, 32, 32)
+    disjoint = EmbeddedVideo("test", resolution=(32, 32), total_length=4)
+    assert [w[1] for w in embedded.windows[:3]] == [w[1] for w in disjoint.windows[:1]] + \
+        [disjoint.windows[0][1] + 1, disjoint.windows[0][1] + 2]   # a window at every frame
+    assert len(embedded) > len(disjoint)
+    with pytest.raises(DataError, match="--list"):
+        build.default_dataset(get_preset("ucfsport"), "test")
+    with pytest.raises(ConfigError, match=r"Config\.dataset='kth'"):  # one list of names (config)
+        replace(cfg, dataset="kth")
+    with pytest.raises(DataError, match="unknown"):
+        build.default_dataset(cfg, "test", data="kth")
+
+
+def test_default_crop():
+    assert build.default_crop(get_preset("sjtu4k")) == (2160, 3840)
+    assert build.default_crop(get_preset("sjtu4k-official")) == (2160, 3840)
+    assert build.default_crop(get_preset("ucfsport")) is None
+
+
+def test_budget_test_split_and_frames():
+    cfg, budget = get_preset("ci"), BUDGETS["ci"]
+    test_set = build.test_split(cfg, budget)
+    assert len(test_set) == budget.eval_windows
+    full = build.test_split(cfg, replace(budget, eval_windows=None))
+    assert len(full) > len(test_set)
+    frames = build.test_frames(cfg, budget)
+    assert frames.shape == (budget.eval_windows, cfg.eval_length, 3, cfg.model.height, cfg.model.width)
+    assert torch.equal(build.test_frames(cfg, budget, limit=2), frames[:2])
+    digits = build.dataset(cfg, budget, "train", "digits")
+    assert isinstance(digits, MovingDigits) and digits.total_length == cfg.train_length
+
+
+def test_paper_budget_names_the_missing_variables(monkeypatch):
+    for v in ("STIPKIT_UCFSPORT_ROOT", "STIPKIT_UCFSPORT_TEST"):
+        monkeypatch.delenv(v, raising=False)
+    with pytest.raises(RuntimeError, match="STIPKIT_UCFSPORT_TEST.*STIPKIT_UCFSPORT_ROOT"):
+        build.test_split(get_preset("ucfsport"), BUDGETS["paper"])

@@ -84,9 +84,11 @@ def test_training_diagram_greys_terms_that_are_off(loss):
 
 
 def test_pngs_of_the_study_preset(tmp_path):
-    for f in (model_diagram, memory_diagram, training_diagram):
+    from stipkit.plots.diagrams_strpm import strpm_diagram
+    for f, preset in ((model_diagram, "study"), (memory_diagram, "study"),
+                      (training_diagram, "study"), (strpm_diagram, "strpm-study")):
         path = tmp_path / f"{f.__name__}.png"
-        f("study").savefig(path, dpi=80)
+        f(preset, path=path, dpi=80)
         assert path.stat().st_size > 10_000
 
 

@@ -9,10 +9,11 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from stipkit.training.checkpoint import save_checkpoint
-from stipkit.config import ConfigError, get_preset
-from stipkit.data import DataError, EmbeddedVideo, MovingDigits
-from stipkit.scoring.evaluate import (default_crop, default_dataset, evaluate, evaluate_checkpoint,
-                              evaluation_table, rollout_dataset, save_strip)
+from stipkit.config import get_preset
+from stipkit.config.budget import BUDGETS
+from stipkit.data import EmbeddedVideo, MovingDigits, build
+from stipkit.scoring.evaluate import (check_targets, evaluate, evaluate_checkpoint, evaluation_table,
+                                      per_clip, rollout_dataset, save_strip, still_rollout)
 from stipkit.scoring.metrics import copy_last_baseline, sequence_metrics, summarize
 from stipkit.models import build_model
 
@@ -143,35 +144,10 @@ def test_evaluate_checkpoint_equals_evaluate(tmp_path, cfg, model, digits):
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6)
 
 
-def test_default_datasets(cfg):
-    digits = default_dataset(replace(cfg, dataset="digits"), "test")
-    assert isinstance(digits, MovingDigits) and digits[0].shape == (4, 3, 32, 32)
-    train = default_dataset(replace(cfg, dataset="digits"), "train")
-    assert train.total_length == cfg.train_length and len(train) > len(digits)
-    embedded = default_dataset(cfg, "test")  # ci's dataset is "embedded"
-    assert isinstance(embedded, EmbeddedVideo) and embedded[0].shape == (4, 3, 32, 32)
-    disjoint = EmbeddedVideo("test", resolution=(32, 32), total_length=4)
-    assert [w[1] for w in embedded.windows[:3]] == [w[1] for w in disjoint.windows[:1]] + \
-        [disjoint.windows[0][1] + 1, disjoint.windows[0][1] + 2]   # a window at every frame
-    assert len(embedded) > len(disjoint)
-    with pytest.raises(DataError, match="--list"):
-        default_dataset(get_preset("ucfsport"), "test")
-    with pytest.raises(ConfigError, match=r"Config\.dataset='kth'"):  # one list of names (config)
-        replace(cfg, dataset="kth")
-    with pytest.raises(DataError, match="unknown"):
-        default_dataset(cfg, "test", data="kth")
-
-
 def test_embedded_test_split(model):
     df = evaluate(model, EmbeddedVideo("test", resolution=(32, 32), total_length=4), 2, 4,
                   progress=False)
     assert set(df["method"]) == {"STIP", "copy-last"} and sorted(set(df["t"])) == [3, 4]
-
-
-def test_default_crop():
-    assert default_crop(get_preset("sjtu4k")) == (2160, 3840)
-    assert default_crop(get_preset("sjtu4k-official")) == (2160, 3840)
-    assert default_crop(get_preset("ucfsport")) is None
 
 
 def test_save_strip(tmp_path, model, digits):
@@ -190,3 +166,46 @@ def test_save_strip(tmp_path, model, digits):
         assert im.size == (2 * (5 * 32 + 4 * 2), 2 * (2 * 32 + 2))
     with pytest.raises(ValueError, match="predictions have 2 frames"):
         save_strip(tmp_path / "bad.png", frames, preds[:, :2], 2)
+
+
+# --------------------------------------------------------------------------- against copy-last
+def _scores(rows):
+    return pd.DataFrame([{"method": m, "t": t, "psnr": p, "lpips_x100": l} for m, t, p, l in rows])
+
+
+def test_check_targets_embedded_and_digits():
+    df = _scores([("STIP", 5, 35.5, 2.0), ("copy-last", 5, 36.2, 1.3),
+                  ("STIP", 6, 31.0, 3.0), ("copy-last", 6, 30.8, 2.9)])
+    t = check_targets(df, "embedded").set_index("target")
+    first = t.loc["psnr at t=5 >= copy-last - 1 dB"]
+    assert first["holds"] and first["margin"] == pytest.approx(0.3)
+    mean = t.loc["mean psnr over t=5..6 above copy-last's (dB)"]
+    assert not mean["holds"] and mean["margin"] == pytest.approx(-0.25)
+    d = check_targets(df, "digits")
+    assert len(d) == 4 and d["holds"].tolist() == [False, True, False, False]
+    assert d.loc[1, "margin"] == pytest.approx(0.2) and d.loc[2, "margin"] == pytest.approx(-0.7)
+    with pytest.raises(ValueError, match="method 'mine'"):
+        check_targets(df, "digits", method="mine")
+
+
+def test_still_rollout_and_per_clip():
+    cfg = get_preset("ci")
+    cfg = replace(cfg, model=replace(cfg.model, patch=1, hidden=12, init="copy_last"))
+    from stipkit.models import build_model
+    torch.manual_seed(0)
+    predictor, _ = build_model(cfg)  # starts as copy-last: a still scene stays exactly still
+    frames = torch.rand(3, 3, 32, 32)
+    still = still_rollout(predictor, frames, 2, 5)
+    assert still["t"].tolist() == [3, 4, 5] and (still["psnr"] > 100).all()
+    with torch.no_grad():
+        for p in predictor.memory.parameters():
+            p.add_(0.5)
+        predictor.head["t"].weight.fill_(0.01)  # now the memory path adds something
+    drift = still_rollout(predictor, frames, 2, 5)
+    assert (drift["psnr"] < 100).all()
+
+    test_set = build.test_split(cfg, BUDGETS["ci"])
+    table = per_clip(predictor, cfg, test_set)
+    assert table.index.names == ["clip", "t"] and set(table.index.get_level_values("t")) == {3, 4}
+    assert table["windows"].groupby("clip").first().sum() == len(test_set)
+    assert (table["margin"] == table["ours"] - table["copy_last"]).all()

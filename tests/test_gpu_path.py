@@ -91,7 +91,7 @@ def test_set_device_comes_before_the_process_group_with_its_device_id(two_gpus, 
     two_gpus.setattr(train_mod.dist, "is_initialized", lambda: False)
     two_gpus.setattr(train_mod.dist, "init_process_group",
                      lambda backend, **kw: calls.append(("init", backend, kw)))
-    got = train_mod._distributed(None, timeout_s=42)
+    got = train_mod.init_distributed(None, timeout_s=42)
     device = torch.device("cuda", world - 1 if world > 1 else 1)
     assert got == (world, world - 1, device)
     assert calls[0] == ("set_device", device)

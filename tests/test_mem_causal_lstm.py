@@ -7,7 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from stipkit.config import ConfigError, get_preset, memory_config
+from stipkit.config import ConfigError, get_preset
+from stipkit.config.memories import memory_config
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, CausalLSTM, Context, MemoryStack
 from stipkit.models.memories.causal_lstm import GHU

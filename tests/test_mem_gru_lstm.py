@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stipkit.config import ConfigError, from_dict, get_preset, memory_config, to_dict
+from stipkit.config import ConfigError, from_dict, get_preset, to_dict
+from stipkit.config.memories import memory_config
 from stipkit.config.memories import ConvLSTMConfig
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, ConvGRU, ConvLSTM, Context, DGRU, MemoryStack

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from stipkit.reports import complexity
-from stipkit.config import ConfigError, ModelConfig, get_preset, memory_config
+from stipkit.config import ConfigError, ModelConfig, get_preset
+from stipkit.config.memories import memory_config
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, Context, MemoryStack, ReversiblePM
 from _helpers import FIXTURES, assert_gradients, rollout

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stipkit.config import ConfigError, get_preset, memory_config
+from stipkit.config import ConfigError, get_preset
+from stipkit.config.memories import memory_config
 from stipkit.config.memories import RPMConfig
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, RPM, Context, MemoryStack

@@ -12,7 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stipkit.config import get_preset, memory_config
+from stipkit.config import get_preset
+from stipkit.config.memories import memory_config
 from stipkit.models import build_model
 from stipkit.models.memories import MEMORIES, MemoryStack
 from stipkit.models.memories.base import Context

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from stipkit import config as config_mod
-from stipkit.config import ConfigError, MemoryConfig, from_dict, get_preset, to_dict
+from stipkit.config import ConfigError, from_dict, get_preset, to_dict
+from stipkit.config.memories import MemoryConfig, memory_config, memory_names
 from stipkit.models import MEMORIES, build_model
 from stipkit.models.memories import Memory, MemoryStack, build_stack
 
@@ -188,7 +188,7 @@ def test_a_config_section_without_a_module_names_the_registry(monkeypatch):
 
 
 def test_every_registered_memory_has_a_config_section():
-    assert set(MEMORIES) <= set(config_mod.memory_names())
+    assert set(MEMORIES) <= set(memory_names())
 
 
 def test_old_checkpoint_configs_convert():
@@ -222,4 +222,4 @@ def test_a_checkpoint_with_an_unknown_memory_names_the_field(tmp_path):
 def test_memory_section_fields_are_checked_and_named(name, field, bad):
     cls = MemoryConfig.registry[name]
     with pytest.raises(ConfigError, match=rf"{cls.__name__}\.{field}={bad!r} is invalid: must be a positive integer"):
-        config_mod.memory_config(name, **{field: bad})
+        memory_config(name, **{field: bad})

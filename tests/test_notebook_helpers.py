@@ -1,6 +1,7 @@
-"""The helpers the notebooks call instead of defining their own: writing a table at the budget's
-say-so and reading it back (stipkit.reports.tables), the frame strips and the share plot
-(stipkit.plots.viz_data); and that no notebook reaches for a private name."""
+"""The helpers the notebooks call instead of defining their own: where outputs go at a budget
+(stipkit.config.outputs), writing a table at the budget's say-so and reading it back
+(stipkit.reports.tables), the frame strips and the share plot (stipkit.plots.viz_data); and that
+no notebook reaches for a private name or writes a figure itself."""
 import json
 import re
 from pathlib import Path
@@ -15,8 +16,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
 
-from stipkit.reports import tables
+from stipkit.config import outputs  # noqa: E402
+from stipkit.config.budget import BUDGETS  # noqa: E402
 from stipkit.plots import viz_data  # noqa: E402
+from stipkit.reports import tables  # noqa: E402
 
 PNG = b"\x89PNG"
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -28,10 +31,32 @@ def _close_figures():
     plt.close("all")
 
 
+# ----------------------------------------------------------------------------- outputs
+def test_only_the_study_and_paper_budgets_write_outputs(tmp_path, monkeypatch, capsys):
+    assert outputs.output_dir(BUDGETS["ci"]) is None
+    assert outputs.output_dir(BUDGETS["study"]) == outputs.FIGURES == outputs.output_dir(BUDGETS["paper"])
+    monkeypatch.setattr(outputs, "FIGURES", tmp_path / "figures")
+    assert outputs.figure_path("x.png", BUDGETS["ci"]) is None
+    assert "[ci budget] not writing" in capsys.readouterr().out
+    assert not (tmp_path / "figures").exists()
+    for name in ("study", "paper"):
+        path = outputs.figure_path("x.png", BUDGETS[name])
+        assert path == tmp_path / "figures" / "x.png" and path.parent.is_dir()
+
+
+def test_save_figure_writes_a_png_or_nothing(tmp_path, capsys):
+    fig = plt.figure()
+    assert outputs.save_figure(fig, None) is None and not capsys.readouterr().out
+    path = outputs.save_figure(fig, tmp_path / "sub" / "f.png", dpi=30)
+    assert path.read_bytes()[:4] == PNG and f"wrote {path}" in capsys.readouterr().out
+    assert outputs.relative(outputs.FIGURES / "f.png") == "figures/f.png"
+    assert outputs.relative(tmp_path) == str(tmp_path)
+
+
 # ----------------------------------------------------------------------------- tables
 def test_write_table_writes_at_study_and_reads_back(tmp_path, capsys):
     df = pd.DataFrame({"part": ["a|b", "c"], "n": [1, 20], "note": ["", "x"]})
-    assert tables.write_table(df, "demo", "study", folder=tmp_path) is None  # a cell shows the message only
+    assert tables.write_table(df, "demo", BUDGETS["study"], folder=tmp_path) is None  # a cell shows the message only
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.csv", "demo.md"]
     assert f"wrote {tmp_path / 'demo.csv'}, {tmp_path / 'demo.md'}" in capsys.readouterr().out
     assert (tmp_path / "demo.md").read_text().split("\n")[0].split() == ["|", "part", "|", "n", "|", "note", "|"]
@@ -40,7 +65,7 @@ def test_write_table_writes_at_study_and_reads_back(tmp_path, capsys):
 
 
 def test_write_table_writes_nothing_at_ci(tmp_path, capsys):
-    assert tables.write_table(pd.DataFrame({"a": [1]}), "demo", "ci", folder=tmp_path) is None
+    assert tables.write_table(pd.DataFrame({"a": [1]}), "demo", BUDGETS["ci"], folder=tmp_path) is None
     assert not list(tmp_path.iterdir())
     assert "[ci budget] not writing demo.csv" in capsys.readouterr().out
 
@@ -48,12 +73,12 @@ def test_write_table_writes_nothing_at_ci(tmp_path, capsys):
 @pytest.mark.parametrize("stem", ["demo.csv", "sub/demo", ""])
 def test_write_table_refuses_a_stem_that_is_not_a_bare_name(tmp_path, stem):
     with pytest.raises(ValueError, match=re.escape(repr(stem))):
-        tables.write_table(pd.DataFrame({"a": [1]}), stem, "study", folder=tmp_path)
+        tables.write_table(pd.DataFrame({"a": [1]}), stem, BUDGETS["study"], folder=tmp_path)
 
 
 def test_write_table_refuses_what_is_not_a_dataframe(tmp_path):
     with pytest.raises(TypeError, match="got dict"):
-        tables.write_table({"a": [1]}, "demo", "study", folder=tmp_path)
+        tables.write_table({"a": [1]}, "demo", BUDGETS["study"], folder=tmp_path)
 
 
 def test_missing_output_names_the_notebook_that_makes_it(tmp_path):
@@ -170,6 +195,15 @@ def test_no_notebook_uses_a_private_name():
             for cell in json.loads(nb.read_text(encoding="utf-8"))["cells"] if cell["cell_type"] == "code"
             for m in private.finditer("".join(cell["source"]))]
     assert not hits, f"private names in notebooks: {hits}"
+
+
+def test_no_notebook_writes_a_figure_itself():
+    """Figures are written by the plot functions' ``path=`` (stipkit.config.outputs.figure_path)."""
+    hits = [(nb.name, cell.get("id"))
+            for nb in sorted(NOTEBOOKS.glob("*.ipynb"))
+            for cell in json.loads(nb.read_text(encoding="utf-8"))["cells"] if cell["cell_type"] == "code"
+            if ".savefig(" in "".join(cell["source"])]
+    assert not hits, f"cells calling savefig: {hits}"
 
 
 def test_notebooks_define_no_helpers_the_package_has():

@@ -16,7 +16,7 @@ import torch
 
 from stipkit.training.checkpoint import CheckpointError, WeightsMismatch, load_checkpoint, load_weights
 from stipkit.runtime.files import atomic_write
-from test_train import small_config, small_dataset
+from _helpers import small_config, small_dataset
 from stipkit.training.train import RunMismatch, train
 
 HERE = Path(__file__).resolve().parent
@@ -197,7 +197,7 @@ import sys, time
 from pathlib import Path
 sys.path.insert(0, {here!r})
 import torch
-from test_train import small_config, small_dataset
+from _helpers import small_config, small_dataset
 from stipkit.training.train import train
 
 real_save, calls = torch.save, []

@@ -6,8 +6,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from _helpers import FIXTURES, assert_gradients
-from stipkit.config import ConfigError, ModelConfig, RPMConfig, get_preset, preset_names
+from _helpers import FIXTURES, assert_departure_rows, assert_gradients
+from stipkit.config import ConfigError, ModelConfig, get_preset, preset_names
+from stipkit.config.memories import RPMConfig
 from stipkit.models import STRPM, build_model, build_predictor
 from stipkit.models.official import (OfficialFormatError, convert_strpm, load_strpm,
                               load_strpm_discriminator, official_strpm_config)
@@ -205,15 +206,7 @@ def test_strpm_trains_through_the_one_train_step():
 
 
 def test_strpm_departures_has_one_row_per_config_field_departure():
-    from test_tables import _differing_fields
     from stipkit.reports import departures
     df = departures.strpm_departures()
-    ours, official = get_preset("strpm-sjtu4k"), get_preset("strpm-sjtu4k-official")
-    listed = [f for cell in df.loc[df["config field"] != "-", "config field"] for f in cell.split(", ")]
-    assert len(listed) == len(set(listed))
-    assert set(listed) == _differing_fields(ours, official)   # every departure, and only those
-    for _, row in df[df["config field"] != "-"].iterrows():
-        for f in row["config field"].split(", "):
-            name = f.split(".")[-1]
-            assert f"{name} = {departures._get(official, f)!r}" in row["official code"]
-            assert f"{name} = {departures._get(ours, f)!r}" in row["stipkit default"]
+    # every departure, and only those
+    assert_departure_rows(df, get_preset("strpm-sjtu4k"), get_preset("strpm-sjtu4k-official"))

@@ -1,11 +1,12 @@
 """stipkit.reports.tables: Tables I and II regenerated from the kit, parameter counts, departures, output."""
-from dataclasses import fields, is_dataclass, replace
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 
+from _helpers import assert_departure_rows
 from stipkit.reports import complexity, departures, paper, tables
 from stipkit.config import get_preset
 from stipkit.models import STIP, build_model
@@ -119,7 +120,7 @@ def test_trace_norm_act_sees_functional_and_module_activations():
             return self.c(self.act(self.norm(self.b(x))))
 
     net = Net()
-    uses = complexity._FirstUse()
+    uses = complexity.FirstUse()
     outputs = {}
     hooks = [m.register_forward_hook(lambda mod, i, o: outputs.setdefault(id(mod), o))
              for m in (net.a, net.b, net.c)]
@@ -127,7 +128,7 @@ def test_trace_norm_act_sees_functional_and_module_activations():
         net(torch.zeros(1, 1, 9, 9))
     for h in hooks:
         h.remove()
-    assert [complexity._norm_act(uses, outputs[id(m)]) for m in (net.a, net.b, net.c)] == \
+    assert [complexity.norm_act(uses, outputs[id(m)]) for m in (net.a, net.b, net.c)] == \
         [("-", "LeakyReLU(0.3)"), ("Group Normalization(2)", "ReLU()"), ("-", "-")]
 
 
@@ -157,7 +158,7 @@ def test_parameter_counts_match_a_real_model():
 
 def test_parts_follow_the_predictor_class_label_and_parts():
     predictor, disc = tables.build_meta("ci")
-    parts = list(complexity._parts(predictor, disc))
+    parts = list(complexity.model_parts(predictor, disc))
     assert [p[2] for p in parts] == ["STIP"] * (len(parts) - 1) + ["D"]
     assert parts[0][1] == STIP.PARTS["encoders"]
     memory = next(p for p in parts if p[0] == "memory")
@@ -170,7 +171,7 @@ def test_parts_follow_the_predictor_class_label_and_parts():
         PARTS = {"encoders": "The encoders", "memory": "Units"}
 
     predictor.__class__ = Renamed
-    labels = {key: (label, model) for key, label, model, _, _ in complexity._parts(predictor, disc)}
+    labels = {key: (label, model) for key, label, model, _, _ in complexity.model_parts(predictor, disc)}
     assert labels["encoders"] == ("The encoders", "Mine") and labels["head"] == ("head", "Mine")
     assert labels["memory"][0] == f"Units: {n} × STGRU (Eq. 5-7)"  # the units name their equations
 
@@ -192,36 +193,10 @@ def test_flops_per_step_parts_add_up():
 
 
 # ----------------------------------------------------------------------------- departures
-def _differing_fields(a, b, prefix=""):
-    """Dotted names of the differing leaf fields ("model.memory.update_bias")."""
-    if prefix == "":
-        out = {f for f in ("input_length", "train_length", "eval_length", "dataset")
-               if getattr(a, f) != getattr(b, f)}
-        return out.union(*(_differing_fields(getattr(a, p), getattr(b, p), f"{p}.")
-                           for p in ("model", "train")))
-    out = set()
-    for f in fields(a):
-        va, vb = getattr(a, f.name), getattr(b, f.name)
-        if is_dataclass(va) and type(va) is type(vb):
-            out |= _differing_fields(va, vb, f"{prefix}{f.name}.")
-        elif va != vb:
-            out.add(f"{prefix}{f.name}")
-    return out
-
-
 def test_departures_has_one_row_per_config_field_departure():
     df = tables.departures()
     assert list(df.columns) == ["what", "paper", "official code", "stipkit default", "config field"]
-    ours, official = get_preset("study"), get_preset("study-official")
-    with_field = df[df["config field"] != "-"]
-    listed = [f for cell in with_field["config field"] for f in cell.split(", ")]
-    assert len(listed) == len(set(listed))
-    assert set(listed) == _differing_fields(ours, official)
-    for _, row in with_field.iterrows():
-        for f in row["config field"].split(", "):
-            name = f.split(".")[-1]
-            assert f"{name} = {departures._get(official, f)!r}" in row["official code"]
-            assert f"{name} = {departures._get(ours, f)!r}" in row["stipkit default"]
+    assert_departure_rows(df, get_preset("study"), get_preset("study-official"))
 
 
 def test_departures_lists_the_fixed_behaviour_too():
@@ -259,11 +234,6 @@ def test_tables_re_exports_the_split_modules():
         assert getattr(tables, name) is getattr(complexity, name)
     assert paper.paper_height("SJTU4K") == 2160
     assert all(hasattr(tables, name) for name in tables.__all__)
-
-
-def test_output_dir_writes_nothing_at_ci():
-    assert tables.output_dir("ci") is None
-    assert tables.output_dir("study") == tables.FIGURES == tables.output_dir("paper")
 
 
 def test_figure_inventory(tmp_path):

@@ -11,43 +11,12 @@ import pytest
 import torch
 
 import stipkit.training.train as train_mod
-from stipkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from _helpers import family_config, small_config, small_dataset
 from stipkit.config import get_preset
-from stipkit.data import MovingDigits
+from stipkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from stipkit.training.train import RunMismatch, TrainingDiverged, sampling_eta, sampling_mask, train
 
 HERE = Path(__file__).resolve().parent
-
-
-def small_config(batch_size=2, loss="mse+gan+lp", **train):
-    """The ci preset with Alg. 1's full loss and the official trainer's schedule (step decay, no
-    warm-up, no weight average), training 2 -> 3 so that scheduled sampling acts."""
-    cfg = get_preset("ci")
-    kw = dict(batch_size=batch_size, loss=loss, sampling_stop_iter=50, sampling_rate=0.1,
-              decay_interval=2, lr_decay=0.5, lr_schedule="exponential", warmup=0, ema=0.0)
-    kw.update(train)
-    return replace(cfg, train=replace(cfg.train, **kw), train_length=5, input_length=2)
-
-
-def family_config(family="stip", batch_size=2):
-    """``small_config`` of a model family: STIP, STRPM, BeyondMSE, or STIP's plain encoder/decoder
-    around TrajGRU or MotionRNN (Table VII's model)."""
-    cfg = small_config(batch_size=batch_size)
-    if family == "strpm":
-        strpm = get_preset("strpm-ci")
-        return replace(cfg, name=strpm.name, model=strpm.model)
-    if family == "beyondmse":
-        from stipkit.models.beyondmse import beyondmse_config
-        return beyondmse_config(cfg)
-    if family in ("trajgru", "motionrnn"):
-        from stipkit.reports.ablation_tables import table7_config
-        return table7_config(cfg, family)
-    assert family == "stip", family
-    return cfg
-
-
-def small_dataset():
-    return MovingDigits(num_sequences=16, total_length=5, resolution=(32, 32), seed=0)
 
 
 def params(path):
@@ -119,7 +88,7 @@ def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
     cfg, data = small_config(), small_dataset()
     train(cfg, data, tmp_path / "full", iterations=12, progress=False, ckpt_every=1, device="cpu")
     code = ("import sys; sys.path.insert(0, %r)\n"
-            "from test_train import small_config, small_dataset\n"
+            "from _helpers import small_config, small_dataset\n"
             "from stipkit.training.train import train\n"
             "train(small_config(), small_dataset(), %r, iterations=100000, progress=False, ckpt_every=1,"
             " device='cpu')\n"

@@ -14,6 +14,7 @@ from stipkit.plots import analysis, viz
 from stipkit.experiments import study  # noqa: E402
 from stipkit.config import get_preset  # noqa: E402
 from stipkit.models import build_model  # noqa: E402
+from stipkit.reports.paper import PAPER_LABEL, PAPER_TABLE_III  # noqa: E402
 
 KINDS = ("S_E", "T_E", "R_t", "U_t")  # what STIP with STGRU exposes
 
@@ -219,14 +220,14 @@ def test_plot_history_strip_and_metrics(tmp_path, cfg, frames):
 
     rows = [{"method": m, "t": t, "psnr": 20.0 + t, "ssim": 0.5, "lpips_x100": 30.0}
             for m in ("STIP", "copy-last") for t in (3, 4)]
-    fig = viz.plot_metrics(pd.DataFrame(rows), paper=study.PAPER_TABLE_III, path=tmp_path / "m.png")
+    fig = viz.plot_metrics(pd.DataFrame(rows), paper=PAPER_TABLE_III, path=tmp_path / "m.png")
     assert (tmp_path / "m.png").exists()
     labels = fig.legends[0].get_texts()
-    assert study.PAPER_LABEL in [t.get_text() for t in labels]
+    assert PAPER_LABEL in [t.get_text() for t in labels]
     psnr_ax, ssim_ax, lpips_ax = fig.axes
-    stars = [c for c in psnr_ax.collections if c.get_label() == study.PAPER_LABEL]
+    stars = [c for c in psnr_ax.collections if c.get_label() == PAPER_LABEL]
     assert stars and sorted(map(tuple, stars[0].get_offsets())) == [(5, 30.75), (10, 21.83)]
-    assert not [c for c in ssim_ax.collections if c.get_label() == study.PAPER_LABEL]
+    assert not [c for c in ssim_ax.collections if c.get_label() == PAPER_LABEL]
     ours = [tuple(line.get_ydata()) for line in psnr_ax.lines]
     assert (30.75,) not in ours and all(30.75 not in y for y in ours)  # never mixed with ours
 
@@ -236,7 +237,7 @@ def test_plot_history_strip_and_metrics(tmp_path, cfg, frames):
 def test_every_memory_shows_its_own_maps_in_the_explorer(cfg, frames, name):
     from dataclasses import replace
 
-    from stipkit.config import memory_config
+    from stipkit.config.memories import memory_config
     mcfg = replace(cfg, model=replace(cfg.model, memory=memory_config(name), init="default"))
     torch.manual_seed(0)
     predictor, _ = build_model(mcfg)

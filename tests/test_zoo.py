@@ -75,7 +75,7 @@ def test_the_shipped_study_weights_load_and_fit_the_budget():
 def test_the_shipped_study_weights_score_what_their_provenance_records():
     """The float16 file, rolled out on the embedded test split (4 -> 6, every window), gives the
     PSNR recorded at export from the float32 checkpoint (within 0.05 dB), copy-last included."""
-    from stipkit.scoring.evaluate import default_dataset
+    from stipkit.data.build import default_dataset
     from stipkit.experiments.study import quick_eval
 
     model, cfg = stipkit.pretrained("study")

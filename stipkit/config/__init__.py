@@ -20,8 +20,9 @@ import math
 from dataclasses import dataclass, field, fields, replace
 
 from .errors import ConfigError, _check
-# Every memory's own section (one frozen dataclass each) lives in stipkit.config.memories.
-from .memories import MemoryConfig, RPMConfig, STGRUConfig, memory_config, memory_names  # noqa: F401
+# Every memory's own section (one frozen dataclass each) lives in stipkit.config.memories: import
+# them from there (this module uses the few it names).
+from .memories import MemoryConfig, RPMConfig, STGRUConfig, memory_names
 
 INITS = ("default", "copy_last")  # ModelConfig.init, see STIP.init_copy_last
 MODELS = ("stip", "strpm", "beyondmse")  # ModelConfig.name: the predictors of stipkit.models.MODELS
@@ -80,7 +81,7 @@ class ModelConfig:
         _check(self.name in MODELS, "ModelConfig.name", self.name, f"must be one of {MODELS}")
         _check(isinstance(self.memory, MemoryConfig) and type(self.memory) is not MemoryConfig,
                "ModelConfig.memory", self.memory, "must be a memory section, e.g. "
-               f"stipkit.config.memory_config(name) with name one of {memory_names()}")
+               f"stipkit.config.memories.memory_config(name) with name one of {memory_names()}")
         _check(self.clip_padding in ("replicate", "zeros"), "ModelConfig.clip_padding",
                self.clip_padding, "must be 'replicate' (paper) or 'zeros' (official)")
         _check(self.disc_activation in ("leaky_relu", "relu"), "ModelConfig.disc_activation",

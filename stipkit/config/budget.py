@@ -8,7 +8,10 @@
   the official list files (``STIPKIT_UCFSPORT_ROOT``, ``STIPKIT_UCFSPORT_TRAIN``,
   ``STIPKIT_UCFSPORT_TEST``).
 
-Every notebook's parameters cell reads :func:`current_budget`; papermill may override its fields.
+Every notebook's parameters cell resolves its budget once with :func:`current_budget` (as the
+command line's ``ablate --budget`` does); papermill may override its fields. Everything below takes
+that :class:`Budget` itself, never a name or None. Where a budget's notebooks write their outputs
+is :mod:`stipkit.config.outputs`.
 """
 from __future__ import annotations
 
@@ -18,7 +21,6 @@ from pathlib import Path
 
 BUDGET_ENV = "STIPKIT_BUDGET"
 REPO = Path(__file__).resolve().parents[2]
-FIGURES = REPO / "figures"          # what the notebooks regenerate (committed)
 RUNS = REPO / "runs" / "notebooks"  # trained checkpoints cached by the notebooks (not committed)
 
 
@@ -76,7 +78,10 @@ BUDGETS = {
 
 
 def current_budget(name: "str | Budget | None" = None) -> Budget:
-    """The budget named (a Budget is returned as it is), else ``$STIPKIT_BUDGET``, else ``study``."""
+    """The budget named (a Budget is returned as it is), else ``$STIPKIT_BUDGET``, else ``study``.
+
+    The one resolver, called at the entry points only (the notebooks' parameters cells, the command
+    line): the functions of the kit take the resulting :class:`Budget`."""
     if isinstance(name, Budget):
         return name
     name = name or os.environ.get(BUDGET_ENV, "study")

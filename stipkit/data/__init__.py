@@ -7,8 +7,8 @@ Conventions used everywhere in stipkit:
 * a **batch** is ``(B, T, C, H, W)`` (what a ``DataLoader`` stacks);
 * frames on disk / in caches are ``uint8`` arrays ``(N, H, W, C)``.
 
-The modules, each importable on its own; everything public is re-exported here, so
-``from stipkit.data import EmbeddedVideo`` is the way to use them:
+The modules, each importable on its own; the public names of the first five are re-exported
+here, so ``from stipkit.data import EmbeddedVideo`` is the way to use them:
 
 * :mod:`~stipkit.data.frames`: ``DataError`` and the frame helpers (resizing,
   ``pad_to`` / ``crop_to``, ``to_tensor``);
@@ -18,7 +18,10 @@ The modules, each importable on its own; everything public is re-exported here, 
   scikit-learn's 8x8 digits;
 * :mod:`~stipkit.data.lists`: ``FrameListDataset``, readers for the list files of the paper's
   datasets (UCF Sports, Human3.6M, SJTU4K; STIP Sec. IV-A and Table I) for users who have them;
-* :mod:`~stipkit.data.loader`: ``make_loader``, a seeded, deterministic ``DataLoader``.
+* :mod:`~stipkit.data.loader`: ``make_loader``, a seeded, deterministic ``DataLoader``;
+* :mod:`~stipkit.data.build`: the train and test sets of a config (``default_dataset``) and of a
+  budget (``dataset``, ``test_split``, ``test_frames``) -- import them from there (not
+  re-exported here).
 
 Caches (decoded clips) live in the kit's cache folder, :func:`stipkit.runtime.files.cache_dir`.
 """

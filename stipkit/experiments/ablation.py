@@ -14,7 +14,8 @@ Read top to bottom:
    of the paper: *holds* / *does not hold* / *not separable from noise*, by :data:`RULE`).
 
 Every run trains 4 -> 1 (Table I) and is scored 4 -> 6; a table reads the steps it reports
-(Table VI: the first prediction; VII: the first four; VIII: all six).
+(Table VI: the first prediction; VII: the first four; VIII: all six). Every function takes the
+:class:`~stipkit.config.budget.Budget` that the notebook or the ``ablate`` command resolved once.
 """
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..reports.ablation_tables import METRICS, ABLATIONS, Ablation, Claim, table7_config  # noqa: F401 (re-exported)
-from ..config.budget import REPO, RUNS, current_budget
-from ..config import Config, get_preset, memory_config
+from ..config import Config, get_preset
+from ..config.budget import REPO, RUNS, Budget
+from ..config.memories import memory_config
+from ..reports.ablation_tables import ABLATIONS, METRICS, Ablation
 
 #: How a claim "A beats B" is decided over seeds (also printed by the notebooks and README).
 RULE = ("a claim 'A beats B' holds when the difference of the means over seeds, in the claimed "
@@ -51,9 +53,9 @@ def ablation(table: str) -> Ablation:
 
 # --------------------------------------------------------------------------- 2. runs
 
-def variant_config(table: str, variant: str, data: str, seed: int, budget=None) -> Config:
+def variant_config(table: str, variant: str, data: str, seed: int, budget: Budget) -> Config:
     """The config of one run: the budget's ablation preset with the variant's changes."""
-    a, budget = ablation(table), current_budget(budget)
+    a = ablation(table)
     if variant not in a.variants:
         raise ValueError(f"variant={variant!r} is not in Table {table}: valid are {list(a.variants)}")
     _, model_kw, train_kw = a.variants[variant]
@@ -67,7 +69,7 @@ def variant_config(table: str, variant: str, data: str, seed: int, budget=None) 
                    eval_length=max(base.eval_length, base.input_length + 1))
 
 
-def run_dir(table: str, variant: str, data: str, seed: int, budget=None) -> Path:
+def run_dir(table: str, variant: str, data: str, seed: int, budget: Budget) -> Path:
     """Where a run's checkpoint lives (git-ignored; a finished run is loaded, not retrained).
     A variant that is the same run as another table's (``Ablation.same_as``) shares its place."""
     if variant in ablation(table).same_as:
@@ -75,10 +77,10 @@ def run_dir(table: str, variant: str, data: str, seed: int, budget=None) -> Path
     slug = variant.replace("+", "_")
     rev = run_revision(table, variant, budget)
     slug += f"-r{rev}" if rev > 1 else ""   # a corrected cell never resumes an older cell's run
-    return RUNS / "ablations" / f"{current_budget(budget).name}-{table}-{slug}-{data}-s{seed}"
+    return RUNS / "ablations" / f"{budget.name}-{table}-{slug}-{data}-s{seed}"
 
 
-def run_revision(table: str, variant: str, budget=None) -> int:
+def run_revision(table: str, variant: str, budget: Budget) -> int:
     """The revision (``Memory.REVISION``) of the memory cell a variant trains: a cached run of
     another revision was made by a cell that has since changed."""
     from ..models.memories import MEMORIES
@@ -86,7 +88,7 @@ def run_revision(table: str, variant: str, budget=None) -> int:
     return cls.REVISION if cls is not None else 1
 
 
-def stale_runs(results: pd.DataFrame, budget=None) -> pd.DataFrame:
+def stale_runs(results: pd.DataFrame, budget: Budget) -> pd.DataFrame:
     """The cached runs (table, variant, data, seed) whose memory cell has changed since they were
     trained (their ``revision`` is not the cell's current one): they are retrained by
     :func:`run_table` and left out of its results."""
@@ -102,15 +104,14 @@ def stale_runs(results: pd.DataFrame, budget=None) -> pd.DataFrame:
     return runs[runs["revision"] != runs["current"]].reset_index(drop=True)
 
 
-def results_path(budget=None) -> Path:
+def results_path(budget: Budget) -> Path:
     """The results cache of a budget: committed for ``study`` (benchmarks/results), else under runs/."""
-    budget = current_budget(budget)
     if budget.name == "study":
         return REPO / "benchmarks" / "results" / "ablations.csv"
     return RUNS / "ablations" / f"{budget.name}-results.csv"
 
 
-def run_variant(table: str, variant: str, data: str, seed: int, budget=None, *,
+def run_variant(table: str, variant: str, data: str, seed: int, budget: Budget, *,
                 progress: bool = True, command: str = LIVE) -> pd.DataFrame:
     """Train (or load the finished checkpoint of) one run and score it 4 -> 6 beside copy-last.
 
@@ -118,12 +119,11 @@ def run_variant(table: str, variant: str, data: str, seed: int, budget=None, *,
     columns of :func:`stipkit.scoring.evaluate.evaluate` and the run's ``table``, ``variant``, ``data``,
     ``seed``, ``preset``, ``iterations``, ``wall_s`` (training + scoring, seconds) and ``command``.
     """
-    from ..training.checkpoint import load_predictor
+    from ..data.build import dataset, test_split
     from ..scoring.evaluate import BASELINE, evaluate
-    from .study import dataset, test_split
+    from ..training.checkpoint import load_predictor
     from ..training.train import train
 
-    budget = current_budget(budget)
     if variant in ablation(table).same_as:  # the same run as another table's variant
         src_table, src_variant = ablation(table).same_as[variant]
         df = run_variant(src_table, src_variant, data, seed, budget, progress=progress, command=command)
@@ -143,7 +143,7 @@ def run_variant(table: str, variant: str, data: str, seed: int, budget=None, *,
     return df.assign(**meta)[list(meta) + [c for c in df.columns]]
 
 
-def load_results(budget=None) -> pd.DataFrame:
+def load_results(budget: Budget) -> pd.DataFrame:
     """The cached results of a budget (empty when none)."""
     path = results_path(budget)
     if not path.exists():
@@ -159,7 +159,7 @@ def _key(df: pd.DataFrame) -> pd.Series:
     return df["table"].astype(str) + "|" + df["variant"] + "|" + df["data"] + "|" + df["seed"].astype(str)
 
 
-def save_results(new: pd.DataFrame, budget=None) -> pd.DataFrame:
+def save_results(new: pd.DataFrame, budget: Budget) -> pd.DataFrame:
     """Merge ``new`` runs into the cache (a run's rows replace that run's old rows); returns all."""
     import fcntl
 
@@ -171,7 +171,7 @@ def save_results(new: pd.DataFrame, budget=None) -> pd.DataFrame:
         return _merge(new, budget, path, atomic_write)
 
 
-def _merge(new, budget, path, atomic_write) -> pd.DataFrame:
+def _merge(new: pd.DataFrame, budget: Budget, path: Path, atomic_write) -> pd.DataFrame:
     old = load_results(budget)
     keep = old[~_key(old).isin(set(_key(new)))] if len(old) else old
     merged = pd.concat([keep, new], ignore_index=True) if len(keep) else new.copy()
@@ -180,7 +180,7 @@ def _merge(new, budget, path, atomic_write) -> pd.DataFrame:
     return merged
 
 
-def run_table(table: str, data=DATA, seeds=(0,), budget=None, *, variants=None, progress=True,
+def run_table(table: str, data=DATA, seeds=(0,), *, budget: Budget, variants=None, progress=True,
               command: str = LIVE, reuse: bool = True) -> pd.DataFrame:
     """Run every variant of ``table`` on each dataset and seed; returns the table's results.
 
@@ -189,7 +189,7 @@ def run_table(table: str, data=DATA, seeds=(0,), budget=None, *, variants=None, 
     nothing finished).
     """
     from tqdm.auto import tqdm
-    budget, a = current_budget(budget), ablation(table)
+    a = ablation(table)
     variants = list(a.variants) if variants is None else list(variants)
     cached = load_results(budget)
     jobs = [(v, d, s) for d in data for s in seeds for v in variants]
@@ -225,11 +225,10 @@ def run_table(table: str, data=DATA, seeds=(0,), budget=None, *, variants=None, 
     return res.reset_index(drop=True)
 
 
-def notebook_results(table: str, budget=None, progress: bool = True) -> pd.DataFrame:
+def notebook_results(table: str, budget: Budget, progress: bool = True) -> pd.DataFrame:
     """What notebooks 04-06 show: the budget's live seeds of every variant trained here (a
     finished checkpoint in runs/ is loaded instead), merged with the other seeds of the cache."""
-    budget = current_budget(budget)
-    return run_table(table, budget.ablation_data, budget.ablation_live_seeds, budget,
+    return run_table(table, budget.ablation_data, budget.ablation_live_seeds, budget=budget,
                      progress=progress, command=LIVE, reuse=False)
 
 

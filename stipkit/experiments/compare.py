@@ -23,8 +23,10 @@ import pandas as pd
 import torch
 
 from . import ablation as ab
-from ..config.budget import current_budget
-from ..config import get_preset, memory_config
+from ..config import get_preset
+from ..config.budget import Budget
+from ..config.memories import memory_config
+from ..data.build import test_frames
 from ..reports.paper import METHOD_LABELS, NOT_REPRODUCED, PAPER_METHODS, PAPER_STRPM_TABLE3
 
 TABLE = "compare"
@@ -37,7 +39,7 @@ def methods() -> dict[str, str]:
     return {k: a.label(k) for k in a.variants}
 
 
-def results(budget=None, progress: bool = True) -> pd.DataFrame:
+def results(budget: Budget, progress: bool = True) -> pd.DataFrame:
     """What notebook 09 shows: the budget's live seeds trained here (finished checkpoints are
     loaded), merged with the cached seeds (``python -m stipkit ablate --table compare``)."""
     return ab.notebook_results(TABLE, budget, progress=progress)
@@ -90,7 +92,7 @@ def not_reproduced() -> pd.DataFrame:
                         columns=["method", "why not reproduced"])
 
 
-def inference_table(budget=None, samples: int = 10, repeats: int = 3) -> pd.DataFrame:
+def inference_table(budget: Budget, samples: int = 10, repeats: int = 3) -> pd.DataFrame:
     """Table V's column at kit scale: each method at the budget's ablation preset, its
     parameters, MACs per step and the measured time to predict ``samples`` windows 4 -> 6 on
     this machine (best of ``repeats``)."""
@@ -116,12 +118,10 @@ def verdict(res: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------- 3. the strip
-def strip(data: str = "embedded", seed: int = 0, window: int = 0, budget=None) -> dict:
+def strip(data: str = "embedded", seed: int = 0, window: int = 0, *, budget: Budget) -> dict:
     """One test window predicted by every method's trained run (seed ``seed``): ``{"frames":
     the window (T, C, H, W), "input_length": n, label: predictions of frames n+1..T}``. A method
     whose run is not trained yet is trained (as :func:`results` would)."""
-    from .study import test_frames
-    budget = current_budget(budget)
     out = {}
     for key, label in methods().items():
         model, cfg = _trained(key, data, seed, budget)
@@ -135,7 +135,7 @@ def strip(data: str = "embedded", seed: int = 0, window: int = 0, budget=None) -
     return out
 
 
-def _trained(key: str, data: str, seed: int, budget):
+def _trained(key: str, data: str, seed: int, budget: Budget):
     """The (model, config) of a comparison run, trained first if it is not yet (as :func:`results`)."""
     from ..training.checkpoint import load_predictor
     path = ab.run_dir(TABLE, key, data, seed, budget) / "checkpoint.pt"
@@ -145,14 +145,13 @@ def _trained(key: str, data: str, seed: int, budget):
     return model.eval(), cfg
 
 
-def strpm_fig5_features(data: str = "embedded", seed: int = 0, window: int = 0, budget=None):
+def strpm_fig5_features(data: str = "embedded", seed: int = 0, window: int = 0, *,
+                        budget: Budget):
     """What STRPM's Fig. 5 shows, from the comparison's trained STRPM (trained first if it is not
     yet): ``(features, frames, t, level)`` -- the temporal and spatial features T_E, S_E (the
     deepest encoder level, what the RPMs read) and Eq. 9's STIF and STRF of the bottom RPM, the
     test window's frames, the last given frame's index and the level; drawn by
     :func:`stipkit.plots.viz_ablation.strpm_fig5`."""
-    from .study import test_frames
-    budget = current_budget(budget)
     model, cfg = _trained("strpm", data, seed, budget)
     frames = test_frames(cfg, budget, limit=window + 1, data=data)[window:window + 1]
     with torch.no_grad():
@@ -162,7 +161,7 @@ def strpm_fig5_features(data: str = "embedded", seed: int = 0, window: int = 0, 
 
 
 # --------------------------------------------------------------------------- 4. STRPM Table 3
-TABLE3 = "STRPM-3"  # its runs: stipkit.experiments.ablation.ABLATIONS["STRPM-3"] (variants, claims)
+TABLE3 = "STRPM-3"  # its runs: stipkit.reports.ablation_tables.ABLATIONS["STRPM-3"] (variants, claims)
 
 
 def table3_config(variant: str, preset: str = "strpm-human36m"):

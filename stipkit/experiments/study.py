@@ -3,15 +3,19 @@
 The notebooks narrate and plot; every computation they show is here (or deeper in the package),
 so that it is tested. Read top to bottom:
 
-1. data: :func:`dataset` / :func:`test_split` -- the budget's train and test splits;
+1. data: the budget's train and test splits are :mod:`stipkit.data.build`'s
+   (:func:`~stipkit.data.build.dataset`, :func:`~stipkit.data.build.test_split`);
 2. training: :func:`quick_eval` (the cheap periodic check) and :func:`trained_model` (train,
    resume or load the cached run of ``budget.run_dir``);
-3. scores: :func:`evaluate_model`, :func:`first_batch`, :func:`beats_copy_last` and the
-   paper's numbers :data:`PAPER_TABLE_III` (quoted, never mixed with ours);
+3. scores: :func:`evaluate_model`, :func:`first_batch`, :func:`beats_copy_last` and
+   :func:`paper_table` (the paper's numbers, quoted, never mixed with ours); the targets and the
+   per-clip and still-scene checks are :mod:`stipkit.scoring.evaluate`'s;
 4. Fig. 5: :func:`extract_features` (teacher-forced features and gates) and
    :func:`feature_shapes` (the same shapes from a config alone);
-5. small tables: :func:`config_table`, :func:`paper_table`, and :func:`figure_path` (where a
-   notebook may write into ``figures/``).
+5. small tables: :func:`config_table`, :func:`budget_table`, :func:`levers_table`.
+
+Every function takes the :class:`~stipkit.config.budget.Budget` the notebook resolved once;
+where a notebook may write into ``figures/`` is :mod:`stipkit.config.outputs`.
 """
 from __future__ import annotations
 
@@ -23,62 +27,14 @@ import pandas as pd
 import torch
 from torch.utils.data import Subset
 
-from ..config.budget import FIGURES, REPO, Budget, current_budget
-from ..training.checkpoint import load_predictor
-from ..config import PAPER_DATASETS, Config, get_preset, to_dict
-from ..scoring.evaluate import BASELINE, default_dataset, evaluate, model_method, rollout_dataset
-from ..scoring.evaluate import check_targets, per_clip, still_rollout  # noqa: F401 -- notebook 03 calls them here
+from ..config import Config, get_preset, to_dict
+from ..config.budget import REPO, Budget
+from ..config.outputs import relative
+from ..data.build import dataset, test_split
+from ..reports.paper import PAPER_TABLE_III
+from ..scoring.evaluate import BASELINE, evaluate, model_method, rollout_dataset
 from ..scoring.metrics import copy_last_baseline, psnr
-
-from ..reports.paper import PAPER_LABEL, PAPER_TABLE_III  # noqa: F401 -- notebook 03 reads them here
-
-#: Budgets whose notebooks write into ``figures/`` (the committed study outputs).
-SAVING_BUDGETS = ("study", "paper")
-
-_PAPER_ENV = {"train": "STIPKIT_{}_TRAIN", "test": "STIPKIT_{}_TEST"}
-
-
-# --------------------------------------------------------------------------- 1. data
-
-def dataset(cfg: Config, budget: Budget | str | None, split: str, data: str | None = None):
-    """The ``split`` ("train" | "test") of the budget's data (or ``data``) at the model's size.
-
-    Paper datasets read their official list file and frame folder from
-    ``STIPKIT_<DATA>_TRAIN`` / ``STIPKIT_<DATA>_TEST`` and ``STIPKIT_<DATA>_ROOT``
-    (e.g. ``STIPKIT_UCFSPORT_ROOT``); a missing variable is named in the error.
-    """
-    budget = current_budget(budget)
-    data = data or budget.data
-    kw = {}
-    if data in PAPER_DATASETS:
-        key = data.upper()
-        names = {"list_file": _PAPER_ENV[split].format(key), "root": f"STIPKIT_{key}_ROOT"}
-        missing = [v for v in names.values() if not os.environ.get(v)]
-        if missing:
-            raise RuntimeError(f"the {budget.name!r} budget trains on {data}: set "
-                               f"{', '.join(missing)} (the official {split} list file and the "
-                               "folder holding the frames)")
-        kw = {k: os.environ[v] for k, v in names.items()}
-    return default_dataset(cfg, split, data=data, **kw)
-
-
-def test_split(cfg: Config, budget: Budget | str | None = None, data: str | None = None):
-    """The budget's test split (of ``data``, default the budget's), limited to its first
-    ``budget.eval_windows`` windows if set."""
-    budget = current_budget(budget)
-    ds = dataset(cfg, budget, "test", data)
-    if budget.eval_windows is not None and budget.eval_windows < len(ds):
-        ds = Subset(ds, range(budget.eval_windows))
-    return ds
-
-
-def test_frames(cfg: Config, budget: Budget | str | None = None,
-                limit: int | None = None, data: str | None = None) -> torch.Tensor:
-    """The windows of :func:`test_split` (the first ``limit`` of them, if given) stacked:
-    (B, eval_length, C, H, W) on the CPU."""
-    ds = test_split(cfg, budget, data)
-    n = len(ds) if limit is None else min(limit, len(ds))
-    return torch.stack([ds[i] for i in range(n)])
+from ..training.checkpoint import load_predictor
 
 
 # --------------------------------------------------------------------------- 2. training
@@ -106,7 +62,7 @@ def quick_eval(predictor, cfg: Config, test_set, windows: int | None = None) -> 
             "psnr_mean": float(ours.mean()), "psnr_mean_copy_last": float(base.mean())}
 
 
-def trained_model(budget: Budget | str | None = None, progress: bool = True,
+def trained_model(budget: Budget, progress: bool = True,
                   run_dir: str | os.PathLike | None = None, device=None, data: str | None = None):
     """(predictor in eval mode on ``device`` (default: CUDA if present), Config, history
     DataFrame) of the budget's run.
@@ -121,7 +77,6 @@ def trained_model(budget: Budget | str | None = None, progress: bool = True,
     from ..runtime.device import default_device
     from ..training.train import RunMismatch, train
 
-    budget = current_budget(budget)
     data = data or budget.data
     run_dir = Path(run_dir) if run_dir is not None else budget.run_dir_for(data)
     cfg = get_preset(budget.preset)
@@ -142,13 +97,12 @@ def trained_model(budget: Budget | str | None = None, progress: bool = True,
     return predictor.to(device or default_device()), cfg, history
 
 
-def finished_run(budget: Budget | str | None = None, data: str | None = None) -> bool:
+def finished_run(budget: Budget, data: str | None = None) -> bool:
     """Whether the budget's run on ``data`` is cached and trained to the end (its checkpoint
     holds ``budget.iterations_for(data)`` iterations of today's preset)."""
     from ..training.checkpoint import CheckpointError, load_checkpoint
     from ..config import ConfigError, from_dict
 
-    budget = current_budget(budget)
     data = data or budget.data
     path = budget.run_dir_for(data) / "checkpoint.pt"
     if not path.is_file():
@@ -162,7 +116,7 @@ def finished_run(budget: Budget | str | None = None, data: str | None = None) ->
             and saved.model == get_preset(budget.preset).model)
 
 
-def model_for_figures(budget: Budget | str | None = None, progress: bool = True, device=None):
+def model_for_figures(budget: Budget, progress: bool = True, device=None):
     """``(predictor, Config, source)`` for the figures of a trained model (notebook 07): the
     budget's finished run when there is one (notebook 03 made it), else the shipped pretrained
     weights of its preset (:func:`stipkit.pretrained`) when they exist, else a fresh run
@@ -170,7 +124,6 @@ def model_for_figures(budget: Budget | str | None = None, progress: bool = True,
     from ..runtime.device import default_device
     from ..training.zoo import available, pretrained, provenance
 
-    budget = current_budget(budget)
     if not finished_run(budget) and budget.preset in available():
         predictor, cfg = pretrained(budget.preset)
         record = provenance(budget.preset)
@@ -184,23 +137,23 @@ def model_for_figures(budget: Budget | str | None = None, progress: bool = True,
 
 
 # --------------------------------------------------------------------------- 3. scores
-def evaluate_model(predictor, cfg: Config, budget: Budget | str | None = None,
-                   progress: bool = True, data: str | None = None) -> pd.DataFrame:
-    """Per-step MSE/PSNR/SSIM/LPIPS of STIP and copy-last on :func:`test_split` of ``data``
-    (default: the budget's) -- the protocol of :func:`stipkit.scoring.evaluate.evaluate`:
-    ``input_length`` given frames, no ground truth after."""
+def evaluate_model(predictor, cfg: Config, budget: Budget, progress: bool = True,
+                   data: str | None = None) -> pd.DataFrame:
+    """Per-step MSE/PSNR/SSIM/LPIPS of STIP and copy-last on the budget's test split of ``data``
+    (default: the budget's; :func:`stipkit.data.build.test_split`) -- the protocol of
+    :func:`stipkit.scoring.evaluate.evaluate`: ``input_length`` given frames, no ground truth
+    after."""
     return evaluate(predictor, test_split(cfg, budget, data), cfg.input_length, cfg.eval_length,
                     progress=progress)
 
 
-def pretrained_model(budget: Budget | str | None = None, data: str | None = None, device=None):
+def pretrained_model(budget: Budget, data: str | None = None, device=None):
     """``(predictor, Config, provenance)`` of the shipped weights of the budget's preset when
     they exist and were trained on ``data`` (default: the budget's), else None. Notebook 03
     shows them beside its live run."""
     from ..runtime.device import default_device
     from ..training.zoo import available, pretrained, provenance
 
-    budget = current_budget(budget)
     data = data or budget.data
     if budget.preset not in available() or provenance(budget.preset)["data"] != data:
         return None
@@ -279,7 +232,8 @@ def extract_features(predictor, frames: torch.Tensor, input_length: int | None =
     finally:
         predictor.train(was_training)
     cpu = lambda x: x.float().cpu().contiguous()  # noqa: E731
-    order = ["S_E", "T_E", *(k for k in out.features if k not in ("S_E", "T_E"))]
+    order = [*(k for k in ("S_E", "T_E") if k in out.features),
+             *(k for k in out.features if k not in ("S_E", "T_E"))]  # BeyondMSE has no T_E, S_E
     return {k: [cpu(x) for x in out.features[k]] if isinstance(out.features[k], list)
             else cpu(out.features[k]) for k in order}
 
@@ -300,7 +254,7 @@ def feature_shapes(cfg: Config, batch: int = 1, total_length: int | None = None)
     titles = predictor.maps()
     rows = []
     for key in ("T_E", "S_E"):
-        for level, x in enumerate(features[key]):
+        for level, x in enumerate(features.get(key, [])):  # BeyondMSE has none
             role = "fed to the memory" if level == m.num_downsample else "recalled by MGIR (Eq. 3)"
             rows.append({"tensor": f"{key}[{level}]", "shape": str(tuple(x.shape)),
                          "meaning": f"{titles[key]}, level {level}: {role}"})
@@ -368,25 +322,3 @@ def paper_table(paper: dict | None = None) -> pd.DataFrame:
     df = pd.DataFrame(paper)
     df.index.name = "t"
     return df
-
-
-def figure_path(name: str, budget: Budget | str | None = None) -> Path | None:
-    """``figures/<name>`` when the budget writes the committed study outputs (study, paper),
-    else None -- and says so, naming where it would have gone."""
-    budget = current_budget(budget)
-    path = FIGURES / name
-    if budget.name in SAVING_BUDGETS:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-    print(f"[{budget.name} budget] not writing {relative(path)} "
-          f"(only the study/paper budgets write figures/)")
-    return None
-
-
-def relative(path) -> str:
-    """``path`` relative to the repository when it lies inside it (for printing)."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(REPO))
-    except ValueError:
-        return str(path)

@@ -7,7 +7,12 @@
 * :func:`training_diagram` -- Fig. 3 / Alg. 1, the training process: P, D, Eq. 8-10 combined
   by Eq. 9 as ``cfg.train.loss`` says (terms that are off are greyed), updates of lines 22-23.
 
-Shapes are (C, H, W) of one sample (the batch is left out). Each returns the Figure.
+Shapes are (C, H, W) of one sample (the batch is left out). Each returns the Figure and, given
+``path``, also writes it there (:func:`stipkit.config.outputs.save_figure`).
+
+The drawing kit is shared with :mod:`stipkit.plots.diagrams_strpm` (STRPM's Fig. 2): :class:`Sketch`
+(boxes and arrows on one borderless axes), :func:`record` (every part's first output in one
+rollout on ``meta``), :func:`shape` (a tensor's shape as a label) and the colours and font size.
 """
 from __future__ import annotations
 
@@ -17,21 +22,27 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
-from ..config import Config, ModelConfig, get_preset, memory_config
+from ..config import Config, ModelConfig, get_preset
+from ..config.memories import memory_config
+from ..config.outputs import save_figure
+from ..reports.complexity import as_config, build_meta
 
-__all__ = ["model_diagram", "memory_diagram", "training_diagram"]
+__all__ = ["model_diagram", "memory_diagram", "training_diagram", "Sketch", "record", "shape",
+           "FS", "BLUE", "GREEN", "ORANGE", "RED"]
 
 FS = 6.5                                          # font size (points) of every box
 OFF_FACE, OFF_TEXT = "#f2f2f2", "#a0a0a0"         # a greyed (switched-off) part
 BLUE, GREEN, ORANGE, RED = "#dbe7f6", "#dcefdc", "#fbe5cc", "#f6d8d8"
 
 
-def _shape(t) -> str:
+def shape(t) -> str:
+    """The shape of one sample of the batched tensor ``t`` as a label: ``"(C, H, W)"``."""
     return str(tuple(t.shape[1:]))
 
 
-class _Sketch:
-    """One borderless axes in data units (w x h, ``scale`` inches each): boxes and arrows."""
+class Sketch:
+    """One borderless axes in data units (w x h, ``scale`` inches each): boxes and arrows.
+    ``fig`` is the Figure; :meth:`save` writes it (or not) and returns it."""
 
     def __init__(self, w: float, h: float, title: str, scale: float = 0.72):
         self.fig = Figure(figsize=(w * scale, h * scale))
@@ -64,19 +75,22 @@ class _Sketch:
             self.ax.text((x0 + x1) / 2, (y0 + y1) / 2, label, ha="center", va="center",
                          fontsize=FS - 0.5, color=col, bbox=dict(fc="white", ec="none", pad=0.6), zorder=3)
 
+    def save(self, path=None, dpi: int = 100) -> Figure:
+        """The finished Figure, written to ``path`` when given (:func:`save_figure`)."""
+        save_figure(self.fig, path, dpi)
+        return self.fig
+
     def region(self, x0, x1, y0, y1, label):
         """A dashed background frame (a module of Fig. 2) with its label at the bottom."""
         self.ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fc="#fafafa", ec="#bbb", ls="--", lw=0.7))
         self.ax.text((x0 + x1) / 2, y0 + 0.12, label, ha="center", va="bottom", fontsize=FS, style="italic")
 
 
-def _as_config(cfg) -> Config:
-    return get_preset(cfg) if isinstance(cfg, str) else cfg
-
-
 # =============================================================================== Fig. 1
-def _record(predictor, cfg: Config) -> dict:
-    """First output of every part in ``PARTS`` and of its children, from one rollout on meta."""
+def record(predictor, cfg: Config) -> dict:
+    """The first output of every part of ``predictor`` in its class's ``PARTS`` and of each of
+    their children (keys ``"part"`` and ``"part.child"``), from one rollout of ``cfg``'s size on
+    the ``meta`` device; with ``"prediction"`` (the first predicted frame) and ``"patchify"``."""
     out, hooks = {}, []
     for name, child in predictor.named_children():
         if name in getattr(type(predictor), "PARTS", {name: ""}):
@@ -95,26 +109,24 @@ def _record(predictor, cfg: Config) -> dict:
     return out
 
 
-def model_diagram(cfg: Config | str) -> Figure:
+def model_diagram(cfg: Config | str, path=None, dpi: int = 100) -> Figure:
     """Fig. 1: frames -> patchify -> Enc_T/Enc_S (Eq. 1) -> merge (Alg. 1 line 7) -> K memory
     units (Eq. 2) -> Dec_T/Dec_S with the MGIR recall (Eq. 3) -> 1x1 fusion (Eq. 4) -> v̂_{t+1},
     every arrow labelled with the shape recorded in one rollout on the meta device."""
-    from ..reports.complexity import build_meta
-
-    cfg = _as_config(cfg)
+    cfg = as_config(cfg)
     m = cfg.model
     pred, _ = build_meta(cfg)
-    rec = _record(pred, cfg)
+    rec = record(pred, cfg)
     units, streams = list(pred.memory), pred.streams
     n, K = m.num_downsample, len(units)
     yT, yM, yS = 7.0, 4.75, 2.5
     ys = {"t": yT, "s": yS} if len(streams) == 2 else {"t": yM}
     names = {"t": "T", "s": "S"} if len(streams) == 2 else {"t": ""}
-    sk = _Sketch(21.7, 9.6, f"Fig. 1 ({pred.label}, preset {cfg.name!r}): shapes (C, H, W) recorded "
+    sk = Sketch(21.7, 9.6, f"Fig. 1 ({pred.label}, preset {cfg.name!r}): shapes (C, H, W) recorded "
                           f"in one rollout; K = {K} units, N = {n} levels, L = {m.clip_length}")
     c, p = m.img_channels, m.patch
     sk.box(1.0, yM, f"frames $v_{{t-L+1:t}}$\n{m.clip_length} × {(c, m.height, m.width)}", w=1.7)
-    _, pr, _, _ = sk.box(3.2, yM, f"patchify\nPixelUnshuffle({p})\n→ {_shape(rec['patchify'])}", w=1.9, h=1.0)
+    _, pr, _, _ = sk.box(3.2, yM, f"patchify\nPixelUnshuffle({p})\n→ {shape(rec['patchify'])}", w=1.9, h=1.0)
     sk.arrow((1.85, yM), (2.25, yM))
     xe, xd, xh = 5.5, 16.3, 18.75
     enc_box = {}
@@ -131,8 +143,8 @@ def model_diagram(cfg: Config | str) -> Figure:
             sk.box(x, yM, f"⋯\n{K - 3} more", w=1.35, h=1.5, edge=False, color="white")
             continue
         state = rec[f"memory.{k}"][1]
-        lines = "\n".join(f"{s}: {_shape(v)}" for s, v in state.items())
-        sk.box(x, yM, f"unit {k + 1}\n{type(units[k]).__name__}\n{lines}\nout {_shape(rec[f'memory.{k}'][0])}",
+        lines = "\n".join(f"{s}: {shape(v)}" for s, v in state.items())
+        sk.box(x, yM, f"unit {k + 1}\n{type(units[k]).__name__}\n{lines}\nout {shape(rec[f'memory.{k}'][0])}",
                w=1.4, h=1.6, color=GREEN)
     for a, b in zip(xu, xu[1:]):
         sk.arrow((a + 0.7, yM), (b - 0.7, yM))
@@ -140,15 +152,15 @@ def model_diagram(cfg: Config | str) -> Figure:
     mt, er = pred.merge_t, enc_box["t"][1]
     sk.box(7.7, yT, f"Merge $W_{{1×1}}[T_E, T^1_{{t-1}}]$\n(Alg. 1 line 7)\n{mt.in_channels}→"
            f"{mt.out_channels}", w=2.0, h=0.9, color=ORANGE)
-    te = f"$T_E$ {_shape(t_e)}"
+    te = f"$T_E$ {shape(t_e)}"
     if len(streams) == 2:
         sk.arrow((er, yT), (6.7, yT))
-        sk.arrow((enc_box["s"][1], yS), (8.5, yS), (8.5, yM), (xu[0] - 0.7, yM), label=f"$S_E$ {_shape(s_e)}", at=0)
+        sk.arrow((enc_box["s"][1], yS), (8.5, yS), (8.5, yM), (xu[0] - 0.7, yM), label=f"$S_E$ {shape(s_e)}", at=0)
         sk.ax.text(xe, yT - 0.75, te, ha="center", va="top", fontsize=FS - 0.5)
     else:
         sk.arrow((xe, yM + 0.55), (xe, yT), (6.7, yT), label=te, at=0)
-        sk.arrow((er, yM - 0.2), (xu[0] - 0.7, yM - 0.2), label=f"$S_E = T_E$ {_shape(s_e)}")
-    sk.arrow((8.7, yT), (xu[0], yT), (xu[0], yM + 0.8), label=f"$T^1_{{t-1}}$ {_shape(rec['merge_t'])}")
+        sk.arrow((er, yM - 0.2), (xu[0] - 0.7, yM - 0.2), label=f"$S_E = T_E$ {shape(s_e)}")
+    sk.arrow((8.7, yT), (xu[0], yT), (xu[0], yM + 0.8), label=f"$T^1_{{t-1}}$ {shape(rec['merge_t'])}")
     top = rec[f"memory.{K - 1}"]
     t_top, s_top = top[1][pred.memory.top_temporal], top[0]
     xk = xu[-1]
@@ -157,18 +169,18 @@ def model_diagram(cfg: Config | str) -> Figure:
                {"t": ("T", t_top), "s": ("S", s_top)}
         for k, edge in (("t", yM + 0.8), ("s", yM - 0.8)):
             nm, v = into[k]
-            sk.arrow((xk, edge), (xk, ys[k]), (xd - 1.0, ys[k]), label=f"${nm}^K$ {_shape(v)}")
+            sk.arrow((xk, edge), (xk, ys[k]), (xd - 1.0, ys[k]), label=f"${nm}^K$ {shape(v)}")
     else:
         mts = pred.merge_ts
         sk.box(xk, yS, f"Merge $W_{{1×1}}[T^K, S^K]$\n(no STED) {mts.in_channels}→{mts.out_channels}",
                w=2.0, h=0.9, color=ORANGE)
-        sk.arrow((xk, yM - 0.8), (xk, yS + 0.45), label=f"$T^K$ {_shape(t_top)}, $S^K$ {_shape(s_top)}")
-        sk.arrow((xk + 1.0, yS), (xd, yS), (xd, yM - 0.55), label=_shape(rec["merge_ts"]), at=0)
+        sk.arrow((xk, yM - 0.8), (xk, yS + 0.45), label=f"$T^K$ {shape(t_top)}, $S^K$ {shape(s_top)}")
+        sk.arrow((xk + 1.0, yS), (xd, yS), (xd, yM - 0.55), label=shape(rec["merge_ts"]), at=0)
     head = pred.head
     for k in streams:
         dec = pred.decoders[k]
         what = f"$Dec_{names[k]}$ (Eq. 3)" if names[k] else "Dec (Eq. 3)"
-        d = f"${names[k] or 'T'}_D$ {_shape(rec[f'decoders.{k}'])}"
+        d = f"${names[k] or 'T'}_D$ {shape(rec[f'decoders.{k}'])}"
         sk.box(xd, ys[k], f"{what}\n{len(dec.up)} × UL (3×3 deconv, s2)" + ("" if names[k] else f"\n→ {d}"),
                w=2.0, h=1.1)
         if len(streams) == 2:
@@ -184,18 +196,18 @@ def model_diagram(cfg: Config | str) -> Figure:
                 yy = y0 + (0.32 * (i + 1)) * (1 if up else -1)
                 sk.arrow((xe - 0.75 + 0.3 * i, y0), (xe - 0.75 + 0.3 * i, yy), (xd + 0.75 - 0.3 * i, yy),
                          (xd + 0.75 - 0.3 * i, y0), ls="--", at=1,
-                         label=f"MGIR λ={m.recall_weight}: $e_{{{n - l + 1}}}$ {_shape(lv[-l])} → layer {l}")
+                         label=f"MGIR λ={m.recall_weight}: $e_{{{n - l + 1}}}$ {shape(lv[-l])} → layer {l}")
     hin = sum(h.in_channels for h in head.values())
     sk.box(xh, yM, f"Fusion $W_{{1×1}}*[T_D, S_D]$\n(Eq. 4) {hin}→{m.frame_channels}\n→ "
-           f"{_shape(rec[f'head.{streams[0]}'])}", w=2.0, h=1.0,
+           f"{shape(rec[f'head.{streams[0]}'])}", w=2.0, h=1.0,
            color=ORANGE)
-    sk.box(20.85, yM, f"$\\hat v_{{t+1}}$\nPixelShuffle({p})\n{_shape(rec['prediction'])}", w=1.4, h=1.0,
+    sk.box(20.85, yM, f"$\\hat v_{{t+1}}$\nPixelShuffle({p})\n{shape(rec['prediction'])}", w=1.4, h=1.0,
            color=RED)
     sk.arrow((xh + 1.0, yM), (20.1, yM))
     flags = f"STED {'on' if m.sted else 'off'}, MGIR {'on' if m.mgir else 'off'}"
     sk.ax.text(0.2, 0.15, f"{flags}; the T state of each unit recurs to the next step; "
                "--> : MGIR recall (Eq. 3)" if m.mgir else flags, fontsize=FS, va="bottom")
-    return sk.fig
+    return sk.save(path, dpi)
 
 
 # =============================================================================== Fig. 2
@@ -216,7 +228,7 @@ def _memory(memory) -> tuple[type, ModelConfig]:
     return cls, replace(get_preset("study").model, memory=memory_config(names[0]))
 
 
-def memory_diagram(memory) -> Figure:
+def memory_diagram(memory, path=None, dpi: int = 100) -> Figure:
     """Fig. 2: one memory unit. STGRU (Eq. 5-7): inputs S_t^{k-1}, T_{t-1}^k, the convolutions
     conv_t / conv_s, (a) the gates of Eq. 5, (b) the trend terms of Eq. 6, (c) the updates of
     Eq. 7 -> S_t^k, T_t^k, with channels read from a unit built by ``from_config``. Any other
@@ -231,19 +243,19 @@ def memory_diagram(memory) -> Figure:
         stack = MemoryStack(cls.stack(m))
     x = torch.zeros(1, m.hidden, *m.latent_size, device="meta")
     k = next(i for i, u in enumerate(stack) if type(u) is cls)
-    unit, shp = stack[k], _shape(x)
+    unit, shp = stack[k], shape(x)
     params = sum(p.numel() for p in unit.parameters())
     title = f"Fig. 2: {cls.__name__} ({cls.CITE}), one unit k at step t; hidden {m.hidden}, {params:,} parameters"
     if issubclass(cls, STGRU):
-        return _stgru(unit, shp, title)
+        return _stgru(unit, shp, title, path, dpi)
     state0, shared0, rec = unit.init_state(x), stack.init_state(x).shared, {}
     hook = unit.register_forward_hook(lambda mod, i, o: rec.setdefault("out", o))
     with torch.no_grad():
         stack(x, stack.init_state(x))
     hook.remove()
-    out_shape, state1 = _shape(rec["out"][0]), rec["out"][1]
-    sk = _Sketch(14, 6.4, title)
-    lst = lambda d: "\n".join(f"{n}: {_shape(v)}" + (" (TEMPORAL)" if n == cls.TEMPORAL else "")  # noqa: E731
+    out_shape, state1 = shape(rec["out"][0]), rec["out"][1]
+    sk = Sketch(14, 6.4, title)
+    lst = lambda d: "\n".join(f"{n}: {shape(v)}" + (" (TEMPORAL)" if n == cls.TEMPORAL else "")  # noqa: E731
                               for n, v in d.items())
     sk.box(2.2, 1.3, f"input from below\n$S_t^{{k-1}}$: {shp}", w=3.0, h=0.8)
     sk.box(2.2, 3.2, f"state keys (init_state), t-1:\n{lst(state0)}", w=3.0, h=1.6)
@@ -264,12 +276,12 @@ def memory_diagram(memory) -> Figure:
     kinds = ", ".join(type(u).__name__ for u in stack)
     sk.ax.text(0.2, 0.1, f"TEMPORAL = {cls.TEMPORAL!r} (the state T_E merges into, Alg. 1 line 7, and "
                f"Dec_T reads); stack of {len(stack)}: {kinds}", fontsize=FS, va="bottom")
-    return sk.fig
+    return sk.save(path, dpi)
 
 
-def _stgru(unit, shp: str, title: str) -> Figure:
+def _stgru(unit, shp: str, title: str, path=None, dpi: int = 100) -> Figure:
     """Fig. 2 for an STGRU unit (see :func:`memory_diagram`)."""
-    sk = _Sketch(18, 8.4, title)
+    sk = Sketch(18, 8.4, title)
     yT, yG, yS = 6.2, 4.1, 2.0
     sk.region(5.7, 8.5, 1.1, 7.1, "(a) gates, Eq. 5")
     sk.region(8.7, 12.3, 0.2, 7.1, "(b) trend, Eq. 6")
@@ -309,25 +321,23 @@ def _stgru(unit, shp: str, title: str) -> Figure:
     sk.arrow((12.35, yG - 0.8), (12.35, yS + 0.5), (12.6, yS + 0.3))
     sk.arrow((1.1, yT + 0.4), (1.1, 7.6), (14.2, 7.6), (14.2, yT + 0.4), label="$T_{t-1}^k$ (Eq. 7)")
     sk.arrow((1.1, yS - 0.4), (1.1, 0.75), (14.2, 0.75), (14.2, yS - 0.4), label="$S_t^{k-1}$ (Eq. 7)")
-    return sk.fig
+    return sk.save(path, dpi)
 
 
 # =============================================================================== Fig. 3
-def training_diagram(cfg: Config | str) -> Figure:
+def training_diagram(cfg: Config | str, path=None, dpi: int = 100) -> Figure:
     """Fig. 3 / Alg. 1: P rolls out over a training window (scheduled sampling), D (its layers
     read from the built Discriminator) scores real and predicted frames, L_MSE and L_GAN(P)
     (Eq. 10) and L_LP (Eq. 8) combine by Eq. 9 with cfg.train's gamma_1, gamma_2; terms that
     ``cfg.train.loss`` leaves out are greyed. Line 22 updates D, line 23 P."""
-    from ..reports.complexity import build_meta
-
-    cfg = _as_config(cfg)
+    cfg = as_config(cfg)
     tc, m = cfg.train, cfg.model
     pred, disc = build_meta(cfg)
     gan, lp = tc.loss != "mse", tc.loss == "mse+gan+lp"
     off = f"\n(off: loss={tc.loss!r})"
     T, L = cfg.train_length, cfg.input_length
     units = dict.fromkeys(type(u).__name__ for u in pred.memory)
-    sk = _Sketch(18, 8, f"Fig. 3 / Alg. 1: training process (preset {cfg.name!r}, loss {tc.loss!r})")
+    sk = Sketch(18, 8, f"Fig. 3 / Alg. 1: training process (preset {cfg.name!r}, loss {tc.loss!r})")
     sk.box(1.6, 5.6, f"window V = $v_1..v_T$\nT = {T}, batch {tc.batch_size}\n{L} given, {T - L} predicted",
            w=2.6, h=1.1)
     ss = (f"later: scheduled sampling,\ntrue $v_t$ w.p. η = {tc.sampling_start} − {tc.sampling_rate}·iter\n"
@@ -369,4 +379,4 @@ def training_diagram(cfg: Config | str) -> Figure:
            + ("" if gan else off), w=2.6, h=1.0, off=not gan)
     sk.arrow((15.2, 1.2), (15.3, 1.2), off=not gan)
     sk.arrow((16.6, 0.7), (16.6, 0.3), (9.2, 0.3), (9.2, 1.9), off=not gan, label="update D")
-    return sk.fig
+    return sk.save(path, dpi)

@@ -1,35 +1,37 @@
 """STRPM's model figure (STRPM Fig. 2) drawn from the module itself, as :mod:`stipkit.plots.diagrams`
-draws STIP's: block names and channels read from the built :class:`~stipkit.models.STRPM`, every
-arrow labelled with the shape recorded by forward hooks in one rollout on ``meta``."""
+draws STIP's (with its :class:`~stipkit.plots.diagrams.Sketch`, :func:`~stipkit.plots.diagrams.record`
+and :func:`~stipkit.plots.diagrams.shape`): block names and channels read from the built
+:class:`~stipkit.models.strpm.STRPM`, every arrow labelled with the shape recorded by forward hooks
+in one rollout on ``meta``."""
 from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from .diagrams import BLUE, FS, GREEN, ORANGE, RED, _as_config, _record, _shape, _Sketch
+from ..reports.complexity import as_config, build_meta
+from .diagrams import BLUE, FS, GREEN, ORANGE, RED, Sketch, record, shape
 
 __all__ = ["strpm_diagram"]
 
 
-def strpm_diagram(cfg="strpm-study") -> Figure:
+def strpm_diagram(cfg="strpm-study", path=None, dpi: int = 100) -> Figure:
     """STRPM Fig. 2: frame -> patchify -> Enc_T, Enc_S, Enc_O (Eq. 1) -> K RPMs (Eq. 2, 5-9) ->
-    Dec_T(T^K), Dec_S(S^K), Dec_O(O_P) (Eq. 3) -> O_D ⊙ tanh(W_1x1 [T_D, S_D]) (Eq. 4)."""
-    from ..reports.complexity import build_meta
-
-    cfg = _as_config(cfg)
+    Dec_T(T^K), Dec_S(S^K), Dec_O(O_P) (Eq. 3) -> O_D ⊙ tanh(W_1x1 [T_D, S_D]) (Eq. 4). Given
+    ``path``, also writes it there."""
+    cfg = as_config(cfg)
     m = cfg.model
     if m.name != "strpm":
         raise ValueError(f"strpm_diagram needs an STRPM config (preset 'strpm-<preset>'), got "
                          f"ModelConfig.name={m.name!r}; STIP's figure is diagrams.model_diagram")
     pred, _ = build_meta(cfg)
-    rec = _record(pred, cfg)
+    rec = record(pred, cfg)
     units, K = list(pred.memory), len(pred.memory)
     ys = {"t": 7.0, "s": 4.75, "o": 2.5}
     names = {"t": "T", "s": "S", "o": "O"}
-    sk = _Sketch(21.7, 9.6, f"STRPM Fig. 2 (preset {cfg.name!r}): shapes (C, H, W) recorded in one "
+    sk = Sketch(21.7, 9.6, f"STRPM Fig. 2 (preset {cfg.name!r}): shapes (C, H, W) recorded in one "
                           f"rollout; K = {K} RPMs, N = {m.num_downsample} levels")
     sk.box(1.0, ys["s"], f"frame $v_t$\n{(m.img_channels, m.height, m.width)}", w=1.7)
     _, pr, _, _ = sk.box(3.2, ys["s"], f"patchify\nPixelUnshuffle({m.patch})\n→ "
-                                       f"{_shape(rec['patchify'])}", w=1.9, h=1.0)
+                                       f"{shape(rec['patchify'])}", w=1.9, h=1.0)
     sk.arrow((1.85, ys["s"]), (2.25, ys["s"]))
     xe, xd, xf, xh = 5.6, 15.4, 17.6, 19.6
     for k in pred.streams:
@@ -40,7 +42,7 @@ def strpm_diagram(cfg="strpm-study") -> Figure:
         sk.arrow((pr, ys["s"]), (4.2, ys["s"]), (4.2, ys[k]), (xe - 1.05, ys[k]))
         sk.arrow((er, ys[k]), (8.1, ys[k]), (8.1, 4.75 + {"t": 0.5, "s": 0.0, "o": -0.5}[k]),
                  (8.75, 4.75 + {"t": 0.5, "s": 0.0, "o": -0.5}[k]),
-                 label=f"${names[k]}_E$ {_shape(rec[f'encoders.{k}'][-1])}", at=0)
+                 label=f"${names[k]}_E$ {shape(rec[f'encoders.{k}'][-1])}", at=0)
     xu = [9.4 + 1.85 * i for i in range(min(K, 3))]
     shown = list(range(K)) if K <= 3 else [0, None, K - 1]
     for x, k in zip(xu, shown):
@@ -49,7 +51,7 @@ def strpm_diagram(cfg="strpm-study") -> Figure:
             continue
         u = units[k]
         state = rec[f"memory.{k}"][1]
-        lines = "\n".join(f"{s}: {_shape(v)}" for s, v in state.items())
+        lines = "\n".join(f"{s}: {shape(v)}" for s, v in state.items())
         stif = {"identity": "STIF = E", "conv": "STIF 1×1", "gated": "STIF 1×1 (+R_O)"}[u.stif]
         sk.box(x, 4.75, f"RPM {k + 1}\nτ={u.window}, θ={u.below}\n{lines}\n{stif}", w=1.35, h=1.9,
                color=GREEN)
@@ -64,13 +66,13 @@ def strpm_diagram(cfg="strpm-study") -> Figure:
         nm, v = into[k]
         sk.arrow((xk + 0.68, 4.75 + {"t": 0.5, "s": 0.0, "o": -0.5}[k]),
                  (xk + 1.1, 4.75 + {"t": 0.5, "s": 0.0, "o": -0.5}[k]), (xk + 1.1, ys[k]),
-                 (xd - 1.0, ys[k]), label=f"${nm}$ {_shape(v)}", at=2)
+                 (xd - 1.0, ys[k]), label=f"${nm}$ {shape(v)}", at=2)
         dec = pred.decoders[k]
         sk.box(xd, ys[k], f"$Dec_{names[k]}$ (Eq. 3)\n{len(dec.up)} × (3×3 deconv, s2)\nReLU between",
                w=2.0, h=1.1)
         tf = pred.to_frame[k]
         sk.box(xf, ys[k], f"1×1 {tf.in_channels}→{tf.out_channels}\n→ ${names[k]}_D$ "
-                          f"{_shape(rec[f'to_frame.{k}'])}", w=1.9, h=0.9, color=BLUE)
+                          f"{shape(rec[f'to_frame.{k}'])}", w=1.9, h=0.9, color=BLUE)
         sk.arrow((xd + 1.0, ys[k]), (xf - 0.95, ys[k]))
     head = pred.head
     sk.box(xh, 5.9, f"$W_{{1×1}}*[T_D, S_D]$\n{head.in_channels}→{head.out_channels}, tanh", w=1.9,
@@ -80,10 +82,10 @@ def strpm_diagram(cfg="strpm-study") -> Figure:
     sk.box(xh, 3.6, "$O_D$ ⊙ ·\n(Eq. 4)", w=1.3, h=0.8, color=ORANGE)
     sk.arrow((xh, 5.45), (xh, 4.0))
     sk.arrow((xf + 0.95, ys["o"]), (xh, ys["o"]), (xh, 3.2))
-    sk.box(21.0, 2.2, f"$\\hat v_{{t+1}}$\nPixelShuffle({m.patch})\n{_shape(rec['prediction'])}",
+    sk.box(21.0, 2.2, f"$\\hat v_{{t+1}}$\nPixelShuffle({m.patch})\n{shape(rec['prediction'])}",
            w=1.35, h=1.0, color=RED)
     sk.arrow((xh + 0.65, 3.6), (21.0, 3.6), (21.0, 2.7))
     sk.ax.text(0.2, 0.15, f"bottom RPM reads $T_E$, $S_E$, $O_E$; above: $H^{{k-1}}$ (Eq. 5); "
                           f"attention {m.memory.attention}, temporal states {m.memory.temporal_states}, "
                           f"spatial states {m.memory.spatial_states}", fontsize=FS, va="bottom")
-    return sk.fig
+    return sk.save(path, dpi)

@@ -1,5 +1,6 @@
 """Plots for the notebooks (matplotlib + seaborn). Every ``plot_*`` / :func:`fig5` returns the
-Figure and, given ``path``, also writes it there (PNG, parent folders created).
+Figure and, given ``path``, also writes it there (:func:`stipkit.config.outputs.save_figure`; a
+notebook passes :func:`stipkit.config.outputs.figure_path`, None at the ``ci`` budget).
 
 Read top to bottom:
 
@@ -19,7 +20,6 @@ return_features=True).features``): ``"T_E"`` / ``"S_E"`` lists over encoder leve
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
+from ..config.outputs import save_figure
 from ..reports.paper import PAPER_LABEL
 
 LOSS_COLUMNS = ("mse", "d", "gan_p", "lp", "total")
@@ -50,20 +51,13 @@ def _image(frame) -> np.ndarray:
     return x[0] if x.shape[0] == 1 else np.transpose(x, (1, 2, 0))
 
 
-def _save(fig, path) -> None:
-    if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-
-
 def _smooth(y: pd.Series) -> pd.Series:
     window = max(1, len(y) // 50)
     return y.rolling(window, min_periods=1).mean()
 
 
 # --------------------------------------------------------------------------- 1. training, scores
-def plot_history(history: pd.DataFrame, path=None) -> Figure:
+def plot_history(history: pd.DataFrame, path=None, dpi: int = 120) -> Figure:
     """Training curves of :func:`stipkit.training.train.train`'s history.
 
     Panels: the predictor's losses (``mse``, ``total``; log y), the adversarial terms (``d`` =
@@ -111,12 +105,12 @@ def plot_history(history: pd.DataFrame, path=None) -> Figure:
             ax.text(0.5, 0.5, "no evaluation logged", ha="center", va="center", transform=ax.transAxes)
             ax.set(title="periodic evaluation", xticks=[], yticks=[])
         fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path, dpi)
     return fig
 
 
 def plot_strip(frames, predictions, input_length: int, sample: int = 0, path=None,
-               max_frames: int | None = None, title: str | None = None) -> Figure:
+               max_frames: int | None = None, title: str | None = None, dpi: int = 120) -> Figure:
     """One test window: row 1 the ``input_length`` inputs then the ground truth; below, one row
     per model with its predictions under their ground truth (blank under the inputs). Frame
     labels use the paper's 1-based numbering t.
@@ -157,12 +151,12 @@ def plot_strip(frames, predictions, input_length: int, sample: int = 0, path=Non
     fig.suptitle(title or f"test window {sample}: inputs | ground truth (top) and predictions "
                           "(below)", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path, dpi)
     return fig
 
 
 def plot_metrics(df: pd.DataFrame, paper: dict | None = None, path=None,
-                 ours_label: str | None = None) -> Figure:
+                 ours_label: str | None = None, dpi: int = 120) -> Figure:
     """Per-step PSNR / SSIM / LPIPS x100 of STIP and copy-last (``stipkit.scoring.evaluate.evaluate``'s
     tidy output), one panel each, x = the paper's frame index t.
 
@@ -196,7 +190,7 @@ def plot_metrics(df: pd.DataFrame, paper: dict | None = None, path=None,
             title += " -- stars: the paper's STIP numbers, other data and resolution"
         fig.suptitle(title, fontsize=10)
         fig.tight_layout(rect=(0, 0.08, 1, 1))
-    _save(fig, path)
+    save_figure(fig, path, dpi)
     return fig
 
 
@@ -393,7 +387,7 @@ def gate_explorer(features: dict, frames, input_length: int, titles: dict | None
 
 
 def fig5(features: dict, frames, sample: int = 0, t: int = 0, path=None, level: int = 0,
-         unit: int = 0) -> Figure:
+         unit: int = 0, dpi: int = 120) -> Figure:
     """A static figure like STIP's Fig. 5 at one step: the input frame and every map of
     :func:`kinds` (STIP with STGRU: S_E, T_E at encoder ``level``; R_t, U_t of memory ``unit``),
     each the channel mean, upsampled (bilinear) to the frame size. Features on their own
@@ -415,5 +409,5 @@ def fig5(features: dict, frames, sample: int = 0, t: int = 0, path=None, level: 
         ax.set_xticks([]), ax.set_yticks([])
     fig.suptitle("Fig. 5 at one step: channel means, upsampled to the frame size", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path, dpi)
     return fig

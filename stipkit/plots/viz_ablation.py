@@ -1,12 +1,17 @@
-"""Plots of the ablation zoo (notebooks 04-06): seaborn bars with error bars per variant, the
-per-step curves, and Table VII's PSNR against FLOPs. Each takes the results of
-:mod:`stipkit.experiments.ablation` and returns the matplotlib figure."""
+"""Plots of the ablation zoo (notebooks 04-06, 09): seaborn bars with error bars per variant, the
+per-step curves, Table VII's PSNR against FLOPs, the method strip and STRPM's Fig. 5. Each takes
+the results of :mod:`stipkit.experiments.ablation` (or :mod:`stipkit.experiments.compare`) and
+returns the matplotlib figure; given ``path``, it also writes it there
+(:func:`stipkit.config.outputs.save_figure`; a notebook passes
+:func:`stipkit.config.outputs.figure_path`, None at the ``ci`` budget)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from ..config.budget import Budget
+from ..config.outputs import save_figure
 from ..experiments.ablation import ablation, per_run
 
 _NAMES = {"psnr": "PSNR (dB)", "lpips_x100": "LPIPS ×100", "ssim": "SSIM", "mse": "MSE"}
@@ -17,7 +22,7 @@ def _labelled(runs: pd.DataFrame, table: str) -> pd.DataFrame:
     return runs.assign(label=runs["method"].map(a.label))
 
 
-def plot_bars(results: pd.DataFrame, table: str, metrics=None):
+def plot_bars(results: pd.DataFrame, table: str, metrics=None, path=None, dpi: int = 110):
     """One bar per variant (mean over seeds, error bar: standard deviation, dots: the seeds),
     one panel per (metric, dataset); copy-last is the dashed line."""
     a = ablation(table)
@@ -44,10 +49,12 @@ def plot_bars(results: pd.DataFrame, table: str, metrics=None):
             ax.legend(fontsize=8, loc="lower right")
     fig.suptitle(f"Table {table}: {a.title} (mean ± sd over seeds; dots: seeds)")
     fig.tight_layout()
+    save_figure(fig, path, dpi)
     return fig
 
 
-def plot_steps(results: pd.DataFrame, table: str, metric: str = "psnr"):
+def plot_steps(results: pd.DataFrame, table: str, metric: str = "psnr", path=None,
+               dpi: int = 110):
     """The metric at each predicted frame t per variant (mean over seeds, band: sd), copy-last
     dashed; one panel per dataset."""
     a = ablation(table)
@@ -66,10 +73,12 @@ def plot_steps(results: pd.DataFrame, table: str, metric: str = "psnr"):
         ax.legend(fontsize=7)
     fig.suptitle(f"Table {table}: {_NAMES.get(metric, metric)} per predicted frame")
     fig.tight_layout()
+    save_figure(fig, path, dpi)
     return fig
 
 
-def plot_psnr_vs_flops(results: pd.DataFrame, memories: pd.DataFrame, metric: str = "psnr"):
+def plot_psnr_vs_flops(results: pd.DataFrame, memories: pd.DataFrame, metric: str = "psnr",
+                       path=None, dpi: int = 110):
     """Table VII as a scatter: each memory's mean score (error bar: sd over seeds) against its
     unit's FLOPs (``stipkit.reports.complexity.memory_table``); one panel per dataset."""
     a = ablation("VII")
@@ -89,10 +98,11 @@ def plot_psnr_vs_flops(results: pd.DataFrame, memories: pd.DataFrame, metric: st
                ylabel=_NAMES.get(metric, metric), title=d)
     fig.suptitle("Table VII: score against the memory's FLOPs")
     fig.tight_layout()
+    save_figure(fig, path, dpi)
     return fig
 
 
-def plot_strip(strip: dict, title: str = ""):
+def plot_strip(strip: dict, title: str = "", path=None, dpi: int = 110):
     """A Fig. 4-style strip (STIP Fig. 4, STRPM Fig. 4): the given frames and the ground truth on
     the first row, then one row per method's predictions of the same window
     (:func:`stipkit.experiments.compare.strip`); the columns are the time steps t = 1..T."""
@@ -117,14 +127,16 @@ def plot_strip(strip: dict, title: str = ""):
                 ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
     fig.suptitle(title or "The same test window, every method (inputs, then predictions)", fontsize=9)
     fig.tight_layout()
+    save_figure(fig, path, dpi)
     return fig
 
 
-def strpm_fig5(data: str = "embedded", seed: int = 0, window: int = 0, budget=None, path=None):
+def strpm_fig5(data: str = "embedded", seed: int = 0, window: int = 0, *, budget: Budget,
+               path=None, dpi: int = 120):
     """STRPM's Fig. 5 from the comparison's trained STRPM: the input frame, T_E, S_E (the deepest
     encoder level) and Eq. 9's STIF and STRF of the bottom RPM at the last given frame of one test
     window (:func:`stipkit.experiments.compare.strpm_fig5_features`), drawn as STIP's Fig. 5."""
     from ..experiments.compare import strpm_fig5_features
     from .viz import fig5
-    feats, frames, t, level = strpm_fig5_features(data, seed, window, budget)
-    return fig5(feats, frames, t=t, level=level, unit=0, path=path)
+    feats, frames, t, level = strpm_fig5_features(data, seed, window, budget=budget)
+    return fig5(feats, frames, t=t, level=level, unit=0, path=path, dpi=dpi)

@@ -6,11 +6,9 @@
   :func:`stipkit.reports.tables.flops_table` (notebook 08).
 
 As in :mod:`stipkit.plots.viz`, every ``plot_*`` returns the Figure and, given ``path``, also writes
-it there (PNG, parent folders created; ``dpi`` sets the file's resolution).
+it there (:func:`stipkit.config.outputs.save_figure`; ``dpi`` sets the file's resolution).
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,14 +16,9 @@ import torch
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
+from ..config.outputs import save_figure
+
 __all__ = ["plot_frames", "plot_shares"]
-
-
-def _write(fig: Figure, path, dpi: int) -> None:
-    if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
 
 
 def _frames(seq, row: int) -> np.ndarray:
@@ -74,7 +67,7 @@ def plot_frames(rows, titles=None, row_labels=None, size: float = 1.2, path=None
             if j == 0 and row_labels is not None:
                 ax.set_ylabel(row_labels[i], fontsize=8)
     fig.tight_layout()
-    _write(fig, path, dpi)
+    save_figure(fig, path, dpi)
     return fig
 
 
@@ -129,5 +122,5 @@ def plot_shares(tables: dict, parts=None, index: str = "part", path=None, dpi: i
     axes[0].invert_yaxis()  # shared y: first column on top
     axes[-1].legend(parts, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     fig.tight_layout()
-    _write(fig, path, dpi)
+    save_figure(fig, path, dpi)
     return fig

@@ -7,9 +7,9 @@
   stride, padding and features from the layers' attributes, normalisation and nonlinearity by
   tracing one time step (:func:`stipkit.reports.complexity.trace_norm_act`);
   :data:`~stipkit.reports.paper.TABLE2_PAPER` and :func:`compare_table2` as for Table I.
-* :func:`save_table` -- ``<stem>.csv`` and ``<stem>.md``; :func:`output_dir` says where the
-  notebooks may write (nowhere at the ``ci`` budget, so CI never overwrites the committed
-  figures); :func:`write_table` saves a table there at the budget's say-so (what notebook 02
+* :func:`save_table` -- ``<stem>.csv`` and ``<stem>.md``; :func:`write_table` saves a table
+  where the notebooks may write (:func:`stipkit.config.outputs.output_dir`: nowhere at the ``ci``
+  budget, so CI never overwrites the committed figures), at the budget's say-so (what notebook 02
   does); :func:`figure_inventory` lists ``figures/``, :func:`figure_file` and :func:`load_table`
   read back what the notebooks wrote (what notebook 08 collects).
 
@@ -29,7 +29,8 @@ from pathlib import Path
 import pandas as pd
 from torch import nn
 
-from ..config.budget import FIGURES, Budget, current_budget
+from ..config.budget import Budget
+from ..config.outputs import FIGURES, output_dir, relative
 from .complexity import (as_config, build_meta, flops_per_step, flops_table, parameter_counts,
                          parameter_table, trace_norm_act)
 from ..config import Config, get_preset
@@ -40,7 +41,7 @@ from .paper import (DL, DL_D, FC, HIDDEN, TABLE1_COLUMNS, TABLE1_PAPER, TABLE2_C
 __all__ = [
     "DATASET_NAMES", "TABLE1_COLUMNS", "TABLE1_PAPER", "TABLE2_COLUMNS", "TABLE2_PAPER",
     "table1", "compare_table1", "table2", "compare_table2", "parameter_counts",
-    "parameter_table", "flops_per_step", "flops_table", "departures", "output_dir",
+    "parameter_table", "flops_per_step", "flops_table", "departures",
     "save_table", "to_markdown", "figure_inventory", "build_meta", "write_table", "figure_file",
     "load_table",
 ]
@@ -260,13 +261,6 @@ def compare_table2(cfg: Config | str = "ucfsport",
 
 
 # =============================================================================== output
-def output_dir(budget: Budget | str | None = None) -> Path | None:
-    """Where notebooks write figures and tables: ``figures/`` at the study and paper budgets,
-    ``None`` (write nothing) at ``ci``, so CI never overwrites the committed outputs."""
-    b = current_budget(budget)
-    return None if b.name == "ci" else FIGURES
-
-
 def _cell(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
@@ -299,33 +293,22 @@ def save_table(df: pd.DataFrame, stem: str, out_dir: str | Path | None = None) -
     return csv, md
 
 
-def _shown(path: Path) -> str:
-    """``path`` relative to the repository when inside it (for messages)."""
-    try:
-        return str(path.resolve().relative_to(FIGURES.parent))
-    except ValueError:
-        return str(path)
-
-
-def write_table(df: pd.DataFrame, stem: str, budget: Budget | str | None = None,
+def write_table(df: pd.DataFrame, stem: str, budget: Budget,
                 folder: str | Path | None = None) -> None:
     """:func:`save_table` at the budget's say-so, saying what it did: at the study and paper
     budgets writes ``<stem>.csv`` and ``<stem>.md`` into ``folder`` (default ``figures/``) and
-    prints their paths; at ``ci`` writes nothing and prints so (see :func:`output_dir`).
-    ``budget``: a Budget, its name, or None for ``$STIPKIT_BUDGET``. Returns nothing, so that a
-    notebook cell ending with it shows only the message."""
+    prints their paths; at ``ci`` writes nothing and prints so
+    (:func:`stipkit.config.outputs.output_dir`). Returns nothing, so that a notebook cell ending
+    with it shows only the message."""
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"write_table({stem!r}) needs a DataFrame, got {type(df).__name__}")
     if not stem or Path(stem).name != stem or stem.endswith((".csv", ".md")):
         raise ValueError(f"stem={stem!r} must be a bare file name without suffix, e.g. 'table1'")
-    b = current_budget(budget)
-    out = output_dir(b)
+    out = output_dir(budget, f"{stem}.csv / .md")
     if out is None:
-        print(f"[{b.name} budget] not writing {stem}.csv / .md "
-              "(only the study/paper budgets write figures/)")
         return
     paths = save_table(df, stem, folder if folder is not None else out)
-    print("wrote", ", ".join(_shown(p) for p in paths))
+    print("wrote", ", ".join(relative(p) for p in paths))
 
 
 def _producer(name: str) -> str:
@@ -341,7 +324,7 @@ def figure_file(name: str, folder: str | Path | None = None) -> Path:
         who = _producer(name)
         hint = (f"notebook {who} writes it at the study or paper budget" if who != "?"
                 else "no notebook of the kit is known to write it")
-        raise FileNotFoundError(f"{_shown(path)} does not exist: {hint}")
+        raise FileNotFoundError(f"{relative(path)} does not exist: {hint}")
     return path
 
 

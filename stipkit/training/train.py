@@ -227,7 +227,7 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
     tc = cfg.train if iterations is None else replace(cfg.train, iterations=iterations)
     cfg = replace(cfg, train=tc)
     out_dir = Path(out_dir)
-    world, rank, device = _distributed(device, dist_timeout_s)
+    world, rank, device = init_distributed(device, dist_timeout_s)
     precision = Precision(device, amp)
     torch.manual_seed(tc.seed)
     predictor, disc = build_model(cfg)
@@ -326,7 +326,7 @@ def _flat(d, prefix=""):
     return out
 
 
-def _distributed(device, timeout_s: float = 1800.0):
+def init_distributed(device, timeout_s: float = 1800.0):
     """(world, rank, device); under torchrun binds this process to its GPU (``cuda:LOCAL_RANK``)
     and then initialises the process group (NCCL with that ``device_id``, gloo on CPU) with a
     collective timeout of ``timeout_s`` seconds."""

@@ -74,7 +74,7 @@ def export(checkpoint: str | os.PathLike, name: str = "study", *, command: str,
     average when training kept one) and ``<name>.json`` (provenance). ``command`` is what made
     the checkpoint; ``scores`` an optional DataFrame of :func:`stipkit.scoring.evaluate.evaluate` for
     the record. Returns the provenance."""
-    from .. import __version__
+    from importlib.metadata import version  # the installed stipkit's (pyproject.toml)
     from ..config import to_dict
 
     folder = Path(folder) if folder is not None else WEIGHTS
@@ -94,7 +94,7 @@ def export(checkpoint: str | os.PathLike, name: str = "study", *, command: str,
         "train_minutes": round(sum(r.get("step_s", 0.0) for r in history) / 60, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch "
                    f"{torch.get_num_threads()} threads",
-        "stipkit_version": __version__, "torch_version": torch.__version__,
+        "stipkit_version": version("stipkit"), "torch_version": torch.__version__,
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "config": to_dict(cfg),
     }

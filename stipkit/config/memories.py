@@ -34,6 +34,17 @@ class MemoryConfig:
             _check(isinstance(v, int) and v > 0, f"{type(self).__name__}.{n}", v,
                    "must be a positive integer")
 
+    def _flags(self, *names: str) -> None:
+        for n in names:
+            v = getattr(self, n)
+            _check(isinstance(v, bool), f"{type(self).__name__}.{n}", v, "must be True or False")
+
+    def _finite(self, *names: str) -> None:
+        for n in names:
+            v = getattr(self, n)
+            _check(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < float("inf"),
+                   f"{type(self).__name__}.{n}", v, "must be a finite number")
+
 
 @dataclass(frozen=True)
 class STGRUConfig(MemoryConfig):
@@ -52,8 +63,7 @@ class ConvLSTMConfig(MemoryConfig):
     peephole: bool = True     # Eq. 3's peepholes W_c? o C (PredRNN's/OpenSTL's baselines drop them)
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.peephole, bool), "ConvLSTMConfig.peephole", self.peephole,
-               "must be True or False")
+        self._flags("peephole")
 
 
 @dataclass(frozen=True)
@@ -79,8 +89,7 @@ class TrajGRUConfig(MemoryConfig):
                "must be odd (padding k//2 keeps the map size; HKO-7: 5)")
         _check(self.warp in ("paper", "code"), "TrajGRUConfig.warp", self.warp,
                "must be one of ('paper', 'code') (the first is the paper's; see stipkit.reports.departures)")
-        _check(isinstance(self.zero_flows, bool), "TrajGRUConfig.zero_flows", self.zero_flows,
-               "must be True or False")
+        self._flags("zero_flows")
 
 
 @dataclass(frozen=True)
@@ -99,16 +108,8 @@ class STLSTMConfig(MemoryConfig):
     gate_bias: bool = False   # learned gate biases (Eq. 3's b); PredRNN's code has none
 
     def __post_init__(self) -> None:
-        _finite_and_bool(self, "STLSTMConfig")
-
-
-def _finite_and_bool(section, where: str) -> None:
-    """An ST-LSTM section's shared checks: ``forget_bias`` finite, ``gate_bias`` a bool."""
-    v = section.forget_bias
-    _check(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < float("inf"),
-           f"{where}.forget_bias", v, "must be a finite number")
-    _check(isinstance(section.gate_bias, bool), f"{where}.gate_bias", section.gate_bias,
-           "must be True or False")
+        self._finite("forget_bias")
+        self._flags("gate_bias")
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,7 @@ class CausalLSTMConfig(MemoryConfig):
     authors_code: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("highway", "authors_code"):
-            v = getattr(self, name)
-            _check(isinstance(v, bool), f"CausalLSTMConfig.{name}", v, "must be True or False")
+        self._flags("highway", "authors_code")
 
 
 @dataclass(frozen=True)
@@ -146,12 +145,8 @@ class E3DLSTMConfig(MemoryConfig):
         h = self.history
         _check(isinstance(h, int) and not isinstance(h, bool) and h >= 0, "E3DLSTMConfig.history",
                h, "must be a non-negative integer (0: every past cell)")
-        for name in ("zigzag", "gate_norm"):
-            v = getattr(self, name)
-            _check(isinstance(v, bool), f"E3DLSTMConfig.{name}", v, "must be True or False")
-        v = self.forget_bias
-        _check(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < float("inf"),
-               "E3DLSTMConfig.forget_bias", v, "must be a finite number")
+        self._flags("zigzag", "gate_norm")
+        self._finite("forget_bias")
         _check(self.code in ("google", "openstl"), "E3DLSTMConfig.code", self.code,
                "must be 'google' (the authors' TensorFlow cell) or 'openstl' (OpenSTL's port)")
 
@@ -190,9 +185,7 @@ class RPMConfig(MemoryConfig):
 
     def __post_init__(self) -> None:
         self._positive("tau", "theta")
-        for name in ("residual", "stif_gate", "decode_gate"):
-            v = getattr(self, name)
-            _check(isinstance(v, bool), f"RPMConfig.{name}", v, "must be True or False")
+        self._flags("residual", "stif_gate", "decode_gate")
         for name, valid in (("attention", ("conv", "softmax")),
                             ("temporal_states", ("past", "repeat_last")),
                             ("spatial_states", ("layers", "zigzag"))):
@@ -217,7 +210,8 @@ class MotionRNNConfig(MemoryConfig):
 
     def __post_init__(self) -> None:
         real = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
-        _finite_and_bool(self, "MotionRNNConfig")
+        self._finite("forget_bias")
+        self._flags("gate_bias")
         _check(self.carry in ("merged", "own"), "MotionRNNConfig.carry", self.carry,
                "must be 'merged' (the code: the MotionGRU's output is the next H) or 'own'")
         self._positive("neighbourhood")
@@ -225,8 +219,7 @@ class MotionRNNConfig(MemoryConfig):
                "must be odd, so that the k x k neighbours centre on the position (e.g. 1 or 3)")
         _check(real(self.momentum) and 0 < self.momentum <= 1, "MotionRNNConfig.momentum",
                self.momentum, "must be in (0, 1]")
-        _check(isinstance(self.highway, bool), "MotionRNNConfig.highway", self.highway,
-               "must be True or False")
+        self._flags("highway")
 
 
 def memory_names() -> list[str]:

@@ -164,3 +164,9 @@ def test_a_damaged_or_mismatched_checkpoint_gives_one_line(run, tmp_path, capsys
                      else "--csv", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err
         assert name in err and says in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "cpu:0", "cuda:"])
+def test_a_bad_device_is_refused_naming_the_valid_ones(capsys, device):
+    assert main(["train", "--preset", "ci", "--device", device]) == 2
+    assert f"expected cpu, cuda or cuda:N, got {device!r}" in capsys.readouterr().err

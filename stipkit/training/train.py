@@ -166,12 +166,9 @@ class BatchSource:
             self._epoch, self._indices = epoch, list(self.sampler)
         return self._indices[k * self.batch_size:(k + 1) * self.batch_size]
 
-    def batch(self, iteration: int) -> torch.Tensor:
-        return torch.stack([self.dataset[j] for j in self.indices(iteration)])
-
     def loader(self, start: int, stop: int, device=None, workers: int | None = None) -> DataLoader:
-        """The batches of iterations ``start`` .. ``stop - 1`` in order (each equal to
-        :meth:`batch`), decoded ahead by ``workers`` processes (default: 0 on CPU, 4 on CUDA)
+        """The batches of iterations ``start`` .. ``stop - 1`` in order (the samples of
+        :meth:`indices`, stacked), decoded ahead by ``workers`` processes (default: 0 on CPU, 4 on CUDA)
         into pinned memory on CUDA, so that ``.to(device, non_blocking=True)`` is asynchronous."""
         cuda = device is not None and torch.device(device).type == "cuda"
         workers = (4 if cuda else 0) if workers is None else workers

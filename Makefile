@@ -5,7 +5,7 @@ BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.stipkit-installed
 NOTEBOOKS := $(notdir $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb)))
 
-.PHONY: setup figures demo test lint test-unit test-notebooks bench lab pretrain ablations
+.PHONY: setup figures demo test lint test-unit test-notebooks bench lab pretrain ablations clips
 
 setup: $(STAMP)
 
@@ -61,15 +61,24 @@ bench: setup
 	$(BIN)/python benchmarks/bench_model.py --compile --breakdown
 	$(BIN)/python benchmarks/bench_train.py
 
-# The ablation zoo (Tables VI-VIII, notebooks 04-06) and, after it, the method comparison and
-# STRPM's Tables 3-4 (notebook 09; their runs shared with Tables VI-VIII are reused): every
-# variant, both datasets, three seeds at the study budget's ablation preset, merged into
-# benchmarks/results/ablations.csv (a run already there is kept: add ABLATE_FLAGS=--rerun to
-# retrain). Two processes of one thread each use a 2-core CPU best (small models); about 3 hours
-# in all on 2 cores.
+# The kit-scale benchmark (budget "benchmark", stipkit.experiments.ablation): Tables VI-VIII, then
+# the method comparison and STRPM's Tables 3-4 (their runs shared with Tables VI-VIII reused),
+# both datasets, both starts of every predictor, a learning rate per method chosen on the
+# validation split, each run stopped on validation, five seeds; merged into
+# benchmarks/results/benchmark.csv (and -lr.csv: the learning-rate trials) with each run's
+# command and wall time. Resumable: a finished run is kept (ABLATE_FLAGS=--rerun retrains), an
+# interrupted one resumes from its checkpoint. Two processes of one thread each use a 2-core CPU
+# best; its CPU-hours are in benchmarks/bench_learning.py's table and the README.
 ABLATE_FLAGS ?=
+ABLATE_BUDGET ?= benchmark
+ABLATE = $(BIN)/python -m stipkit ablate --budget $(ABLATE_BUDGET) --threads 1 $(ABLATE_FLAGS)
 ablations: setup
-	$(BIN)/python -m stipkit ablate --table VI VIII --threads 1 $(ABLATE_FLAGS) & \
-	$(BIN)/python -m stipkit ablate --table VII --threads 1 $(ABLATE_FLAGS); wait
-	$(BIN)/python -m stipkit ablate --table compare --variants beyondmse motionrnn --threads 1 $(ABLATE_FLAGS) & \
-	$(BIN)/python -m stipkit ablate --table STRPM-3 STRPM-4 compare --threads 1 $(ABLATE_FLAGS); wait
+	$(ABLATE) --table VI VIII & $(ABLATE) --table VII; wait
+	$(ABLATE) --table compare --variants beyondmse motionrnn & \
+	$(ABLATE) --table STRPM-3 STRPM-4 compare; wait
+
+# The three OpenCV clips shipped in stipkit/assets/clips/ (vtest, box, cup), remade from Debian's
+# opencv-doc package (apt-get install opencv-doc) with their provenance (README.md there);
+# `$(BIN)/python -m stipkit.assets.clips.remake --check` compares a remake with it instead.
+clips: setup
+	$(BIN)/python -m stipkit.assets.clips.remake

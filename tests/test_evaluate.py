@@ -12,8 +12,10 @@ from stipkit.training.checkpoint import save_checkpoint
 from stipkit.config import get_preset
 from stipkit.config.budget import BUDGETS
 from stipkit.data import EmbeddedVideo, MovingDigits, build
+from stipkit.scoring.baselines import BASELINES
 from stipkit.scoring.evaluate import (check_targets, evaluate, evaluate_checkpoint, evaluation_table,
-                                      per_clip, rollout_dataset, save_strip, still_rollout)
+                                      model_method, per_clip, rollout_dataset, save_strip,
+                                      still_rollout, strongest_baseline)
 from stipkit.scoring.metrics import copy_last_baseline, sequence_metrics, summarize
 from stipkit.models import build_model
 
@@ -63,8 +65,9 @@ class FutureCorrupted(Dataset):
 def test_columns_time_steps_and_methods(model, digits):
     df = evaluate(model, digits, 2, 4, batch_size=2, progress=False)
     assert list(df.columns) == COLUMNS
-    assert list(df["method"]) == ["STIP", "STIP", "copy-last", "copy-last"]
-    assert list(df["t"]) == [3, 4, 3, 4]  # the paper's 1-based frame numbers of the predictions
+    assert list(df["method"]) == [m for m in ("STIP", "copy-last", "mean-frame", "flow-warp")
+                                  for _ in (3, 4)]
+    assert list(df["t"]) == [3, 4] * 4  # the paper's 1-based frame numbers of the predictions
     assert np.isfinite(df[["mse", "ssim", "lpips_x100"]].to_numpy()).all()
 
 
@@ -75,7 +78,7 @@ def test_scores_equal_the_metrics_of_the_rollout_and_of_copy_last(model, digits)
     frames = stacked(digits, total)
     with torch.inference_mode():
         preds = model(frames[:, :il], input_length=il, total_length=total).predictions[:, il - 1:]
-    for method, pred in (("STIP", preds), ("copy-last", copy_last_baseline(frames, il))):
+    for method, pred in (("STIP", preds), *((b, fn(frames, il)) for b, fn in BASELINES.items())):
         direct = summarize(sequence_metrics(pred, frames, il)).reset_index()
         got = df[df["method"] == method].drop(columns="method").reset_index(drop=True)
         assert list(got["t"]) == [3, 4, 5]
@@ -84,7 +87,7 @@ def test_scores_equal_the_metrics_of_the_rollout_and_of_copy_last(model, digits)
 
 def test_per_sample_rows(model, digits):
     rows = evaluate(model, digits, 2, 4, batch_size=2, progress=False, per_sample=True)
-    assert len(rows) == 2 * len(digits) * 2  # methods x samples x steps
+    assert len(rows) == 4 * len(digits) * 2  # methods (STIP, 3 baselines) x samples x steps
     assert sorted(rows["sample"].unique()) == list(range(len(digits)))
 
 
@@ -132,8 +135,8 @@ def test_evaluation_table(model, digits):
     table = evaluation_table(evaluate(model, digits, 2, 5, progress=False))
     assert list(table.index) == [3, 4, 5, "mean"]
     assert list(table.columns.names) == ["metric", "method"]
-    assert list(table.columns)[:2] == [("mse", "STIP"), ("mse", "copy-last")]
-    assert table.shape == (4, 8)
+    assert list(table.columns)[:4] == [("mse", m) for m in ("STIP", *BASELINES)]
+    assert table.shape == (4, 16)
     assert table.loc["mean", ("psnr", "STIP")] == pytest.approx(table.loc[[3, 4, 5], ("psnr", "STIP")].mean())
 
 
@@ -147,7 +150,7 @@ def test_evaluate_checkpoint_equals_evaluate(tmp_path, cfg, model, digits):
 def test_embedded_test_split(model):
     df = evaluate(model, EmbeddedVideo("test", resolution=(32, 32), total_length=4), 2, 4,
                   progress=False)
-    assert set(df["method"]) == {"STIP", "copy-last"} and sorted(set(df["t"])) == [3, 4]
+    assert set(df["method"]) == {"STIP", *BASELINES} and sorted(set(df["t"])) == [3, 4]
 
 
 def test_save_strip(tmp_path, model, digits):
@@ -209,3 +212,40 @@ def test_still_rollout_and_per_clip():
     assert table.index.names == ["clip", "t"] and set(table.index.get_level_values("t")) == {3, 4}
     assert table["windows"].groupby("clip").first().sum() == len(test_set)
     assert (table["margin"] == table["ours"] - table["copy_last"]).all()
+    assert list(table.columns) == ["windows", "ours", "copy_last", "margin", "mean_frame",
+                                   "flow_warp"]
+
+
+# --------------------------------------------------------------------------- the baselines
+def test_evaluate_chooses_baselines_in_their_order(model, digits):
+    df = evaluate(model, digits, 2, 4, progress=False, baselines=("flow-warp", "copy-last"))
+    assert list(dict.fromkeys(df["method"])) == ["STIP", "copy-last", "flow-warp"]
+    only = evaluate(model, digits, 2, 4, progress=False, baselines="mean-frame")
+    assert list(dict.fromkeys(only["method"])) == ["STIP", "mean-frame"]
+    none = evaluate(model, digits, 2, 4, progress=False, baselines=())
+    assert list(dict.fromkeys(none["method"])) == ["STIP"]
+    full = evaluate(model, digits, 2, 4, progress=False)
+    pd.testing.assert_frame_equal(df, full[full["method"] != "mean-frame"].reset_index(drop=True))
+    with pytest.raises(ValueError, match=r"unknown \['optical-flow'\]; valid baselines are "
+                                         r"\['copy-last', 'mean-frame', 'flow-warp'\]"):
+        evaluate(model, digits, 2, 4, progress=False, baselines=("copy-last", "optical-flow"))
+
+
+def test_model_method_and_strongest_baseline():
+    df = _scores([("STIP", 5, 30.0, 9.0), ("copy-last", 5, 28.0, 8.0), ("mean-frame", 5, 29.0, 12.0),
+                  ("flow-warp", 5, 31.0, 10.0), ("STIP", 6, 29.0, 9.0), ("copy-last", 6, 27.0, 8.5),
+                  ("mean-frame", 6, 29.5, 12.0), ("flow-warp", 6, 28.0, 10.0)])
+    assert model_method(df) == "STIP"
+    assert strongest_baseline(df) == "flow-warp"               # 29.5 > 29.25 > 27.5 dB
+    assert strongest_baseline(df[df["t"] == 6]) == "mean-frame"
+    assert strongest_baseline(df, "lpips_x100") == "copy-last"  # lower is better
+    old = df[df["method"].isin(["STIP", "copy-last"])]          # a table cached before them
+    assert model_method(old) == "STIP" and strongest_baseline(old) == "copy-last"
+    with pytest.raises(ValueError, match="metric='psnr_db' is unknown: valid metrics are"):
+        strongest_baseline(df, "psnr_db")
+    with pytest.raises(ValueError, match="no 'ssim' column"):
+        strongest_baseline(df, "ssim")
+    with pytest.raises(ValueError, match="no baseline rows"):
+        strongest_baseline(df[df["method"] == "STIP"])
+    with pytest.raises(ValueError, match="found methods \\['STIP', 'PredRNN'\\]"):
+        model_method(pd.concat([df, df.assign(method=df["method"].replace("STIP", "PredRNN"))]))

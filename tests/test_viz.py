@@ -243,11 +243,46 @@ def test_every_memory_shows_its_own_maps_in_the_explorer(cfg, frames, name):
     predictor, _ = build_model(mcfg)
     features = study.extract_features(predictor, frames[:2], mcfg.input_length)
     own = [k for k in predictor.maps() if k not in ("S_E", "T_E")]
-    assert own and own == viz.kinds(features)[2:]  # the memory's MAPS, in the explorer's list
+    assert own == viz.kinds(features)[2:] == viz.memory_kinds(features)  # the memory's MAPS
+    assert bool(own) == (name != "none")  # only the control, the identity, has no maps
     ui = viz.gate_explorer(features, frames[:2], mcfg.input_length, titles=predictor.maps())
+    if name == "none":  # said plainly, with S_E / T_E still shown and no memory-unit slider
+        assert "no gates or memory maps" in ui.note.value and "S_E, T_E" in ui.note.value
+        assert [k for _, k in ui.controls["kind"].options] == ["S_E", "T_E"]
+        assert ui.controls["unit"].layout.display == "none"
+        m = ui.update(kind="T_E", **{k: hi for k, (lo, hi) in viz.feature_ranges(features, "T_E").items()})
+        assert m.ndim == 2 and np.isfinite(m).all() and bytes(ui.image.value).startswith(PNG)
+        fig = viz.fig5(features, frames[:2])
+        assert "no gates or memory maps" in fig._suptitle.get_text() and len(fig.axes) == 5  # 3 + 2 colorbars
+        return
+    assert ui.note is None
     assert [label for label, _ in ui.controls["kind"].options][2:] == [predictor.maps()[k] for k in own]
     for kind in own:
         ranges = viz.feature_ranges(features, kind)
         ui.image.value = b""
         m = ui.update(kind=kind, **{k: hi for k, (lo, hi) in ranges.items()})
         assert m.ndim == 2 and np.isfinite(m).all() and bytes(ui.image.value).startswith(PNG)
+
+
+def test_plot_metrics_draws_every_baseline_dashed(tmp_path):
+    rows = [{"method": m, "t": t, "psnr": 20.0 + i + t, "ssim": 0.5, "lpips_x100": 30.0}
+            for i, m in enumerate(("STIP", "copy-last", "mean-frame", "flow-warp")) for t in (3, 4)]
+    fig = viz.plot_metrics(pd.DataFrame(rows))
+    lines = {line.get_label(): line for line in fig.axes[0].lines}
+    assert list(lines) == ["ours: STIP", "baseline: copy-last", "baseline: mean-frame",
+                           "baseline: flow-warp"]
+    assert lines["ours: STIP"].get_linestyle() == "-"
+    assert {lines[f"baseline: {b}"].get_linestyle() for b in viz.BASELINE_STYLES} == {"--", ":", "-."}
+    plt.close(fig)
+
+
+def test_explorer_and_fig5_with_no_maps_at_all(frames):
+    """A model exposing nothing (no memory maps, no encoder features) gets the note, not a crash."""
+    ui = viz.gate_explorer({}, frames, 2)
+    assert "nothing to show" in ui.note.value and ui.controls == {}
+    with pytest.raises(ValueError, match="no gates or memory maps"):
+        ui.update()
+    with pytest.raises(ValueError, match="nothing to show"):
+        viz.feature_ranges({})
+    fig = viz.fig5({}, frames)
+    assert "nothing to show" in fig._suptitle.get_text() and len(fig.axes) == 1

@@ -3,7 +3,8 @@
 Read top to bottom:
 
 1. the runs are the ``"compare"`` table of :mod:`stipkit.experiments.ablation` (every method trained at the
-   same budget with the one loop, scored 4 -> 6 by the one metrics function, copy-last beside,
+   same budget with the one loop, scored 4 -> 6 by the one metrics function, the training-free
+   baselines beside (copy-last, mean-frame, flow-warp),
    cached with the command that made them); :func:`results` reads / runs them;
 2. :func:`method_table` lays them out as Tables III-V (PSNR and LPIPS at the first and last
    predicted frame, mean ± std over seeds), :func:`paper_table` gives the papers' rows beside,
@@ -28,6 +29,7 @@ from ..config.budget import Budget
 from ..config.memories import memory_config
 from ..data.build import test_frames
 from ..reports.paper import METHOD_LABELS, NOT_REPRODUCED, PAPER_METHODS, PAPER_STRPM_TABLE3
+from ..scoring.baselines import BASELINES
 
 TABLE = "compare"
 METRICS = ("psnr", "lpips_x100")
@@ -47,14 +49,15 @@ def results(budget: Budget, progress: bool = True) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- 2. tables
 def _label(method: str) -> str:
-    return "copy-last" if method == "copy-last" else ab.ablation(TABLE).label(method)
+    return method if method in BASELINES else ab.ablation(TABLE).label(method)
 
 
 def method_table(res: pd.DataFrame) -> pd.DataFrame:
     """Tables III-V's layout: per dataset and method, PSNR and LPIPS x100 at the first and the last
-    predicted frame, as "mean ± std" over seeds (n seeds), copy-last last."""
+    predicted frame, as "mean ± std" over seeds (n seeds), the baselines last (copy-last,
+    mean-frame, flow-warp; copy-last alone in results cached before the others)."""
     r = res[res["table"] == TABLE]
-    r = r.assign(method=r["method"].where(r["method"] == "copy-last", r["variant"]))
+    r = r.assign(method=r["method"].where(ab.is_baseline(r["method"]), r["variant"]))
     r = r.drop_duplicates(["data", "method", "seed", "t"])
     first, last = r["t"].min(), r["t"].max()
     rows = []
@@ -66,7 +69,7 @@ def method_table(res: pd.DataFrame) -> pd.DataFrame:
                 sd = f" ± {v.std():.2f}" if len(v) > 1 else ""
                 row[f"t={t} {'PSNR' if m == 'psnr' else 'LPIPS×100'}"] = f"{v.mean():.2f}{sd}"
         rows.append(row)
-    order = {v: i for i, v in enumerate([*methods().values(), "copy-last"])}
+    order = {v: i for i, v in enumerate([*methods().values(), *BASELINES])}
     out = pd.DataFrame(rows)
     return out.sort_values(["data", "method"], key=lambda s: s.map(order) if s.name == "method" else s,
                            kind="stable").reset_index(drop=True)
@@ -106,15 +109,16 @@ def inference_table(budget: Budget, samples: int = 10, repeats: int = 3) -> pd.D
 
 
 def verdict(res: pd.DataFrame) -> str:
-    """In words, per dataset: does STIP (as the kit trains it) beat every method, and each
-    method copy-last, by :data:`stipkit.experiments.ablation.RULE`."""
+    """In words, per dataset: does STIP (as the kit trains it) beat every method, by
+    :data:`stipkit.experiments.ablation.RULE`, and which methods beat the strongest baseline
+    (:func:`stipkit.experiments.ablation.baseline_report`)."""
     v = ab.verdicts(res, TABLE)
     lines = []
     for data, g in v.groupby("data", sort=False):
         for _, row in g.iterrows():
             lines.append(f"{data}: {row['claim']}: {row['verdict']} ({row['seeds']} seed(s); "
                          f"{row['evidence']})")
-    return "\n".join(lines) + "\n" + ab.copy_last_report(res, TABLE)
+    return "\n".join(lines) + "\n" + ab.baseline_report(res, TABLE)
 
 
 # --------------------------------------------------------------------------- 3. the strip

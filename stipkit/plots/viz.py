@@ -5,7 +5,8 @@ notebook passes :func:`stipkit.config.outputs.figure_path`, None at the ``ci`` b
 Read top to bottom:
 
 1. training and scores: :func:`plot_history`, :func:`plot_strip`, :func:`plot_metrics` (the
-   paper's Table III numbers drawn as their own labelled markers, never mixed with ours);
+   paper's Table III numbers drawn as their own labelled markers, never mixed with ours), written
+   in :mod:`stipkit.plots.scores` and re-exported here;
 2. Fig. 5 (the features and gates of STIP, Sec. IV-B): :func:`feature_map` (one 2-D map),
    :func:`gate_explorer` (an ipywidgets UI over every map the model exposes, with sliders
    over step, unit, level, channel and sample) and :func:`fig5` (a static figure like the
@@ -16,182 +17,23 @@ Feature dicts are :func:`stipkit.experiments.study.extract_features`' (or ``forw
 return_features=True).features``): ``"T_E"`` / ``"S_E"`` lists over encoder levels 0..N of
 (B, T-1, hidden, H_l, W_l), and one (B, T-1, K, C, H_N, W_N) tensor per map the memory exposes
 (STGRU: ``"R_t"``, ``"U_t"``). Step t (0-based) encodes the clip ending at frame ``frames[:, t]``.
+A memory may expose no maps at all (memory ``"none"``, the kit's control): the explorer and
+:func:`fig5` then say so (:func:`no_memory_maps_note`) and show S_E / T_E only.
 """
 from __future__ import annotations
 
 import io
+import textwrap
 
-import matplotlib
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from ..config.outputs import save_figure
-from ..reports.paper import PAPER_LABEL
-
-LOSS_COLUMNS = ("mse", "d", "gan_p", "lp", "total")
-METRIC_TITLES = {"mse": "MSE ↓", "psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips_x100": "LPIPS ×100 ↓"}
-
-
-# --------------------------------------------------------------------------- helpers
-def _np(x) -> np.ndarray:
-    return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, float)
-
-
-def _t(x) -> torch.Tensor:
-    return x.detach().float().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x), dtype=torch.float32)
-
-
-def _image(frame) -> np.ndarray:
-    """(C, H, W) in [0, 1] -> (H, W, 3) or (H, W) for imshow."""
-    x = np.clip(_np(frame), 0, 1)
-    return x[0] if x.shape[0] == 1 else np.transpose(x, (1, 2, 0))
-
-
-def _smooth(y: pd.Series) -> pd.Series:
-    window = max(1, len(y) // 50)
-    return y.rolling(window, min_periods=1).mean()
-
-
-# --------------------------------------------------------------------------- 1. training, scores
-def plot_history(history: pd.DataFrame, path=None, dpi: int = 120) -> Figure:
-    """Training curves of :func:`stipkit.training.train.train`'s history.
-
-    Panels: the predictor's losses (``mse``, ``total``; log y), the adversarial terms (``d`` =
-    L_GAN(D), ``gan_p`` = L_GAN(P); linear y -- they hover near log 2 and log 4), the learned
-    perceptual loss ``lp`` (log y), and the periodic evaluation (``eval_*`` columns, e.g. the PSNR
-    at the first predicted frame and over all of them, each beside its copy-last baseline). Raw values are thin, a running mean is drawn over them. Missing terms
-    (e.g. the ``mse`` loss mode) are left out.
-    """
-    h = history.reset_index(drop=True)
-    x = h["iteration"] if "iteration" in h else pd.Series(np.arange(1, len(h) + 1))
-    groups = [("predictor loss (Eq. 9)", ["mse", "total"], True),
-              ("adversarial (Eq. 10)", ["d", "gan_p"], False),
-              ("LP-loss (Eq. 8)", ["lp"], True)]
-    groups = [(title, [c for c in cols if c in h], log) for title, cols, log in groups]
-    groups = [g for g in groups if g[1]]
-    evals = [c for c in h.columns if c.startswith("eval_")]
-    n = len(groups) + 1
-    with plt.style.context("seaborn-v0_8-whitegrid"):
-        fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
-        axes = axes[0]
-        for ax, (title, cols, log) in zip(axes, groups):
-            for i, c in enumerate(cols):
-                color = f"C{i}"
-                y = h[c].astype(float)
-                ax.plot(x, y, color=color, alpha=0.3, lw=0.8)
-                ax.plot(x, _smooth(y), color=color, lw=1.6, label=c)
-            if log and (h[cols].to_numpy(float) > 0).all():
-                ax.set_yscale("log")
-            ax.set(title=title, xlabel="iteration")
-            ax.legend(fontsize=8)
-        ax = axes[-1]
-        if evals:
-            rows = h.dropna(subset=evals, how="all")
-            bases = list(dict.fromkeys(c.removesuffix("_copy_last") for c in evals))
-            for c in evals:  # a score and its copy-last baseline share a colour
-                label = c.removeprefix("eval_").replace("_copy_last", " (copy-last)")
-                ax.plot(rows["iteration"] if "iteration" in rows else rows.index + 1, rows[c],
-                        marker="o" if "copy_last" not in c else None, ms=3,
-                        color=f"C{bases.index(c.removesuffix('_copy_last'))}",
-                        ls="--" if "copy_last" in c else "-", label=label)
-            ax.legend(fontsize=8)
-            ax.set(title="periodic evaluation (test windows)", xlabel="iteration", ylabel="PSNR (dB)")
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        else:
-            ax.text(0.5, 0.5, "no evaluation logged", ha="center", va="center", transform=ax.transAxes)
-            ax.set(title="periodic evaluation", xticks=[], yticks=[])
-        fig.tight_layout()
-    save_figure(fig, path, dpi)
-    return fig
-
-
-def plot_strip(frames, predictions, input_length: int, sample: int = 0, path=None,
-               max_frames: int | None = None, title: str | None = None, dpi: int = 120) -> Figure:
-    """One test window: row 1 the ``input_length`` inputs then the ground truth; below, one row
-    per model with its predictions under their ground truth (blank under the inputs). Frame
-    labels use the paper's 1-based numbering t.
-
-    ``frames`` (B, T, C, H, W); ``predictions`` (B, T - input_length, ...) or the full output
-    (B, T - 1, ...), or a dict ``{row label: predictions}`` for several models (e.g. this run and
-    the pretrained weights). Values are clamped to [0, 1].
-    """
-    fr = _t(frames)[sample]
-    rows = predictions if isinstance(predictions, dict) else {"STIP": predictions}
-    preds = {}
-    for label, p in rows.items():
-        pr = _t(p)[sample]
-        if pr.shape[0] == fr.shape[0] - 1:
-            pr = pr[input_length - 1:]
-        if pr.shape[0] != fr.shape[0] - input_length:
-            raise ValueError(f"predictions{'' if label == 'STIP' else f' of {label!r}'} have "
-                             f"{pr.shape[0]} frames; expected T - input_length = "
-                             f"{fr.shape[0] - input_length} (or T - 1)")
-        preds[label] = pr
-    T = fr.shape[0] if max_frames is None else min(fr.shape[0], max_frames)
-    n = 1 + len(preds)
-    fig, axes = plt.subplots(n, T, figsize=(1.6 * T, 1.8 * n), squeeze=False)
-    cmap = "gray" if fr.shape[1] == 1 else None
-    for t in range(T):
-        axes[0, t].imshow(_image(fr[t]), cmap=cmap, vmin=0, vmax=1)
-        axes[0, t].set_title(f"t={t + 1}" + (" (input)" if t < input_length else " (truth)"),
-                             fontsize=8)
-        for r, (label, pr) in enumerate(preds.items(), start=1):
-            if t >= input_length:
-                axes[r, t].imshow(_image(pr[t - input_length]), cmap=cmap, vmin=0, vmax=1)
-                axes[r, t].set_title(f"t={t + 1} {label}", fontsize=7)
-        for r in range(n):
-            axes[r, t].axis("off")
-    for r, label in enumerate(["given | truth", *preds]):
-        axes[r, 0].text(-0.08, 0.5, label, rotation=90, va="center", ha="right",
-                        transform=axes[r, 0].transAxes, fontsize=9)
-    fig.suptitle(title or f"test window {sample}: inputs | ground truth (top) and predictions "
-                          "(below)", fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path, dpi)
-    return fig
-
-
-def plot_metrics(df: pd.DataFrame, paper: dict | None = None, path=None,
-                 ours_label: str | None = None, dpi: int = 120) -> Figure:
-    """Per-step PSNR / SSIM / LPIPS x100 of STIP and copy-last (``stipkit.scoring.evaluate.evaluate``'s
-    tidy output), one panel each, x = the paper's frame index t.
-
-    ``paper``: the paper's numbers as ``{metric: {t: value}}`` (e.g.
-    :data:`stipkit.reports.paper.PAPER_TABLE_III`), drawn as black stars labelled "paper (UCF Sports
-    512², Table III)" on the panels of the metrics it has -- separate from our lines, which come
-    from a different resolution and data. ``ours_label`` is appended to the title.
-    """
-    metrics = [m for m in ("psnr", "ssim", "lpips_x100") if m in df.columns]
-    with plt.style.context("seaborn-v0_8-whitegrid"):
-        fig, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.6), squeeze=False)
-        for ax, m in zip(axes[0], metrics):
-            for i, (method, rows) in enumerate(df.groupby("method", sort=False)):
-                rows = rows.sort_values("t")
-                ax.plot(rows["t"], rows[m], marker="o", color=f"C{i}",
-                        ls="--" if method == "copy-last" else "-", label=f"ours: {method}")
-            if paper and m in paper:
-                ts, vs = zip(*sorted(paper[m].items()))
-                ax.scatter(ts, vs, marker="*", s=160, color="black", zorder=5, label=PAPER_LABEL)
-                for t, v in zip(ts, vs):
-                    ax.annotate(f"{v:g}", (t, v), textcoords="offset points", xytext=(6, 4), fontsize=8)
-            ax.set(title=METRIC_TITLES.get(m, m), xlabel="t (frame index)")
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        handles, labels = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8,
-                   bbox_to_anchor=(0.5, -0.02))
-        title = "per-step scores on our test windows"
-        if ours_label:
-            title += f" ({ours_label})"
-        if paper:
-            title += " -- stars: the paper's STIP numbers, other data and resolution"
-        fig.suptitle(title, fontsize=10)
-        fig.tight_layout(rect=(0, 0.08, 1, 1))
-    save_figure(fig, path, dpi)
-    return fig
+from .scores import (BASELINE_STYLES, LOSS_COLUMNS, METRIC_TITLES, _image, _np, _t,  # noqa: F401
+                     plot_history, plot_metrics, plot_strip)
 
 
 # --------------------------------------------------------------------------- 2. Fig. 5
@@ -206,9 +48,34 @@ def _is_levels(features: dict, kind: str) -> bool:
     return isinstance(features[kind], (list, tuple))
 
 
+def memory_kinds(features: dict) -> list[str]:
+    """The maps of :func:`kinds` that the memory exposes (STGRU: R_t, U_t); none for a memory
+    without gates or maps, such as memory ``"none"`` (the kit's control, the identity)."""
+    return [k for k in kinds(features) if not _is_levels(features, k)]
+
+
+def no_memory_maps_note(features: dict) -> str | None:
+    """What the Fig. 5 plots say when the model's memory exposes no maps (memory ``"none"``:
+    no gates, no state), naming the encoder features that are still shown; None when it has."""
+    if memory_kinds(features):
+        return None
+    shown = kinds(features)
+    rest = (f"; only the encoder features {', '.join(shown)} are shown" if shown
+            else ", nor any encoder features: there is nothing to show")
+    return f"This model has no gates or memory maps to show (its memory exposes none){rest}."
+
+
 def _check_kind(features: dict, kind: str) -> None:
     if kind not in features:
         raise ValueError(f"kind={kind!r} is unknown: this model's maps are {kinds(features)}")
+
+
+def _first_kind(features: dict) -> str:
+    """The first of :func:`kinds`; a ValueError when the features hold no maps at all."""
+    names = kinds(features)
+    if not names:
+        raise ValueError(no_memory_maps_note(features))
+    return names[0]
 
 
 def feature_ranges(features: dict, kind: str | None = None) -> dict:
@@ -216,7 +83,7 @@ def feature_ranges(features: dict, kind: str | None = None) -> dict:
     :func:`kinds`): ``t``, ``unit`` (memory maps; (0, 0) for encoder features), ``level``
     (encoder features; (0, 0) for memory maps), ``channel`` (-1 = the channel mean), ``sample``;
     all read from the feature shapes."""
-    kind = kinds(features)[0] if kind is None else kind
+    kind = _first_kind(features) if kind is None else kind
     _check_kind(features, kind)
     x = features[kind]
     if _is_levels(features, kind):
@@ -314,12 +181,26 @@ def gate_explorer(features: dict, frames, input_length: int, titles: dict | None
     The returned VBox carries ``update(**values)`` (keys ``kind``, ``t``, ``unit``, ``level``,
     ``channel``, ``sample``; missing ones keep their current value): it sets the widgets,
     re-renders and returns the 2-D map, so it can be called directly (tests do). Also attached:
-    ``controls`` (the widgets by key) and ``image`` (the PNG widget).
+    ``controls`` (the widgets by key), ``image`` (the PNG widget) and ``note``.
+
+    A model whose memory exposes no maps (memory ``"none"``, the kit's control: no gates, no
+    state) gets a ``note`` above the controls saying so (:func:`no_memory_maps_note`), and no
+    memory-unit slider: only S_E / T_E are in the Dropdown. With no maps at all, the UI is that
+    note alone (no controls; ``update`` raises ValueError). Otherwise ``note`` is None.
     """
     import ipywidgets as W
 
     names = kinds(features)
     titles = titles or {}
+    said = no_memory_maps_note(features)
+    note = None if said is None else W.HTML(f"<b>{said}</b>")
+    if not names:
+        def nothing(**_values):
+            raise ValueError(said)
+
+        ui = W.VBox([note])
+        ui.update, ui.controls, ui.image, ui.note = nothing, {}, W.Image(format="png"), note
+        return ui
     first = feature_ranges(features, names[0])
     labels = {"t": "time step", "unit": "memory unit", "level": "encoder level",
               "channel": "channel (-1 = mean)", "sample": "test sample"}
@@ -378,10 +259,13 @@ def gate_explorer(features: dict, frames, input_length: int, titles: dict | None
 
     for w in controls.values():
         w.observe(on_change, names="value")
-    ui = W.VBox([W.HBox([controls["kind"], controls["t"], controls["sample"]]),
+    if note is not None:  # no memory maps: the unit slider would only ever be disabled
+        controls["unit"].layout.display = "none"
+    ui = W.VBox([*([note] if note is not None else []),
+                 W.HBox([controls["kind"], controls["t"], controls["sample"]]),
                  W.HBox([controls["level"], controls["unit"], controls["channel"]]),
                  image, caption])
-    ui.update, ui.controls, ui.image = update, controls, image
+    ui.update, ui.controls, ui.image, ui.note = update, controls, image, note
     update()
     return ui
 
@@ -391,11 +275,15 @@ def fig5(features: dict, frames, sample: int = 0, t: int = 0, path=None, level: 
     """A static figure like STIP's Fig. 5 at one step: the input frame and every map of
     :func:`kinds` (STIP with STGRU: S_E, T_E at encoder ``level``; R_t, U_t of memory ``unit``),
     each the channel mean, upsampled (bilinear) to the frame size. Features on their own
-    min..max grey scale; maps in [0, 1] (gates) on a shared 0..1 scale."""
+    min..max grey scale; maps in [0, 1] (gates) on a shared 0..1 scale. A model whose memory
+    exposes no maps (memory ``"none"``) gets S_E, T_E only and a title that says so
+    (:func:`no_memory_maps_note`)."""
     frame = _t(frames)[sample, t]
     size = frame.shape[-2:]
     names = kinds(features)
-    fig, axes = plt.subplots(1, 1 + len(names), figsize=(2.8 * (1 + len(names)), 3.2))
+    fig, axes = plt.subplots(1, 1 + len(names), figsize=(2.8 * (1 + max(len(names), 2)), 3.2),
+                             squeeze=False)
+    axes = axes[0]
     axes[0].imshow(_image(frame), cmap="gray" if frame.shape[0] == 1 else None, vmin=0, vmax=1)
     axes[0].set_title(f"input v_{t + 1} (sample {sample})", fontsize=10)
     for ax, kind in zip(axes[1:], names):
@@ -407,7 +295,9 @@ def fig5(features: dict, frames, sample: int = 0, t: int = 0, path=None, level: 
         fig.colorbar(im, ax=ax, fraction=0.046)
     for ax in axes:
         ax.set_xticks([]), ax.set_yticks([])
-    fig.suptitle("Fig. 5 at one step: channel means, upsampled to the frame size", fontsize=10)
+    title = "Fig. 5 at one step: channel means, upsampled to the frame size"
+    said = no_memory_maps_note(features)
+    fig.suptitle(title if said is None else f"{title}\n{textwrap.fill(said, 90)}", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path, dpi)
     return fig

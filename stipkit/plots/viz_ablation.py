@@ -12,7 +12,8 @@ import seaborn as sns
 
 from ..config.budget import Budget
 from ..config.outputs import save_figure
-from ..experiments.ablation import ablation, per_run
+from ..experiments.ablation import ablation, is_baseline, per_run
+from .viz import BASELINE_STYLES
 
 _NAMES = {"psnr": "PSNR (dB)", "lpips_x100": "LPIPS ×100", "ssim": "SSIM", "mse": "MSE"}
 
@@ -24,7 +25,8 @@ def _labelled(runs: pd.DataFrame, table: str) -> pd.DataFrame:
 
 def plot_bars(results: pd.DataFrame, table: str, metrics=None, path=None, dpi: int = 110):
     """One bar per variant (mean over seeds, error bar: standard deviation, dots: the seeds),
-    one panel per (metric, dataset); copy-last is the dashed line."""
+    one panel per (metric, dataset); each baseline (copy-last, mean-frame, flow-warp; results
+    cached before the last two hold copy-last only) is a horizontal dashed or dotted line."""
     a = ablation(table)
     metrics = list(metrics or a.metrics)
     runs = _labelled(per_run(results, table), table)
@@ -35,14 +37,16 @@ def plot_bars(results: pd.DataFrame, table: str, metrics=None, path=None, dpi: i
     for i, metric in enumerate(metrics):
         for j, d in enumerate(data):
             ax, r = axes[i, j], runs[runs["data"] == d]
-            models = r[r["method"] != "copy-last"]
+            models = r[~is_baseline(r["method"])]
             sns.barplot(models, x="label", y=metric, order=order, errorbar="sd", ax=ax,
                         color="tab:blue", alpha=0.7, capsize=0.2)
             sns.stripplot(models, x="label", y=metric, order=order, ax=ax, color="k", size=3)
-            base = r.loc[r["method"] == "copy-last", metric].mean()
-            ax.axhline(base, ls="--", c="tab:red", label=f"copy-last {base:.3g}")
-            lo = min(models[metric].min(), base)
-            hi = max(models[metric].max(), base)
+            bases = r[is_baseline(r["method"])].groupby("method", sort=False)[metric].mean()
+            for name, base in bases.items():
+                color, ls = BASELINE_STYLES.get(name, ("tab:red", "--"))
+                ax.axhline(base, ls=ls, c=color, label=f"{name} {base:.3g}")
+            lo = min(models[metric].min(), *bases.values)
+            hi = max(models[metric].max(), *bases.values)
             ax.set_ylim(lo - 0.15 * (hi - lo + 1e-9), hi + 0.15 * (hi - lo + 1e-9))
             ax.set(xlabel="", ylabel=_NAMES.get(metric, metric), title=f"{d}")
             ax.tick_params(axis="x", rotation=35)
@@ -55,20 +59,24 @@ def plot_bars(results: pd.DataFrame, table: str, metrics=None, path=None, dpi: i
 
 def plot_steps(results: pd.DataFrame, table: str, metric: str = "psnr", path=None,
                dpi: int = 110):
-    """The metric at each predicted frame t per variant (mean over seeds, band: sd), copy-last
-    dashed; one panel per dataset."""
+    """The metric at each predicted frame t per variant (mean over seeds, band: sd), each
+    baseline a dashed or dotted line in its colour (``viz.BASELINE_STYLES``); one panel per
+    dataset."""
     a = ablation(table)
     r = results[results["table"] == table]
-    r = r.assign(label=[m if m == "copy-last" else a.label(v) for m, v in zip(r["method"], r["variant"])])
-    r = r.drop_duplicates(["data", "label", "seed", "t"])  # copy-last is the same in every run
+    base = is_baseline(r["method"])
+    r = r.assign(label=[m if b else a.label(v) for m, v, b in zip(r["method"], r["variant"], base)])
+    r = r.drop_duplicates(["data", "label", "seed", "t"])  # a baseline is the same in every run
     data = list(dict.fromkeys(r["data"]))
     fig, axes = plt.subplots(1, len(data), squeeze=False, figsize=(5.5 * len(data), 3.6))
     for ax, d in zip(axes[0], data):
         sub = r[r["data"] == d]
-        sns.lineplot(sub[sub["label"] != "copy-last"], x="t", y=metric, hue="label", errorbar="sd",
-                     ax=ax, marker="o")
-        base = sub[sub["label"] == "copy-last"].groupby("t")[metric].mean()
-        ax.plot(base.index, base.values, "k--", label="copy-last")
+        models = ~is_baseline(sub["method"])
+        sns.lineplot(sub[models], x="t", y=metric, hue="label", errorbar="sd", ax=ax, marker="o")
+        for name, rows in sub[~models].groupby("label", sort=False):
+            base = rows.groupby("t")[metric].mean()
+            color, ls = BASELINE_STYLES.get(name, ("k", "--"))
+            ax.plot(base.index, base.values, color=color, ls=ls, label=name)
         ax.set(title=d, ylabel=_NAMES.get(metric, metric), xlabel="predicted frame t")
         ax.legend(fontsize=7)
     fig.suptitle(f"Table {table}: {_NAMES.get(metric, metric)} per predicted frame")
@@ -83,7 +91,7 @@ def plot_psnr_vs_flops(results: pd.DataFrame, memories: pd.DataFrame, metric: st
     unit's FLOPs (``stipkit.reports.complexity.memory_table``); one panel per dataset."""
     a = ablation("VII")
     runs = per_run(results, "VII")
-    runs = runs[runs["method"] != "copy-last"]
+    runs = runs[~is_baseline(runs["method"])]
     stats = runs.groupby(["data", "method"])[metric].agg(["mean", "std"]).reset_index()
     stats = stats.merge(memories[["memory", "flops_G"]], left_on="method", right_on="memory")
     data = list(dict.fromkeys(stats["data"]))

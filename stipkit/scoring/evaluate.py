@@ -5,7 +5,8 @@ first ``input_length`` frames of each test window, sees no ground truth after th
 up to ``total_length``. Every predicted future frame (paper numbering t = input_length+1 ..
 total_length, e.g. 5..10) is scored with MSE, PSNR, SSIM and LPIPS x100 -- always by
 :func:`stipkit.scoring.metrics.sequence_metrics`, the one metrics function of the kit -- and the
-copy-last-frame baseline is scored beside it on the same frames.
+training-free baselines of :mod:`stipkit.scoring.baselines` (copy-last, mean-frame, flow-warp)
+are scored beside it on the same frames; :func:`strongest_baseline` names the one to beat.
 
 Read top to bottom: :func:`rollout_dataset` (the rollout), :func:`evaluate` (the scores),
 :func:`evaluation_table` (a printable table), :func:`evaluate_checkpoint` (from a checkpoint
@@ -27,7 +28,8 @@ from ..data.build import default_crop, default_dataset
 from ..data.frames import crop_to
 from ..data.loader import make_loader
 from ..runtime.device import default_device
-from .metrics import METRIC_COLUMNS, copy_last_baseline, psnr, sequence_metrics
+from .baselines import BASELINES
+from .metrics import HIGHER_IS_BETTER, METRIC_COLUMNS, psnr, sequence_metrics
 from ..models.compile import compile_steps
 
 BASELINE = "copy-last"  # the method name of the copy-last-frame baseline in every scores table
@@ -40,12 +42,41 @@ def label_of(predictor) -> str:
 
 
 def model_method(df: pd.DataFrame) -> str:
-    """The one method of a scores table that is not the copy-last baseline."""
-    methods = [m for m in dict.fromkeys(df["method"].astype(str)) if m != BASELINE]
+    """The one method of a scores table that is not a baseline (:data:`BASELINES`)."""
+    methods = [m for m in dict.fromkeys(df["method"].astype(str)) if m not in BASELINES]
     if len(methods) != 1:
-        raise ValueError(f"expected the scores of one model beside {BASELINE!r}, found methods "
-                         f"{methods}; pass method= to choose")
+        raise ValueError(f"expected the scores of one model beside the baselines "
+                         f"{list(BASELINES)}, found methods {methods}; pass method= to choose")
     return methods[0]
+
+
+def strongest_baseline(df: pd.DataFrame, metric: str = "psnr") -> str:
+    """The baseline of a scores table (:func:`evaluate`'s output, per step or per sample) with
+    the best mean of ``metric`` over its rows: highest for psnr and ssim, lowest for mse and
+    lpips_x100. Tables cached before mean-frame and flow-warp existed hold copy-last only, which
+    is then the strongest. Ties go to the earlier baseline of :data:`BASELINES`."""
+    if metric not in HIGHER_IS_BETTER:
+        raise ValueError(f"metric={metric!r} is unknown: valid metrics are {list(HIGHER_IS_BETTER)}")
+    if metric not in df.columns:
+        raise ValueError(f"the scores have no {metric!r} column; they have {list(df.columns)}")
+    methods = df["method"].astype(str)
+    means = df[methods.isin(BASELINES)].groupby(methods[methods.isin(BASELINES)])[metric].mean()
+    if means.empty:
+        raise ValueError(f"the scores hold no baseline rows (methods {sorted(set(methods))}; "
+                         f"baselines are {list(BASELINES)})")
+    means = means.reindex([b for b in BASELINES if b in means.index])
+    return str(means.idxmax() if HIGHER_IS_BETTER[metric] else means.idxmin())
+
+
+def baseline_names(baselines) -> tuple[str, ...]:
+    """Validate :func:`evaluate`'s ``baselines=`` (names of :data:`BASELINES`, or one name) ->
+    those names in :data:`BASELINES`' order, without repeats."""
+    names = (baselines,) if isinstance(baselines, str) else tuple(baselines)
+    unknown = [b for b in names if b not in BASELINES]
+    if unknown:
+        raise ValueError(f"baselines={baselines!r}: unknown {unknown}; valid baselines are "
+                         f"{list(BASELINES)}")
+    return tuple(b for b in BASELINES if b in names)
 
 
 # --------------------------------------------------------------------------- the rollout
@@ -90,17 +121,20 @@ def rollout_dataset(predictor, dataset, input_length: int, total_length: int, ba
 def evaluate(predictor, dataset, input_length: int, total_length: int, batch_size: int = 8,
              device=None, progress: bool = True, crop: tuple[int, int] | None = None,
              per_sample: bool = False, compile: bool = False,
-             shard: bool | None = None) -> pd.DataFrame:
-    """Per-time-step scores of ``predictor`` and of the copy-last-frame baseline on ``dataset``.
+             shard: bool | None = None, baselines=tuple(BASELINES)) -> pd.DataFrame:
+    """Per-time-step scores of ``predictor`` and of the training-free baselines on ``dataset``.
 
     Returns a tidy DataFrame with columns ``method`` (:func:`label_of` the predictor, e.g.
-    "STIP", and "copy-last"), ``t`` (the paper's
+    "STIP", then the baselines: "copy-last", "mean-frame", "flow-warp", see
+    :mod:`stipkit.scoring.baselines`), ``t`` (the paper's
     1-based frame index, input_length+1 .. total_length), ``mse``, ``psnr``, ``ssim`` and
     ``lpips_x100``: means over all samples of the split. ``per_sample=True`` returns the
     unaveraged rows instead (plus a ``sample`` column, the index in ``dataset``).
     ``crop=(H, W)`` center-crops predictions and targets before scoring (SJTU4K: the
     2176-line model output is scored at the native 2160 lines). ``compile``: see
     :func:`rollout_dataset`. Every metric is computed on the model's device.
+    ``baselines``: which of :data:`BASELINES` to score (default all; listed in that order
+    whatever the order given); an unknown name raises ValueError.
 
     ``shard`` (default: when a ``torch.distributed`` group of several processes is running,
     e.g. under torchrun): each rank rolls out and scores every world-th window only, and the
@@ -108,15 +142,17 @@ def evaluate(predictor, dataset, input_length: int, total_length: int, batch_siz
     process's and every rank spends 1/world of the time (no rank idles in a collective while
     another evaluates alone).
     """
+    names = baseline_names(baselines)
     world, rank = _world()
     shard = world > 1 if shard is None else shard
     index = list(range(rank, len(dataset), world)) if shard else list(range(len(dataset)))
-    parts, offset, methods = [], 0, (label_of(predictor), BASELINE)
+    parts, offset, methods = [], 0, (label_of(predictor), *names)
     subset = Subset(dataset, index) if shard else dataset
     for frames, preds in rollout_dataset(predictor, subset, input_length, total_length,
                                          batch_size, device, progress, compile):
         target = frames[:, input_length:]
-        for method, pred in zip(methods, (preds, copy_last_baseline(frames, input_length))):
+        preds = [preds, *(BASELINES[b](frames, input_length) for b in names)]
+        for method, pred in zip(methods, preds):
             p, g = (pred, target) if crop is None else (crop_to(pred, *crop), crop_to(target, *crop))
             df = sequence_metrics(p, g, input_length, progress=False)
             df["sample"] = [index[offset + i] for i in df["sample"]]
@@ -245,6 +281,10 @@ def check_targets(df: pd.DataFrame, data: str, method: str | None = None) -> pd.
     * ``embedded`` (real clips): PSNR at the first predicted frame at least copy-last's minus
       1 dB, and the mean PSNR over every predicted frame above copy-last's;
     * ``digits``: PSNR and LPIPS better than copy-last at every predicted frame.
+
+    The targets are defined against copy-last; the other baselines' rows are not read here
+    (:func:`strongest_baseline` and :func:`stipkit.experiments.study.beats_copy_last` report the
+    strongest one).
     """
     method = model_method(df) if method is None else method
     ours = df[df["method"] == method].set_index("t")
@@ -275,10 +315,11 @@ def check_targets(df: pd.DataFrame, data: str, method: str | None = None) -> pd.
 
 
 def per_clip(predictor, cfg: Config, test_set, progress: bool = False) -> pd.DataFrame:
-    """Mean PSNR per source clip and time step, model and copy-last, on an
+    """Mean PSNR per source clip and time step, model and baselines, on an
     :class:`~stipkit.data.video.EmbeddedVideo` test split (or a ``Subset`` of one): rows
-    (clip, t), columns ``windows``, ``ours``, ``copy_last``, ``margin``. It shows where the
-    model wins and loses (moving camera vs near-still scenes)."""
+    (clip, t), columns ``windows``, ``ours``, ``copy_last``, ``margin`` (ours minus copy-last),
+    then the other baselines (``mean_frame``, ``flow_warp``). It shows where the model wins and
+    loses (moving camera vs near-still scenes)."""
     ds, index = (test_set.dataset, list(test_set.indices)) if isinstance(test_set, Subset) \
         else (test_set, list(range(len(test_set))))
     if not hasattr(ds, "windows"):
@@ -291,26 +332,37 @@ def per_clip(predictor, cfg: Config, test_set, progress: bool = False) -> pd.Dat
     out = pd.DataFrame({"windows": rows[rows["method"] == ours].groupby(["clip", "t"]).size(),
                         "ours": wide[ours], "copy_last": wide[BASELINE]})
     out["margin"] = out["ours"] - out["copy_last"]
+    for b in BASELINES:
+        if b != BASELINE and b in wide.columns:
+            out[b.replace("-", "_")] = wide[b]
     return out
 
 
-def still_rollout(predictor, frames: torch.Tensor, input_length: int, total_length: int) -> pd.DataFrame:
+def still_rollout(predictor, frames: torch.Tensor, input_length: int, total_length: int,
+                  per_frame: bool = False) -> pd.DataFrame:
     """How well the model keeps a still scene still: each frame of ``frames`` (N, C, H, W) is
     given ``input_length`` times; returns the PSNR (dB, mean over the frames) of every predicted
-    frame against it, by t. Copy-last would be exact (infinite PSNR); a model's errors here are
-    its floor, and how they grow with t is its drift."""
-    still = frames[:, None].expand(-1, input_length, -1, -1, -1)
-    device = next(predictor.parameters()).device
+    frame against it, by t (``per_frame=True``: one row per frame and t, with ``frame``, the
+    index in ``frames``, so that the worst frame can be read). Copy-last would be exact
+    (infinite PSNR); a model's errors here are its floor, and how they grow with t is its
+    drift: a model that learned "real video always moves" makes a still scene melt."""
+    if frames.ndim != 4:
+        raise ValueError(f"frames must be (N, C, H, W) still frames, got shape {tuple(frames.shape)}")
+    param = next(predictor.parameters())
+    still = frames[:, None].expand(-1, input_length, -1, -1, -1).to(param.device, param.dtype)
     was_training = predictor.training
     predictor.eval()
     try:
         with torch.inference_mode():
-            preds = predictor(still.to(device), input_length=input_length,
+            preds = predictor(still, input_length=input_length,
                               total_length=total_length, future_only=True).predictions
     finally:
         predictor.train(was_training)
     n, steps = preds.shape[:2]
-    target = frames[:, None].expand(-1, steps, -1, -1, -1).to(preds.device)
-    values = psnr(preds.clamp(0, 1).flatten(0, 1), target.flatten(0, 1)).view(n, steps)
-    return pd.DataFrame({"t": range(input_length + 1, total_length + 1),
-                         "psnr": values.mean(0).tolist()})
+    target = still[:, -1:].expand(-1, steps, -1, -1, -1)
+    values = psnr(preds.clamp(0, 1).flatten(0, 1).float(), target.flatten(0, 1).float()).view(n, steps)
+    ts = list(range(input_length + 1, total_length + 1))
+    if per_frame:
+        return pd.DataFrame([dict(frame=i, t=t, psnr=float(values[i, k]))
+                             for i in range(n) for k, t in enumerate(ts)])
+    return pd.DataFrame({"t": ts, "psnr": values.mean(0).tolist()})

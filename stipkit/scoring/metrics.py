@@ -39,6 +39,8 @@ import numpy as np
 import torch
 
 from . import lpips_weights as _weights
+# re-exported for older callers: the baselines live in stipkit.scoring.baselines
+from .baselines import copy_last_baseline
 from .lpips_weights import LPIPSWeightsMissing
 
 __all__ = [
@@ -371,25 +373,3 @@ def summarize(df, by: str | Sequence[str] = "t"):
     cols = [c for c in (*METRIC_COLUMNS, "lpips") if c in df.columns and c not in keys]
     return df.groupby(keys, sort=True)[cols].mean()
 
-
-# ------------------------------------------------------------------------- baselines
-
-
-def copy_last_baseline(frames: Any, input_length: int):
-    """Predictions that repeat the last context frame -> ``(B, T - input_length, C, H, W)``.
-
-    ``frames`` is the whole clip ``(B, T, C, H, W)`` (tensor or numpy array; the result
-    has the same type); frame ``input_length - 1`` is repeated for every future step.
-    """
-    if not isinstance(frames, (torch.Tensor, np.ndarray)):
-        raise TypeError(f"frames must be a torch.Tensor or numpy array, got {type(frames).__name__}")
-    if frames.ndim != 5:
-        raise ValueError(f"frames must be (B, T, C, H, W), got shape {tuple(frames.shape)}")
-    total = frames.shape[1]
-    if not 0 < input_length < total:
-        raise ValueError(f"input_length must be in 1..{total - 1} for T = {total}, got {input_length}")
-    last = frames[:, input_length - 1:input_length]
-    reps = (1, total - input_length, 1, 1, 1)
-    if isinstance(frames, torch.Tensor):
-        return last.repeat(*reps)
-    return np.tile(last, reps)

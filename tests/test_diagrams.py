@@ -7,6 +7,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from stipkit.config import get_preset
+from stipkit.config.memories import memory_config
 from stipkit.plots.diagrams import memory_diagram, model_diagram, training_diagram
 from stipkit.models.memories import MEMORIES
 
@@ -105,3 +106,44 @@ def test_strpm_diagram_reads_the_module():
     assert "R_O^K (official)" in official and "STIF 1×1 (+R_O)" in official and "attention conv" in official
     with pytest.raises(ValueError, match="strpm-<preset>"):
         strpm_diagram("ci")
+
+
+def without_memory(cfg, **model):
+    """``cfg`` with memory "none" (the kit's control: the identity, no state, no parameters)."""
+    return replace(cfg, model=replace(cfg.model, memory=memory_config("none"), **model))
+
+
+@pytest.mark.parametrize("cfg", [without_memory(get_preset("study")), without_memory(plain("ci")),
+                                 without_memory(get_preset("ci"), swap_decoder_states=True)])
+def test_model_diagram_without_memory_draws_a_pass_through(cfg):
+    m = cfg.model
+    text = texts(model_diagram(cfg))
+    assert "no memory (memory 'none'" in text and "go straight to the decoder" in text
+    assert "Merge $W_{1×1}[T_E" not in text and "NoMemory" in text and "unit 1" not in text
+    assert "nothing recurs to the next step" in text and "T state of each unit" not in text
+    assert str((m.hidden, *m.latent_size)) in text and str((m.img_channels, m.height, m.width)) in text
+    if m.sted:
+        assert "$Enc_S$" in text and "$Dec_S$" in text and "$T_E$ (" in text and "$S_E$ (" in text
+        assert "$T^K$ (" not in text and "$S^K$ (" not in text  # the decoders read T_E, S_E
+        assert text.count("MGIR λ") == 2 * m.num_downsample
+    else:
+        assert "no STED" in text and "MGIR λ" not in text
+
+
+def test_strpm_diagram_without_memory_draws_a_pass_through(tmp_path):
+    from stipkit.plots.diagrams_strpm import strpm_diagram
+    cfg = without_memory(get_preset("strpm-study"))
+    h, (hn, wn) = cfg.model.hidden, cfg.model.latent_size
+    s = texts(strpm_diagram(cfg, path=tmp_path / "strpm_none.png", dpi=80))
+    assert "no memory (memory 'none'" in s and "Eq. 2 = identity" in s and "RPM 1" not in s
+    assert "STIF" not in s and "attention" not in s
+    for name in ("Enc_T", "Enc_S", "Enc_O", "Dec_T", "Dec_S", "Dec_O", "O_D"):
+        assert name in s, name
+    assert all(f"{e}_E$ {(h, hn, wn)}" in s for e in "TSO")
+    assert (tmp_path / "strpm_none.png").stat().st_size > 10_000
+
+
+def test_memory_diagram_of_no_memory_says_there_is_nothing():
+    text = texts(memory_diagram("none"))
+    assert "0 parameters" in text and "no gates or maps to show" in text
+    assert "nothing is carried over time" in text and "nominal" in text

@@ -254,11 +254,14 @@ def test_copy_last_init_leaves_the_default_init_alone():
 
 
 @pytest.mark.parametrize("field, value, fix", [
-    ("mgir", False, "mgir"), ("num_downsample", 1, "num_downsample"),
-    ("hidden", 8, "hidden"), ("recall_weight", 0.0, "recall_weight")])
+    ("num_downsample", 1, "num_downsample"), ("hidden", 8, "hidden"),
+    ("recall_weight", 0.0, "recall_weight")])
 def test_copy_last_init_names_what_it_needs(field, value, fix):
+    """The recall route (MGIR on) needs room for the copy; without MGIR the same values are valid
+    (the residual route, tests/test_equal_starts.py)."""
     from stipkit.config import ConfigError
     kw = dict(height=16, width=16, patch=1, num_downsample=2, hidden=12, init="copy_last")
     kw[field] = value
-    with pytest.raises(ConfigError, match=f"ModelConfig.{fix}=.*init='copy_last'"):
+    with pytest.raises(ConfigError, match=f"ModelConfig.{fix}=.*init='copy_last' and mgir=True"):
         ModelConfig(**kw)
+    assert ModelConfig(**kw, mgir=False).copy_route == "residual"

@@ -222,6 +222,14 @@ class MotionRNNConfig(MemoryConfig):
         self._flags("highway")
 
 
+@dataclass(frozen=True)
+class NoMemoryConfig(MemoryConfig):
+    """No memory: the kit's control (not a paper's row). The deepest encoder features go straight
+    to the decoders, with no recurrence and no parameters (``stipkit.models.memories.NoMemory``)."""
+
+    name: ClassVar[str] = "none"
+
+
 def memory_names() -> list[str]:
     """The names of every memory section (``ModelConfig.memory.name``)."""
     return sorted(MemoryConfig.registry)

@@ -31,7 +31,8 @@ class Encoder(nn.Module):
 
     @torch.no_grad()
     def init_copy(self, channels: int, gain: float) -> None:
-        """Copy-last initialisation (``ModelConfig.init="copy_last"``), encoder side.
+        """Copy-last initialisation (``ModelConfig.init="copy_last"`` with MGIR on, STIP's
+        ``"recall"`` route, ``ModelConfig.copy_route``), encoder side (Eq. 1).
 
         The first ``channels`` maps of e_0 become the clip's last frame v_t (its ``channels``
         patched channels), and the first ``4 * channels`` maps of e_1 its 2x2 space-to-depth,
@@ -82,7 +83,8 @@ class Decoder(nn.Module):
 
     @torch.no_grad()
     def init_copy(self, channels: int, weight: float) -> None:
-        """Copy-last initialisation (``ModelConfig.init="copy_last"``), decoder side.
+        """Copy-last initialisation (``ModelConfig.init="copy_last"`` with MGIR on, STIP's
+        ``"recall"`` route, ``ModelConfig.copy_route``), decoder side (Eq. 3).
 
         The layer before the last one writes zeros into the first ``4 * channels`` maps
         (weights and biases zeroed there; they still receive gradients), and the last layer

@@ -107,7 +107,17 @@ class BeyondMSE(Predictor):
     rollout loop, STIP's and STRPM's too): :meth:`encode` builds the input pyramid, :meth:`step`
     runs the generators; the state is empty (not recurrent). Fields of
     :class:`ModelConfig` that BeyondMSE reads: img_channels, height, width, patch, hidden,
-    clip_length, clip_padding (and disc_hidden for its discriminator); the others are STIP's.
+    clip_length, clip_padding, init (and disc_hidden for its discriminator); the others are STIP's.
+
+    **Start** (``ModelConfig.init``, the field every predictor shares): ``"default"`` is PyTorch's
+    initialisation (both codes'; :func:`beyondmse_config` keeps it). ``"copy_last"``
+    (``ModelConfig.copy_route == "residual"``, not in the paper) makes the whole pyramid predict
+    the change from the clip's last frame: v̂_{t+1} = v_t + Ŷ_S, with the last convolution of
+    every G'_k (weights and bias; the model's last layers, whose outputs the residual sum of the
+    multi-scale equation above adds up) zero at the start. Then Ŷ_1 = 0 and Ŷ_k = u(0) + 0 = 0
+    at every scale, so every prediction is v_t exactly and the rollout is copy-last; the
+    gradient reaches every scale's last convolution at once (through the sum), the rest from
+    the second step on.
     """
 
     label = "BeyondMSE"
@@ -120,6 +130,12 @@ class BeyondMSE(Predictor):
         self.generators = nn.ModuleList(
             _scale_generator(frames + (c if i else 0), c, cfg.hidden, row)
             for i, row in enumerate(_rows(self.factors)))
+        self.residual = cfg.copy_route == "residual"  # v̂ = v_t + Ŷ_S (class docstring)
+        if self.residual:
+            with torch.no_grad():
+                for g in self.generators:
+                    g[-1].weight.zero_()
+                    g[-1].bias.zero_()
         self.to(memory_format=torch.channels_last)  # oneDNN's preferred layout (see STIP)
 
     def encode(self, clip: list[torch.Tensor], keep: dict | None = None) -> dict:
@@ -127,10 +143,14 @@ class BeyondMSE(Predictor):
         encoder, so nothing for ``keep``: BeyondMSE's Fig. 5 maps are its scales' predictions)."""
         p = self.cfg.patch
         x = torch.cat([F.pixel_shuffle(v, p) if p > 1 else v for v in clip], 1)
-        return {"x": [F.avg_pool2d(x, f) if f > 1 else x for f in self.factors]}
+        out = {"x": [F.avg_pool2d(x, f) if f > 1 else x for f in self.factors]}
+        if self.residual:  # v_t (patched), the frame the residual start adds to
+            out["last"] = clip[-1]
+        return out
 
     def step(self, enc: dict, state: dict, keep: dict | None = None) -> torch.Tensor:
-        """Ŷ_k = u(Ŷ_{k-1}) + G'_k(X_k, u(Ŷ_{k-1})), coarse to fine; returns the patched Ŷ_S."""
+        """Ŷ_k = u(Ŷ_{k-1}) + G'_k(X_k, u(Ŷ_{k-1})), coarse to fine; returns the patched Ŷ_S
+        (``init="copy_last"``: v_t + Ŷ_S)."""
         pred, preds = None, []
         for x, g in zip(enc["x"], self.generators):
             if pred is None:
@@ -142,7 +162,8 @@ class BeyondMSE(Predictor):
         if keep is not None:  # one "unit" exposing every scale's prediction
             keep["maps"].append([{f"Y_{k + 1}": y for k, y in enumerate(preds)}])
         p = self.cfg.patch
-        return F.pixel_unshuffle(pred, p) if p > 1 else pred
+        pred = F.pixel_unshuffle(pred, p) if p > 1 else pred
+        return pred + enc["last"] if self.residual else pred
 
     def maps(self) -> dict[str, str]:
         """Every scale's prediction Ŷ_k (k = 1 the coarsest), the Fig. 5 explorer's maps."""

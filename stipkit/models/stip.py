@@ -27,6 +27,24 @@ class STIP(Predictor):
     units; STIP reads the bottom unit's temporal state (line 7) and the top unit's (line 12).
     The loop over time, scheduled sampling and the state at t = 0 are
     :class:`~stipkit.models.rollout.Predictor`'s, shared with STRPM and BeyondMSE.
+
+    **Start** (``ModelConfig.init``, one field for every predictor): ``"default"`` keeps PyTorch's
+    initialisation, as the official code; ``"copy_last"`` starts as the copy-last predictor,
+    v̂_{t+1} = v_t exactly before training, by one of two routes (``ModelConfig.copy_route``):
+
+    * with MGIR (``"recall"``, the small presets' STIP): :meth:`init_copy_last` -- pure
+      initialisation; v_t rides Enc_S's levels e_0, e_1 (Eq. 1) and the recall lambda * E^{-N}
+      into the last layer of Dec_S (Eq. 3), past zeroed maps that nothing else writes, to the
+      Eq. 4 head. Whatever the memory computes cannot reach those maps, so the start is copy-last
+      with every memory of :data:`~stipkit.models.memories.MEMORIES`;
+    * without MGIR (``"residual"``, as STRPM and BeyondMSE): Eq. 4 becomes a residual,
+      v̂_{t+1} = v_t + W_1x1 * [T_D, S_D], with W_1x1 (both halves of :attr:`head`, the last
+      layer) zero at the start: the decoders, the memory and the encoders are PyTorch's and
+      receive gradients from the second step on (as a zero-initialised residual branch).
+
+    **Memory "none"** (:class:`~stipkit.models.memories.NoMemory`, the kit's control): STIP is
+    its encoder/decoder alone, T^N = T_E and S^N = S_E with no merge of line 7 (``merge_t`` is
+    None); it sees only the current clip, no temporal memory, plus what MGIR's recall carries.
     """
 
     label = "STIP"  # the method's name in result tables
@@ -44,7 +62,9 @@ class STIP(Predictor):
         c, h, n = cfg.frame_channels, cfg.hidden, cfg.num_downsample
         self.streams = ("t", "s") if cfg.sted else ("t",)
         self.encoders = nn.ModuleDict({k: Encoder(c, h, cfg.clip_length, n) for k in self.streams})
-        self.merge_t = nn.Conv2d(2 * h, h, kernel_size=1)  # Alg. 1 line 7: W_1x1 * [T_E, T^1]
+        # memory "none" (the control): no state to merge T_E into; T_E goes straight to Dec_T
+        self.memoryless = cfg.memory.name == "none"
+        self.merge_t = None if self.memoryless else nn.Conv2d(2 * h, h, kernel_size=1)  # line 7
         self.memory = build_stack(cfg)  # K units and their wiring (Alg. 1 lines 8-11)
         self.merge_ts = None if cfg.sted else nn.Conv2d(2 * h, h, kernel_size=1)
         self.decoders = nn.ModuleDict(
@@ -52,8 +72,11 @@ class STIP(Predictor):
         # Eq. 4, W_1x1 * [T_D, S_D], written as W_T * T_D + W_S * S_D (the same convolution split
         # by input channels; it spares materialising the concatenation at full resolution).
         self.head = nn.ModuleDict({k: nn.Conv2d(h, c, kernel_size=1, bias=(k == "t")) for k in self.streams})
-        if cfg.init == "copy_last":
+        self.residual = cfg.copy_route == "residual"  # v̂ = v_t + Eq. 4 (class docstring)
+        if cfg.copy_route == "recall":
             self.init_copy_last()
+        elif self.residual:
+            self.init_zero_residual()
         # channels_last is oneDNN's (and cuDNN's) preferred layout: on CPU it makes the 1x1 and
         # transposed convolutions several times faster (benchmarks/bench_model.py).
         self.to(memory_format=torch.channels_last)
@@ -71,7 +94,9 @@ class STIP(Predictor):
         encoder and decoder, the memory -- keeps its default, and every weight trains: the model
         begins where copy-last is and learns what changes.
         Valid when MGIR is on, N >= 2 and 4 * C * patch^2 <= hidden (:class:`ModelConfig`
-        checks it).
+        checks it). It does not depend on the memory: Dec_S's layer before the last writes zeros
+        into the copied maps and the last layer's copied outputs read nothing else, so every memory
+        (and memory "none") starts copy-last.
         """
         cfg = self.cfg
         c = cfg.frame_channels
@@ -84,6 +109,16 @@ class STIP(Predictor):
                 head.bias.zero_()
         self.head[stream].weight[:, :c, 0, 0] = torch.eye(c)
 
+    @torch.no_grad()
+    def init_zero_residual(self) -> None:
+        """The residual copy-last start (``copy_route == "residual"``: STIP without MGIR): the
+        Eq. 4 head W_1x1 (both its halves, weights and bias) starts at zero, so that
+        v̂_{t+1} = v_t + W_1x1 * [T_D, S_D] = v_t. Every other weight keeps PyTorch's."""
+        for head in self.head.values():
+            head.weight.zero_()
+            if head.bias is not None:
+                head.bias.zero_()
+
     # ------------------------------------------- one time step (the hooks Predictor.forward calls)
     def encode(self, clip: list[torch.Tensor], keep: dict | None = None) -> dict:
         """Alg. 1 line 6, Eq. 1: (T_E, S_E) = (Enc_T(v_{t-L+1:t}), Enc_S(v_{t-L+1:t})).
@@ -95,7 +130,10 @@ class STIP(Predictor):
         enc = {k: e(clip) for k, e in self.encoders.items()}
         if keep is not None:
             keep["levels"].append({"T_E": enc["t"], "S_E": enc["s"] if self.cfg.sted else enc["t"]})
-        return {k: levels[1:] for k, levels in enc.items()}
+        out = {k: levels[1:] for k, levels in enc.items()}
+        if self.residual:  # v_t, the frame the residual start adds to (class docstring)
+            out["last"] = clip[-1]
+        return out
 
     def maps(self) -> dict[str, str]:
         """The features this model exposes to the Fig. 5 explorer: name -> description."""
@@ -111,12 +149,15 @@ class STIP(Predictor):
         cfg = self.cfg
         t_e = enc["t"][-1]
         s_e = enc["s"][-1] if cfg.sted else t_e
-        bottom, key = state.units[0], self.memory.bottom_temporal      # line 7: T^1 <- W[T_E, T^1]
-        state.units[0] = {**bottom, key: self.merge_t(torch.cat([t_e, bottom[key]], 1))}
+        if not self.memoryless:
+            bottom, key = state.units[0], self.memory.bottom_temporal  # line 7: T^1 <- W[T_E, T^1]
+            state.units[0] = {**bottom, key: self.merge_t(torch.cat([t_e, bottom[key]], 1))}
         s, maps = self.memory(s_e, state)                               # lines 8-11, Eq. 2, 5-7
         if keep is not None:
             keep["maps"].append(maps)
-        top_t, top_s = state.units[-1][self.memory.top_temporal], s
+        # memory "none": the stack is the identity, T^N = T_E and S^N = S_E
+        top_t = t_e if self.memoryless else state.units[-1][self.memory.top_temporal]
+        top_s = s
         if cfg.sted:  # T^N -> Dec_T, S^N -> Dec_S (official: swapped)
             inputs = {"t": top_s, "s": top_t} if cfg.swap_decoder_states else {"t": top_t, "s": top_s}
         else:
@@ -127,4 +168,6 @@ class STIP(Predictor):
                                        cfg.recall_weight, cfg.recall_deepest)
             y = self.head[k](decoded)                                   # line 19, Eq. 4
             frame = y if frame is None else frame.add_(y)
+        if self.residual:                                               # v_t + Eq. 4
+            frame = frame.add_(enc["last"])
         return frame

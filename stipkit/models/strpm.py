@@ -41,6 +41,25 @@ class STRPM(Predictor):
     (``to_frame``), so :math:`T_D, S_D, O_D` are frame-sized; no recall (MGIR is STIP's);
     PyTorch's default initialisation. *Departure* (``RPMConfig.decode_gate``): the official code
     decodes the top unit's output gate :math:`R_O` as :math:`O_P`.
+
+    **Start** (``ModelConfig.init``, the field every predictor shares): ``"default"`` is PyTorch's
+    initialisation (the official code's; the ``strpm-*`` presets keep it, and the official-weights
+    equivalence tests need it). ``"copy_last"`` (``ModelConfig.copy_route == "residual"``) makes
+    Eq. 4 a residual on the clip's last frame,
+
+    .. math::
+        \hat v_{t+1} = v_t + O_D \odot \tanh(W_{1\times1} * [T_D, S_D]),
+
+    with :math:`W_{1\times1}` (``head``, the last layer; weights and bias) zero at the start:
+    :math:`\tanh(0) = 0`, so every prediction is :math:`v_t` exactly and the rollout, fed its own
+    predictions, is copy-last. The gradient reaches ``head`` at once
+    (:math:`O_D \odot [T_D, S_D]` is not zero) and Eq. 1-3's weights, PyTorch's, from the
+    second step on.
+
+    **Memory "none"** (``memory=NoMemoryConfig()``, :class:`~stipkit.models.memories.NoMemory`;
+    the RPM stack removed, the kit's control): Eq. 2 becomes the identity,
+    :math:`(T_P, S_P, O_P) = (T_E, S_E, O_E)`, so the model sees only the current frame (no
+    temporal memory); STRPM has no skip connections between its encoders and decoders.
     """
 
     label = "STRPM"
@@ -63,6 +82,12 @@ class STRPM(Predictor):
                                        for k in self.streams})
         self.to_frame = nn.ModuleDict({k: nn.Conv2d(h, c, kernel_size=1) for k in self.streams})
         self.head = nn.Conv2d(2 * c, c, kernel_size=1)  # W_1x1 of Eq. 4
+        self.memoryless = cfg.memory.name == "none"  # no RPM stack: Eq. 2 is the identity
+        self.residual = cfg.copy_route == "residual"  # v̂ = v_t + Eq. 4 (class docstring)
+        if self.residual:
+            with torch.no_grad():
+                self.head.weight.zero_()
+                self.head.bias.zero_()
         self.to(memory_format=torch.channels_last)
 
     def encode(self, clip: list[torch.Tensor], keep: dict | None = None) -> dict:
@@ -70,7 +95,10 @@ class STRPM(Predictor):
         enc = {k: e(clip) for k, e in self.encoders.items()}
         if keep is not None:
             keep["levels"].append({"T_E": enc["t"], "S_E": enc["s"]})
-        return {k: levels[-1] for k, levels in enc.items()}
+        out = {k: levels[-1] for k, levels in enc.items()}
+        if self.residual:  # v_t, the frame the residual start adds to (class docstring)
+            out["last"] = clip[-1]
+        return out
 
     def maps(self) -> dict[str, str]:
         return {"S_E": "S_E (spatial encoder, STRPM Eq. 1)",
@@ -78,12 +106,17 @@ class STRPM(Predictor):
 
     def step(self, enc: dict, state, keep: dict | None = None) -> torch.Tensor:
         """Eq. 2-4 for one time step; ``state`` (the RPM stack's) is updated in place."""
-        state.shared["E"] = {"t": enc["t"], "o": enc["o"]}                # the bottom RPM's T_E, O_E
-        s_p, maps = self.memory(enc["s"], state)                         # Eq. 2, 5-9
+        if self.memoryless:                                              # Eq. 2 is the identity
+            s_p, maps = self.memory(enc["s"], state)
+            inputs = {"t": enc["t"], "s": s_p, "o": enc["o"]}
+        else:
+            state.shared["E"] = {"t": enc["t"], "o": enc["o"]}            # the bottom RPM's T_E, O_E
+            s_p, maps = self.memory(enc["s"], state)                     # Eq. 2, 5-9
+            top = state.units[-1]
+            o_p = maps[-1]["R_O"] if self.cfg.memory.decode_gate else top["H"]
+            inputs = {"t": top["T"], "s": s_p, "o": o_p}
         if keep is not None:
             keep["maps"].append(maps)
-        top = state.units[-1]
-        o_p = maps[-1]["R_O"] if self.cfg.memory.decode_gate else top["H"]
-        inputs = {"t": top["T"], "s": s_p, "o": o_p}
         d = {k: self.to_frame[k](self.decoders[k](inputs[k])) for k in self.streams}  # Eq. 3
-        return d["o"] * torch.tanh(self.head(torch.cat([d["t"], d["s"]], 1)))        # Eq. 4
+        frame = d["o"] * torch.tanh(self.head(torch.cat([d["t"], d["s"]], 1)))       # Eq. 4
+        return frame.add_(enc["last"]) if self.residual else frame

@@ -28,7 +28,7 @@ from ..config.outputs import save_figure
 from ..reports.complexity import as_config, build_meta
 
 __all__ = ["model_diagram", "memory_diagram", "training_diagram", "Sketch", "record", "shape",
-           "FS", "BLUE", "GREEN", "ORANGE", "RED"]
+           "FS", "BLUE", "GREEN", "ORANGE", "RED", "OFF_FACE"]
 
 FS = 6.5                                          # font size (points) of every box
 OFF_FACE, OFF_TEXT = "#f2f2f2", "#a0a0a0"         # a greyed (switched-off) part
@@ -109,33 +109,12 @@ def record(predictor, cfg: Config) -> dict:
     return out
 
 
-def model_diagram(cfg: Config | str, path=None, dpi: int = 100) -> Figure:
-    """Fig. 1: frames -> patchify -> Enc_T/Enc_S (Eq. 1) -> merge (Alg. 1 line 7) -> K memory
-    units (Eq. 2) -> Dec_T/Dec_S with the MGIR recall (Eq. 3) -> 1x1 fusion (Eq. 4) -> v̂_{t+1},
-    every arrow labelled with the shape recorded in one rollout on the meta device."""
-    cfg = as_config(cfg)
-    m = cfg.model
-    pred, _ = build_meta(cfg)
-    rec = record(pred, cfg)
-    units, streams = list(pred.memory), pred.streams
-    n, K = m.num_downsample, len(units)
-    yT, yM, yS = 7.0, 4.75, 2.5
-    ys = {"t": yT, "s": yS} if len(streams) == 2 else {"t": yM}
-    names = {"t": "T", "s": "S"} if len(streams) == 2 else {"t": ""}
-    sk = Sketch(21.7, 9.6, f"Fig. 1 ({pred.label}, preset {cfg.name!r}): shapes (C, H, W) recorded "
-                          f"in one rollout; K = {K} units, N = {n} levels, L = {m.clip_length}")
-    c, p = m.img_channels, m.patch
-    sk.box(1.0, yM, f"frames $v_{{t-L+1:t}}$\n{m.clip_length} × {(c, m.height, m.width)}", w=1.7)
-    _, pr, _, _ = sk.box(3.2, yM, f"patchify\nPixelUnshuffle({p})\n→ {shape(rec['patchify'])}", w=1.9, h=1.0)
-    sk.arrow((1.85, yM), (2.25, yM))
-    xe, xd, xh = 5.5, 16.3, 18.75
-    enc_box = {}
-    for k in streams:
-        enc = pred.encoders[k]
-        what = f"$Enc_{names[k]}$ (Eq. 1)" if names[k] else "Enc (shared: $T_E = S_E$)"
-        enc_box[k] = sk.box(xe, ys[k], f"{what}\n{enc.clip.in_channels}→{enc.clip.out_channels} clip conv"
-                                       f"\n+ {len(enc.down)} × DL (3×3, s2)", w=2.0, h=1.1)
-        sk.arrow((pr, yM), (4.1, yM), (4.1, ys[k]), (enc_box[k][0], ys[k]))
+def _units(sk: Sketch, pred, rec: dict, enc_box: dict, sted: bool, y: tuple, xe: float):
+    """Fig. 1's memory: the merge of Alg. 1 line 7 and up to four of the K units (Eq. 2), each
+    with its recorded state, and the arrows from the encoders into them. Returns the x of the
+    top unit and its outputs (T^K, S^K)."""
+    (yT, yM, yS), units = y, list(pred.memory)
+    K = len(units)
     xu = [9.6 + 1.55 * i for i in range(min(K, 4))]
     shown = list(range(K)) if K <= 4 else [0, 1, None, K - 1]
     for x, k in zip(xu, shown):
@@ -148,12 +127,13 @@ def model_diagram(cfg: Config | str, path=None, dpi: int = 100) -> Figure:
                w=1.4, h=1.6, color=GREEN)
     for a, b in zip(xu, xu[1:]):
         sk.arrow((a + 0.7, yM), (b - 0.7, yM))
+    streams = pred.streams
     t_e, s_e = rec[f"encoders.{streams[0]}"][-1], rec[f"encoders.{streams[-1]}"][-1]
     mt, er = pred.merge_t, enc_box["t"][1]
     sk.box(7.7, yT, f"Merge $W_{{1×1}}[T_E, T^1_{{t-1}}]$\n(Alg. 1 line 7)\n{mt.in_channels}→"
            f"{mt.out_channels}", w=2.0, h=0.9, color=ORANGE)
     te = f"$T_E$ {shape(t_e)}"
-    if len(streams) == 2:
+    if sted:
         sk.arrow((er, yT), (6.7, yT))
         sk.arrow((enc_box["s"][1], yS), (8.5, yS), (8.5, yM), (xu[0] - 0.7, yM), label=f"$S_E$ {shape(s_e)}", at=0)
         sk.ax.text(xe, yT - 0.75, te, ha="center", va="top", fontsize=FS - 0.5)
@@ -162,19 +142,82 @@ def model_diagram(cfg: Config | str, path=None, dpi: int = 100) -> Figure:
         sk.arrow((er, yM - 0.2), (xu[0] - 0.7, yM - 0.2), label=f"$S_E = T_E$ {shape(s_e)}")
     sk.arrow((8.7, yT), (xu[0], yT), (xu[0], yM + 0.8), label=f"$T^1_{{t-1}}$ {shape(rec['merge_t'])}")
     top = rec[f"memory.{K - 1}"]
-    t_top, s_top = top[1][pred.memory.top_temporal], top[0]
-    xk = xu[-1]
+    return xu[-1], top[1][pred.memory.top_temporal], top[0]
+
+
+def _passthrough(sk: Sketch, rec: dict, enc_box: dict, sted: bool, y: tuple, K: int,
+                 left: float = 8.9, right: float = 13.9, out: float = 12.9):
+    """Fig. 1's memory for memory ``"none"``: one grey pass-through box in place of the merge
+    of line 7 and the K units, T_E and S_E drawn straight through it (T^K = T_E, S^K = S_E).
+    Returns the x where the decoders' arrows leave the box and (T_E, S_E)."""
+    yT, yM, yS = y
+    streams = ("t", "s") if sted else ("t",)
+    t_e, s_e = rec[f"encoders.{streams[0]}"][-1], rec[f"encoders.{streams[-1]}"][-1]
+    sk.box((left + right) / 2, yM, f"no memory (memory 'none', the kit's control)\n"
+           f"$S_E$, $T_E$ go straight to the decoder:\n$T^K = T_E$, $S^K = S_E$\n"
+           f"no state, no parameters, no merge (Alg. 1 line 7);\n{K} identity units (NoMemory)",
+           w=right - left, h=1.6, color=OFF_FACE)
+    if sted:
+        sk.arrow((enc_box["t"][1], yT), (left + 1.0, yT), (left + 1.0, yM + 0.8),
+                 label=f"$T_E$ {shape(t_e)}", at=0)
+        sk.arrow((enc_box["s"][1], yS), (8.5, yS), (8.5, yM), (left, yM), label=f"$S_E$ {shape(s_e)}", at=0)
+    else:
+        sk.arrow((enc_box["t"][1], yM), (left, yM), label=f"$S_E = T_E$ {shape(s_e)}")
+    return out, t_e, s_e
+
+
+def model_diagram(cfg: Config | str, path=None, dpi: int = 100) -> Figure:
+    """Fig. 1: frames -> patchify -> Enc_T/Enc_S (Eq. 1) -> merge (Alg. 1 line 7) -> K memory
+    units (Eq. 2) -> Dec_T/Dec_S with the MGIR recall (Eq. 3) -> 1x1 fusion (Eq. 4) -> v̂_{t+1},
+    every arrow labelled with the shape recorded in one rollout on the meta device.
+
+    Memory ``"none"`` (the kit's control, :class:`~stipkit.models.memories.NoMemory`): the K
+    units and the merge of line 7 are drawn as one pass-through box, and T_E, S_E go through it
+    straight to the decoders (:func:`_passthrough`)."""
+    cfg = as_config(cfg)
+    m = cfg.model
+    pred, _ = build_meta(cfg)
+    rec = record(pred, cfg)
+    units, streams = list(pred.memory), pred.streams
+    n, K = m.num_downsample, len(units)
+    memoryless = pred.merge_t is None  # memory "none": STIP builds no merge of line 7
+    yT, yM, yS = 7.0, 4.75, 2.5
+    ys = {"t": yT, "s": yS} if len(streams) == 2 else {"t": yM}
+    names = {"t": "T", "s": "S"} if len(streams) == 2 else {"t": ""}
+    what = "no memory (memory 'none', the kit's control)" if memoryless else f"K = {K} units"
+    sk = Sketch(21.7, 9.6, f"Fig. 1 ({pred.label}, preset {cfg.name!r}): shapes (C, H, W) recorded "
+                          f"in one rollout; {what}, N = {n} levels, L = {m.clip_length}")
+    c, p = m.img_channels, m.patch
+    sk.box(1.0, yM, f"frames $v_{{t-L+1:t}}$\n{m.clip_length} × {(c, m.height, m.width)}", w=1.7)
+    _, pr, _, _ = sk.box(3.2, yM, f"patchify\nPixelUnshuffle({p})\n→ {shape(rec['patchify'])}", w=1.9, h=1.0)
+    sk.arrow((1.85, yM), (2.25, yM))
+    xe, xd, xh = 5.5, 16.3, 18.75
+    enc_box = {}
+    for k in streams:
+        enc = pred.encoders[k]
+        what = f"$Enc_{names[k]}$ (Eq. 1)" if names[k] else "Enc (shared: $T_E = S_E$)"
+        enc_box[k] = sk.box(xe, ys[k], f"{what}\n{enc.clip.in_channels}→{enc.clip.out_channels} clip conv"
+                                       f"\n+ {len(enc.down)} × DL (3×3, s2)", w=2.0, h=1.1)
+        sk.arrow((pr, yM), (4.1, yM), (4.1, ys[k]), (enc_box[k][0], ys[k]))
+    if memoryless:
+        xk, t_top, s_top = _passthrough(sk, rec, enc_box, len(streams) == 2, (yT, yM, yS), K)
+        top_names = ("T_E", "S_E")
+    else:
+        xk, t_top, s_top = _units(sk, pred, rec, enc_box, len(streams) == 2, (yT, yM, yS), xe)
+        top_names = ("T^K", "S^K")
     if len(streams) == 2:
-        into = {"t": ("S", s_top), "s": ("T", t_top)} if m.swap_decoder_states else \
-               {"t": ("T", t_top), "s": ("S", s_top)}
+        t_name, s_name = top_names
+        into = {"t": (s_name, s_top), "s": (t_name, t_top)} if m.swap_decoder_states else \
+               {"t": (t_name, t_top), "s": (s_name, s_top)}
         for k, edge in (("t", yM + 0.8), ("s", yM - 0.8)):
             nm, v = into[k]
-            sk.arrow((xk, edge), (xk, ys[k]), (xd - 1.0, ys[k]), label=f"${nm}^K$ {shape(v)}")
+            sk.arrow((xk, edge), (xk, ys[k]), (xd - 1.0, ys[k]), label=f"${nm}$ {shape(v)}")
     else:
         mts = pred.merge_ts
         sk.box(xk, yS, f"Merge $W_{{1×1}}[T^K, S^K]$\n(no STED) {mts.in_channels}→{mts.out_channels}",
                w=2.0, h=0.9, color=ORANGE)
-        sk.arrow((xk, yM - 0.8), (xk, yS + 0.45), label=f"$T^K$ {shape(t_top)}, $S^K$ {shape(s_top)}")
+        sk.arrow((xk, yM - 0.8), (xk, yS + 0.45), label=", ".join(
+            f"${nm}$ {shape(v)}" for nm, v in zip(top_names, (t_top, s_top))))
         sk.arrow((xk + 1.0, yS), (xd, yS), (xd, yM - 0.55), label=shape(rec["merge_ts"]), at=0)
     head = pred.head
     for k in streams:
@@ -205,8 +248,12 @@ def model_diagram(cfg: Config | str, path=None, dpi: int = 100) -> Figure:
            color=RED)
     sk.arrow((xh + 1.0, yM), (20.1, yM))
     flags = f"STED {'on' if m.sted else 'off'}, MGIR {'on' if m.mgir else 'off'}"
-    sk.ax.text(0.2, 0.15, f"{flags}; the T state of each unit recurs to the next step; "
-               "--> : MGIR recall (Eq. 3)" if m.mgir else flags, fontsize=FS, va="bottom")
+    if memoryless:
+        flags += "; no memory: nothing recurs to the next step"
+    elif m.mgir:
+        flags += "; the T state of each unit recurs to the next step"
+    sk.ax.text(0.2, 0.15, flags + ("; --> : MGIR recall (Eq. 3)" if m.mgir else ""), fontsize=FS,
+               va="bottom")
     return sk.save(path, dpi)
 
 
@@ -232,7 +279,8 @@ def memory_diagram(memory, path=None, dpi: int = 100) -> Figure:
     """Fig. 2: one memory unit. STGRU (Eq. 5-7): inputs S_t^{k-1}, T_{t-1}^k, the convolutions
     conv_t / conv_s, (a) the gates of Eq. 5, (b) the trend terms of Eq. 6, (c) the updates of
     Eq. 7 -> S_t^k, T_t^k, with channels read from a unit built by ``from_config``. Any other
-    memory: a box diagram of its MAPS, state keys (``init_state``), shared state and TEMPORAL.
+    memory: a box diagram of its MAPS, state keys (``init_state``), shared state and TEMPORAL;
+    a memory with none of them (``"none"``, the identity) says so in each box.
 
     memory: a memory class or name of ``MEMORIES``, a Config / ModelConfig, or a preset name.
     """
@@ -256,12 +304,12 @@ def memory_diagram(memory, path=None, dpi: int = 100) -> Figure:
     out_shape, state1 = shape(rec["out"][0]), rec["out"][1]
     sk = Sketch(14, 6.4, title)
     lst = lambda d: "\n".join(f"{n}: {shape(v)}" + (" (TEMPORAL)" if n == cls.TEMPORAL else "")  # noqa: E731
-                              for n, v in d.items())
+                              for n, v in d.items()) or "(none: nothing is carried over time)"
     sk.box(2.2, 1.3, f"input from below\n$S_t^{{k-1}}$: {shp}", w=3.0, h=0.8)
     sk.box(2.2, 3.2, f"state keys (init_state), t-1:\n{lst(state0)}", w=3.0, h=1.6)
     if shared0:
         sk.box(2.2, 5.1, f"shared (zigzag) state:\n{lst(shared0)}", w=3.0, h=1.0, color=ORANGE)
-    maps = "\n".join(f"{n}: {d}" for n, d in cls.MAPS.items())
+    maps = "\n".join(f"{n}: {d}" for n, d in cls.MAPS.items()) or "(none: no gates or maps to show)"
     sk.box(7.0, 3.2, f"{cls.__name__}  ({cls.CITE})\n\nMAPS:\n{maps}\n\nwindow τ = {unit.window}, "
                      f"below θ = {unit.below}", w=4.6, h=4.6, color=GREEN)
     sk.box(11.8, 1.3, f"output up: $S_t^k$ {out_shape}", w=3.0, h=0.8)
@@ -274,8 +322,10 @@ def memory_diagram(memory, path=None, dpi: int = 100) -> Figure:
         sk.arrow((9.3, 5.1), (10.3, 5.1))
         sk.ax.text(10.4, 5.1, "to unit k+1 / next step", fontsize=FS, va="center")
     kinds = ", ".join(type(u).__name__ for u in stack)
-    sk.ax.text(0.2, 0.1, f"TEMPORAL = {cls.TEMPORAL!r} (the state T_E merges into, Alg. 1 line 7, and "
-               f"Dec_T reads); stack of {len(stack)}: {kinds}", fontsize=FS, va="bottom")
+    role = ("the state T_E merges into, Alg. 1 line 7, and Dec_T reads" if state0 else
+            "nominal: with no state, T_E goes straight to Dec_T and there is no merge of Alg. 1 line 7")
+    sk.ax.text(0.2, 0.1, f"TEMPORAL = {cls.TEMPORAL!r} ({role}); stack of {len(stack)}: {kinds}",
+               fontsize=FS, va="bottom")
     return sk.save(path, dpi)
 
 

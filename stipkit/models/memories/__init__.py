@@ -21,6 +21,7 @@ from .e3d_lstm import E3DLSTM
 from .reversible import ReversiblePM
 from .rpm import RPM
 from .motion_gru import MotionGRU, MotionRNN
+from .none import NoMemory
 
 #: name (``ModelConfig.memory.name``) -> the unit's class
 MEMORIES: dict[str, type[Memory]] = {
@@ -35,6 +36,7 @@ MEMORIES: dict[str, type[Memory]] = {
     "reversible": ReversiblePM,
     "rpm": RPM,
     "motionrnn": MotionRNN,
+    "none": NoMemory,  # the kit's control: no memory (the identity)
 }
 
 
@@ -53,4 +55,4 @@ __all__ = ["MEMORIES", "Context", "Memory", "MemoryStack", "StackState", "STGRU"
            "MotionRNN", "MotionGRU",
            "TrajGRU", "E3DLSTM",
            "STLSTM", "CausalLSTM",
-           "ConvLSTM", "ConvGRU", "DGRU"]
+           "ConvLSTM", "ConvGRU", "DGRU", "NoMemory"]

@@ -1,9 +1,10 @@
 """Time to quality: how fast the study preset learns on this machine, against copy-last.
 
-Trains the ``study`` preset (its own iterations and schedule) on each dataset, scoring the whole
-test split every ``--evals``-th of the run with :func:`stipkit.experiments.study.quick_eval` (4 given frames
--> 6 predicted, PSNR), and reads the training clock from the history (``step_s``: the
-iterations only, evaluation excluded). Prints one table:
+Trains the ``study`` preset (its own iterations and schedule) on each dataset, scoring 64 evenly
+spaced windows of the *validation* split (held-out time of the training clips; Moving Digits'
+validation digits) every ``--evals``-th of the run with :func:`stipkit.experiments.study.quick_eval`
+(4 given frames -> 6 predicted, PSNR), and reads the training clock from the history (``step_s``:
+the iterations only, evaluation excluded). The test clips are never read here. Prints one table:
 
 * ``copy-last t=5`` / ``copy-last mean``: the baseline's PSNR at the first predicted frame and
   over all six;
@@ -18,6 +19,13 @@ iterations only, evaluation excluded). Prints one table:
 This is the number speed work should move. Nothing is asserted; timings depend on the machine
 (they are noisy on a shared VM) and the thread count.
 
+``--grid`` prints instead what `make ablations` (the benchmark budget's whole grid) costs: the
+runs it trains (learning-rate trials included, shared runs counted once) and, from the runs
+already in ``benchmarks/results/benchmark*.csv``, the measured CPU-hours per run and in all
+(a run's ``wall_s`` at one thread; each run stops on validation, so its length is measured, not
+assumed), or, before any run exists, an estimate from ``--seconds-per-iteration`` (time it on an
+idle core: ``--time-one``) at the iteration cap.
+
     .venv/bin/python benchmarks/bench_learning.py                    # both datasets, ~30 min
     .venv/bin/python benchmarks/bench_learning.py --data digits --csv curve.csv
 """
@@ -31,11 +39,81 @@ import pandas as pd
 import torch
 
 from stipkit.config import get_preset
-from stipkit.data.build import default_dataset
+from stipkit.data.build import default_dataset, spread
 from stipkit.experiments.study import quick_eval
 from stipkit.training.train import train
 
 MARKS = (5, 10, 15)  # minutes
+VAL_WINDOWS = 64     # validation windows per evaluation (evenly spaced over the split)
+
+
+def grid_runs(budget_name: str = "benchmark") -> pd.DataFrame:
+    """Every run `make ablations` trains under the budget: one row per (table, variant, data,
+    start, seed or learning-rate trial), runs shared between tables (``Ablation.same_as``) once.
+    The seed-0 run at the chosen rate is one of the trials, so a (variant, data, start) costs
+    ``len(lrs)`` trials plus ``seeds - 1`` runs."""
+    from stipkit.config.budget import BUDGETS
+    from stipkit.reports.ablation_tables import ABLATIONS
+    b = BUDGETS[budget_name]
+    lrs = b.ablation_lrs or (None,)
+    rows = []
+    for table, a in ABLATIONS.items():
+        for v in a.variants:
+            if v in a.same_as:
+                continue
+            for data in b.ablation_data:
+                for start in b.ablation_starts or ("preset",):
+                    rows += [dict(table=table, variant=v, data=data, start=start, kind="lr trial",
+                                  lr=lr, seed=0) for lr in lrs]
+                    rows += [dict(table=table, variant=v, data=data, start=start, kind="seed",
+                                  lr=None, seed=s) for s in b.ablation_seeds if s != 0]
+    return pd.DataFrame(rows)
+
+
+def grid_cost(budget_name: str = "benchmark", seconds_per_iteration: float | None = None) -> dict:
+    """The grid's size and CPU-hours: measured from the cached runs when there are any, else
+    estimated at the iteration cap from ``seconds_per_iteration``."""
+    from stipkit.config.budget import BUDGETS
+    from stipkit.experiments import ablation
+    b = BUDGETS[budget_name]
+    runs = grid_runs(budget_name)
+    done = []
+    for path in (ablation.results_path(b), ablation.lr_choices_path(b)):
+        if path.exists():
+            df = pd.read_csv(path)
+            keys = [c for c in ("table", "variant", "data", "start", "seed", "lr") if c in df]
+            done.append(df.drop_duplicates(keys)["wall_s"])
+    measured = pd.concat(done) if done else pd.Series(dtype=float)
+    row = {"budget": budget_name, "runs in the grid": len(runs), "runs cached": len(measured),
+           "iteration cap": b.ablation_iterations}
+    if len(measured):
+        per_run = float(measured.mean())
+        row.update({"CPU-min per run (measured mean)": round(per_run / 60, 2),
+                    "CPU-hours, whole grid": round(per_run * len(runs) / 3600, 1)})
+    elif seconds_per_iteration:
+        per_run = seconds_per_iteration * b.ablation_iterations
+        row.update({"CPU-min per run (at the cap, estimated)": round(per_run / 60, 2),
+                    "CPU-hours, whole grid (at most)": round(per_run * len(runs) / 3600, 1)})
+    row["wall hours on 2 cores (2 processes)"] = round(row.get(
+        "CPU-hours, whole grid", row.get("CPU-hours, whole grid (at most)", float("nan"))) / 2, 1)
+    return row
+
+
+def time_one(budget_name: str = "benchmark", iterations: int = 40) -> float:
+    """Seconds per training iteration of the budget's ablation preset (STIP, one thread)."""
+    import time
+    from stipkit.config.budget import BUDGETS
+    from stipkit.experiments import ablation
+    torch.set_num_threads(1)
+    b = BUDGETS[budget_name]
+    cfg = ablation.variant_config("VI", "both", "embedded", 0, b)
+    cfg = replace(cfg, train=replace(cfg.train, patience=0))
+    train_set = default_dataset(cfg, "train")
+    with tempfile.TemporaryDirectory() as out:
+        train(cfg, train_set, out, iterations=5, progress=False)          # warm-up
+        t0 = time.perf_counter()
+        train(cfg, train_set, out, iterations=5 + iterations, progress=False)
+        return (time.perf_counter() - t0) / iterations
 
 
 def learning_curve(data: str, preset: str = "study", evals: int = 20,
@@ -45,11 +123,11 @@ def learning_curve(data: str, preset: str = "study", evals: int = 20,
     cfg = replace(get_preset(preset), dataset=data)
     if iterations is not None:
         cfg = replace(cfg, train=replace(cfg.train, iterations=iterations))
-    test_set = default_dataset(cfg, "test")
+    val_set = spread(default_dataset(cfg, "val"), VAL_WINDOWS)
     every = max(1, cfg.train.iterations // evals)
     with tempfile.TemporaryDirectory() as out:
         history = train(cfg, default_dataset(cfg, "train"), out, resume=False,
-                        eval_fn=lambda p: quick_eval(p, cfg, test_set), eval_every=every,
+                        eval_fn=lambda p: quick_eval(p, cfg, val_set), eval_every=every,
                         ckpt_every=cfg.train.iterations, progress=progress)
     history["minutes"] = history["step_s"].cumsum() / 60
     rows = history.dropna(subset=["eval_psnr_t1"])
@@ -91,7 +169,19 @@ def main(argv=None) -> None:
     ap.add_argument("--iterations", type=int, help="override the preset's iterations")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     ap.add_argument("--csv", help="also write every evaluation (the curves) to this CSV")
+    ap.add_argument("--grid", action="store_true",
+                    help="print the cost of `make ablations` (the benchmark grid) instead")
+    ap.add_argument("--seconds-per-iteration", type=float,
+                    help="--grid: the ablation preset's time per iteration at one thread")
+    ap.add_argument("--time-one", action="store_true",
+                    help="--grid: time the ablation preset here first (run it on an idle machine)")
     args = ap.parse_args(argv)
+    if args.grid:
+        spi = time_one() if args.time_one else args.seconds_per_iteration
+        if args.time_one:
+            print(f"ablation64, one thread: {spi:.3f} s per iteration")
+        print(pd.Series(grid_cost("benchmark", spi)).to_markdown())
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     curves = [learning_curve(d, args.preset, args.evals, args.iterations) for d in args.data]
@@ -99,7 +189,7 @@ def main(argv=None) -> None:
         pd.concat(curves).to_csv(args.csv, index=False)
     table = pd.DataFrame([summary(c) for c in curves]).set_index("data").T
     print(f"\ntime to quality: preset {args.preset!r}, {torch.get_num_threads()} threads, "
-          f"PSNR in dB on the whole test split (4 -> 6)")
+          f"PSNR in dB on the validation split (4 -> 6)")
     print(table.to_markdown())
 
 

@@ -59,7 +59,8 @@ def test_the_papers_numbers_cover_every_paper_variant():
     for table in ("VI", "VII", "VIII"):
         keys = set(PAPER_ABLATIONS.loc[PAPER_ABLATIONS.table == table, "variant"])
         assert keys <= set(ABLATIONS[table].variants)
-    assert set(ABLATIONS["VII"].variants) - set(PAPER_ABLATIONS.variant) == {"convlstm", "stlstm"}
+    # the kit's own rows: two memories the paper lacks, and the control without a memory
+    assert set(ABLATIONS["VII"].variants) - set(PAPER_ABLATIONS.variant) == {"convlstm", "stlstm", "none"}
     assert ablation.paper_rows("VI").index[0] == "w/o STED, MGIR (paper)"
 
 
@@ -113,6 +114,47 @@ def test_summary_reports_mean_std_seeds_and_copy_last():
     assert list(s.index)[-1] == "copy-last"
     text = ablation.copy_last_report(res, "VI")
     assert "w STED beat(s) copy-last" in text and "30.00 dB" in text
+    # results cached before mean-frame and flow-warp: copy-last is the only, so the strongest
+    assert s["beats_baseline"].equals(s["beats_copy_last"])
+    assert text.startswith("embedded: the strongest baseline is copy-last (30.00 dB);")
+    assert ablation.baseline_report(res, "VI") == text
+
+
+def _with_baselines(res: pd.DataFrame, values: dict) -> pd.DataFrame:
+    """``res`` plus rows of more baselines, each at a constant PSNR, beside every copy-last row."""
+    base = res[res["method"] == "copy-last"]
+    return pd.concat([res, *(base.assign(method=m, psnr=v) for m, v in values.items())],
+                     ignore_index=True)
+
+
+def test_summary_lists_every_baseline_and_beats_the_strongest():
+    res = _results("VI", {"neither": 20, "sted": 31, "mgir": 22, "both": 32.5}, sd=1.0, base=30.0)
+    res = _with_baselines(res, {"mean-frame": 32.0, "flow-warp": 29.0})
+    runs = ablation.per_run(res, "VI")  # each baseline once per (data, seed), after the variants
+    assert list(runs["method"]) == [m for m in ("neither", "sted", "mgir", "both", "copy-last",
+                                                "mean-frame", "flow-warp") for _ in range(3)]
+    assert list(runs["seed"]) == [0, 1, 2] * 7
+    s = ablation.summary(res, "VI").set_index("method")
+    assert list(s.index) == ["neither", "sted", "mgir", "both", "copy-last", "mean-frame", "flow-warp"]
+    assert s.loc["flow-warp", "label"] == "flow-warp" and s.loc["mean-frame", "psnr_mean"] == 32.0
+    assert s.loc["sted", "beats_copy_last"] and not s.loc["sted", "beats_baseline"]
+    assert s.loc["both", "beats_baseline"] and s.loc["both", "beats_copy_last"]
+    assert s.loc[["copy-last", "mean-frame", "flow-warp"], ["beats_baseline", "beats_copy_last"]] \
+        .isna().all().all()
+    text = ablation.baseline_report(res, "VI")
+    assert text == ("embedded: the strongest baseline is mean-frame (32.00 dB; copy-last 30.00 dB; "
+                    "flow-warp 29.00 dB); w STED, MGIR beat(s) mean-frame, the others do not in "
+                    "PSNR (best: w STED, MGIR 32.50 dB vs mean-frame 32.00 dB, 3 seed(s))")
+    # a dataset where no variant beats the strongest; and one cached with copy-last only
+    other = _with_baselines(_results("VI", {"neither": 20, "sted": 21, "mgir": 22, "both": 23},
+                                     sd=0.5, data="digits", base=18.0), {"flow-warp": 24.0})
+    old = _results("VI", {"neither": 20, "sted": 21, "mgir": 22, "both": 23}, sd=0.5,
+                   data="embedded", base=22.5)
+    lines = ablation.baseline_report(pd.concat([other, old]), "VI").splitlines()
+    assert lines[0].startswith("digits: the strongest baseline is flow-warp (24.00 dB; copy-last "
+                               "18.00 dB); no variant beats flow-warp")
+    assert lines[1].startswith("embedded: the strongest baseline is copy-last (22.50 dB); w STED, "
+                               "MGIR beat(s) copy-last")
 
 
 def test_tables_read_their_own_steps():
@@ -132,7 +174,8 @@ def tmp_runs(tmp_path, monkeypatch):
 def test_a_run_trains_scores_and_is_cached(tmp_runs):
     res = ablation.run_table("VI", data=("embedded",), seeds=(0,), budget=CI, variants=["both"],
                              progress=False, command="pytest")
-    assert set(res.method) == {"both", "copy-last"} and (res.command == "pytest").all()
+    assert set(res.method) == {"both", "copy-last", "mean-frame", "flow-warp"}
+    assert (res.command == "pytest").all()
     assert (res.iterations == 4).all() and (res.wall_s > 0).all() and (res.preset == "ci").all()
     assert ablation.results_path(CI).parent == tmp_runs / "ablations"
     again = ablation.run_table("VI", data=("embedded",), seeds=(0,), budget=CI, variants=["both"],
@@ -147,7 +190,7 @@ def test_runs_of_a_changed_memory_cell_are_retrained_and_left_out(tmp_runs, monk
     res = ablation.run_table("VII", data=("digits",), seeds=(0,), budget=CI, variants=["convgru"],
                              progress=False, command="old cell")
     assert (res.revision == MEMORIES["convgru"].REVISION).all()
-    assert ablation.run_dir("VII", "convgru", "digits", 0, CI).name.endswith("convgru-digits-s0")
+    assert ablation.run_dir("VII", "convgru", "digits", 0, CI).name.endswith("convgru-d2-digits-s0")
     monkeypatch.setattr(MEMORIES["convgru"], "REVISION", MEMORIES["convgru"].REVISION + 1)
     stale = ablation.stale_runs(ablation.load_results(CI), CI)
     assert list(stale[["variant", "revision", "current"]].itertuples(index=False, name=None)) == \
@@ -198,6 +241,17 @@ def test_plots_draw_from_results(tmp_path):
                 viz_ablation.plot_psnr_vs_flops(res, mem)):
         assert fig.axes
         matplotlib.pyplot.close(fig)
+    every = _with_baselines(res, {"mean-frame": 24.8, "flow-warp": 23.0})  # beside copy-last
+    bars, steps = viz_ablation.plot_bars(every, "VII"), viz_ablation.plot_steps(every, "VII")
+    for fig in (bars, steps):
+        labels = [line.get_label() for line in fig.axes[0].lines]
+        assert [x for x in labels if x.split()[0] in ("copy-last", "mean-frame", "flow-warp")] == \
+            (["copy-last 30", "mean-frame 24.8", "flow-warp 23"] if fig is bars
+             else ["copy-last", "mean-frame", "flow-warp"])
+        matplotlib.pyplot.close(fig)
+    flops = viz_ablation.plot_psnr_vs_flops(every, mem)
+    assert len(flops.axes[0].texts) == 3  # the memories only
+    matplotlib.pyplot.close(flops)
     for i, plot in enumerate((lambda p: viz_ablation.plot_bars(res, "VII", path=p, dpi=30),
                               lambda p: viz_ablation.plot_steps(res, "VII", path=p, dpi=30),
                               lambda p: viz_ablation.plot_psnr_vs_flops(res, mem, path=p, dpi=30))):

@@ -108,6 +108,38 @@ def test_beats_copy_last():
     assert not last["beats"] and "does not beat" in last["text"]
     lp = study.beats_copy_last(df, metric="lpips_x100")  # lower is better: STIP 10 < 12
     assert lp["beats"] and lp["margin"] == pytest.approx(2.0)
+    # scores with copy-last only (cached before the other baselines): it is the strongest
+    assert (first["strongest"], first["beats_strongest"]) == ("copy-last", True)
+    assert first["text"].count("baseline") == 0
+    assert study.beats_baseline(df)["baseline"] == "copy-last"
+
+
+def test_beats_baseline_names_the_strongest():
+    rows = [("STIP", 5, 30.0, 10.0), ("copy-last", 5, 28.5, 12.0), ("mean-frame", 5, 29.0, 14.0),
+            ("flow-warp", 5, 31.0, 11.0), ("STIP", 6, 25.0, 20.0), ("copy-last", 6, 24.0, 15.0),
+            ("mean-frame", 6, 26.0, 16.0), ("flow-warp", 6, 25.5, 17.0)]
+    df = pd.DataFrame([{"method": m, "t": t, "psnr": p, "lpips_x100": l} for m, t, p, l in rows])
+    first = study.beats_copy_last(df)
+    assert first["beats"] and first["copy_last"] == 28.5
+    assert (first["strongest"], first["strongest_value"], first["beats_strongest"]) == \
+        ("flow-warp", 31.0, False)
+    assert first["strongest_margin"] == pytest.approx(-1.0)
+    assert first["text"] == ("At t=5 (the first predicted frame) STIP beats copy-last on PSNR: 30.00 "
+                             "dB vs 28.50 dB, a margin of +1.50 dB. The strongest baseline there is "
+                             "flow-warp (31.00 dB): STIP does not beat it (margin -1.00 dB).")
+    last = study.beats_baseline(df, t=6)  # the strongest at that step
+    assert (last["baseline"], last["beats"], last["margin"]) == ("mean-frame", False, -1.0)
+    assert last["text"].startswith("At t=6 STIP does not beat mean-frame on PSNR")
+    lp = study.beats_baseline(df, metric="lpips_x100")  # lower is better: flow-warp 11 > STIP 10
+    assert (lp["baseline"], lp["beats"]) == ("flow-warp", True)
+    assert study.beats_baseline(df, baseline="mean-frame")["margin"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"t=7 is not a step of the scores; valid: \[5, 6\]"):
+        study.beats_baseline(df, t=7)
+    # side by side: each model once per label, every baseline once
+    both = study.side_by_side({"live run": df, "pretrained": df.assign(psnr=df["psnr"] + 1)})
+    assert list(dict.fromkeys(both["method"])) == ["STIP (live run)", "STIP (pretrained)",
+                                                   "copy-last", "mean-frame", "flow-warp"]
+    assert both.loc[both["method"] == "flow-warp", "psnr"].tolist() == [31.0, 25.5]
 
 
 def test_small_tables():

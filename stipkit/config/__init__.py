@@ -22,9 +22,9 @@ from dataclasses import dataclass, field, fields, replace
 from .errors import ConfigError, _check
 # Every memory's own section (one frozen dataclass each) lives in stipkit.config.memories: import
 # them from there (this module uses the few it names).
-from .memories import MemoryConfig, RPMConfig, STGRUConfig, memory_names
+from .memories import MemoryConfig, NoMemoryConfig, RPMConfig, STGRUConfig, memory_names
 
-INITS = ("default", "copy_last")  # ModelConfig.init, see STIP.init_copy_last
+INITS = ("default", "copy_last")  # ModelConfig.init, every predictor (ModelConfig.copy_route)
 MODELS = ("stip", "strpm", "beyondmse")  # ModelConfig.name: the predictors of stipkit.models.MODELS
 
 
@@ -34,6 +34,10 @@ class ModelConfig:
     """The STIP predictor and its discriminator (STIP Sec. III, Tables I-II).
 
     Paper defaults throughout; fields marked *departure* reproduce the official code.
+
+    ``init``, one field for every predictor: ``"default"`` (PyTorch's initialisation) or
+    ``"copy_last"`` (before training every prediction is the last given frame; see
+    :attr:`copy_route`).
     """
 
     name: str = "stip"            # which predictor (stipkit.models.MODELS)
@@ -51,7 +55,7 @@ class ModelConfig:
     sted: bool = True             # Table VI: two encoder/decoder paths (True) or one
     mgir: bool = True             # Table VI: multi-grained recall (Eq. 3) on/off
     disc_hidden: int = 64         # Table I "Hidden" for the discriminator
-    init: str = "default"         # "default" (PyTorch's, as the official code) | "copy_last"
+    init: str = "default"         # "default" (PyTorch's, as the official code) | "copy_last" (see copy_route)
     # --- departures of the official code (paper value is the default) ---
     swap_decoder_states: bool = False  # official decodes T^N with the *spatial* decoder
     recall_deepest: bool = True        # official never recalls the deepest level (l=1)
@@ -87,26 +91,38 @@ class ModelConfig:
         _check(self.disc_activation in ("leaky_relu", "relu"), "ModelConfig.disc_activation",
                self.disc_activation, "must be 'leaky_relu' (paper) or 'relu' (official)")
         _check(self.init in INITS, "ModelConfig.init", self.init, f"must be one of {INITS}")
-        _check(self.name != "beyondmse" or self.init == "default", "ModelConfig.init", self.init,
-               "must be 'default' when name='beyondmse' (copy_last is STIP's initialisation)")
-        if self.init == "copy_last":
+        if self.copy_route == "recall":  # STIP with MGIR: the copy rides the recall (Eq. 3)
+            alt = "; or mgir=False, where STIP starts copy-last through a zero residual instead"
             for ok, name, value, why in (
-                    (self.mgir, "mgir", self.mgir, "True: the copy runs along the MGIR recall"),
                     (self.recall_weight > 0, "recall_weight", self.recall_weight, "> 0 (the recall carries the copy)"),
                     (self.num_downsample >= 2, "num_downsample", self.num_downsample, ">= 2"),
                     (4 * self.frame_channels <= self.hidden, "hidden", self.hidden,
                      f">= 4 * img_channels * patch**2 = {4 * self.frame_channels} (room for the "
                      "copied frame's 2x2 space-to-depth)")):
-                _check(ok, f"ModelConfig.{name}", value, f"must be {why} when init='copy_last'")
+                _check(ok, f"ModelConfig.{name}", value,
+                       f"must be {why} when init='copy_last' and mgir=True{alt}")
         _check(self.disc_hidden % 4 == 0, "ModelConfig.disc_hidden", self.disc_hidden,
                "must be divisible by 4 (GroupNorm(4), Table II)")
         if self.name == "strpm":  # STRPM: three encoders/decoders around RPMs, no recall
             for ok, name, value, why in (
-                    (isinstance(self.memory, RPMConfig), "memory", self.memory, "an RPMConfig"),
+                    (isinstance(self.memory, (RPMConfig, NoMemoryConfig)), "memory", self.memory,
+                     "an RPMConfig, or NoMemoryConfig() (memory 'none': no RPM stack)"),
                     (self.sted, "sted", self.sted, "True (without STED, STRPM Table 3's 'RPM' is "
                      "name='stip' with sted=False, mgir=False and memory=RPMConfig())"),
                     (not self.mgir, "mgir", self.mgir, "False (STRPM has no multi-grained recall)")):
                 _check(ok, f"ModelConfig.{name}", value, f"must be {why} when name='strpm'")
+
+    @property
+    def copy_route(self) -> str | None:
+        """How the predictor starts as copy-last, v̂_{t+1} = v_t before training (None: ``init``
+        is ``"default"``). ``"recall"``: STIP with MGIR, by initialisation alone
+        (``STIP.init_copy_last``; needs recall_weight > 0, num_downsample >= 2, hidden >=
+        4 * img_channels * patch**2). ``"residual"``: every other predictor (STIP without MGIR,
+        STRPM, BeyondMSE) outputs v_t + r, its last layer (making r) starting at zero; each
+        model's docstring says which layer and which equation."""
+        if self.init != "copy_last":
+            return None
+        return "recall" if self.name == "stip" and self.mgir else "residual"
 
     @property
     def frame_channels(self) -> int:
@@ -162,12 +178,18 @@ class TrainConfig:
     crops: int = 1                # crop positions per window across the whole frame (1: center)
     flips: bool = False           # add the left-right mirror of every window
     reverse: bool = False         # add every window played backwards
+    still_every: int = 0          # make one training window in N still (stipkit.data.still; 0: none)
+    # early stopping on the validation split (stipkit.training.train.train's eval_fn): stop after
+    # ``patience`` evaluations without a better ``select`` score (0: train every iteration); the
+    # best-scoring weights are kept in the checkpoint either way and are what load_predictor gives
+    patience: int = 0
+    select: str = "psnr_mean"     # the eval_fn key maximised (higher is better)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "decay_interval", "crops"):
             v = getattr(self, name)
             _check(isinstance(v, int) and v > 0, f"TrainConfig.{name}", v, "must be a positive integer")
-        for name in ("iterations", "sampling_stop_iter", "decay_start", "warmup"):
+        for name in ("iterations", "sampling_stop_iter", "decay_start", "warmup", "patience"):
             v = getattr(self, name)
             _check(isinstance(v, int) and v >= 0, f"TrainConfig.{name}", v, "must be an integer >= 0")
         for name in ("lr", "lr_d"):
@@ -188,6 +210,12 @@ class TrainConfig:
                "must be in [0, 1) (0: no weight average; e.g. 0.995)")
         _check(self.grad_clip is None or self.grad_clip > 0, "TrainConfig.grad_clip",
                self.grad_clip, "must be None or > 0")
+        _check(isinstance(self.still_every, int) and (self.still_every == 0 or self.still_every >= 2),
+               "TrainConfig.still_every", self.still_every,
+               "must be 0 (no still windows) or an integer >= 2 (one window in N made still)")
+        _check(isinstance(self.select, str) and bool(self.select), "TrainConfig.select",
+               self.select, "must be the name of a score returned by train()'s eval_fn, "
+               "e.g. 'psnr_mean'")
 
 
 @dataclass(frozen=True)
@@ -277,6 +305,13 @@ def _presets() -> dict[str, Config]:
                                          hidden=16, num_layers=3, disc_hidden=16),
                            train=replace(_STUDY_TRAIN, batch_size=4, iterations=150, lr=2e-3,
                                          warmup=15, ema=0.95, sampling_stop_iter=150)),
+        # ablation64: the benchmark's scale (budget "benchmark"): the ablation preset at 64x64
+        # (three stride-2 layers, so the memory runs at 8x8 as in the study preset); its runs
+        # are stopped on the validation split rather than cut at a fixed length
+        "ablation64": Config(name="ablation64",
+                             model=replace(_STUDY_MODEL, hidden=16, num_layers=3, disc_hidden=16),
+                             train=replace(_STUDY_TRAIN, batch_size=4, iterations=3000, lr=1e-3,
+                                           warmup=50, ema=0.98, sampling_stop_iter=150)),
         "ci": Config(name="ci", model=replace(_STUDY_MODEL, height=32, width=32, num_downsample=2,
                                               hidden=12, num_layers=2, disc_hidden=8),
                      train=replace(_STUDY_TRAIN, batch_size=2, iterations=4, warmup=2, ema=0.5,

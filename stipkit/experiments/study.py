@@ -7,8 +7,10 @@ so that it is tested. Read top to bottom:
    (:func:`~stipkit.data.build.dataset`, :func:`~stipkit.data.build.test_split`);
 2. training: :func:`quick_eval` (the cheap periodic check) and :func:`trained_model` (train,
    resume or load the cached run of ``budget.run_dir``);
-3. scores: :func:`evaluate_model`, :func:`first_batch`, :func:`beats_copy_last` and
-   :func:`paper_table` (the paper's numbers, quoted, never mixed with ours); the targets and the
+3. scores: :func:`evaluate_model` (the model beside the training-free baselines copy-last,
+   mean-frame and flow-warp), :func:`first_batch`, :func:`beats_baseline` (against the strongest
+   baseline), :func:`beats_copy_last` and :func:`paper_table` (the paper's numbers, quoted, never
+   mixed with ours); the targets and the
    per-clip and still-scene checks are :mod:`stipkit.scoring.evaluate`'s;
 4. Fig. 5: :func:`extract_features` (teacher-forced features and gates) and
    :func:`feature_shapes` (the same shapes from a config alone);
@@ -32,8 +34,10 @@ from ..config.budget import REPO, Budget
 from ..config.outputs import relative
 from ..data.build import dataset, test_split
 from ..reports.paper import PAPER_TABLE_III
-from ..scoring.evaluate import BASELINE, evaluate, model_method, rollout_dataset
-from ..scoring.metrics import copy_last_baseline, psnr
+from ..scoring.baselines import BASELINES, copy_last_baseline
+from ..scoring.evaluate import (BASELINE, evaluate, model_method, rollout_dataset,
+                                strongest_baseline)
+from ..scoring.metrics import psnr
 from ..training.checkpoint import load_predictor
 
 
@@ -138,13 +142,15 @@ def model_for_figures(budget: Budget, progress: bool = True, device=None):
 
 # --------------------------------------------------------------------------- 3. scores
 def evaluate_model(predictor, cfg: Config, budget: Budget, progress: bool = True,
-                   data: str | None = None) -> pd.DataFrame:
-    """Per-step MSE/PSNR/SSIM/LPIPS of STIP and copy-last on the budget's test split of ``data``
+                   data: str | None = None, baselines=tuple(BASELINES)) -> pd.DataFrame:
+    """Per-step MSE/PSNR/SSIM/LPIPS of STIP and of the training-free baselines (copy-last,
+    mean-frame, flow-warp; ``baselines`` chooses) on the budget's test split of ``data``
     (default: the budget's; :func:`stipkit.data.build.test_split`) -- the protocol of
     :func:`stipkit.scoring.evaluate.evaluate`: ``input_length`` given frames, no ground truth
-    after."""
+    after. :func:`stipkit.scoring.evaluate.strongest_baseline` names the baseline to beat,
+    :func:`beats_baseline` says whether STIP does."""
     return evaluate(predictor, test_split(cfg, budget, data), cfg.input_length, cfg.eval_length,
-                    progress=progress)
+                    progress=progress, baselines=baselines)
 
 
 def pretrained_model(budget: Budget, data: str | None = None, device=None):
@@ -164,14 +170,15 @@ def pretrained_model(budget: Budget, data: str | None = None, device=None):
 def side_by_side(runs: dict) -> pd.DataFrame:
     """Several models' :func:`stipkit.scoring.evaluate.evaluate` scores on the same test split as one
     tidy table: ``{label: scores}`` -> each model's rows renamed ``<method> (label)`` (e.g.
-    ``STIP (live run)``), one copy-last (the first table's; they are equal)."""
+    ``STIP (live run)``), then the baselines once each (copy-last, mean-frame, flow-warp: the first
+    table's; they are equal in every table of the same split)."""
     parts = []
     for i, (label, df) in enumerate(runs.items()):
         method = model_method(df)
         rows = df[df["method"] == method].assign(method=f"{method} ({label})")
         parts.append(rows)
         if i == 0:
-            base = df[df["method"] == BASELINE]
+            base = df[df["method"].astype(str).isin(BASELINES)]
     return pd.concat(parts + [base], ignore_index=True)
 
 
@@ -184,31 +191,123 @@ def first_batch(predictor, cfg: Config, test_set, n: int = 4):
     return frames.cpu(), preds.clamp(0, 1).cpu()
 
 
-def beats_copy_last(df: pd.DataFrame, t: int | None = None, metric: str = "psnr",
-                    method: str | None = None) -> dict:
-    """Does the model (``method``, default: the one beside copy-last) beat copy-last at step ``t`` (default: the first predicted step) on ``metric``?
-
-    ``df``: :func:`stipkit.scoring.evaluate.evaluate`'s output. Returns ``t``, ``metric``, ``stip``,
-    ``copy_last``, ``margin`` (STIP minus copy-last; sign-flipped for lower-is-better metrics so
-    that a positive margin always means STIP is better), ``beats`` and a ``text`` sentence.
-    """
+def _versus(df: pd.DataFrame, t: int | None, metric: str, method: str | None,
+            baseline: str | None) -> dict:
+    """The model against one baseline (default: the strongest at step ``t``) at step ``t``."""
     from ..scoring.metrics import HIGHER_IS_BETTER
 
-    t = int(df["t"].min()) if t is None else t
+    first = int(df["t"].min())
+    t = first if t is None else int(t)
     method = model_method(df) if method is None else method
-    at = df[df["t"] == t].set_index("method")[metric]
-    stip, base = float(at[method]), float(at[BASELINE])
+    rows = df[df["t"] == t]
+    if rows.empty:
+        raise ValueError(f"t={t} is not a step of the scores; valid: {sorted(set(df['t']))}")
+    baseline = strongest_baseline(rows, metric) if baseline is None else baseline
+    at = rows.assign(method=rows["method"].astype(str)).set_index("method")[metric]
+    for m in (method, baseline):
+        if m not in at.index:
+            raise ValueError(f"the scores have no rows of method {m!r} at t={t}; found {list(at.index)}")
+    stip, base = float(at[method]), float(at[baseline])
     sign = 1 if HIGHER_IS_BETTER.get(metric, True) else -1
     margin = sign * (stip - base)
     unit = " dB" if metric == "psnr" else ""
     verb = "beats" if margin > 0 else "does not beat"
-    text = (f"At t={t} (the first predicted frame) {method} {verb} copy-last on {metric.upper()}: "
+    where = f"At t={t}" + (" (the first predicted frame)" if t == first else "")
+    text = (f"{where} {method} {verb} {baseline} on {metric.upper()}: "
             f"{stip:.2f}{unit} vs {base:.2f}{unit}, a margin of {margin:+.2f}{unit}.")
-    return {"t": t, "metric": metric, "stip": stip, "copy_last": base, "margin": margin,
-            "beats": margin > 0, "text": text}
+    return {"t": t, "metric": metric, "method": method, "baseline": baseline, "stip": stip,
+            "baseline_value": base, "margin": margin, "beats": margin > 0, "text": text}
+
+
+def beats_baseline(df: pd.DataFrame, t: int | None = None, metric: str = "psnr",
+                   method: str | None = None, baseline: str | None = None) -> dict:
+    """Does the model (``method``, default: the one beside the baselines) beat the strongest
+    training-free baseline (``baseline``, default: the best of copy-last, mean-frame and flow-warp
+    on ``metric`` at that step, :func:`stipkit.scoring.evaluate.strongest_baseline`) at step ``t``
+    (default: the first predicted step)?
+
+    ``df``: :func:`stipkit.scoring.evaluate.evaluate`'s output (scores holding copy-last only, as
+    older cached ones, compare with it). Returns ``t``, ``metric``, ``method``, ``baseline``
+    (its name), ``stip``, ``baseline_value``, ``margin`` (STIP minus the baseline; sign-flipped
+    for lower-is-better metrics so that a positive margin always means STIP is better),
+    ``beats`` and a ``text`` sentence.
+    """
+    return _versus(df, t, metric, method, baseline)
+
+
+def beats_copy_last(df: pd.DataFrame, t: int | None = None, metric: str = "psnr",
+                    method: str | None = None) -> dict:
+    """Does the model (``method``, default: the one beside the baselines) beat copy-last at step
+    ``t`` (default: the first predicted step) on ``metric``? And the strongest baseline?
+
+    ``df``: :func:`stipkit.scoring.evaluate.evaluate`'s output. Returns ``t``, ``metric``, ``stip``,
+    ``copy_last``, ``margin`` (STIP minus copy-last; sign-flipped for lower-is-better metrics so
+    that a positive margin always means STIP is better), ``beats``, then the same against the
+    strongest baseline at that step (:func:`beats_baseline`): ``strongest`` (its name),
+    ``strongest_value``, ``strongest_margin``, ``beats_strongest``; and a ``text`` of one sentence
+    on copy-last, plus one on the strongest baseline when that is another.
+    """
+    ours = _versus(df, t, metric, method, BASELINE)
+    best = _versus(df, ours["t"], metric, ours["method"], None)
+    text = ours["text"]
+    if best["baseline"] != BASELINE:
+        verb = "beats" if best["beats"] else "does not beat"
+        unit = " dB" if metric == "psnr" else ""
+        text += (f" The strongest baseline there is {best['baseline']} "
+                 f"({best['baseline_value']:.2f}{unit}): {ours['method']} {verb} it (margin "
+                 f"{best['margin']:+.2f}{unit}).")
+    return {"t": ours["t"], "metric": metric, "stip": ours["stip"], "copy_last": ours["baseline_value"],
+            "margin": ours["margin"], "beats": ours["beats"], "strongest": best["baseline"],
+            "strongest_value": best["baseline_value"], "strongest_margin": best["margin"],
+            "beats_strongest": best["beats"], "text": text}
 
 
 # --------------------------------------------------------------------------- 4. Fig. 5
+STILL_FLOOR, STILL_FLOOR_T1 = 35.0, 40.0   # dB: a still scene stays still (every step; the first)
+
+
+def study_targets(predictor, cfg: Config, progress: bool = False) -> pd.DataFrame:
+    """The real-video targets of the shipped study weights, on clips the model never trained on:
+    one row per target and clip -- ``target``, ``clip``, ``value``, ``threshold``, ``met``.
+
+    * on each held-out test clip (:data:`stipkit.data.video.TEST_CLIPS`, non-overlapping windows):
+      mean PSNR over t = 5..10 at least copy-last's; PSNR at t = 5 at least copy-last's - 0.5 dB;
+      LPIPS x 100 at t = 5 at most copy-last's + 1;
+    * a still scene stays still: four copies of a real frame (the first frame of every window of
+      the validation and test clips) in, every prediction at least :data:`STILL_FLOOR` dB against
+      it and the first at least :data:`STILL_FLOOR_T1` dB (the worst frame is reported).
+    """
+    from ..data.video import TEST_CLIPS, EmbeddedVideo
+    from ..scoring.evaluate import still_rollout
+    res = (cfg.model.height, cfg.model.width)
+    test = EmbeddedVideo("test", resolution=res, total_length=cfg.eval_length)
+    rows = evaluate(predictor, test, cfg.input_length, cfg.eval_length, per_sample=True,
+                    progress=progress, baselines=(BASELINE,))
+    rows["clip"] = [test.windows[i][0] for i in rows["sample"]]
+    ours, t1, out = model_method(rows), cfg.input_length + 1, []
+    for clip in TEST_CLIPS:
+        r = rows[rows["clip"] == clip]
+        m = lambda method, col, first=False: float(  # noqa: E731
+            r[(r["method"] == method) & ((r["t"] == t1) if first else True)][col].mean())
+        for target, value, threshold, higher in (
+                ("mean PSNR t=5..10 - copy-last's (dB)", m(ours, "psnr") - m(BASELINE, "psnr"), 0.0, True),
+                ("PSNR t=5 - copy-last's (dB)", m(ours, "psnr", True) - m(BASELINE, "psnr", True), -0.5, True),
+                ("LPIPSx100 t=5 - copy-last's", m(ours, "lpips_x100", True)
+                 - m(BASELINE, "lpips_x100", True), 1.0, False)):
+            out.append(dict(target=target, clip=clip, value=value, threshold=threshold,
+                            met=value >= threshold if higher else value <= threshold))
+    frames = torch.cat([torch.stack([ds[i][cfg.input_length - 1] for i in range(len(ds))])
+                        for ds in (EmbeddedVideo("val", resolution=res, total_length=cfg.eval_length), test)])
+    still = still_rollout(predictor, frames, cfg.input_length, cfg.eval_length, per_frame=True)
+    for target, sel, threshold in (("still scene, worst prediction (dB)", still, STILL_FLOOR),
+                                   ("still scene, worst first prediction (dB)",
+                                    still[still["t"] == t1], STILL_FLOOR_T1)):
+        value = float(sel["psnr"].min())
+        out.append(dict(target=target, clip=f"{len(frames)} val and test frames", value=value,
+                        threshold=threshold, met=value >= threshold))
+    return pd.DataFrame(out)
+
+
 def extract_features(predictor, frames: torch.Tensor, input_length: int | None = None) -> dict:
     """Fig. 5 features of ``frames`` (B, T, C, H, W), as CPU float tensors.
 

@@ -177,10 +177,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
-def load_predictor(path):
+def load_predictor(path, best: bool = True):
     """(predictor in eval mode, Config) from a checkpoint: the model its config names
-    (``stipkit.models.MODELS``), with the weight average (``ema``) when training kept one
-    (``TrainConfig.ema``), else the trained weights. Configs of older stipkit versions convert
+    (``stipkit.models.MODELS``), with the weights of the best validation score when training
+    kept them (``best=True`` and an ``eval_fn``, see :func:`stipkit.training.train.train`), else
+    the weight average (``ema``) when training kept one (``TrainConfig.ema``), else the trained
+    weights. Configs of older stipkit versions convert
     (:func:`stipkit.config.from_dict`); what cannot is a :class:`CheckpointError` naming the field."""
     from ..config import ConfigError, from_dict
     from ..models import build_predictor
@@ -193,5 +195,7 @@ def load_predictor(path):
         raise CheckpointError(f"checkpoint {path}: its config does not fit this stipkit: {e}") from e
     check_memory_revision(ckpt, path)
     model = build_predictor(cfg.model, input_length=cfg.input_length)
-    load_weights(model, ckpt["predictor"] if ckpt.get("ema") is None else ckpt["ema"], path)
+    best = (ckpt["extra"] or {}).get("best") if best else None
+    weights = best["weights"] if best else ckpt["predictor"] if ckpt.get("ema") is None else ckpt["ema"]
+    load_weights(model, weights, path)
     return model.eval(), cfg

@@ -220,6 +220,14 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
     0 writes files. ``eval_fn`` runs on every rank: :func:`stipkit.scoring.evaluate.evaluate` shards
     the test split across the ranks and gathers the scores, so no rank waits for another's
     evaluation.
+
+    Early stopping (``cfg.train.patience`` > 0, with ``eval_fn`` scoring a *validation* split,
+    never the test split): training stops after ``patience`` evaluations in a row without a
+    better ``eval_fn(...)[cfg.train.select]`` (higher is better). The best-scoring weights
+    are kept in the checkpoint (``extra["best"]``: iteration, score, weights) and
+    :func:`stipkit.training.checkpoint.load_predictor` returns them; the
+    history's ``stopped`` column marks the iteration a run stopped at. A stopped run resumed is
+    not trained further.
     """
     tc = cfg.train if iterations is None else replace(cfg.train, iterations=iterations)
     cfg = replace(cfg, train=tc)
@@ -232,7 +240,7 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
     opt_p, opt_d, sched_p, sched_d = make_optimizers(predictor, disc, tc)
     ema = AveragedModel(predictor, multi_avg_fn=get_ema_multi_avg_fn(tc.ema), use_buffers=True) \
         if tc.ema else None
-    start, rows = 0, []
+    start, rows, best, stopped = 0, [], None, False
     ckpt_path = out_dir / "checkpoint.pt"
     if rank == 0:  # what a run killed mid-write (kill -9) left behind
         remove_orphans(ckpt_path), remove_orphans(out_dir / "history.csv")
@@ -251,6 +259,12 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
         start = ckpt["iteration"]
         rows = ckpt["extra"].get("history", [])
         precision.load_state_dict(ckpt["extra"].get("scaler", {}))
+        best, stopped = ckpt["extra"].get("best"), bool(ckpt["extra"].get("stopped", False))
+    if stopped:  # early-stopped before: nothing more to train
+        return pd.DataFrame(rows)
+    if tc.patience and not (eval_fn is not None and eval_every):
+        raise ValueError(f"TrainConfig.patience={tc.patience} needs a validation eval_fn and "
+                         f"eval_every > 0 (got eval_fn={eval_fn!r}, eval_every={eval_every})")
     dtype = next(predictor.parameters()).dtype  # follows torch's default dtype (float32)
     if compile:
         compile_steps(predictor)
@@ -284,21 +298,44 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
                "lr": lr, "data_s": t_data, "step_s": time.perf_counter() - t0}
         if eval_fn is not None and eval_every and (it + 1) % eval_every == 0:  # every rank
             scored = predictor if ema is None else ema.module
-            row.update({f"eval_{k}": v for k, v in eval_fn(scored).items()})
+            scores = eval_fn(scored)
+            row.update({f"eval_{k}": v for k, v in scores.items()})
             scored.train()
+            if tc.patience:
+                best, stopped = _early_stopping(best, scores, scored, it + 1, tc, rows)
+                row["stopped"] = stopped
         rows.append(row)
         bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
-        done = it + 1 == tc.iterations
+        done = it + 1 == tc.iterations or stopped
         if rank == 0 and ((it + 1) % ckpt_every == 0 or done):
             save_checkpoint(ckpt_path, predictor=predictor, config=cfg, discriminator=disc,
                             opt_p=opt_p, opt_d=opt_d, sched_p=sched_p, sched_d=sched_d,
                             ema=None if ema is None else ema.module,
                             ema_updates=0 if ema is None else int(ema.n_averaged),
                             iteration=it + 1, rng=rng_state(),
-                            extra={"history": rows, "scaler": precision.state_dict()})
+                            extra={"history": rows, "scaler": precision.state_dict(),
+                                   "best": best, "stopped": stopped})
             _write_history(rows, out_dir / "history.csv")
+        if stopped:
+            break
     bar.close()
     return pd.DataFrame(rows)
+
+
+def _early_stopping(best: dict | None, scores: dict, scored, iteration: int, tc: TrainConfig,
+                    rows: list) -> tuple[dict, bool]:
+    """Keep the best validation score's weights; say whether ``tc.patience`` evaluations in a
+    row (this one included) have not beaten it."""
+    if tc.select not in scores:
+        raise KeyError(f"TrainConfig.select={tc.select!r} is not among the scores eval_fn "
+                       f"returned ({sorted(scores)}); set select to one of them")
+    score = float(scores[tc.select])
+    if best is None or score > best["score"]:
+        weights = {k: v.detach().to("cpu", copy=True) for k, v in scored.state_dict().items()}
+        return {"iteration": iteration, "score": score, "weights": weights}, False
+    evals = [r["iteration"] for r in rows if f"eval_{tc.select}" in r] + [iteration]
+    since = sum(1 for i in evals if i > best["iteration"])
+    return best, bool(tc.patience) and since >= tc.patience
 
 
 def _write_history(rows, path: Path) -> None:

@@ -68,6 +68,16 @@ def pretrained(name: str = "study", folder: str | os.PathLike | None = None):
     return load_predictor(path)
 
 
+def _which_weights(ckpt: dict) -> str:
+    """In words: which of a checkpoint's weights :func:`load_predictor` returns (and export ships)."""
+    kind = "weight average (TrainConfig.ema)" if ckpt.get("ema") is not None else "trained weights"
+    best = (ckpt["extra"] or {}).get("best")
+    if best:
+        return (f"{kind} at the best validation score ({best['score']:.3f} mean PSNR, iteration "
+                f"{best['iteration']}; TrainConfig.patience)")
+    return kind
+
+
 def export(checkpoint: str | os.PathLike, name: str = "study", *, command: str,
            folder: str | os.PathLike | None = None, scores=None) -> dict:
     """Write ``<folder>/<name>.pt`` (the predictor of ``checkpoint`` in float16; its weight
@@ -87,8 +97,7 @@ def export(checkpoint: str | os.PathLike, name: str = "study", *, command: str,
                     rng={}, extra={"source": str(checkpoint)})
     record = {
         "name": name, "file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path),
-        "dtype": "float16", "weights": "weight average (TrainConfig.ema)" if ckpt.get("ema")
-        is not None else "trained weights",
+        "dtype": "float16", "weights": _which_weights(ckpt),
         "command": command, "preset": cfg.name, "data": cfg.dataset,
         "iterations": ckpt["iteration"], "batch_size": cfg.train.batch_size,
         "train_minutes": round(sum(r.get("step_s", 0.0) for r in history) / 60, 1),

@@ -1,0 +1,93 @@
+"""The benchmark protocol (budget "benchmark", stipkit.experiments.ablation): both starts of every
+predictor, a learning rate per method chosen on the validation split, runs stopped on validation,
+and the test split read only to write the final rows."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from stipkit.config.budget import BUDGETS
+from stipkit.experiments import ablation
+
+# the benchmark's protocol at the ci preset's size: 2 starts, 2 learning rates, early stopping
+TINY = replace(BUDGETS["ci"], name="tinybench", ablation_iterations=6, ablation_eval_every=2,
+               ablation_patience=1, ablation_val_windows=4, ablation_starts=("copy_last", "default"),
+               ablation_lrs=(1e-3, 3e-3), ablation_seeds=(0, 1))
+
+
+@pytest.fixture
+def tmp_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(ablation, "RUNS", tmp_path)
+    return tmp_path
+
+
+def test_the_benchmark_budget_states_the_protocol():
+    b = BUDGETS["benchmark"]
+    assert b.ablation_preset == "ablation64" and len(b.ablation_seeds) >= 5
+    assert set(b.ablation_starts) == {"copy_last", "default"} and len(b.ablation_lrs) >= 2
+    assert b.ablation_patience > 0 and b.ablation_eval_every > 0
+    from stipkit.config import get_preset
+    cfg = get_preset(b.ablation_preset)
+    assert (cfg.model.height, cfg.model.width) == (64, 64)  # LPIPS on more than 1x1 AlexNet maps
+    assert ablation.results_path(b).name == "benchmark.csv"
+
+
+def test_variant_config_sets_the_start_the_rate_and_the_patience():
+    cfg = ablation.variant_config("VII", "convgru", "digits", 3, TINY, start="copy_last", lr=3e-3)
+    assert cfg.model.init == "copy_last" and cfg.train.lr == 3e-3 and cfg.train.patience == 1
+    assert ablation.variant_config("VII", "convgru", "digits", 3, TINY, "default").model.init == "default"
+    kept = ablation.variant_config("VI", "both", "digits", 0, BUDGETS["study"])
+    assert kept.model.init == "default" and kept.train.patience == 0  # the older protocol
+    a = ablation.run_dir("VII", "convgru", "digits", 0, TINY, "copy_last", 1e-3)
+    b = ablation.run_dir("VII", "convgru", "digits", 0, TINY, "default", 1e-3)
+    assert a != b and "copy_last" in a.name and "lr0.001" in a.name
+
+
+def test_choices_read_only_the_validation_split(tmp_runs, monkeypatch):
+    import stipkit.data.build as build
+    reads = []
+    real = build.default_dataset
+
+    def spy(cfg, split="test", *args, **kw):
+        reads.append(split)
+        return real(cfg, split, *args, **kw)
+    monkeypatch.setattr(build, "default_dataset", spy)
+    lr = ablation.choose_lr("VII", "convgru", "digits", TINY, "copy_last", command="pytest")
+    assert lr in TINY.ablation_lrs and "test" not in reads and "val" in reads
+    trials = __import__("pandas").read_csv(ablation.lr_choices_path(TINY))
+    assert sorted(trials["lr"]) == sorted(TINY.ablation_lrs)
+    assert trials.loc[trials["val_score"].idxmax(), "lr"] == lr
+    assert (trials["iterations"] <= TINY.ablation_iterations).all()
+    # asked again: read from the trials, nothing retrained
+    n = len(reads)
+    assert ablation.choose_lr("VII", "convgru", "digits", TINY, "copy_last") == lr and len(reads) == n
+
+
+def test_a_table_runs_both_starts_with_their_chosen_rates(tmp_runs):
+    res = ablation.run_table("VII", data=("digits",), seeds=(0, 1), budget=TINY,
+                             variants=["convgru"], progress=False, command="pytest")
+    runs = res[res["method"] == "convgru"].drop_duplicates(["seed", "start"])
+    assert sorted(zip(runs["start"], runs["seed"])) == [("copy_last", 0), ("copy_last", 1),
+                                                       ("default", 0), ("default", 1)]
+    assert (runs["trained"] <= runs["iterations"]).all() and runs["val_score"].notna().all()
+    for start, g in runs.groupby("start"):
+        assert g["lr"].nunique() == 1 and g["lr"].iloc[0] in TINY.ablation_lrs
+    assert set(res["method"]) >= {"convgru", "copy-last"}
+
+
+def test_runs_on_older_data_are_never_reused_or_mixed(tmp_runs):
+    import pandas as pd
+    ci = BUDGETS["ci"]
+    res = ablation.run_table("VI", data=("digits",), seeds=(0,), budget=ci, variants=["both"],
+                             progress=False, command="new data")
+    assert (res["data_version"] == ablation.DATA_VERSION).all()
+    assert f"-d{ablation.DATA_VERSION}-" in ablation.run_dir("VI", "both", "digits", 0, ci).name
+    old = res.assign(data_version=1, seed=1, command="old data")
+    ablation.save_results(old.drop(columns="data_version"), ci)   # cached before the column
+    assert set(ablation.load_results(ci)["data_version"]) == {1, ablation.DATA_VERSION}
+    with pytest.warns(UserWarning, match="trained and scored on older data"):
+        kept = ablation.run_table("VI", data=("digits",), seeds=(0,), budget=ci, variants=["both"],
+                                  progress=False)
+    assert set(kept["seed"]) == {0} and (kept["command"] == "new data").all()
+    assert isinstance(kept, pd.DataFrame)

@@ -62,3 +62,12 @@ def test_patience_needs_a_validation_eval_fn_and_a_known_score(tmp_path):
     with pytest.raises(KeyError, match="select='psnr_t5' is not among the scores"):
         train(cfg, small_dataset(), tmp_path / "b", iterations=2, eval_fn=eval_fn, eval_every=1,
               progress=False)
+
+
+def test_no_early_stop_before_min_iterations(tmp_path):
+    eval_fn, _ = scripted([2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    cfg = config(1)
+    cfg = replace(cfg, train=replace(cfg.train, min_iterations=8))
+    hist = train(cfg, small_dataset(), tmp_path, iterations=14, eval_fn=eval_fn, eval_every=2,
+                 progress=False)
+    assert len(hist) == 8   # patience 1 would have stopped at 4: the plateau before 8 does not count

@@ -183,13 +183,15 @@ class TrainConfig:
     # ``patience`` evaluations without a better ``select`` score (0: train every iteration); the
     # best-scoring weights are kept in the checkpoint either way and are what load_predictor gives
     patience: int = 0
+    min_iterations: int = 0       # never stop early before this many (a copy-last start plateaus)
     select: str = "psnr_mean"     # the eval_fn key maximised (higher is better)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "decay_interval", "crops"):
             v = getattr(self, name)
             _check(isinstance(v, int) and v > 0, f"TrainConfig.{name}", v, "must be a positive integer")
-        for name in ("iterations", "sampling_stop_iter", "decay_start", "warmup", "patience"):
+        for name in ("iterations", "sampling_stop_iter", "decay_start", "warmup", "patience",
+                     "min_iterations"):
             v = getattr(self, name)
             _check(isinstance(v, int) and v >= 0, f"TrainConfig.{name}", v, "must be an integer >= 0")
         for name in ("lr", "lr_d"):

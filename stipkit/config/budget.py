@@ -47,6 +47,7 @@ class Budget:
     # ``ablation_lrs`` (seed 0), and the seeds `make ablations` trains
     ablation_eval_every: int = 0
     ablation_patience: int = 0
+    ablation_min_iterations: int = 0           # no early stop before this many iterations
     ablation_val_windows: int | None = None
     ablation_starts: tuple[str, ...] = ()      # () : each preset's own ModelConfig.init
     ablation_lrs: tuple[float, ...] = ()       # () : the preset's learning rate
@@ -89,7 +90,8 @@ BUDGETS = {
     "benchmark": Budget("benchmark", "study", "embedded", iterations=3000, eval_every=500,
                         eval_windows=None, digits_iterations=2000, ablation_preset="ablation64",
                         ablation_iterations=3000, ablation_data=("embedded", "digits"),
-                        ablation_eval_every=150, ablation_patience=4, ablation_val_windows=48,
+                        ablation_eval_every=150, ablation_patience=4,
+                        ablation_min_iterations=1500, ablation_val_windows=48,
                         ablation_starts=("copy_last", "default"),
                         ablation_lrs=(5e-4, 1e-3, 2e-3), ablation_seeds=(0, 1, 2, 3, 4)),
     "paper": Budget("paper", "ucfsport", "ucfsport", iterations=100_000, eval_every=5000,

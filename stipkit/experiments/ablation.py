@@ -76,7 +76,8 @@ def variant_config(table: str, variant: str, data: str, seed: int, budget: Budge
         model_kw["memory"] = memory_config(model_kw["memory"], **model_kw.pop("memory_fields", {}))
     if start != PRESET_START:
         model_kw["init"] = start
-    train_kw = dict(train_kw, patience=budget.ablation_patience)
+    train_kw = dict(train_kw, patience=budget.ablation_patience,
+                    min_iterations=budget.ablation_min_iterations)
     if lr is not None:
         train_kw["lr"] = lr
     train = replace(base.train, iterations=budget.ablation_iterations, seed=seed, **train_kw)

@@ -223,7 +223,9 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
 
     Early stopping (``cfg.train.patience`` > 0, with ``eval_fn`` scoring a *validation* split,
     never the test split): training stops after ``patience`` evaluations in a row without a
-    better ``eval_fn(...)[cfg.train.select]`` (higher is better). The best-scoring weights
+    better ``eval_fn(...)[cfg.train.select]`` (higher is better), and not before
+    ``cfg.train.min_iterations`` (a model that starts as copy-last sits on copy-last's score for
+    its first hundreds of iterations: that plateau is not convergence). The best-scoring weights
     are kept in the checkpoint (``extra["best"]``: iteration, score, weights) and
     :func:`stipkit.training.checkpoint.load_predictor` returns them; the
     history's ``stopped`` column marks the iteration a run stopped at. A stopped run resumed is
@@ -335,7 +337,7 @@ def _early_stopping(best: dict | None, scores: dict, scored, iteration: int, tc:
         return {"iteration": iteration, "score": score, "weights": weights}, False
     evals = [r["iteration"] for r in rows if f"eval_{tc.select}" in r] + [iteration]
     since = sum(1 for i in evals if i > best["iteration"])
-    return best, bool(tc.patience) and since >= tc.patience
+    return best, bool(tc.patience) and since >= tc.patience and iteration >= tc.min_iterations
 
 
 def _write_history(rows, path: Path) -> None:

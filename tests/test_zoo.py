@@ -86,3 +86,19 @@ def test_the_shipped_study_weights_score_what_their_provenance_records():
         first = min(psnr)
         assert got["psnr_t1" + suffix] == pytest.approx(psnr[first], abs=0.05), method
         assert got["psnr_mean" + suffix] == pytest.approx(sum(psnr.values()) / len(psnr), abs=0.05)
+
+
+def test_the_study_preset_is_the_recipe_chosen_on_validation():
+    """The shipped recipe is the row of benchmarks/bench_levers.py chosen on the validation split
+    (benchmarks/results/levers-val.csv): the best validation PSNR and still-scene score."""
+    import sys
+
+    import pandas as pd
+    sys.path.insert(0, str(zoo.WEIGHTS.parents[1] / "benchmarks"))
+    from bench_levers import config_of
+    table = pd.read_csv(zoo.WEIGHTS.parents[1] / "benchmarks" / "results" / "levers-val.csv")
+    chosen = table.loc[table["best_psnr_mean"].idxmax()]
+    assert chosen["lever"] == "rollout_7"
+    assert config_of(chosen["lever"], int(chosen["iterations"])) == get_preset("study")
+    record = zoo.provenance("study")
+    assert record["config"]["train"]["still_every"] == 8 and record["config"]["train_length"] == 7

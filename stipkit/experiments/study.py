@@ -32,7 +32,7 @@ from torch.utils.data import Subset
 from ..config import Config, get_preset, to_dict
 from ..config.budget import REPO, Budget
 from ..config.outputs import relative
-from ..data.build import dataset, test_split
+from ..data.build import dataset, spread, test_split
 from ..reports.paper import PAPER_TABLE_III
 from ..scoring.baselines import BASELINES, copy_last_baseline
 from ..scoring.evaluate import (BASELINE, evaluate, model_method, rollout_dataset,
@@ -42,6 +42,9 @@ from ..training.checkpoint import load_predictor
 
 
 # --------------------------------------------------------------------------- 2. training
+VAL_WINDOWS = 64  # validation windows scored while training (evenly spaced over the split)
+
+
 def quick_eval(predictor, cfg: Config, test_set, windows: int | None = None) -> dict:
     """The cheap check run during training: mean PSNR of the model and of copy-last on the first
     ``windows`` test windows (default: all), rolled out as evaluation does (``input_length``
@@ -74,7 +77,8 @@ def trained_model(budget: Budget, progress: bool = True,
     Trains the budget's preset on ``data`` (default: the budget's; Moving Digits as its second
     run, see :meth:`Budget.datasets`) with :func:`stipkit.training.train.train` into ``run_dir``
     (default ``budget.run_dir_for(data)``, git-ignored) for ``budget.iterations_for(data)``, logging
-    :func:`quick_eval` every ``budget.eval_every`` iterations. An existing checkpoint of the same
+    :func:`quick_eval` on :data:`VAL_WINDOWS` windows of the *validation* split (never the test
+    split) every ``budget.eval_every`` iterations. An existing checkpoint of the same
     config is resumed, and a finished one is only loaded: the run folder is the cache that
     notebook 07 reuses. Seeded by the preset (``TrainConfig.seed``); bitwise reproducible on CPU.
     """
@@ -87,11 +91,10 @@ def trained_model(budget: Budget, progress: bool = True,
     cfg = replace(cfg, dataset=data,
                   train=replace(cfg.train, iterations=budget.iterations_for(data)))
     train_set = dataset(cfg, budget, "train", data)
-    test_set = test_split(cfg, budget, data)
-    windows = budget.eval_windows
+    val_set = spread(dataset(cfg, budget, "val", data), VAL_WINDOWS)  # never the test split
     try:
         history = train(cfg, train_set, run_dir,
-                        eval_fn=lambda p: quick_eval(p, cfg, test_set, windows),
+                        eval_fn=lambda p: quick_eval(p, cfg, val_set),
                         eval_every=budget.eval_every, progress=progress, device=device)
     except RunMismatch as e:
         raise RuntimeError(f"{run_dir} caches a run of another configuration of preset "

@@ -91,3 +91,12 @@ def test_runs_on_older_data_are_never_reused_or_mixed(tmp_runs):
                                   progress=False)
     assert set(kept["seed"]) == {0} and (kept["command"] == "new data").all()
     assert isinstance(kept, pd.DataFrame)
+
+
+def test_learning_rate_trials_of_a_changed_cell_are_not_reused(tmp_runs, monkeypatch):
+    from stipkit.models.memories import MEMORIES
+    ablation.choose_lr("VII", "convgru", "digits", TINY, "copy_last")
+    monkeypatch.setattr(MEMORIES["convgru"], "REVISION", MEMORIES["convgru"].REVISION + 1)
+    ablation.choose_lr("VII", "convgru", "digits", TINY, "copy_last")
+    trials = __import__("pandas").read_csv(ablation.lr_choices_path(TINY))
+    assert sorted(trials["revision"].value_counts().tolist()) == [2, 2]   # retried, both kept

@@ -181,8 +181,13 @@ def choose_lr(table: str, variant: str, data: str, budget: Budget, start: str = 
     trials = pd.read_csv(path) if path.exists() else pd.DataFrame(
         columns=["table", "variant", "data", "start", "lr", "val_score", "best_iteration",
                  "iterations", "wall_s", "command"])
+    rev = run_revision(table, variant, budget)
+    for col, old in (("revision", 1), ("data_version", 1)):   # trials cached before the columns
+        trials[col] = trials[col].fillna(old) if col in trials else old
+    # a trial of another memory revision or on older data is never reused
     mine = lambda t: t[(t["table"] == table) & (t["variant"] == variant) & (t["data"] == data)  # noqa: E731
-                       & (t["start"] == start)]
+                       & (t["start"] == start) & (t["revision"] == rev)
+                       & (t["data_version"] == DATA_VERSION)]
     for lr in budget.ablation_lrs:
         if len(mine(trials)) and (mine(trials)["lr"] == lr).any():
             continue
@@ -192,7 +197,7 @@ def choose_lr(table: str, variant: str, data: str, budget: Budget, start: str = 
         row = pd.DataFrame([dict(table=table, variant=variant, data=data, start=start, lr=lr,
                                  val_score=score, best_iteration=best_it,
                                  iterations=int(history["iteration"].max()), wall_s=round(wall, 1),
-                                 command=command)])
+                                 command=command, revision=rev, data_version=DATA_VERSION)])
         trials = _merge_csv(path, row)
     mine_now = mine(trials)
     return float(mine_now.loc[mine_now["val_score"].idxmax(), "lr"])

@@ -40,11 +40,10 @@ import torch
 
 from stipkit.config import get_preset
 from stipkit.data.build import default_dataset, spread
-from stipkit.experiments.study import quick_eval
+from stipkit.experiments.study import VAL_WINDOWS, quick_eval
 from stipkit.training.train import train
 
 MARKS = (5, 10, 15)  # minutes
-VAL_WINDOWS = 64     # validation windows per evaluation (evenly spaced over the split)
 
 
 def grid_runs(budget_name: str = "benchmark") -> pd.DataFrame:

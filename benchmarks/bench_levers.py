@@ -28,8 +28,8 @@ import pandas as pd
 import torch
 
 from stipkit.config import Config, get_preset
+from stipkit.experiments.study import VAL_WINDOWS
 
-VAL_WINDOWS = 64  # validation windows scored per evaluation (evenly spaced over the split)
 
 # The old study preset (as of 2026-11-22, before issue 8): patch 2, 2 downsampling layers,
 # PyTorch's initialisation, a constant learning rate of 1e-3, one center crop per window.

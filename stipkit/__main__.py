@@ -36,9 +36,6 @@ def _header(cfg, n: int) -> str:
 
 
 # --------------------------------------------------------------------------- commands
-VAL_WINDOWS = 64  # validation windows scored during training (evenly spaced; data.build.spread)
-
-
 def cmd_train(args) -> int:
     from .config import get_preset
     from .data.build import default_crop
@@ -68,6 +65,7 @@ def cmd_train(args) -> int:
                        "scores it stops on)")
     if args.eval_every and (not paper or args.val_list):
         from .data.build import spread
+        from .experiments.study import VAL_WINDOWS
         val_set = spread(_dataset(cfg, "val", args, args.val_list), VAL_WINDOWS)
 
         def eval_fn(predictor):  # the validation split: never the test split

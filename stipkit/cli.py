@@ -148,10 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func="train")
 
     e = sub.add_parser(
-        "evaluate", help="per-step MSE/PSNR/SSIM/LPIPS of a checkpoint vs copy-last",
+        "evaluate", help="per-step MSE/PSNR/SSIM/LPIPS of a checkpoint vs the training-free baselines",
         description="Roll a checkpoint out on the test split (the model sees the first "
                     "input_length frames only) and print per-time-step MSE, PSNR, SSIM and "
-                    "LPIPS x100 for the model and the copy-last-frame baseline.")
+                    "LPIPS x100 for the model and the training-free baselines (copy-last, mean frame, "
+                    "flow-warp).")
     e.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint.pt written by train")
     _data_args(e)
     e.add_argument("--batch-size", type=_positive, default=8, metavar="B", help="test batch size (default: 8)")

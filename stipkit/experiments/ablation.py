@@ -198,7 +198,7 @@ def choose_lr(table: str, variant: str, data: str, budget: Budget, start: str = 
                                  val_score=score, best_iteration=best_it,
                                  iterations=int(history["iteration"].max()), wall_s=round(wall, 1),
                                  command=command, revision=rev, data_version=DATA_VERSION)])
-        trials = _merge_csv(path, row)
+        trials = _rewrite_csv(path, lambda: _appended(path, row))
     mine_now = mine(trials)
     return float(mine_now.loc[mine_now["val_score"].idxmax(), "lr"])
 
@@ -218,18 +218,24 @@ def _validation_best(ckpt_path: Path, history: pd.DataFrame, budget: Budget) -> 
     return float(h.loc[i, col]), int(h.loc[i, "iteration"])
 
 
-def _merge_csv(path: Path, rows: pd.DataFrame) -> pd.DataFrame:
-    """Append ``rows`` to the CSV at ``path`` under a lock (several processes may share it)."""
+def _rewrite_csv(path: Path, merged) -> pd.DataFrame:
+    """Write ``merged()`` (a DataFrame computed while holding the lock) to the CSV at ``path``
+    atomically, under a lock file beside it: several `ablate` processes may share a cache."""
     import fcntl
 
     from ..runtime.files import atomic_write
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        old = pd.read_csv(path) if path.exists() else None
-        merged = rows if old is None or not len(old) else pd.concat([old, rows], ignore_index=True)
-        atomic_write(path, merged.to_csv(index=False, float_format="%.6g"))
-        return merged
+        table = merged()
+        atomic_write(path, table.to_csv(index=False, float_format="%.6g"))
+        return table
+
+
+def _appended(path: Path, rows: pd.DataFrame) -> pd.DataFrame:
+    """The CSV at ``path`` (if any) with ``rows`` appended."""
+    old = pd.read_csv(path) if path.exists() else None
+    return rows if old is None or not len(old) else pd.concat([old, rows], ignore_index=True)
 
 
 def run_variant(table: str, variant: str, data: str, seed: int, budget: Budget, *,
@@ -295,23 +301,14 @@ def _key(df: pd.DataFrame) -> pd.Series:
 
 def save_results(new: pd.DataFrame, budget: Budget) -> pd.DataFrame:
     """Merge ``new`` runs into the cache (a run's rows replace that run's old rows); returns all."""
-    import fcntl
-
-    from ..runtime.files import atomic_write
-    path = results_path(budget)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:  # several `ablate` processes may share it
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return _merge(new, budget, path, atomic_write)
+    return _rewrite_csv(results_path(budget), lambda: _merged(new, budget))
 
 
-def _merge(new: pd.DataFrame, budget: Budget, path: Path, atomic_write) -> pd.DataFrame:
+def _merged(new: pd.DataFrame, budget: Budget) -> pd.DataFrame:
     old = load_results(budget)
     keep = old[~_key(old).isin(set(_key(new)))] if len(old) else old
     merged = pd.concat([keep, new], ignore_index=True) if len(keep) else new.copy()
-    merged = merged.sort_values(["table", "variant", "data", "seed", "method", "t"], kind="stable")
-    atomic_write(path, merged.to_csv(index=False, float_format="%.6g"))
-    return merged
+    return merged.sort_values(["table", "variant", "data", "seed", "method", "t"], kind="stable")
 
 
 def run_table(table: str, data=DATA, seeds=(0,), *, budget: Budget, variants=None, progress=True,

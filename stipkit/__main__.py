@@ -49,21 +49,24 @@ def cmd_train(args) -> int:
     cfg = replace(cfg, dataset=args.data or cfg.dataset,
                   train=replace(cfg.train, **{k: v for k, v in overrides.items() if v is not None}))
     _check_data_flags(cfg.dataset, args.list, args.root)
+    paper = cfg.dataset in PAPER_DATASETS
+    if cfg.train.patience and not args.eval_every:
+        raise CLIError(f"--patience {cfg.train.patience} needs --eval-every N (the validation "
+                       "scores it stops on)")
+    if args.eval_every and paper and not args.val_list:
+        raise CLIError(f"--eval-every on {cfg.dataset} needs --val-list FILE (validation windows "
+                       "held out of --list); the test split is only scored at the end")
     out = Path(args.out or Path("runs") / args.preset)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     progress = not args.no_progress
 
     train_set = _dataset(cfg, "train", args, args.list)
-    paper = cfg.dataset in PAPER_DATASETS
     test_set = None
     if not paper or args.test_list:
         test_set = _dataset(cfg, "test", args, args.test_list)  # every rank scores its shard
     crop = default_crop(cfg)
     eval_fn = None
-    if cfg.train.patience and not args.eval_every:
-        raise CLIError(f"--patience {cfg.train.patience} needs --eval-every N (the validation "
-                       "scores it stops on)")
-    if args.eval_every and (not paper or args.val_list):
+    if args.eval_every:
         from .data.build import spread
         from .experiments.study import VAL_WINDOWS
         val_set = spread(_dataset(cfg, "val", args, args.val_list), VAL_WINDOWS)
@@ -75,9 +78,6 @@ def cmd_train(args) -> int:
             cols = [c for c in METRIC_COLUMNS if c in df.columns]
             means = df[df["method"] == model_method(df)][cols].mean().to_dict()
             return {**means, "psnr_mean": means["psnr"]}  # TrainConfig.select's default
-    elif args.eval_every:
-        raise CLIError(f"--eval-every on {cfg.dataset} needs --val-list FILE (validation windows "
-                       "held out of --list); the test split is only scored at the end")
 
     try:
         history = train(cfg, train_set, out, resume=not args.no_resume, eval_fn=eval_fn,

@@ -100,3 +100,39 @@ def test_learning_rate_trials_of_a_changed_cell_are_not_reused(tmp_runs, monkeyp
     ablation.choose_lr("VII", "convgru", "digits", TINY, "copy_last")
     trials = __import__("pandas").read_csv(ablation.lr_choices_path(TINY))
     assert sorted(trials["revision"].value_counts().tolist()) == [2, 2]   # retried, both kept
+
+
+# ------------------------------------------------------------------ bad inputs of the protocol
+def test_results_of_two_starts_need_start_and_name_them():
+    import pandas as pd
+    from stipkit.experiments.verdicts import one_start
+    res = pd.DataFrame({"start": ["copy_last", "default"], "x": [1, 2]})
+    with pytest.raises(ValueError, match=r"several starts \['copy_last', 'default'\]: pass start="):
+        one_start(res)
+    with pytest.raises(ValueError, match=r"start='preset' has no runs here"):
+        one_start(res, "preset")
+    assert list(one_start(res, "default")["x"]) == [2]
+
+
+def test_still_windows_and_their_config_field_refuse_bad_values():
+    import torch
+    from stipkit.config import ConfigError, TrainConfig
+    from stipkit.data.still import StillWindows
+    for bad in (1, -2, 2.5):
+        with pytest.raises(ConfigError, match="TrainConfig.still_every"):
+            TrainConfig(still_every=bad)
+    with pytest.raises(ValueError, match="every must be an integer >= 2"):
+        StillWindows([torch.zeros(5, 3, 4, 4)], every=1, frame=3)
+    still = StillWindows([torch.rand(5, 3, 4, 4), torch.rand(5, 3, 4, 4)], every=2, frame=3)
+    x = still[1]
+    assert torch.equal(x, x[3:4].expand_as(x)) and not torch.equal(still[0], still[0][3:4].expand(5, -1, -1, -1))
+
+
+def test_train_cli_refuses_patience_without_validation_scores(capsys):
+    from stipkit.__main__ import main
+    assert main(["train", "--preset", "ci", "--iterations", "2", "--patience", "2",
+                 "--no-progress"]) == 2
+    assert "--patience 2 needs --eval-every N" in capsys.readouterr().err
+    assert main(["train", "--preset", "ucfsport", "--list", "a.txt", "--root", "r",
+                 "--eval-every", "5", "--no-progress"]) == 2
+    assert "--eval-every on ucfsport needs --val-list FILE" in capsys.readouterr().err

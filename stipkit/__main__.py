@@ -108,10 +108,14 @@ def cmd_train(args) -> int:
 def _load(args):
     from .training.checkpoint import load_predictor
 
-    predictor, cfg = load_predictor(args.checkpoint)  # CheckpointError: one line, exit code 2
+    if getattr(args, "pretrained", None):
+        from .training.zoo import pretrained
+        predictor, cfg = pretrained(args.pretrained)  # CheckpointError names the valid ones
+    else:
+        predictor, cfg = load_predictor(args.checkpoint)  # CheckpointError: one line, exit code 2
     cfg = replace(cfg, dataset=args.data or cfg.dataset)
     _check_data_flags(cfg.dataset, args.list, args.root)
-    return predictor, cfg, _dataset(cfg, "test", args, args.list)
+    return predictor, cfg
 
 
 def cmd_evaluate(args) -> int:
@@ -119,7 +123,8 @@ def cmd_evaluate(args) -> int:
     from .runtime.device import pick_device
     from .scoring.evaluate import evaluate, format_table
 
-    predictor, cfg, test_set = _load(args)
+    predictor, cfg = _load(args)
+    test_set = _dataset(cfg, "test", args, args.list)
     df = evaluate(predictor, test_set, cfg.input_length, cfg.eval_length,
                   batch_size=args.batch_size, device=pick_device(args.device),
                   progress=not args.no_progress, crop=default_crop(cfg), compile=args.compile)
@@ -134,16 +139,23 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    if args.video:
+        return _predict_video(args)
+    for flag in ("start", "future", "fps"):
+        if getattr(args, flag) not in (None, 0):
+            raise CLIError(f"--{flag} needs --video (without it, predict draws strips of test windows)")
     import numpy as np
     from torch.utils.data import Subset
 
     from .scoring.evaluate import rollout_dataset, save_strip
     from .runtime.device import pick_device
 
-    predictor, cfg, test_set = _load(args)
+    predictor, cfg = _load(args)
+    test_set = _dataset(cfg, "test", args, args.list)
     n = min(args.num, len(test_set))
     picks = sorted(set(np.linspace(0, len(test_set) - 1, n).round().astype(int).tolist()))
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "predictions"
+    where = Path(args.checkpoint).parent if args.checkpoint else Path("predictions") / args.pretrained
+    out = Path(args.out) if args.out else where / "predictions" if args.checkpoint else where
     batches = rollout_dataset(predictor, Subset(test_set, picks), cfg.input_length,
                               cfg.eval_length, batch_size=min(8, len(picks)),
                               device=pick_device(args.device), progress=not args.no_progress)
@@ -151,11 +163,39 @@ def cmd_predict(args) -> int:
     for frames, preds in batches:
         for b in range(len(frames)):
             path = save_strip(out / f"sample_{picks[done]:04d}.png", frames, preds,
-                              cfg.input_length, sample=b, scale=args.scale)
+                              cfg.input_length, sample=b, scale=args.scale or 1)
             print(path)
             done += 1
     if n < args.num:
         print(f"(the test split has only {n} windows)")
+    return 0
+
+
+def _predict_video(args) -> int:
+    from .plots.video import FORMATS, write_video
+    from .runtime.device import pick_device
+    from .scoring.evaluate import format_table
+    from .scoring.own_video import predict_video
+
+    if args.data or args.list or args.root:
+        raise CLIError("--video predicts your clip: --data, --list and --root do not apply")
+    out = Path(args.out) if args.out else Path("predictions") / f"{Path(args.video).stem}-pred.mp4"
+    if out.suffix.lower() not in FORMATS:  # before any decoding
+        raise CLIError(f"--out {out}: the video must end in {' or '.join(FORMATS)}")
+    predictor, cfg = _load(args)
+    pred = predict_video(predictor, cfg, args.video, start=args.start, future=args.future,
+                         device=pick_device(args.device))
+    write_video(pred, out, scale=args.scale or 4, fps=args.fps)
+    L = pred.input_length
+    print(f"{args.video}: frames {pred.start}..{pred.start + L - 1} given, {pred.future} predicted "
+          f"(t = {L + 1}..{L + pred.future}) at {cfg.model.height}x{cfg.model.width}; "
+          f"{len(pred.truth)} of them have ground truth in the clip")
+    scores = pred.scores()
+    if len(scores):
+        print(format_table(scores))
+    else:
+        print("(no ground truth after the window: nothing to score)")
+    print(f"wrote {out}")
     return 0
 
 

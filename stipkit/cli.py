@@ -20,6 +20,7 @@ examples:
   torchrun --nproc_per_node=2 -m stipkit train --preset study --batch-size 4
   python -m stipkit evaluate --checkpoint runs/study/checkpoint.pt --csv runs/study/eval.csv
   python -m stipkit predict --checkpoint runs/study/checkpoint.pt --num 4
+  python -m stipkit predict --pretrained study --video my.mp4 --out pred.mp4
 """
 
 
@@ -50,6 +51,17 @@ def _int_at_least(low: int):
 
 
 _positive, _non_negative = _int_at_least(1), _int_at_least(0)
+
+
+def _start(text: str) -> int | str:
+    """An argparse type: a frame index (an integer >= 0) or 'end'."""
+    if text == "end":
+        return text
+    try:
+        return _non_negative(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a frame index (an integer >= 0) or 'end', "
+                                         f"got {text!r}") from None
 
 
 def _device(text: str) -> str:
@@ -162,17 +174,41 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func="evaluate")
 
     p = sub.add_parser(
-        "predict", help="draw predictions as PNG strips",
-        description="Write PNG strips of test windows: row 1 the inputs then the ground-truth "
-                    "future, row 2 the predictions under their ground truth.")
-    p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint.pt written by train")
+        "predict", help="draw predictions: PNG strips of test windows, or a video of your own clip",
+        description="Without --video: write PNG strips of test windows (row 1 the inputs then the "
+                    "ground-truth future, row 2 the predictions under their ground truth). With "
+                    "--video: decode your clip (PyAV), resize it to the model's frames, give the "
+                    "model the input_length frames from --start, predict --future frames, and "
+                    "write a side-by-side video: the clip (ground truth where it goes on) | the "
+                    "prediction | copy-last; the scores against the ground truth are printed.",
+        epilog="examples:\n"
+               "  python -m stipkit predict --pretrained study --video my.mp4 --out pred.mp4\n"
+               "  python -m stipkit predict --checkpoint runs/study/checkpoint.pt --video my.mp4 "
+               "--start end --future 10 --out future.gif\n"
+               "  python -m stipkit predict --checkpoint runs/study/checkpoint.pt --num 4",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    w = p.add_mutually_exclusive_group(required=True)
+    w.add_argument("--checkpoint", metavar="PATH", help="a checkpoint.pt written by train")
+    w.add_argument("--pretrained", metavar="NAME",
+                   help="weights shipped with the kit (stipkit/weights/NAME.pt, e.g. study)")
     _data_args(p)
     p.add_argument("--num", type=_positive, default=4, metavar="N",
                    help="number of strips, from windows spread over the test split (default: 4)")
-    p.add_argument("--out", metavar="DIR",
-                   help="output folder (default: predictions/ beside the checkpoint)")
-    p.add_argument("--scale", type=_positive, default=1, metavar="K",
-                   help="enlarge the strips K times (default: 1)")
+    p.add_argument("--out", metavar="PATH",
+                   help="strips: output folder (default: predictions/ beside the checkpoint); "
+                        "--video: the video to write, .mp4 or .gif (default: "
+                        "predictions/<clip>-pred.mp4)")
+    p.add_argument("--scale", type=_positive, metavar="K",
+                   help="enlarge the frames K times (default: 1 for strips, 4 for --video)")
+    v = p.add_argument_group("your own video")
+    v.add_argument("--video", metavar="FILE", help="a video file to predict (any format FFmpeg reads)")
+    v.add_argument("--start", type=_start, default=0, metavar="N|end",
+                   help="index of the first frame given to the model (default: 0); 'end' gives the "
+                        "clip's last frames and predicts the unseen future")
+    v.add_argument("--future", type=_positive, metavar="N",
+                   help="frames to predict (default: the checkpoint's test horizon)")
+    v.add_argument("--fps", type=float, metavar="F",
+                   help="frame rate of the written video (default: the clip's, at most 10)")
     _common_args(p)
     p.set_defaults(func="predict")
 

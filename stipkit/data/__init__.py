@@ -36,7 +36,7 @@ from .lists import (LIST_FORMATS, PAPER_SETTINGS, FrameListDataset, load_frame_f
                     parse_list_file)
 from .loader import make_loader
 from .video import (EMBEDDED_NAMES, TEST_CLIPS, EmbeddedVideo, embedded_clips, load_clip_cached,
-                    load_video, split_table, video_size)
+                    load_video, split_table, video_fps, video_size)
 
 __all__ = [
     "DataError",
@@ -53,6 +53,7 @@ __all__ = [
     "load_video",
     "load_clip_cached",
     "load_frame_folder",
+    "video_fps",
     "video_size",
     "cover_size",
     "EmbeddedVideo",

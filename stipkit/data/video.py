@@ -89,6 +89,8 @@ def _first_video_stream(path: str | os.PathLike):
     (also those raised while decoding in the ``with`` body) become a ``DataError`` naming it."""
     import av  # imported here: only needed for videos
 
+    if not Path(path).is_file():
+        raise DataError(f"{path}: video file not found")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -140,6 +142,14 @@ def video_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(height, width)`` of a video's first stream, read from its header (nothing decoded)."""
     with _first_video_stream(path) as (_, stream):
         return stream.height, stream.width
+
+
+def video_fps(path: str | os.PathLike, default: float = 25.0) -> float:
+    """Frames per second of a video's first stream, from its header (``default`` where the
+    header has no rate)."""
+    with _first_video_stream(path) as (_, stream):
+        rate = stream.average_rate or stream.base_rate
+        return float(rate) if rate else default
 
 
 def _clip_cache_path(folder: Path, name: str, path: Path, resolution: tuple[int, int]) -> Path:

@@ -17,11 +17,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m stipkit.scoring.lpips_weights
 	touch $(STAMP)
 
-# The main job: run every notebook headless at the study budget, in order, refreshing their
-# committed outputs and figures/ (notebook 03 trains STIP; 07 reuses its cached model).
+# The main job: run every notebook headless at the study budget, in file order -- which is their
+# dependency order (tests/test_notebook_outputs.py: 07 reads 03's run, 08 the ablation cache of
+# 04-06, 09 every notebook's figures) -- rewriting their committed outputs and figures/. Each
+# notebook records RUN_ID (papermill's parameters), the one id of this run.
+RUN_ID ?= $(shell date -u +%Y%m%dT%H%M%SZ)
 figures: setup
 	cd notebooks && for nb in $(NOTEBOOKS); do \
-	  STIPKIT_BUDGET=study $(BIN)/papermill --cwd . --kernel python3 $$nb $$nb || exit 1; done
+	  STIPKIT_BUDGET=study $(BIN)/papermill --cwd . --kernel python3 -p RUN_ID $(RUN_ID) $$nb $$nb \
+	    || exit 1; done
 
 # A short training demo from the command line (no notebooks).
 demo: setup

@@ -93,7 +93,7 @@ def test_missing_output_names_the_notebook_that_makes_it(tmp_path):
 
 
 def test_load_table_reads_the_committed_tables():
-    """Every table notebook 08 collects is in figures/ and reads back as notebook 02 wrote it."""
+    """Every table notebook 09 collects is in figures/ and reads back as notebook 02 wrote it."""
     for stem in ("table1", "table2", "table2_study", "parameter_counts", "flops_per_step",
                  "departures"):
         df = tables.load_table(stem)
@@ -208,7 +208,7 @@ def test_no_notebook_writes_a_figure_itself():
 
 def test_notebooks_define_no_helpers_the_package_has():
     """01, 02 and 08 call the package's helpers instead of defining save / show_frames / shape."""
-    for name in ("01_data_prep", "02_model_tour", "08_tables_and_figures"):
+    for name in ("01_data_prep", "02_model_tour", "09_tables_and_figures"):
         cells = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
         code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
         assert not re.findall(r"^def (save|show_frames|shape)\(", code, re.M), name

@@ -5,7 +5,7 @@ Read top to bottom:
 1. :data:`ABLATIONS` (defined in :mod:`stipkit.reports.ablation_tables`) -- each table as data: its
    variants (config changes of the budget's ablation preset), the prediction steps its numbers
    average over, and the paper's claims; besides Tables VI-VIII, the method comparison
-   (``"compare"``, notebook 09) and STRPM's Tables 3 and 4 (``"STRPM-3"``, ``"STRPM-4"``);
+   (``"compare"``, notebook 08) and STRPM's Tables 3 and 4 (``"STRPM-3"``, ``"STRPM-4"``);
 2. :func:`variant_config` and :func:`run_variant` -- one variant, one dataset, one seed, one
    start: train with :func:`stipkit.training.train.train` (the one loop), score with
    :func:`stipkit.scoring.evaluate.evaluate` (the one metrics function, the training-free

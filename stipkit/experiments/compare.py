@@ -42,7 +42,7 @@ def methods() -> dict[str, str]:
 
 
 def results(budget: Budget, progress: bool = True) -> pd.DataFrame:
-    """What notebook 09 shows: the budget's live seeds trained here (finished checkpoints are
+    """What notebook 08 shows: the budget's live seeds trained here (finished checkpoints are
     loaded), merged with the cached seeds (``python -m stipkit ablate --table compare``)."""
     return ab.notebook_results(TABLE, budget, progress=progress)
 

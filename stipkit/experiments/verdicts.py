@@ -177,4 +177,4 @@ def baseline_report(results: pd.DataFrame, table: str, start: str | None = None)
     return "\n".join(lines)
 
 
-copy_last_report = baseline_report  # its name before mean-frame and flow-warp (notebooks 04-06, 09)
+copy_last_report = baseline_report  # its name before mean-frame and flow-warp (notebooks 04-06, 08)

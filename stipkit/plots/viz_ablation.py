@@ -1,4 +1,4 @@
-"""Plots of the ablation zoo (notebooks 04-06, 09): seaborn bars with error bars per variant, the
+"""Plots of the ablation zoo (notebooks 04-06, 08): seaborn bars with error bars per variant, the
 per-step curves, Table VII's PSNR against FLOPs, the method strip and STRPM's Fig. 5. Each takes
 the results of :mod:`stipkit.experiments.ablation` (or :mod:`stipkit.experiments.compare`) and
 returns the matplotlib figure; given ``path``, it also writes it there

@@ -3,7 +3,7 @@
 * :func:`plot_frames` -- sequences of frames, one row each (notebook 01's sample strips);
 * :func:`plot_shares` -- each part's share of the columns of one or more tables, e.g. the
   parameters and the FLOPs per part of :func:`stipkit.reports.tables.parameter_table` and
-  :func:`stipkit.reports.tables.flops_table` (notebook 08).
+  :func:`stipkit.reports.tables.flops_table` (notebook 09).
 
 As in :mod:`stipkit.plots.viz`, every ``plot_*`` returns the Figure and, given ``path``, also writes
 it there (:func:`stipkit.config.outputs.save_figure`; ``dpi`` sets the file's resolution).

@@ -2,7 +2,7 @@
 preset), the steps its numbers average over, and the paper's claims (run by :mod:`stipkit.experiments.ablation`).
 
 * STIP Sec. IV-E: Table VI (MGST-AE schemes), VII (memories), VIII (losses);
-* ``"compare"``: the method comparison of STIP Tables III-V / STRPM Tables 1-2 (notebook 09);
+* ``"compare"``: the method comparison of STIP Tables III-V / STRPM Tables 1-2 (notebook 08);
 * ``"STRPM-3"``, ``"STRPM-4"``: STRPM's Table 3 (memories, RPM variants, STED) and Table 4 (losses).
 
 Plain data: building a variant's config is :func:`stipkit.experiments.ablation.variant_config`.

@@ -1,4 +1,4 @@
-"""Every place where the official STIPHR (STRPM) code departs from the STIP (STRPM) paper (notebooks 02, 08).
+"""Every place where the official STIPHR (STRPM) code departs from the STIP (STRPM) paper (notebooks 02, 09).
 
 :func:`departures` lists them with stipkit's default and the config field that switches it;
 the official and stipkit values are read from the presets (``<preset>-official`` and

@@ -1,4 +1,4 @@
-"""The paper's tables regenerated from the kit itself (the logic behind notebooks 02 and 08).
+"""The paper's tables regenerated from the kit itself (the logic behind notebooks 02 and 09).
 
 * :func:`table1` -- STIP Table I from the presets of :mod:`stipkit.config`;
   :data:`~stipkit.reports.paper.TABLE1_PAPER` is the paper's Table I as printed, :func:`compare_table1`
@@ -11,7 +11,7 @@
   where the notebooks may write (:func:`stipkit.config.outputs.output_dir`: nowhere at the ``ci``
   budget, so CI never overwrites the committed figures), at the budget's say-so (what notebook 02
   does); :func:`figure_inventory` lists ``figures/``, :func:`figure_file` and :func:`load_table`
-  read back what the notebooks wrote (what notebook 08 collects).
+  read back what the notebooks wrote (what notebook 09 collects).
 
 Re-exported here for the notebooks: the paper's tables (:mod:`stipkit.reports.paper`), parameter and
 FLOP counts (:mod:`stipkit.reports.complexity`) and the official-code departures
@@ -340,7 +340,8 @@ def load_table(stem: str, folder: str | Path | None = None) -> pd.DataFrame:
 _PRODUCERS = [("01_", "01_data_prep"), ("02_", "02_model_tour"), ("03_", "03_train_stgru"),
               ("04_", "04_ablation_mgst_ae"), ("05_", "05_ablation_memories"),
               ("06_", "06_ablation_losses"),
-              ("07_", "07_visualise_gates"), ("08_", "08_tables_and_figures"),
+              ("07_", "07_visualise_gates"), ("08_", "08_compare_methods"),
+              ("09_", "09_tables_and_figures"),
               ("table", "02_model_tour"), ("parameter", "02_model_tour"),
               ("flops", "02_model_tour"), ("departures", "02_model_tour")]
 

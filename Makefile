@@ -20,12 +20,16 @@ $(STAMP): pyproject.toml
 # The main job: run every notebook headless at the study budget, in file order -- which is their
 # dependency order (tests/test_notebook_outputs.py: 07 reads 03's run, 08 the ablation cache of
 # 04-06, 09 every notebook's figures) -- rewriting their committed outputs and figures/. Each
-# notebook records RUN_ID (papermill's parameters), the one id of this run.
+# notebook records RUN_ID (papermill's parameters), the one id of this run; TQDM_DISABLE keeps
+# progress bars out of the saved outputs (the cells print what they did instead). Then docs/results.md
+# and the README's headline table are written from the figures/ tables the notebooks saved.
 RUN_ID ?= $(shell date -u +%Y%m%dT%H%M%SZ)
 figures: setup
 	cd notebooks && for nb in $(NOTEBOOKS); do \
-	  STIPKIT_BUDGET=study $(BIN)/papermill --cwd . --kernel python3 -p RUN_ID $(RUN_ID) $$nb $$nb \
+	  STIPKIT_BUDGET=study TQDM_DISABLE=1 $(BIN)/papermill --cwd . --kernel python3 \
+	    -p RUN_ID $(RUN_ID) $$nb $$nb \
 	    || exit 1; done
+	$(BIN)/python -m stipkit.reports.results_doc
 
 # A short training demo from the command line (no notebooks).
 demo: setup

@@ -246,8 +246,12 @@ def test_plots_draw_from_results(tmp_path):
     for fig in (bars, steps):
         labels = [line.get_label() for line in fig.axes[0].lines]
         assert [x for x in labels if x.split()[0] in ("copy-last", "mean-frame", "flow-warp")] == \
-            (["copy-last 30", "mean-frame 24.8", "flow-warp 23"] if fig is bars
+            (["copy-last 30 (strongest: 0)", "mean-frame 24.8", "flow-warp 23"] if fig is bars
              else ["copy-last", "mean-frame", "flow-warp"])
+        if fig is bars:  # differences from the strongest baseline: it sits at 0, the others below
+            ys = {line.get_label().split()[0]: line.get_ydata()[0] for line in fig.axes[0].lines
+                  if line.get_label().split()[0] in ("copy-last", "mean-frame", "flow-warp")}
+            assert ys == pytest.approx({"copy-last": 0.0, "mean-frame": -5.2, "flow-warp": -7.0})
         matplotlib.pyplot.close(fig)
     flops = viz_ablation.plot_psnr_vs_flops(every, mem)
     assert len(flops.axes[0].texts) == 3  # the memories only

@@ -1,4 +1,4 @@
-"""Adding a memory is one module and one registry line (README, "Adding a memory").
+"""Adding a memory is one module and one registry line (docs/layout.md, "Adding a memory").
 
 A toy memory is written here as its module would be -- the unit, what it says about itself to
 the tables, and its config section -- and registered with one line into ``MEMORIES``; it then

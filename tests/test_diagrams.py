@@ -59,7 +59,10 @@ def test_memory_diagram_every_memory(name):
     text = texts(memory_diagram(cls))
     assert cls.__name__ in text
     assert all(k in text for k in cls.MAPS)
-    if name != "stgru":
+    if name == "rpm":  # drawn like Fig. 2, as STRPM's Fig. 3: every equation of the unit
+        assert "STRPM Fig. 3" in text
+        assert all(f"(Eq. {n})" in text for n in (7, 8)) and "Eq. 5" in text and "Eq. 9" in text
+    elif name != "stgru":
         assert f"TEMPORAL = {cls.TEMPORAL!r}" in text and "state keys" in text
 
 

@@ -1,4 +1,5 @@
 """The project's own promises: environment.yml agrees with pyproject, CI runs the README's command."""
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -37,12 +38,12 @@ def test_ci_runs_the_readme_test_command():
 
 
 def _layout_paths() -> set[str]:
-    """Every path the README's layout table names. In each row, read left to right, a name that
+    """Every path the layout table (docs/layout.md) names. In each row, read left to right, a name that
     starts with ``stipkit/``, ``benchmarks/`` or ``tests/`` is a path (a folder when it ends in
     ``/``); any other name lies in the latest folder named before it (``memories/`` then
     ``base.py`` is ``stipkit/models/memories/base.py``)."""
-    text = (ROOT / "README.md").read_text()
-    table = text[text.index("## Layout"):].split("\n\n")[2]
+    text = (ROOT / "docs" / "layout.md").read_text()
+    table = text[text.index("# Layout"):].split("\n\n")[2]
     paths = set()
     for row in table.splitlines()[2:]:
         folder = ""
@@ -59,11 +60,11 @@ def _layout_paths() -> set[str]:
 def test_readme_layout_table_matches_the_tree():
     named = _layout_paths()
     missing = sorted(p for p in named if not (ROOT / p).exists())
-    assert not missing, f"the README layout names paths that do not exist: {missing}"
+    assert not missing, f"docs/layout.md names paths that do not exist: {missing}"
     modules = {str(p.relative_to(ROOT)) for p in (ROOT / "stipkit").rglob("*.py")
                if p.name != "__init__.py"}
     unlisted = sorted(modules - named)
-    assert not unlisted, f"modules missing from the README layout table: {unlisted}"
+    assert not unlisted, f"modules missing from the layout table of docs/layout.md: {unlisted}"
 
 
 def test_no_module_is_over_450_lines():
@@ -79,3 +80,24 @@ def test_the_layers_contract_is_stated_and_checked_by_make_test():
     layers = next(c for c in contracts["contracts"] if c["type"] == "layers")["layers"]
     assert layers[0] == "stipkit.plots" and layers[-1] == "stipkit.runtime"
     assert "lint-imports" in (ROOT / "Makefile").read_text()
+
+
+def test_readme_front_page_is_short_and_links_resolve():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) < 150
+    for link in re.findall(r"\]\(([^)#]+)\)", text):
+        assert (ROOT / link).exists(), f"README links to {link}, which does not exist"
+    for doc in (ROOT / "docs").glob("*.md"):
+        for link in re.findall(r"\]\(([^)#:]+)\)", doc.read_text()):
+            assert (doc.parent / link).exists(), f"{doc.name} links to {link}, which does not exist"
+
+
+def test_no_development_log_words_in_readme_docs_or_notebooks():
+    """A reader never saw the kit's issues: "issue 8" or "the old preset" mean nothing to them."""
+    texts = {p: p.read_text() for p in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]}
+    for nb in (ROOT / "notebooks").glob("*.ipynb"):
+        cells = json.loads(nb.read_text())["cells"]
+        texts[nb] = "\n".join("".join(c["source"]) for c in cells)
+    for path, text in texts.items():
+        hits = re.findall(r"\b[Ii]ssues? #?\d+|\bthe old preset\b", text)
+        assert not hits, f"{path.relative_to(ROOT)}: {hits}"

@@ -24,7 +24,7 @@ def test_every_target_is_measured(targets):
 
 # The targets the shipped weights miss (measured at export, 2026-12-06: make pretrain's recipe,
 # chosen on the validation split): the near-still talking head (carphone) and the still scene,
-# whose rollout still drifts. README ("The shipped study weights") gives the numbers.
+# whose rollout still drifts. docs/protocol.md ("The shipped study weights") gives the numbers.
 MISSED = {("mean PSNR t=5..10 - copy-last's (dB)", "carphone_pristine"),     # -2.74 dB
           ("PSNR t=5 - copy-last's (dB)", "carphone_pristine"),              # -1.56 dB
           ("still scene, worst prediction (dB)", "62 val and test frames"),  # 24.8 dB
@@ -37,5 +37,5 @@ def test_target(targets, row):
     if (r["target"], r["clip"]) in MISSED:
         assert not r["met"], "this target is met now: take it out of MISSED"
         pytest.xfail(f"missed: {r['target']} on {r['clip']}: measured {r['value']:.2f}, "
-                     f"threshold {r['threshold']} (README, 'The shipped study weights')")
+                     f"threshold {r['threshold']} (docs/protocol.md, 'The shipped study weights')")
     assert r["met"], f"{r['target']} on {r['clip']}: {r['value']:.2f} vs {r['threshold']}"

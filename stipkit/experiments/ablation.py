@@ -39,6 +39,7 @@ from ..config import Config, get_preset
 from ..config.budget import REPO, RUNS, Budget
 from ..config.memories import memory_config
 from ..reports.ablation_tables import ABLATIONS, METRICS
+from ..runtime import show_progress
 from .verdicts import (HIGHER_IS_BETTER, RULE, ablation, baseline_report, claim_tests,  # noqa: F401
                        copy_last_report, is_baseline, one_start, pairs, paper_rows, per_run,
                        summary, verdicts)
@@ -337,7 +338,8 @@ def run_table(table: str, data=DATA, seeds=(0,), *, budget: Budget, variants=Non
             (hit["data_version"] == DATA_VERSION).all()
         return hit if ok else None
 
-    for v, d, s, st in tqdm(jobs, desc=f"Table {table}", disable=not progress, dynamic_ncols=True):
+    for v, d, s, st in tqdm(jobs, desc=f"Table {table}", disable=not show_progress(progress),
+                            dynamic_ncols=True):
         if reuse and done(table, v, d, s, st) is not None:
             continue
         src = a.same_as.get(v)
@@ -351,25 +353,30 @@ def run_table(table: str, data=DATA, seeds=(0,), *, budget: Budget, variants=Non
                               lr=lr)
         cached = save_results(new, budget)
     res = load_results(budget)
-    res = res[res["table"] == table]
+    return current_runs(res[res["table"] == table], table, budget)
+
+
+def current_runs(res: pd.DataFrame, table: str, budget: Budget, warn: bool = True) -> pd.DataFrame:
+    """``res`` without the runs made by a memory cell that has changed since, or on older data
+    (:data:`DATA_VERSION`); ``warn`` says how many were left out."""
     stale = stale_runs(res, budget)
-    if len(stale):
+    if len(stale) and warn:
         warnings.warn(f"Table {table}: {len(stale)} cached runs were trained by memory cells that "
                       f"have changed since ({sorted(set(stale['variant']))}, revision "
                       f"{sorted(set(stale['revision']))} -> {sorted(set(stale['current']))}); they "
                       f"are left out (stipkit.experiments.ablation.stale_runs lists them; `make ablations` "
                       f"retrains them)", stacklevel=2)
+    if len(stale):
         key = _key(stale.assign(seed=stale["seed"]))
         res = res[~_key(res).isin(set(key))]
     old_data = res["data_version"] != DATA_VERSION
-    if old_data.any():
+    if old_data.any() and warn:
         warnings.warn(f"Table {table}: {_key(res[old_data]).nunique()} cached runs were trained "
                       f"and scored on older data (data_version "
                       f"{sorted(set(res.loc[old_data, 'data_version']))}, now {DATA_VERSION}: see "
                       "stipkit.experiments.ablation.DATA_VERSION); they are left out and retrained "
                       "when asked for", stacklevel=2)
-        res = res[~old_data]
-    return res.reset_index(drop=True)
+    return res[~old_data].reset_index(drop=True)
 
 
 def notebook_results(table: str, budget: Budget, progress: bool = True) -> pd.DataFrame:

@@ -92,6 +92,7 @@ def trained_model(budget: Budget, progress: bool = True,
                   train=replace(cfg.train, iterations=budget.iterations_for(data)))
     train_set = dataset(cfg, budget, "train", data)
     val_set = spread(dataset(cfg, budget, "val", data), VAL_WINDOWS)  # never the test split
+    loaded = finished_run(budget, data) if run_dir == budget.run_dir_for(data) else False
     try:
         history = train(cfg, train_set, run_dir,
                         eval_fn=lambda p: quick_eval(p, cfg, val_set),
@@ -101,6 +102,9 @@ def trained_model(budget: Budget, progress: bool = True,
                            f"{budget.preset!r} (the preset changed since it was trained): delete "
                            f"that folder to retrain. ({e})") from e
     predictor, cfg = load_predictor(run_dir / "checkpoint.pt")
+    minutes = history["step_s"].sum() / 60
+    print(f"{'loaded the finished run' if loaded else 'trained'} {relative(run_dir)}: "
+          f"{len(history)} iterations, {minutes:.1f} min of training")
     return predictor.to(device or default_device()), cfg, history
 
 

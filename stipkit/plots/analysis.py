@@ -113,3 +113,43 @@ def describe_observations(df: pd.DataFrame) -> list[str]:
     return [f"{r.observation} at {r.where}: {'HOLDS' if r.holds else 'does NOT hold'} "
             f"({r.measure}: {r.value:.3f} vs {r.versus:.3f}; the claim holds on "
             f"{r.share:.0%} of {r.maps} single maps)" for r in df.itertuples()]
+
+
+def structured_view(features: dict, frames, step: int) -> tuple[int, int]:
+    """``(sample, level)`` for a static Fig. 5 whose maps have something to show: the test window
+    that moves most into ``step`` (mean |v_step - v_{step-1}|; a near-still window gives flat
+    temporal maps), and the encoder level where T_E's channel mean varies most across the frame
+    (its spatial standard deviation over its mean magnitude; at level 0, a 1x1 convolution of the
+    two frames, S_E and T_E are both close to the frame)."""
+    x = frames if isinstance(frames, torch.Tensor) else torch.as_tensor(frames)
+    if not 1 <= step < x.shape[1]:
+        raise ValueError(f"step must be in 1..{x.shape[1] - 1} (it compares with the frame "
+                         f"before), got {step}")
+    motion = (x[:, step] - x[:, step - 1]).abs().flatten(1).mean(1)
+    sample = int(motion.argmax())
+    levels = len(features["T_E"])
+    spread = []
+    for level in range(levels):
+        m = map_tensor(features, "T_E", level=level)[sample, step].abs().mean(0).double()
+        spread.append(float(m.std() / (m.mean() + 1e-12)))
+    return sample, int(torch.tensor(spread).argmax())
+
+
+def strpm_fig5_readings(features: dict, t: int, level: int, sample: int = 0) -> pd.DataFrame:
+    """STRPM's reading of its Fig. 5 (STRPM Sec. 4), measured on the maps drawn
+    (:func:`stipkit.experiments.compare.strpm_fig5_features`): (1) the temporal features cover a
+    wider motion area than the spatial ones -- the share of the frame where the channel mean of
+    |T_E| is above half its maximum, against the same share of |S_E|; (2) STRF carries much larger
+    weights than the temporal features -- mean |STRF| of the bottom RPM against mean |T_E|."""
+    def area(kind: str) -> float:
+        m = map_tensor(features, kind, level=level)[sample, t].abs().mean(0)
+        return float((m > 0.5 * m.max()).float().mean())
+
+    mean_abs = lambda kind, **kw: float(map_tensor(features, kind, **kw)[sample, t].abs().mean())  # noqa: E731
+    a_t, a_s = area("T_E"), area("S_E")
+    strf, t_e = mean_abs("STRF", unit=0), mean_abs("T_E", level=level)
+    return pd.DataFrame([
+        dict(reading="T_E covers a wider motion area than S_E", measure="share of the frame above "
+             "half the map's maximum", T_E=a_t, other=a_s, other_is="S_E", holds=a_t > a_s),
+        dict(reading="STRF carries much larger weights than T_E", measure="mean |value|",
+             T_E=t_e, other=strf, other_is="STRF", holds=strf > t_e)])

@@ -278,13 +278,15 @@ def _memory(memory) -> tuple[type, ModelConfig]:
 def memory_diagram(memory, path=None, dpi: int = 100) -> Figure:
     """Fig. 2: one memory unit. STGRU (Eq. 5-7): inputs S_t^{k-1}, T_{t-1}^k, the convolutions
     conv_t / conv_s, (a) the gates of Eq. 5, (b) the trend terms of Eq. 6, (c) the updates of
-    Eq. 7 -> S_t^k, T_t^k, with channels read from a unit built by ``from_config``. Any other
+    Eq. 7 -> S_t^k, T_t^k, with channels read from a unit built by ``from_config``. RPM: STRPM's
+    Fig. 3 the same way (:func:`stipkit.plots.diagrams_strpm.rpm_diagram`: Eq. 5-9, features, gates, the two modules with their
+    attention over past states, the output module, STIF + STRF). Any other
     memory: a box diagram of its MAPS, state keys (``init_state``), shared state and TEMPORAL;
     a memory with none of them (``"none"``, the identity) says so in each box.
 
     memory: a memory class or name of ``MEMORIES``, a Config / ModelConfig, or a preset name.
     """
-    from ..models.memories import STGRU, MemoryStack
+    from ..models.memories import RPM, STGRU, MemoryStack
 
     cls, m = _memory(memory)
     with torch.device("meta"):
@@ -296,6 +298,10 @@ def memory_diagram(memory, path=None, dpi: int = 100) -> Figure:
     title = f"Fig. 2: {cls.__name__} ({cls.CITE}), one unit k at step t; hidden {m.hidden}, {params:,} parameters"
     if issubclass(cls, STGRU):
         return _stgru(unit, shp, title, path, dpi)
+    if issubclass(cls, RPM):
+        title = title.replace("Fig. 2:", "STRPM Fig. 3:", 1)
+        from .diagrams_strpm import rpm_diagram  # STRPM's figures live there
+        return rpm_diagram(unit, shp, title, path, dpi)
     state0, shared0, rec = unit.init_state(x), stack.init_state(x).shared, {}
     hook = unit.register_forward_hook(lambda mod, i, o: rec.setdefault("out", o))
     with torch.no_grad():

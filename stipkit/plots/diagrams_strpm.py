@@ -119,3 +119,65 @@ def _passthrough(sk: Sketch, rec: dict, K: int, left: float = 8.72, right: float
            f"no state, no parameters; {K} identity units (NoMemory)",
            w=right - left, h=1.9, color=OFF_FACE)
     return out, {k: (f"{n}_E", rec[f"encoders.{k}"][-1]) for k, n in (("t", "T"), ("s", "S"), ("o", "O"))}
+
+
+def rpm_diagram(unit, shp: str, title: str, path=None, dpi: int = 100) -> Figure:
+    """STRPM Fig. 3: one RPM unit (STRPM Eq. 5-9), drawn like STIP's Fig. 2 -- features (Eq. 5), the
+    residual gates and the temporal / spatial modules with their attention over past and lower
+    states (Eq. 6-8), the output module and STIF + STRF (Eq. 9). ``unit``: a built RPM; called by
+    :func:`stipkit.plots.diagrams.memory_diagram` ("rpm")."""
+    sk = Sketch(19, 9.0, title)
+    yT, yS, yO = 6.6, 3.6, 1.0
+    sk.region(2.6, 5.4, 0.3, 8.0, "features, Eq. 5")
+    sk.region(5.6, 12.4, 2.5, 8.0, "temporal / spatial modules, Eq. 6-8")
+    sk.region(12.6, 16.6, 0.3, 8.0, "output module, Eq. 9")
+    k = "×".join(map(str, unit.conv_t[0].kernel_size))
+    sk.box(1.1, 7.2, f"$E$ ($T_E, S_E, O_E$)\n{shp}", w=1.8)
+    sk.box(1.1, 5.6, f"$H_{{t-1}}^k$\n{shp}", w=1.8)
+    sk.box(1.1, 3.6, f"$S_t^{{k-1}}$\n{shp}", w=1.8)
+    sk.box(1.1, 1.6, f"$\\mathcal{{T}} = T_{{t-\\tau:t-1}}^k$\n$\\tau$ = {unit.window}", w=1.8)
+    sk.box(1.1, 0.5, f"$\\mathcal{{S}} = S_t^{{k-\\theta:k-1}}$, $\\theta$ = {unit.below}", w=2.0, h=0.5)
+    sk.box(4.0, yT, f"TF = $W_t*E$, HF = $W_h*H$\n{k} conv + LayerNorm", w=2.6, h=0.8, color=ORANGE)
+    sk.box(4.0, yS, f"SF = $W_s*E$, MF = $W_m*S$\n{k} conv + LayerNorm", w=2.6, h=0.8, color=ORANGE)
+    sk.box(4.0, yO, "OF = $W_o*E$\n(+ HF)", w=2.6, h=0.8, color=ORANGE)
+    sk.box(7.0, yT, "$R_T = \\sigma(TF + HF)$", w=2.4, h=0.6)
+    sk.box(7.0, yS, "$R_S = \\sigma(SF + MF)$", w=2.4, h=0.6)
+    sk.box(7.0, 5.1, "$ATT_T(\\mathcal{T})$: conv of the\n$\\tau$ past temporal states", w=2.4, h=0.8,
+           color=ORANGE)
+    sk.box(7.0, 2.1, "$ATT_S(\\mathcal{S})$: conv of the\n$\\theta$ lower spatial states", w=2.4, h=0.8,
+           color=ORANGE)
+    sk.box(10.6, yT, "$T_t^k = R_T \\odot (\\tanh(TF + HF)$\n$+ ATT_T(\\mathcal{T}))$  (Eq. 7)", w=3.2,
+           h=0.9, color=GREEN)
+    sk.box(10.6, yS, "$S_t^k = R_S \\odot (\\tanh(SF + MF)$\n$+ ATT_S(\\mathcal{S}))$  (Eq. 8)", w=3.2,
+           h=0.9, color=GREEN)
+    sk.box(14.6, 5.1, "$R_O = \\sigma(OF + HF$\n$+ W_{ot}*T_t^k + W_{os}*S_t^k)$", w=3.4, h=0.9)
+    sk.box(14.6, 3.1, "STRF $= R_O \\odot \\tanh(W_{1\\times1}*[T_t^k, S_t^k])$", w=3.6, h=0.7,
+           color=GREEN)
+    sk.box(14.6, 1.2, "STIF: the input information\n(identity or 1×1 conv of $E$)", w=3.4, h=0.8,
+           color=GREEN)
+    sk.box(17.9, yT, f"$T_t^k$ {shp}\n→ unit k, t+1", w=1.7, color=RED)
+    sk.box(17.9, yS, f"$S_t^k$ {shp}\n→ unit k+1", w=1.7, color=RED)
+    sk.box(17.9, 1.2, f"$H_t^k$ = STIF + STRF\n{shp} → up", w=1.7, color=RED)
+    sk.arrow((2.0, 7.2), (2.3, 7.2), (2.3, yT), (2.7, yT))        # E -> the three features
+    sk.arrow((2.3, 7.2), (2.3, yS + 0.2), (2.7, yS + 0.2))
+    sk.arrow((2.3, yS + 0.2), (2.3, yO), (2.7, yO))
+    sk.arrow((2.0, 5.6), (2.5, 5.6), (2.5, yT - 0.2), (2.7, yT - 0.2))   # H -> HF
+    sk.arrow((2.0, 3.6), (2.7, yS - 0.2))                          # S^{k-1} -> MF
+    sk.arrow((5.3, yT), (5.8, yT))
+    sk.arrow((5.3, yS), (5.8, yS))
+    sk.arrow((2.0, 1.6), (5.5, 1.6), (5.5, 5.1), (5.8, 5.1))       # past states -> ATT_T
+    sk.arrow((3.1, 0.5), (5.7, 0.5), (5.7, 2.1), (5.8, 2.1))       # lower states -> ATT_S
+    sk.arrow((8.2, yT), (9.0, yT), label="$R_T$", at=0)
+    sk.arrow((8.2, yS), (9.0, yS), label="$R_S$", at=0)
+    sk.arrow((8.2, 5.1), (8.6, 5.1), (8.6, yT - 0.3), (9.0, yT - 0.3))
+    sk.arrow((8.2, 2.1), (8.6, 2.1), (8.6, yS - 0.3), (9.0, yS - 0.3))
+    sk.arrow((12.2, yT), (17.05, yT))
+    sk.arrow((12.2, yS), (17.05, yS))
+    sk.arrow((12.5, yT), (12.5, 5.1), (12.9, 5.1))                 # T, S -> R_O and STRF
+    sk.arrow((12.5, yS), (12.5, 3.1), (12.8, 3.1))
+    sk.arrow((5.3, yO), (12.7, yO), (12.7, 4.9), (12.9, 4.9), label="OF", at=0)
+    sk.arrow((14.6, 4.65), (14.6, 3.45), label="$R_O$")
+    sk.arrow((16.4, 3.1), (16.8, 3.1), (16.8, 1.4), (17.05, 1.4))
+    sk.arrow((2.0, 7.2), (2.15, 7.9), (12.9, 7.9), (12.9, 0.4), (14.6, 0.4), (14.6, 0.8), label="$E$")
+    sk.arrow((16.3, 1.2), (17.05, 1.2))
+    return sk.save(path, dpi)

@@ -124,7 +124,8 @@ def plot_strip(frames, predictions, input_length: int, sample: int = 0, path=Non
         preds[label] = pr
     T = fr.shape[0] if max_frames is None else min(fr.shape[0], max_frames)
     n = 1 + len(preds)
-    fig, axes = plt.subplots(n, T, figsize=(1.6 * T, 1.8 * n), squeeze=False)
+    # rows far enough apart that a prediction's title never prints over the frame above it
+    fig, axes = plt.subplots(n, T, figsize=(1.6 * T, 2.0 * n), squeeze=False)
     cmap = "gray" if fr.shape[1] == 1 else None
     for t in range(T):
         axes[0, t].imshow(_image(fr[t]), cmap=cmap, vmin=0, vmax=1)
@@ -141,7 +142,7 @@ def plot_strip(frames, predictions, input_length: int, sample: int = 0, path=Non
                         transform=axes[r, 0].transAxes, fontsize=9)
     fig.suptitle(title or f"test window {sample}: inputs | ground truth (top) and predictions "
                           "(below)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.6)
     save_figure(fig, path, dpi)
     return fig
 

@@ -24,34 +24,44 @@ def _labelled(runs: pd.DataFrame, table: str) -> pd.DataFrame:
 
 
 def plot_bars(results: pd.DataFrame, table: str, metrics=None, path=None, dpi: int = 110):
-    """One bar per variant (mean over seeds, error bar: standard deviation, dots: the seeds),
-    one panel per (metric, dataset); each baseline (copy-last, mean-frame, flow-warp; results
-    cached before the last two hold copy-last only) is a horizontal dashed or dotted line."""
+    """One bar per variant: its difference from the strongest baseline of that panel (mean over
+    seeds, error bar: standard deviation, dots: the seeds), one panel per (metric, dataset). The
+    zero line *is* the strongest baseline; the other baselines (copy-last, mean-frame, flow-warp;
+    results cached before the last two hold copy-last only) are dashed or dotted lines at their own
+    differences. Plotting differences keeps the axis honest: a zoomed axis of raw scores makes
+    noise look large."""
+    from ..scoring.metrics import HIGHER_IS_BETTER
     a = ablation(table)
     metrics = list(metrics or a.metrics)
     runs = _labelled(per_run(results, table), table)
     data = list(dict.fromkeys(runs["data"]))
     fig, axes = plt.subplots(len(metrics), len(data), squeeze=False,
-                             figsize=(max(4.5, 0.75 * len(a.variants)) * len(data), 3.2 * len(metrics)))
+                             figsize=(max(4.5, 0.75 * len(a.variants)) * len(data) + 2.2,
+                                      3.4 * len(metrics)))
     order = [a.label(v) for v in a.variants if v in set(runs["method"])]
     for i, metric in enumerate(metrics):
+        higher = HIGHER_IS_BETTER.get(metric, True)
         for j, d in enumerate(data):
             ax, r = axes[i, j], runs[runs["data"] == d]
-            models = r[~is_baseline(r["method"])]
-            sns.barplot(models, x="label", y=metric, order=order, errorbar="sd", ax=ax,
-                        color="tab:blue", alpha=0.7, capsize=0.2)
-            sns.stripplot(models, x="label", y=metric, order=order, ax=ax, color="k", size=3)
             bases = r[is_baseline(r["method"])].groupby("method", sort=False)[metric].mean()
+            best = (bases.idxmax() if higher else bases.idxmin()) if len(bases) else None
+            ref = bases[best] if best is not None else 0.0
+            models = r[~is_baseline(r["method"])].assign(diff=lambda x: x[metric] - ref)
+            sns.barplot(models, x="label", y="diff", order=order, errorbar="sd", ax=ax,
+                        color="tab:blue", alpha=0.7, capsize=0.2)
+            sns.stripplot(models, x="label", y="diff", order=order, ax=ax, color="k", size=3)
             for name, base in bases.items():
                 color, ls = BASELINE_STYLES.get(name, ("tab:red", "--"))
-                ax.axhline(base, ls=ls, c=color, label=f"{name} {base:.3g}")
-            lo = min(models[metric].min(), *bases.values)
-            hi = max(models[metric].max(), *bases.values)
-            ax.set_ylim(lo - 0.15 * (hi - lo + 1e-9), hi + 0.15 * (hi - lo + 1e-9))
-            ax.set(xlabel="", ylabel=_NAMES.get(metric, metric), title=f"{d}")
-            ax.tick_params(axis="x", rotation=35)
-            ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"Table {table}: {a.title} (mean ± sd over seeds; dots: seeds)")
+                ax.axhline(base - ref, ls="-" if name == best else ls, c=color,
+                           lw=1.5 if name == best else 1.0,
+                           label=f"{name} {base:.3g}" + (" (strongest: 0)" if name == best else ""))
+            better = "higher" if higher else "lower"
+            ax.set(xlabel="", title=d,
+                   ylabel=f"{_NAMES.get(metric, metric)}\nminus {best or 'nothing'} ({better} is better)")
+            plt.setp(ax.get_xticklabels(), rotation=35, ha="right", rotation_mode="anchor")
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    fig.suptitle(f"Table {table}: {a.title} — difference from the strongest baseline "
+                 "(mean ± sd over seeds; dots: seeds)")
     fig.tight_layout()
     save_figure(fig, path, dpi)
     return fig
@@ -78,7 +88,12 @@ def plot_steps(results: pd.DataFrame, table: str, metric: str = "psnr", path=Non
             color, ls = BASELINE_STYLES.get(name, ("k", "--"))
             ax.plot(base.index, base.values, color=color, ls=ls, label=name)
         ax.set(title=d, ylabel=_NAMES.get(metric, metric), xlabel="predicted frame t")
-        ax.legend(fontsize=7)
+    # one legend, outside the panels (over the curves it would hide data)
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    for ax in axes[0]:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(f"Table {table}: {_NAMES.get(metric, metric)} per predicted frame")
     fig.tight_layout()
     save_figure(fig, path, dpi)
@@ -99,9 +114,13 @@ def plot_psnr_vs_flops(results: pd.DataFrame, memories: pd.DataFrame, metric: st
     for ax, d in zip(axes[0], data):
         s = stats[stats["data"] == d]
         ax.errorbar(s["flops_G"], s["mean"], yerr=s["std"].fillna(0), fmt="o", capsize=3)
-        for _, row in s.iterrows():
-            ax.annotate(a.label(row["method"]), (row["flops_G"], row["mean"]), fontsize=8,
-                        xytext=(4, 4), textcoords="offset points")
+        # labels in order of FLOPs, alternately above and below their points, so that
+        # neighbours with close costs do not print over each other
+        for k, (_, row) in enumerate(s.sort_values("flops_G").iterrows()):
+            up = k % 2 == 0
+            ax.annotate(a.label(row["method"]), (row["flops_G"], row["mean"]), fontsize=7,
+                        xytext=(3, 7 if up else -11), textcoords="offset points",
+                        rotation=20 if up else -20)
         ax.set(xlabel="G multiply-accumulates per unit step (Table VII setting)",
                ylabel=_NAMES.get(metric, metric), title=d)
     fig.suptitle("Table VII: score against the memory's FLOPs")

@@ -27,6 +27,7 @@ from ..config import Config
 from ..data.build import default_crop, default_dataset
 from ..data.frames import crop_to
 from ..data.loader import make_loader
+from ..runtime import show_progress
 from ..runtime.device import default_device
 from .baselines import BASELINES
 from .metrics import HIGHER_IS_BETTER, METRIC_COLUMNS, psnr, sequence_metrics
@@ -104,7 +105,7 @@ def rollout_dataset(predictor, dataset, input_length: int, total_length: int, ba
     loader = make_loader(dataset, batch_size, shuffle=False)
     try:
         with torch.inference_mode():
-            for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress,
+            for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not show_progress(progress),
                               dynamic_ncols=True):
                 if batch.shape[1] < total_length:
                     raise ValueError(f"dataset samples have T={batch.shape[1]} frames, fewer than "

@@ -38,6 +38,7 @@ from .checkpoint import (check_memory_revision, load_checkpoint, load_weights, r
                          save_checkpoint, set_rng_state)
 from ..config import Config, TrainConfig, from_dict, to_dict
 from ..runtime.device import Precision, pick_device
+from ..runtime import show_progress
 from ..runtime.files import atomic_write, remove_orphans
 from .losses import gan_d_loss, predictor_loss
 from ..models import build_model, compile_steps
@@ -276,7 +277,7 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
     batches = iter(source.loader(start, tc.iterations, device, workers))
     steps = cfg.train_length - cfg.input_length - 1
     bar = tqdm(range(start, tc.iterations), initial=start, total=tc.iterations, desc=cfg.name,
-               disable=not progress or rank != 0, dynamic_ncols=True)
+               disable=not show_progress(progress) or rank != 0, dynamic_ncols=True)
     for it in bar:
         t0 = time.perf_counter()
         frames = next(batches)[:, :cfg.train_length].to(device, dtype, non_blocking=True)

@@ -5,7 +5,7 @@ The interface every memory implements and the stack that wires units together ar
 config (``stipkit.config.memories.MemoryConfig`` subclasses, e.g. ``STGRUConfig``). Each class
 also carries what the tables say about it (label, Table VII row, open choices, the authors'
 count: see :class:`~stipkit.models.memories.base.Memory`), so that the reports read everything
-off :data:`MEMORIES`. Adding a memory: README, "Adding a memory".
+off :data:`MEMORIES`. Adding a memory: docs/layout.md, "Adding a memory".
 """
 from ...config import ConfigError
 from ...config.memories import memory_names

@@ -1,0 +1,62 @@
+"""stipkit.experiments.benchmark: the committed benchmark results, read without training."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from stipkit.experiments import benchmark
+from stipkit.reports.stats import MIN_SEEDS
+
+
+def fake_results(seeds: dict, table: str = "VII", gap: float = 1.0) -> pd.DataFrame:
+    """Rows as `make ablations` writes them: ``seeds[(data, start, variant)] = n`` runs, STGRU
+    ``gap`` dB above the memory removed, copy-last below both."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for (data, start, variant), n in seeds.items():
+        for s in range(n):
+            base = 20.0 + (gap if variant == "stgru" else 0.0)
+            for t in (5, 6):
+                for method, psnr in ((variant, base + rng.normal(0, 0.05)), ("copy-last", 15.0)):
+                    rows.append(dict(table=table, variant=variant, data=data, seed=s, start=start,
+                                     method=method, t=t, mse=10 ** (-psnr / 10), psnr=psnr,
+                                     ssim=0.5, lpips_x100=10.0))
+    return pd.DataFrame(rows)
+
+
+def test_coverage_counts_seeds_per_cell():
+    res = fake_results({("digits", "copy_last", "stgru"): 5, ("digits", "copy_last", "none"): 3})
+    cov = benchmark.coverage(res, "VII")
+    row = cov[(cov["data"] == "digits") & (cov["start"] == "copy_last")].iloc[0]
+    assert row["STGRU"] == 5 and row["No memory"] == 3 and not row["complete"]
+    assert len(cov) == 4 and not cov["complete"].any()   # 2 datasets x 2 starts
+    assert (cov[cov["data"] == "embedded"].drop(columns=["data", "start", "complete"]) == 0).all().all()
+
+
+def test_a_claim_is_read_only_when_both_sides_have_the_seeds():
+    few = fake_results({("digits", "copy_last", "stgru"): MIN_SEEDS,
+                        ("digits", "copy_last", "none"): MIN_SEEDS - 1})
+    assert benchmark.verdicts(few, "VII").empty
+    assert set(benchmark.summary(few, "VII")["method"]) == {"stgru", "copy-last"}
+    enough = fake_results({("digits", "copy_last", "stgru"): MIN_SEEDS,
+                           ("digits", "copy_last", "none"): MIN_SEEDS,
+                           ("digits", "default", "stgru"): MIN_SEEDS,
+                           ("digits", "default", "none"): MIN_SEEDS})
+    out = benchmark.verdicts(enough, "VII")
+    assert list(out["start"]) == ["copy_last", "default"]
+    assert (out["verdict"] == "holds").all() and "+1" in out["evidence"].iloc[0]
+
+
+def test_a_gap_inside_the_noise_is_not_separable():
+    res = fake_results({("digits", "copy_last", "stgru"): 5, ("digits", "copy_last", "none"): 5},
+                       gap=0.0)
+    assert benchmark.verdicts(res, "VII")["verdict"].tolist() == ["not separable from noise"]
+
+
+def test_results_reads_only_the_benchmark_preset_of_one_table():
+    res = benchmark.results("VII")
+    if res.empty:
+        pytest.skip("no benchmark run committed")
+    assert set(res["table"]) == {"VII"}
+    assert set(res["preset"]) == {benchmark.BUDGET.ablation_preset}
+    with pytest.raises(ValueError, match="IX"):
+        benchmark.results("IX")

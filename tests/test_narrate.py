@@ -1,0 +1,46 @@
+"""The notebooks' verdicts in words are written from the run's tables (stipkit.experiments.narrate)."""
+import pandas as pd
+
+from stipkit.experiments import narrate
+
+
+def scores(model_psnr, model_lpips):
+    rows = []
+    for i, t in enumerate((5, 6)):
+        for method, p, l in (("STIP", model_psnr[i], model_lpips[i]), ("copy-last", 30.0, 5.0),
+                             ("mean-frame", 25.0, 9.0), ("flow-warp", 31.0, 4.0)):
+            rows.append(dict(method=method, t=t, mse=10 ** (-p / 10), psnr=p, ssim=0.9, lpips_x100=l))
+    return pd.DataFrame(rows)
+
+
+def test_margins_are_against_the_strongest_baseline_of_each_step():
+    m = narrate.per_step_margins(scores((32.0, 30.5), (3.0, 6.0)), "psnr")
+    assert m["baseline"].tolist() == ["flow-warp", "flow-warp"]
+    assert m["margin"].round(2).tolist() == [1.0, -0.5]
+    lp = narrate.per_step_margins(scores((32.0, 30.5), (3.0, 6.0)), "lpips_x100")
+    assert lp["margin"].round(2).tolist() == [1.0, -2.0]   # lower is better: sign flipped
+
+
+def test_the_verdict_says_what_the_numbers_say():
+    text = narrate.study_verdict(scores((32.0, 30.5), (3.0, 6.0)))
+    assert "at t = 5 only" in text and "32.00 dB against flow-warp's 31.00 dB" in text
+    text = narrate.study_verdict(scores((20.0, 19.0), (9.0, 9.0)))
+    assert "at no step" in text and "-11.50 dB" in text
+    targets = pd.DataFrame([dict(target="still scene, worst prediction (dB)", clip="x", value=30.0,
+                                 threshold=35.0, met=False),
+                            dict(target="PSNR t=5 - copy-last's (dB)", clip="cup", value=0.1,
+                                 threshold=-0.5, met=True)])
+    assert "1 of 2 met" in narrate.study_verdict(scores((32.0, 31.5), (3.0, 3.0)), targets)
+
+
+def test_table_conclusion_counts_claims_and_coverage():
+    verdicts = pd.DataFrame([dict(claim="A beats B", data="digits", start="copy_last", verdict="holds"),
+                             dict(claim="A beats C", data="digits", start="copy_last",
+                                  verdict="not separable from noise")])
+    coverage = pd.DataFrame([dict(data="digits", start="copy_last", complete=True),
+                             dict(data="digits", start="default", complete=False)])
+    text = narrate.table_conclusion("VI", verdicts, coverage)
+    assert "**Holds** (1): A beats B" in text and "**Not separable from noise** (1)" in text
+    assert "1 of 2 (dataset, start) cells" in text and "digits / default" in text
+    empty = narrate.table_conclusion("VI", verdicts.iloc[:0], coverage)
+    assert "No claim can be decided yet" in empty

@@ -1,0 +1,32 @@
+"""docs/results.md and the README's headline table are written from figures/ (make figures)."""
+import shutil
+
+import pandas as pd
+
+from stipkit.config.outputs import FIGURES
+from stipkit.reports import results_doc
+
+
+def test_committed_docs_are_what_the_figures_say():
+    assert results_doc.main(["--check"]) == 0, \
+        "docs/results.md or the README headline is stale: python -m stipkit.reports.results_doc"
+
+
+def test_headline_counts_the_benchmark_claims(tmp_path):
+    for name in ("03_metrics.csv", "03_digits_metrics.csv"):
+        shutil.copy(FIGURES / name, tmp_path / name)
+    assert "no claim has its five seeds yet" in results_doc.headline(tmp_path)
+    pd.DataFrame({"table": ["VII", "VII", "VII"], "verdict": ["holds", "not separable from noise",
+                                                              "holds"]}).to_csv(
+        tmp_path / "05_benchmark_verdicts.csv", index=False)
+    text = results_doc.headline(tmp_path)
+    assert "**2 of 3** claims" in text
+    # the real-clip row compares the model with the strongest baseline, in words
+    row = next(line for line in text.splitlines() if "held-out real clips" in line)
+    assert ("**yes**" in row) != ("**no**" in row)
+
+
+def test_a_readme_without_the_block_is_refused():
+    import pytest
+    with pytest.raises(ValueError, match="headline"):
+        results_doc.readme_with_headline("# a README\n")

@@ -74,6 +74,18 @@ LADDER = {
         c.train, sampling_stop_iter=max(1, c.train.iterations // 2),
         sampling_rate=1 / max(1, c.train.iterations // 2))),
         "train 4 -> 3: the model fed its own predictions (scheduled sampling over the first half)"),
+    # the benchmark's scale (budget "benchmark", preset ablation64: 3 STGRUs of 16 channels,
+    # batch 4), and the study recipe's levers brought to it one at a time
+    "a64": (None, lambda c: _t(iterations=c.train.iterations)(get_preset("ablation64")),
+            "the ablation64 preset as the benchmark runs it (3 x 16 channels, batch 4)"),
+    "a64_rollout": ("a64", lambda c: replace(c, train_length=7, train=replace(
+        c.train, still_every=8, sampling_stop_iter=max(1, c.train.iterations // 2),
+        sampling_rate=1 / max(1, c.train.iterations // 2))),
+        "the study recipe's data levers: one window in eight still, train 4 -> 3 on its own predictions"),
+    "a64_ema": ("a64_rollout", _t(ema=0.995, warmup=300),
+                "the study preset's averaging and warm-up (ema 0.995, 300 iterations)"),
+    "a64_h32": ("a64_ema", _m(hidden=32, num_layers=4),
+                "the study preset's width and depth (4 x 32 channels) at batch 4"),
 }
 
 

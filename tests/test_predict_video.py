@@ -155,3 +155,17 @@ def test_predict_video_checks_its_arguments(ckpt, clip):
         predict_video(predictor, cfg, clip, start="last")
     with pytest.raises(DataError, match="not found"):
         predict_video(predictor, cfg, clip.parent / "nope.mp4")
+
+
+def test_a_grey_model_gets_the_luma_of_the_clip(clip):
+    from dataclasses import replace
+
+    from stipkit.config import get_preset
+    from stipkit.models import build_model
+    cfg = get_preset("ci")
+    cfg = replace(cfg, model=replace(cfg.model, img_channels=1))
+    torch.manual_seed(0)
+    predictor = build_model(cfg)[0]
+    pred = predict_video(predictor, cfg, clip, start=0, future=2)
+    assert pred.given.shape[1] == 1 and pred.predicted.shape[1] == 1
+    assert side_by_side(pred, scale=1).shape[-1] == 3    # drawn as grey RGB

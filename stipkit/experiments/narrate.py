@@ -43,8 +43,9 @@ def _versus_words(scores: pd.DataFrame, what: str) -> list[str]:
         first, last = m.iloc[0], m.iloc[-1]
         out.append(f"* **{what}, {name}**: better than the strongest baseline {_steps(m)} "
                    f"(t = {first['t']}: {first['model']:.2f}{unit} against {first['baseline']}'s "
-                   f"{first['baseline_value']:.2f}{unit}; t = {last['t']}: {last['model']:.2f}{unit} "
-                   f"against {last['baseline']}'s {last['baseline_value']:.2f}{unit}).")
+                   f"{first['baseline_value']:.2f}{unit}; t = {last['t']}: "
+                   f"{last['model']:.2f}{unit} against {last['baseline']}'s "
+                   f"{last['baseline_value']:.2f}{unit}).")
     return out
 
 
@@ -85,10 +86,11 @@ def table_conclusion(table: str, verdicts: pd.DataFrame, coverage: pd.DataFrame,
             if len(v):
                 claims = "; ".join(f"{r.claim} ({r.data}, {r.start} start)" for r in v.itertuples())
                 lines.append(f"* **{verdict.capitalize()}** ({len(v)}): {claims}.")
+    name = "the comparison" if table == "compare" else f"Table {table}"
     done = coverage[coverage["complete"]]
     missing = coverage[~coverage["complete"]]
     lines.append(f"* **How far the benchmark has got**: {len(done)} of {len(coverage)} "
-                 f"(dataset, start) cells of Table {table} have {MIN_SEEDS} seeds of every variant"
+                 f"(dataset, start) cells of {name} have {MIN_SEEDS} seeds of every variant"
                  + ("." if missing.empty else "; not yet: " + ", ".join(
                      f"{r.data} / {r.start}" for r in missing.itertuples()) + ".")
                  + ("" if len(verdicts) else " No claim can be decided yet: the live run above is "
@@ -99,9 +101,10 @@ def table_conclusion(table: str, verdicts: pd.DataFrame, coverage: pd.DataFrame,
             n = int(g["beats_baseline"].astype(bool).sum())
             lines.append(f"* **Live run, {data}**: {n} of {len(g)} variants beat the strongest "
                          "training-free baseline in mean PSNR.")
-    lines.append("* **What this scale allows one to conclude**: whether a claim shows up in small "
-                 "models (64×64, thousands of iterations on a CPU) trained the same way, with a "
-                 "learning rate each and both starts. A claim that holds here is evidence for the "
-                 "mechanism; one that is not separable, or does not hold, says the effect needs more "
-                 "than this scale to appear, not that the paper is wrong at its own.")
+    lines.append("* **What this scale allows one to conclude**: whether a claim shows up in the "
+                 "benchmark's small models (64×64, thousands of iterations on a CPU), trained the "
+                 "same way, with a learning rate each and both starts. A claim that holds here is "
+                 "evidence for the mechanism; one that is not separable, or does not hold, says the "
+                 "effect needs more than this scale to appear, not that the paper is wrong at its "
+                 "own.")
     return "\n".join(lines)

@@ -113,6 +113,8 @@ def predict_video(predictor, cfg: Config, path: str | os.PathLike, start: int | 
                         f"input_length = {L} given frames")
     start = _check_start(start, len(clip), L, path)
     frames = to_tensor(clip[start:start + L + future])
+    if cfg.model.img_channels == 1:  # a grey model (its config says so): the luma of the clip
+        frames = (frames * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
     given, truth = frames[:L], frames[L:]
     param = next(predictor.parameters())
     device = torch.device(device) if device is not None else param.device

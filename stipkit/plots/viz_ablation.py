@@ -100,6 +100,32 @@ def plot_steps(results: pd.DataFrame, table: str, metric: str = "psnr", path=Non
     return fig
 
 
+_OFFSETS = ((4, 4), (4, -10), (-4, 4), (-4, -10), (4, 14), (4, -20), (-4, 14), (-4, -20))
+
+
+def _place_labels(ax, points) -> None:
+    """Label each (text, x, y) point at the first of :data:`_OFFSETS` whose text box overlaps no
+    label already placed (left-hand offsets are right-aligned), so that close points do not
+    print over each other."""
+    from matplotlib.transforms import Bbox
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer, frame = fig.canvas.get_renderer(), ax.get_window_extent()
+    # the points' markers count as taken: a label must not cover another point either
+    placed = [Bbox.from_bounds(px - 4, py - 4, 8, 8)
+              for px, py in ax.transData.transform([(x, y) for _, x, y in points])]
+    for text, x, y in sorted(points, key=lambda p: (p[1], p[2])):
+        for dx, dy in _OFFSETS:
+            ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points",
+                              fontsize=7, ha="left" if dx > 0 else "right")
+            box = ann.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if (inside and not any(box.overlaps(b) for b in placed)) or (dx, dy) == _OFFSETS[-1]:
+                placed.append(box)
+                break
+            ann.remove()
+
+
 def plot_psnr_vs_flops(results: pd.DataFrame, memories: pd.DataFrame, metric: str = "psnr",
                        path=None, dpi: int = 110):
     """Table VII as a scatter: each memory's mean score (error bar: sd over seeds) against its
@@ -114,13 +140,8 @@ def plot_psnr_vs_flops(results: pd.DataFrame, memories: pd.DataFrame, metric: st
     for ax, d in zip(axes[0], data):
         s = stats[stats["data"] == d]
         ax.errorbar(s["flops_G"], s["mean"], yerr=s["std"].fillna(0), fmt="o", capsize=3)
-        # labels in order of FLOPs, alternately above and below their points, so that
-        # neighbours with close costs do not print over each other
-        for k, (_, row) in enumerate(s.sort_values("flops_G").iterrows()):
-            up = k % 2 == 0
-            ax.annotate(a.label(row["method"]), (row["flops_G"], row["mean"]), fontsize=7,
-                        xytext=(3, 7 if up else -11), textcoords="offset points",
-                        rotation=20 if up else -20)
+        _place_labels(ax, [(a.label(m), x, y) for m, x, y in
+                           zip(s["method"], s["flops_G"], s["mean"])])
         ax.set(xlabel="G multiply-accumulates per unit step (Table VII setting)",
                ylabel=_NAMES.get(metric, metric), title=d)
     fig.suptitle("Table VII: score against the memory's FLOPs")

@@ -131,19 +131,15 @@ def learning_curve(data: str, preset: str = "study", evals: int = 20,
         history = train(cfg, default_dataset(cfg, "train"), out, resume=False,
                         eval_fn=lambda p: quick_eval(p, cfg, val_set), eval_every=every,
                         ckpt_every=cfg.train.iterations, progress=progress)
-    history["minutes"] = history["step_s"].cumsum() / 60
-    rows = history.dropna(subset=["eval_psnr_t1"])
-    curve = rows[["iteration", "minutes"] + [c for c in rows if c.startswith("eval_")]]
-    curve = curve.rename(columns=lambda c: c.removeprefix("eval_")).reset_index(drop=True)
-    curve.insert(0, "data", data)
-    return curve
+    return curve_of(history, data)
 
 
-def curve_of(history_csv: str, data: str) -> pd.DataFrame:
-    """The learning curve of a finished run, read from its ``history.csv`` (the same columns as
-    :func:`learning_curve`): no training. Its minutes are the run's own ``step_s`` clock, as
-    good as the machine was quiet while it trained."""
-    history = pd.read_csv(history_csv)
+def curve_of(history, data: str) -> pd.DataFrame:
+    """The learning curve of a run's history (a DataFrame, or the path of a finished run's
+    ``history.csv``: no training): a row per evaluation, ``data``, ``iteration``, ``minutes``
+    (the run's own ``step_s`` clock, as good as the machine was quiet while it trained) and the
+    :func:`stipkit.experiments.study.quick_eval` columns."""
+    history = history.copy() if isinstance(history, pd.DataFrame) else pd.read_csv(history)
     history["minutes"] = history["step_s"].cumsum() / 60
     rows = history.dropna(subset=["eval_psnr_t1"])
     curve = rows[["iteration", "minutes"] + [c for c in rows if c.startswith("eval_")]]

@@ -5,7 +5,7 @@ BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.stipkit-installed
 NOTEBOOKS := $(notdir $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb)))
 
-.PHONY: setup figures demo test lint test-unit test-notebooks bench lab pretrain ablations clips
+.PHONY: setup figures demo test lint test-unit test-notebooks bench lab pretrain pretrain-digits ablations clips
 
 setup: $(STAMP)
 
@@ -64,6 +64,15 @@ pretrain: setup
 	  --seed $(PRETRAIN_SEED) --out runs/pretrain/study --eval-every 300
 	$(BIN)/python -m stipkit export --checkpoint runs/pretrain/study/checkpoint.pt --name study \
 	  --command "make pretrain PRETRAIN_ITERATIONS=$(PRETRAIN_ITERATIONS) PRETRAIN_SEED=$(PRETRAIN_SEED)"
+
+# Notebook 03's Moving Digits run, shipped (stipkit.pretrained("study-digits")) so that a fresh
+# clone's `make figures` trains only the real-clip run live: the study preset on Moving Digits for
+# the study budget's 2000 iterations, seed 0 (stipkit.experiments.study.ship_run). It trains into
+# (or loads the finished run of) runs/notebooks/study-study-digits, the folder notebook 03 uses.
+pretrain-digits: setup
+	$(BIN)/python -c "from stipkit.config.budget import current_budget; \
+	  from stipkit.experiments.study import ship_run; \
+	  ship_run(current_budget('study'), 'digits', command='make pretrain-digits')"
 
 bench: setup
 	$(BIN)/python benchmarks/bench_model.py --compile --breakdown

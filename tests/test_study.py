@@ -1,5 +1,6 @@
 """stipkit.experiments.study: the notebooks' glue -- trained_model trains once into the run cache and reuses it,
 is reproducible, and the small helpers compute what the notebooks print."""
+import shutil
 from dataclasses import replace
 
 import pandas as pd
@@ -173,3 +174,33 @@ def test_current_budget_takes_a_budget_or_its_name():
     assert current_budget(b) is b and current_budget("ci").name == "ci"
     with pytest.raises(ValueError, match="valid budgets"):
         current_budget("huge")
+
+
+def test_trained_model_loads_the_shipped_weights_of_the_same_run_instead_of_training(tmp_path, monkeypatch):
+    from stipkit.training import zoo
+    monkeypatch.setattr(stipkit.config.budget, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(zoo, "WEIGHTS", tmp_path / "weights")
+    budget = replace(current_budget("ci"), digits_iterations=3, eval_every=0)
+    assert budget.shipped_name("digits") == "ci-digits" and budget.shipped_name("embedded") == "ci"
+    # nothing shipped: train_live=False trains, and says why
+    model, cfg, history = study.trained_model(budget, progress=False, data="digits", train_live=False)
+    assert cfg == budget.run_config("digits") and len(history) == 3
+    record = study.ship_run(budget, "digits", command="pytest")
+    assert record["name"] == "ci-digits" and record["iterations"] == 3 and record["scores"]
+    shutil.rmtree(budget.run_dir_for("digits"))  # a fresh clone: no cached run
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the shipped run was trained again")
+
+    monkeypatch.setattr(stipkit.training.train, "train_step", no_training)
+    shipped, cfg2, history2 = study.trained_model(budget, progress=False, data="digits",
+                                                   train_live=False)
+    assert cfg2 == cfg and history2["iteration"].tolist() == history["iteration"].tolist()
+    for k, v in model.state_dict().items():  # float16 on disk: equal to its precision
+        torch.testing.assert_close(shipped.state_dict()[k], v, atol=2e-3, rtol=2e-3)
+    assert not budget.run_dir_for("digits").exists()
+    # weights of another run (other iterations) are not this run's: it trains (and trips the guard)
+    longer = replace(budget, digits_iterations=4)
+    assert zoo.shipped_run(longer, "digits") is None
+    with pytest.raises(AssertionError, match="trained again"):
+        study.trained_model(longer, progress=False, data="digits", train_live=False)

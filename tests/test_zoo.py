@@ -71,16 +71,18 @@ def test_the_shipped_study_weights_load_and_fit_the_budget():
     assert out.shape[1] == cfg.eval_length - 1 and torch.isfinite(out).all()
 
 
-@pytest.mark.skipif(not (zoo.WEIGHTS / "study.json").is_file(), reason="no shipped study weights")
-def test_the_shipped_study_weights_score_what_their_provenance_records():
-    """The float16 file, rolled out on the embedded test split (4 -> 6, every window), gives the
+@pytest.mark.parametrize("name", ["study", "study-digits"])
+def test_the_shipped_weights_score_what_their_provenance_records(name):
+    """The float16 file, rolled out on its data's test split (4 -> 6, every window), gives the
     PSNR recorded at export from the float32 checkpoint (within 0.05 dB), copy-last included."""
     from stipkit.data.build import default_dataset
     from stipkit.experiments.study import quick_eval
 
-    model, cfg = stipkit.pretrained("study")
+    if not (zoo.WEIGHTS / f"{name}.json").is_file():
+        pytest.skip(f"no shipped {name!r} weights")
+    model, cfg = stipkit.pretrained(name)
     got = quick_eval(model, cfg, default_dataset(cfg, "test"))
-    rec = zoo.provenance("study")["scores"]
+    rec = zoo.provenance(name)["scores"]
     for method, suffix in (("STIP", ""), ("copy-last", "_copy_last")):
         psnr = {r["t"]: r["psnr"] for r in rec if r["method"] == method}
         first = min(psnr)
@@ -102,3 +104,18 @@ def test_the_study_preset_is_the_recipe_chosen_on_validation():
     assert config_of(chosen["lever"], int(chosen["iterations"])) == get_preset("study")
     record = zoo.provenance("study")
     assert record["config"]["train"]["still_every"] == 8 and record["config"]["train_length"] == 7
+
+
+@pytest.mark.skipif(not (zoo.WEIGHTS / "study-digits.json").is_file(), reason="not shipped")
+def test_the_shipped_digits_weights_are_notebook_03s_digits_run_with_its_history():
+    """study-digits is the study budget's Moving Digits run (same config: preset, data,
+    iterations, seed), so notebook 03 may load it instead of training; its history is the run's."""
+    from stipkit.config.budget import current_budget
+
+    budget = current_budget("study")
+    found = zoo.shipped_run(budget, "digits")
+    assert found is not None, "study-digits is not the study budget's digits run any more"
+    _, cfg, history, record = found
+    assert record["bytes"] <= 4 * 2 ** 20 and record["data"] == "digits"
+    assert history["iteration"].tolist() == list(range(1, budget.iterations_for("digits") + 1))
+    assert history["eval_psnr_mean"].notna().sum() >= 2

@@ -77,6 +77,21 @@ class Budget:
         self.iterations_for(data)  # checks the name
         return self.run_dir if data == self.data else RUNS / f"{self.name}-{self.preset}-{data}"
 
+    def run_config(self, data: str):
+        """The Config of the run on ``data``: the preset on that data for
+        :meth:`iterations_for` iterations."""
+        from dataclasses import replace
+
+        from . import get_preset
+        cfg = get_preset(self.preset)
+        return replace(cfg, dataset=data, train=replace(cfg.train, iterations=self.iterations_for(data)))
+
+    def shipped_name(self, data: str) -> str:
+        """The name of the shipped weights of the run on ``data`` (:func:`stipkit.pretrained`):
+        the preset's (``study``) for the main data, ``<preset>-<data>`` (``study-digits``) else."""
+        self.iterations_for(data)  # checks the name
+        return self.preset if data == self.data else f"{self.preset}-{data}"
+
 
 BUDGETS = {
     "ci": Budget("ci", "ci", "embedded", iterations=6, eval_every=3, eval_windows=4,

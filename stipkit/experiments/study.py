@@ -6,7 +6,8 @@ so that it is tested. Read top to bottom:
 1. data: the budget's train and test splits are :mod:`stipkit.data.build`'s
    (:func:`~stipkit.data.build.dataset`, :func:`~stipkit.data.build.test_split`);
 2. training: :func:`quick_eval` (the cheap periodic check) and :func:`trained_model` (train,
-   resume or load the cached run of ``budget.run_dir``);
+   resume or load the cached run of ``budget.run_dir``, or load the shipped weights of that very
+   run: :func:`stipkit.training.zoo.shipped_run`, made by :func:`ship_run`);
 3. scores: :func:`evaluate_model` (the model beside the training-free baselines copy-last,
    mean-frame and flow-warp), :func:`first_batch`, :func:`beats_baseline` (against the strongest
    baseline), :func:`beats_copy_last` and :func:`paper_table` (the paper's numbers, quoted, never
@@ -22,7 +23,6 @@ where a notebook may write into ``figures/`` is :mod:`stipkit.config.outputs`.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -70,9 +70,15 @@ def quick_eval(predictor, cfg: Config, test_set, windows: int | None = None) -> 
 
 
 def trained_model(budget: Budget, progress: bool = True,
-                  run_dir: str | os.PathLike | None = None, device=None, data: str | None = None):
+                  run_dir: str | os.PathLike | None = None, device=None, data: str | None = None,
+                  train_live: bool = True):
     """(predictor in eval mode on ``device`` (default: CUDA if present), Config, history
     DataFrame) of the budget's run.
+
+    ``train_live=False``: when the run is not cached, load the weights the kit ships of this very
+    run (:func:`stipkit.training.zoo.shipped_run`; notebook 03's Moving Digits run, ``make
+    pretrain-digits``) instead of
+    training it; without such weights it trains, as with ``train_live=True``.
 
     Trains the budget's preset on ``data`` (default: the budget's; Moving Digits as its second
     run, see :meth:`Budget.datasets`) with :func:`stipkit.training.train.train` into ``run_dir``
@@ -84,12 +90,21 @@ def trained_model(budget: Budget, progress: bool = True,
     """
     from ..runtime.device import default_device
     from ..training.train import RunMismatch, train
+    from ..training.zoo import shipped_run
 
     data = data or budget.data
+    if not train_live and run_dir is None and not finished_run(budget, data):
+        shipped = shipped_run(budget, data)
+        if shipped is not None:
+            predictor, cfg, history, record = shipped
+            print(f"loaded the shipped weights {record['name']!r} of this run (stipkit/weights/; "
+                  f"made by `{record['command']}`): {len(history)} iterations, "
+                  f"{record['train_minutes']:.1f} min of training; not trained here")
+            return predictor.to(device or default_device()), cfg, history
+        print(f"no shipped weights of the {budget.name!r} budget's run on {data!r} "
+              f"({budget.shipped_name(data)!r}): training it")
     run_dir = Path(run_dir) if run_dir is not None else budget.run_dir_for(data)
-    cfg = get_preset(budget.preset)
-    cfg = replace(cfg, dataset=data,
-                  train=replace(cfg.train, iterations=budget.iterations_for(data)))
+    cfg = budget.run_config(data)
     train_set = dataset(cfg, budget, "train", data)
     val_set = spread(dataset(cfg, budget, "val", data), VAL_WINDOWS)  # never the test split
     loaded = finished_run(budget, data) if run_dir == budget.run_dir_for(data) else False
@@ -106,6 +121,19 @@ def trained_model(budget: Budget, progress: bool = True,
     print(f"{'loaded the finished run' if loaded else 'trained'} {relative(run_dir)}: "
           f"{len(history)} iterations, {minutes:.1f} min of training")
     return predictor.to(device or default_device()), cfg, history
+
+
+def ship_run(budget: Budget, data: str | None = None, command: str = "make pretrain-digits") -> dict:
+    """Train (or load from the run cache) the budget's run on ``data`` and export it as the
+    shipped weights ``budget.shipped_name(data)`` with its provenance and its scores on the test split
+    (:func:`stipkit.training.zoo.export`). Returns the provenance."""
+    from ..training.zoo import export
+
+    data = data or budget.data
+    predictor, cfg, _ = trained_model(budget, data=data)
+    scores = evaluate_model(predictor, cfg, budget, data=data)
+    return export(budget.run_dir_for(data) / "checkpoint.pt", budget.shipped_name(data),
+                  command=command, scores=scores)
 
 
 def finished_run(budget: Budget, data: str | None = None) -> bool:
@@ -158,20 +186,6 @@ def evaluate_model(predictor, cfg: Config, budget: Budget, progress: bool = True
     :func:`beats_baseline` says whether STIP does."""
     return evaluate(predictor, test_split(cfg, budget, data), cfg.input_length, cfg.eval_length,
                     progress=progress, baselines=baselines)
-
-
-def pretrained_model(budget: Budget, data: str | None = None, device=None):
-    """``(predictor, Config, provenance)`` of the shipped weights of the budget's preset when
-    they exist and were trained on ``data`` (default: the budget's), else None. Notebook 03
-    shows them beside its live run."""
-    from ..runtime.device import default_device
-    from ..training.zoo import available, pretrained, provenance
-
-    data = data or budget.data
-    if budget.preset not in available() or provenance(budget.preset)["data"] != data:
-        return None
-    predictor, cfg = pretrained(budget.preset)
-    return predictor.to(device or default_device()), cfg, provenance(budget.preset)
 
 
 def side_by_side(runs: dict) -> pd.DataFrame:

@@ -3,13 +3,15 @@
 Each entry of ``stipkit/weights/`` is a pair:
 
 * ``<name>.pt``: a stipkit checkpoint (:mod:`stipkit.training.checkpoint`, the kit's one format) holding
-  the predictor's weights in float16 and its config, nothing else;
+  the predictor's weights in float16, its config and its training history (:func:`history`),
+  nothing else;
 * ``<name>.json``: its provenance -- the command that made it, iterations, data, training time,
   sha256 and size of the ``.pt``, the stipkit and torch versions, and the scores it had on the
   test split when it was exported.
 
-``make pretrain`` trains and exports ``study`` (:func:`export`); :func:`pretrained` loads it after
-checking the file against its provenance.
+``make pretrain`` trains and exports ``study`` (:func:`export`), ``make pretrain-digits`` notebook
+03's Moving Digits run ``study-digits``; :func:`pretrained` loads them after checking the file
+against its provenance.
 """
 from __future__ import annotations
 
@@ -94,7 +96,7 @@ def export(checkpoint: str | os.PathLike, name: str = "study", *, command: str,
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.pt"
     save_checkpoint(path, predictor=predictor.half(), config=cfg, iteration=ckpt["iteration"],
-                    rng={}, extra={"source": str(checkpoint)})
+                    rng={}, extra={"source": str(checkpoint), "history": history})
     record = {
         "name": name, "file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path),
         "dtype": "float16", "weights": _which_weights(ckpt),
@@ -113,4 +115,33 @@ def export(checkpoint: str | os.PathLike, name: str = "study", *, command: str,
     return record
 
 
-__all__ = ["WEIGHTS", "available", "provenance", "pretrained", "export"]
+def history(name: str = "study", folder: str | os.PathLike | None = None) -> list[dict]:
+    """The training history (one dict per iteration, the rows of the run's ``history.csv``) that
+    :func:`export` kept with the weights ``name``; empty for weights exported without it."""
+    folder = Path(folder) if folder is not None else WEIGHTS
+    pretrained(name, folder)  # the same checks as loading
+    return list(load_checkpoint(folder / provenance(name, folder)["file"])["extra"].get("history", []))
+
+
+def shipped_run(budget, data: str, folder: str | os.PathLike | None = None):
+    """``(predictor, Config, history DataFrame, provenance)`` of the shipped weights of the
+    :class:`~stipkit.config.budget.Budget`'s run on ``data`` (``budget.shipped_name(data)``) when
+    they are that very run -- their config equals ``budget.run_config(data)``: the same preset,
+    data, iterations and seed --, else None."""
+    import pandas as pd
+    from ..config import ConfigError, from_dict
+
+    name = budget.shipped_name(data)
+    if name not in available(folder):
+        return None
+    record = provenance(name, folder)
+    try:
+        if from_dict(record["config"]) != budget.run_config(data):
+            return None
+    except ConfigError:
+        return None
+    predictor, cfg = pretrained(name, folder)
+    return predictor, cfg, pd.DataFrame(history(name, folder)), record
+
+
+__all__ = ["WEIGHTS", "available", "provenance", "pretrained", "export", "history", "shipped_run"]

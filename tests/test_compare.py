@@ -43,14 +43,27 @@ def test_each_method_is_built_as_published():
     assert {c.train.seed for c in cfg.values()} == {1}
 
 
+@pytest.mark.parametrize("start", [ablation.PRESET_START, "copy_last", "default"])
 @pytest.mark.parametrize("table, key", [(t, k) for t, a in ABLATIONS.items() for k in a.same_as])
-def test_a_reused_run_has_exactly_its_sources_config(table, key):
+def test_a_reused_run_has_exactly_its_sources_config(table, key, start):
     # a variant reuses another table's run only when the configs are the same (but the name)
     src = ABLATIONS[table].same_as[key]
-    ours = ablation.variant_config(table, key, "digits", 2, STUDY)
-    theirs = ablation.variant_config(*src, "digits", 2, STUDY)
-    assert replace(ours, name="") == replace(theirs, name="")
-    assert ablation.run_dir(table, key, "digits", 2, STUDY) == ablation.run_dir(*src, "digits", 2, STUDY)
+    ours = ablation.variant_config(table, key, "digits", 2, STUDY, start)
+    theirs = ablation.variant_config(*src, "digits", 2, STUDY, start)
+    same = replace(ours, name="") == replace(theirs, name="")
+    assert (ablation.reused_from(table, key, STUDY, start) == src) == same
+    mine = ablation.run_dir(table, key, "digits", 2, STUDY, start)
+    assert (mine == ablation.run_dir(*src, "digits", 2, STUDY, start)) == same
+    # every declared reuse holds under the benchmark's explicit starts
+    assert same or start == ablation.PRESET_START
+
+
+def test_table_viii_reuses_table_vi_only_where_their_starts_agree():
+    bench = BUDGETS["benchmark"]
+    for start in bench.ablation_starts:
+        assert ablation.reused_from("VIII", "mse", bench, start) == ("VI", "both")
+    # at the presets' own starts Table VI starts from PyTorch's init, Table VIII as copy-last
+    assert ablation.reused_from("VIII", "mse", STUDY) is None
 
 
 def test_reused_runs_are_read_from_their_tables_cache(tmp_runs):

@@ -87,12 +87,26 @@ def variant_config(table: str, variant: str, data: str, seed: int, budget: Budge
                    eval_length=max(base.eval_length, base.input_length + 1))
 
 
+def reused_from(table: str, variant: str, budget: Budget,
+                start: str = PRESET_START) -> tuple[str, str] | None:
+    """The (table, variant) whose runs this variant reuses: its ``Ablation.same_as`` source when
+    the two configs are equal but for their names at this budget and start, else None (e.g.
+    Table VIII's MSE run is Table VI's full model only when a start is given for both: at the
+    presets' own starts Table VI starts from PyTorch's initialisation)."""
+    src = ablation(table).same_as.get(variant)
+    if src is None:
+        return None
+    ours = variant_config(table, variant, DATA[0], 0, budget, start)
+    theirs = variant_config(*src, DATA[0], 0, budget, start)
+    return src if replace(ours, name="") == replace(theirs, name="") else None
+
+
 def run_dir(table: str, variant: str, data: str, seed: int, budget: Budget,
             start: str = PRESET_START, lr: float | None = None) -> Path:
     """Where a run's checkpoint lives (git-ignored; a finished run is loaded, not retrained).
-    A variant that is the same run as another table's (``Ablation.same_as``) shares its place."""
-    if variant in ablation(table).same_as:
-        return run_dir(*ablation(table).same_as[variant], data, seed, budget, start, lr)
+    A variant that is the same run as another table's (:func:`reused_from`) shares its place."""
+    if (src := reused_from(table, variant, budget, start)) is not None:
+        return run_dir(*src, data, seed, budget, start, lr)
     slug = variant.replace("+", "_")
     rev = run_revision(table, variant, budget)
     slug += f"-r{rev}" if rev > 1 else ""   # a corrected cell never resumes an older cell's run
@@ -175,9 +189,8 @@ def choose_lr(table: str, variant: str, data: str, budget: Budget, start: str = 
     budget has no grid (the preset's rate)."""
     if not budget.ablation_lrs:
         return None
-    if variant in ablation(table).same_as:
-        return choose_lr(*ablation(table).same_as[variant], data, budget, start,
-                         command=command, progress=progress)
+    if (src := reused_from(table, variant, budget, start)) is not None:
+        return choose_lr(*src, data, budget, start, command=command, progress=progress)
     path = lr_choices_path(budget)
     trials = pd.read_csv(path) if path.exists() else pd.DataFrame(
         columns=["table", "variant", "data", "start", "lr", "val_score", "best_iteration",
@@ -256,8 +269,8 @@ def run_variant(table: str, variant: str, data: str, seed: int, budget: Budget, 
     from ..scoring.evaluate import evaluate
     from ..training.checkpoint import load_predictor
 
-    if variant in ablation(table).same_as:  # the same run as another table's variant
-        src_table, src_variant = ablation(table).same_as[variant]
+    if (src := reused_from(table, variant, budget, start)) is not None:  # another table's run
+        src_table, src_variant = src
         df = run_variant(src_table, src_variant, data, seed, budget, progress=progress,
                          command=command, start=start, lr=lr)
         return df.assign(table=table, variant=variant,
@@ -342,7 +355,7 @@ def run_table(table: str, data=DATA, seeds=(0,), *, budget: Budget, variants=Non
                             dynamic_ncols=True):
         if reuse and done(table, v, d, s, st) is not None:
             continue
-        src = a.same_as.get(v)
+        src = reused_from(table, v, budget, st)
         hit = done(*src, d, s, st) if reuse and src else None
         if hit is not None:  # the same run is cached under its own table: reuse its rows
             new = hit.assign(table=table, variant=v, method=hit["method"].where(

@@ -82,15 +82,47 @@ def verdicts(res: pd.DataFrame, table: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
 
 
+# the metrics read against the baselines (MSE says what PSNR says): name, unit, decimals
+_METRIC_WORDS = {"psnr": ("PSNR", " dB", 2), "ssim": ("SSIM", "", 3), "lpips_x100": ("LPIPS×100", "", 2)}
+
+
+def versus_baselines(bench_summary: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, start, metric) of :func:`summary`: the strongest baseline on that metric
+    (highest PSNR/SSIM, lowest LPIPS) and its mean, how many of the variants with every seed
+    beat it, and which (their means), formatted for reading."""
+    from ..scoring.baselines import BASELINES
+    from ..scoring.metrics import HIGHER_IS_BETTER
+
+    rows = []
+    metrics = [m for m in _METRIC_WORDS if f"{m}_mean" in bench_summary]
+    for (data, start), g in bench_summary.groupby(["data", "start"], sort=False):
+        base, models = g[g["method"].isin(BASELINES)], g[~g["method"].isin(BASELINES)]
+        if base.empty or models.empty:
+            continue
+        for metric in metrics:
+            col, (name, unit, dec) = f"{metric}_mean", _METRIC_WORDS[metric]
+            higher = HIGHER_IS_BETTER.get(metric, True)
+            best = base.loc[base[col].idxmax() if higher else base[col].idxmin()]
+            won = models[models[col] > best[col]] if higher else models[models[col] < best[col]]
+            rows.append(dict(data=data, start=start, metric=name, baseline=best["method"],
+                             baseline_value=f"{best[col]:.{dec}f}{unit}", beat=len(won),
+                             variants=len(models),
+                             which=", ".join(f"{lab} {x:.{dec}f}{unit}"
+                                             for lab, x in zip(won["label"], won[col]))))
+    return pd.DataFrame(rows, columns=["data", "start", "metric", "baseline", "baseline_value",
+                                       "beat", "variants", "which"])
+
+
 def report(table: str, prefix: str, budget) -> dict[str, pd.DataFrame]:
-    """What a notebook shows of ``table``'s benchmark: ``coverage``, ``summary`` and ``verdicts``
-    (above); the coverage and the verdicts are also written to
-    ``figures/<prefix>_benchmark_coverage`` and ``..._verdicts`` (.csv/.md) at a saving budget,
-    where docs/results.md reads them."""
+    """What a notebook shows of ``table``'s benchmark: ``coverage``, ``summary``, ``verdicts`` and
+    ``baselines`` (:func:`versus_baselines`); all but the summary are also written to
+    ``figures/<prefix>_benchmark_coverage``, ``..._verdicts`` and ``..._baselines`` (.csv/.md) at
+    a saving budget, where docs/results.md reads them."""
     from ..reports.tables import write_table
     res = results(table)
     out = {"coverage": coverage(res, table), "summary": summary(res, table),
            "verdicts": verdicts(res, table)}
-    write_table(out["coverage"], f"{prefix}_benchmark_coverage", budget)
-    write_table(out["verdicts"], f"{prefix}_benchmark_verdicts", budget)
+    out["baselines"] = versus_baselines(out["summary"])
+    for key in ("coverage", "verdicts", "baselines"):
+        write_table(out[key], f"{prefix}_benchmark_{key}", budget)
     return out

@@ -74,11 +74,28 @@ def study_verdict(scores: pd.DataFrame, targets: pd.DataFrame | None = None,
     return "\n".join(lines)
 
 
+def against_baselines(bench_summary: pd.DataFrame) -> list[str]:
+    """One line per (dataset, start) of the benchmark's summary
+    (:func:`stipkit.experiments.benchmark.summary`): for each metric, the strongest baseline on it
+    and which variants beat it (:func:`stipkit.experiments.benchmark.versus_baselines`), in words."""
+    from .benchmark import versus_baselines
+
+    lines = []
+    for (data, start), g in versus_baselines(bench_summary).groupby(["data", "start"], sort=False):
+        parts = [f"in {r.metric}, {r.beat} of {r.variants} beat {r.baseline} ({r.baseline_value})"
+                 + (f": {r.which}" if r.which else "") for r in g.itertuples()]
+        lines.append(f"* **Benchmark against the strongest baseline, {data}, {start} start** "
+                     f"(variants with {MIN_SEEDS} seeds): " + "; ".join(parts) + ".")
+    return lines
+
+
 def table_conclusion(table: str, verdicts: pd.DataFrame, coverage: pd.DataFrame,
-                     live_summary: pd.DataFrame | None = None) -> str:
+                     live_summary: pd.DataFrame | None = None,
+                     bench_summary: pd.DataFrame | None = None) -> str:
     """What an ablation notebook concludes: the benchmark's ``verdicts`` and ``coverage``
-    (:mod:`stipkit.experiments.benchmark`), and whether the live run's variants beat the strongest
-    baseline (``live_summary``: :func:`stipkit.experiments.verdicts.summary`)."""
+    (:mod:`stipkit.experiments.benchmark`), whether its variants beat the strongest baseline on
+    each metric (``bench_summary``: :func:`against_baselines`), and whether the live run's
+    variants do in mean PSNR (``live_summary``: :func:`stipkit.experiments.verdicts.summary`)."""
     lines = []
     if len(verdicts):
         for verdict in ("holds", "does not hold", "not separable from noise"):
@@ -95,6 +112,8 @@ def table_conclusion(table: str, verdicts: pd.DataFrame, coverage: pd.DataFrame,
                      f"{r.data} / {r.start}" for r in missing.itertuples()) + ".")
                  + ("" if len(verdicts) else " No claim can be decided yet: the live run above is "
                     "one seed, which shows how each variant trains but decides nothing."))
+    if bench_summary is not None and len(bench_summary):
+        lines += against_baselines(bench_summary)
     if live_summary is not None and len(live_summary) and "beats_baseline" in live_summary:
         models = live_summary[live_summary["beats_baseline"].notna()]
         for data, g in models.groupby("data", sort=False):

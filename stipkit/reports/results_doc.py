@@ -114,6 +114,10 @@ def results_markdown(folder: Path = FIGURES) -> str:
         out += [f"### {title}", ""]
         out += [_md(v.drop(columns=["table"], errors="ignore")) if v is not None and len(v)
                 else "No claim of this table has its five seeds yet.", ""]
+        base = _read(stem.replace("verdicts", "baselines"), folder)
+        if base is not None and len(base):
+            out += ["Against the strongest training-free baseline on each metric (the variants "
+                    "with five seeds, their means over seeds):", "", _md(base), ""]
         cov = _read(stem.replace("verdicts", "coverage"), folder)
         if cov is not None:
             out += ["Seeds run per variant (the grid's progress):", "", _md(cov), ""]

@@ -60,3 +60,28 @@ def test_results_reads_only_the_benchmark_preset_of_one_table():
     assert set(res["preset"]) == {benchmark.BUDGET.ablation_preset}
     with pytest.raises(ValueError, match="IX"):
         benchmark.results("IX")
+
+
+def test_the_strip_reads_the_checkpoints_there_are_and_trains_nothing(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from stipkit.config import get_preset
+    from stipkit.data.build import default_dataset
+    from stipkit.experiments import ablation
+    from stipkit.plots import viz_ablation
+    from stipkit.training.train import train
+
+    monkeypatch.setattr(ablation, "RUNS", tmp_path)
+    res = fake_results({("digits", "copy_last", "stgru"): 1,
+                        ("digits", "copy_last", "none"): 1}).assign(lr=0.001)
+    monkeypatch.setattr(benchmark, "results", lambda table: res)
+    assert benchmark.strip("VII") is None                      # no checkpoint in runs/: nothing
+    assert viz_ablation.benchmark_strip("VII", "05", benchmark.BUDGET) is None
+    assert not any(tmp_path.iterdir())                         # and nothing was trained
+    cfg = replace(get_preset("ci"), dataset="digits")
+    out = ablation.run_dir("VII", "stgru", "digits", 0, benchmark.BUDGET, "copy_last", 0.001)
+    train(cfg, default_dataset(cfg, "train"), out, iterations=1, progress=False)
+    s = benchmark.strip("VII")
+    assert [k for k in s if k not in ("frames", "input_length")] == ["STGRU"]  # the one there is
+    assert s["STGRU"].shape[0] == s["frames"].shape[0] - s["input_length"]
+    assert 0 <= float(s["STGRU"].min()) and float(s["STGRU"].max()) <= 1

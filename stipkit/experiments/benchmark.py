@@ -7,7 +7,8 @@ anything: :func:`results` (a table's current runs), :func:`coverage` (how far th
 seeds per variant, dataset and start), :func:`summary` and :func:`verdicts` (the scores of the
 variants, and the claims between them, that have the protocol's
 :data:`~stipkit.reports.stats.MIN_SEEDS` seeds; runs of a variant with fewer are left out, never
-read early).
+read early), :func:`versus_baselines`; and :func:`strip`, the one reader of the runs' checkpoints
+(``runs/``, not committed): one test window predicted by the trained variants.
 """
 from __future__ import annotations
 
@@ -80,6 +81,29 @@ def verdicts(res: pd.DataFrame, table: str) -> pd.DataFrame:
         parts.append(out[out["seeds"].astype(str) != "0"].assign(start=start))
     cols = ["table", "data", "claim", "metric", "verdict", "seeds", "evidence", "start"]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+
+
+def strip(table: str, data: str = "digits", start: str = "copy_last", seed: int = 0,
+          window: int = 0) -> dict | None:
+    """One test window of ``data`` predicted by each variant of ``table`` whose benchmark run
+    (``seed``, ``start``, the learning rate chosen for it) has its checkpoint in ``runs/``
+    (git-ignored: `make ablations` writes them; nothing is trained here), as
+    :func:`stipkit.experiments.compare.window_strip` returns it; None when no variant's is there."""
+    from ..training.checkpoint import load_predictor
+    from .ablation import run_dir
+    from .compare import window_strip
+
+    a, res = v.ablation(table), results(table)
+    models = {}
+    for key in a.variants:
+        run = res[(res["variant"] == key) & (res["data"] == data) & (res["start"] == start)
+                  & (res["seed"] == seed)] if len(res) else res
+        if not len(run):
+            continue
+        path = run_dir(table, key, data, seed, BUDGET, start, float(run["lr"].iloc[0])) / "checkpoint.pt"
+        if path.is_file():
+            models[a.label(key)] = load_predictor(path)
+    return window_strip(models, data, BUDGET, window) if models else None
 
 
 # the metrics read against the baselines (MSE says what PSNR says): name, unit, decimals

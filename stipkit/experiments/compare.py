@@ -126,15 +126,23 @@ def strip(data: str = "embedded", seed: int = 0, window: int = 0, *, budget: Bud
     """One test window predicted by every method's trained run (seed ``seed``): ``{"frames":
     the window (T, C, H, W), "input_length": n, label: predictions of frames n+1..T}``. A method
     whose run is not trained yet is trained (as :func:`results` would)."""
+    return window_strip({label: _trained(key, data, seed, budget)
+                         for key, label in methods().items()}, data, budget, window)
+
+
+def window_strip(models: dict, data: str, budget: Budget, window: int = 0) -> dict:
+    """Test window ``window`` of ``data`` (the budget's test split at the first model's size)
+    predicted by each of ``models`` (``{label: (model, config)}``): ``{"frames": the window
+    (T, C, H, W), "input_length": n, label: predictions of frames n+1..T}``, what
+    :func:`stipkit.plots.viz_ablation.plot_strip` draws."""
     out = {}
-    for key, label in methods().items():
-        model, cfg = _trained(key, data, seed, budget)
+    for label, (model, cfg) in models.items():
         if "frames" not in out:
             frames = test_frames(cfg, budget, limit=window + 1, data=data)[window]
             out.update(frames=frames, input_length=cfg.input_length)
         with torch.no_grad():
-            pred = model(out["frames"][None, :cfg.input_length].float(),
-                         total_length=out["frames"].shape[0], future_only=True).predictions[0]
+            pred = model.eval()(out["frames"][None, :cfg.input_length].float(),
+                                total_length=out["frames"].shape[0], future_only=True).predictions[0]
         out[label] = pred.clamp(0, 1)
     return out
 

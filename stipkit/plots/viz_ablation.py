@@ -179,6 +179,25 @@ def plot_strip(strip: dict, title: str = "", path=None, dpi: int = 110):
     return fig
 
 
+def benchmark_strip(table: str, prefix: str, budget: Budget, data: str = "digits",
+                    start: str = "copy_last", seed: int = 0):
+    """The benchmark's trained variants of ``table`` (ablation64, ``seed``, ``start``) on one
+    test window of ``data`` (:func:`stipkit.experiments.benchmark.strip`), drawn by
+    :func:`plot_strip` into ``figures/<prefix>_benchmark_strip_<data>.png`` where the budget
+    writes figures. Their checkpoints live in ``runs/`` (not committed): where they are not, it
+    says so and draws nothing (returns None)."""
+    from ..config.outputs import figure_path
+    from ..experiments.benchmark import strip
+    s = strip(table, data, start, seed)
+    if s is None:
+        print(f"no checkpoint of Table {table}'s benchmark runs in runs/ (they are not committed; "
+              f"`make ablations` trains them): no strip of the benchmark's models")
+        return None
+    return plot_strip(s, f"{data}: one test window, the benchmark's trained models "
+                         f"(64x64, seed {seed}, {start} start)",
+                      path=figure_path(f"{prefix}_benchmark_strip_{data}.png", budget))
+
+
 def strpm_fig5(data: str = "embedded", seed: int = 0, window: int = 0, *, budget: Budget,
                path=None, dpi: int = 120):
     """STRPM's Fig. 5 from the comparison's trained STRPM: the input frame, T_E, S_E (the deepest

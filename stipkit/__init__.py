@@ -8,8 +8,10 @@ __version__ = "0.1.0"
 
 
 def pretrained(name: str = "study"):
-    """``(predictor, Config)`` of the weights shipped in ``stipkit/weights/`` (``make pretrain``
-    made them), checked against their provenance: see :func:`stipkit.training.zoo.pretrained`."""
+    """``(predictor, Config)`` of the weights shipped in ``stipkit/weights/``, checked against
+    their provenance: ``study`` (the study preset on the real clips, ``make pretrain``) or
+    ``study-digits`` (on Moving Digits, ``make pretrain-digits``); see
+    :func:`stipkit.training.zoo.pretrained`."""
     from .training.zoo import pretrained as load
 
     return load(name)

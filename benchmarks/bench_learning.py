@@ -79,12 +79,13 @@ def grid_cost(budget_name: str = "benchmark", seconds_per_iteration: float | Non
     from stipkit.experiments import ablation
     b = BUDGETS[budget_name]
     runs = grid_runs(budget_name)
-    done = []
+    done = []   # the runs trained, as grid_runs counts them: the learning-rate trials, seeds 1-4
     for path in (ablation.results_path(b), ablation.lr_choices_path(b)):
         if path.exists():
             df = pd.read_csv(path)
             keys = [c for c in ("table", "variant", "data", "start", "seed", "lr") if c in df]
-            done.append(df.drop_duplicates(keys)["wall_s"])
+            df = df.drop_duplicates(keys)
+            done.append(df[df["seed"] != 0]["wall_s"] if "seed" in df else df["wall_s"])
     measured = pd.concat(done) if done else pd.Series(dtype=float)
     row = {"budget": budget_name, "runs in the grid": len(runs), "runs cached": len(measured),
            "iteration cap": b.ablation_iterations}

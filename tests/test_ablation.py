@@ -171,6 +171,15 @@ def tmp_runs(tmp_path, monkeypatch):
     return tmp_path
 
 
+def test_a_loaded_run_keeps_the_time_it_took_to_train(tmp_runs):
+    first = ablation.run_variant("VI", "both", "embedded", 0, CI, progress=False)
+    history = pd.read_csv(ablation.run_dir("VI", "both", "embedded", 0, CI) / "history.csv")
+    trained = float(history["step_s"].sum() + history["data_s"].sum())
+    again = ablation.run_variant("VI", "both", "embedded", 0, CI, progress=False)  # loaded
+    for res in (first, again):
+        assert res["wall_s"].iloc[0] >= round(trained, 1) - 0.05
+
+
 def test_a_run_trains_scores_and_is_cached(tmp_runs):
     res = ablation.run_table("VI", data=("embedded",), seeds=(0,), budget=CI, variants=["both"],
                              progress=False, command="pytest")

@@ -262,8 +262,10 @@ def run_variant(table: str, variant: str, data: str, seed: int, budget: Budget, 
     columns of :func:`stipkit.scoring.evaluate.evaluate` and the run's ``table``, ``variant``,
     ``data``, ``seed``, ``start``, ``lr``, ``preset``, ``iterations`` (the cap),
     ``trained`` (the iterations it ran: fewer when stopped on validation), ``best_iteration`` and
-    ``val_score`` (its best validation score, when scored on validation), ``wall_s`` (training
-    + scoring, seconds) and ``command``.
+    ``val_score`` (its best validation score, when scored on validation), ``wall_s`` (seconds:
+    the run's training on its own clock -- its history's step and data times, so that a run
+    loaded from its checkpoint keeps what it cost to train -- plus this call's scoring) and
+    ``command``.
     """
     from ..data.build import test_split
     from ..scoring.evaluate import evaluate
@@ -275,9 +277,9 @@ def run_variant(table: str, variant: str, data: str, seed: int, budget: Budget, 
                          command=command, start=start, lr=lr)
         return df.assign(table=table, variant=variant,
                          method=df["method"].where(is_baseline(df["method"]), variant))
-    t0 = time.perf_counter()
     ckpt_path, history, _ = train_run(table, variant, data, seed, budget, start=start, lr=lr,
                                       progress=progress)
+    t0 = time.perf_counter() - float(history["step_s"].sum() + history["data_s"].sum())
     val_score, best_it = _validation_best(ckpt_path, history, budget) \
         if budget.ablation_eval_every else (math.nan, int(history["iteration"].max()))
     predictor, cfg = load_predictor(ckpt_path)

@@ -85,3 +85,12 @@ def test_the_strip_reads_the_checkpoints_there_are_and_trains_nothing(tmp_path, 
     assert [k for k in s if k not in ("frames", "input_length")] == ["STGRU"]  # the one there is
     assert s["STGRU"].shape[0] == s["frames"].shape[0] - s["input_length"]
     assert 0 <= float(s["STGRU"].min()) and float(s["STGRU"].max()) <= 1
+
+
+def test_stopping_reports_where_each_variants_kept_weights_come_from():
+    res = fake_results({("digits", "copy_last", "stgru"): 3}).assign(best_iteration=[
+        it for it in (300, 900, 600) for _ in range(4)], trained=1500)
+    out = benchmark.stopping(res, "VII")
+    assert out[["label", "seeds", "kept_median", "kept_min", "kept_max", "trained_median"]].values.tolist() \
+        == [["STGRU", 3, 600.0, 300, 900, 1500.0]]
+    assert benchmark.stopping(res.iloc[:0], "VII").empty

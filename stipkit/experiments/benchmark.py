@@ -83,6 +83,22 @@ def verdicts(res: pd.DataFrame, table: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
 
 
+def stopping(res: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Where the runs of :func:`results` stopped: per (data, start, variant), the median and range
+    over seeds of the iteration whose weights were kept (``best_iteration``: the best validation
+    PSNR) and of the iterations trained (``trained``; the cap is the budget's)."""
+    if not len(res):
+        return pd.DataFrame()
+    a = v.ablation(table)
+    runs = res[~v.is_baseline(res["method"])].drop_duplicates(["data", "start", "variant", "seed"])
+    out = runs.groupby(["data", "start", "variant"], sort=False).agg(
+        seeds=("seed", "nunique"), kept_median=("best_iteration", "median"),
+        kept_min=("best_iteration", "min"), kept_max=("best_iteration", "max"),
+        trained_median=("trained", "median")).reset_index()
+    out.insert(3, "label", out["variant"].map(a.label))
+    return out.drop(columns="variant")
+
+
 def strip(table: str, data: str = "digits", start: str = "copy_last", seed: int = 0,
           window: int = 0) -> dict | None:
     """One test window of ``data`` predicted by each variant of ``table`` whose benchmark run

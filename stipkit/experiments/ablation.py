@@ -396,9 +396,11 @@ def current_runs(res: pd.DataFrame, table: str, budget: Budget, warn: bool = Tru
 
 def notebook_results(table: str, budget: Budget, progress: bool = True) -> pd.DataFrame:
     """What notebooks 04-06 show: the budget's live seeds of every variant trained here (a
-    finished checkpoint in runs/ is loaded instead), merged with the other seeds of the cache."""
-    return run_table(table, budget.ablation_data, budget.ablation_live_seeds, budget=budget,
-                     progress=progress, command=LIVE, reuse=False)
+    finished checkpoint in runs/ is loaded instead), merged with the other seeds of the cache, on
+    the budget's ``ablation_data`` only."""
+    res = run_table(table, budget.ablation_data, budget.ablation_live_seeds, budget=budget,
+                    progress=progress, command=LIVE, reuse=False)
+    return res[res["data"].isin(budget.ablation_data)].reset_index(drop=True)
 
 
 def command_line() -> str:

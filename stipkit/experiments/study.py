@@ -76,9 +76,9 @@ def trained_model(budget: Budget, progress: bool = True,
     DataFrame) of the budget's run.
 
     ``train_live=False``: when the run is not cached, load the weights the kit ships of this very
-    run (:func:`stipkit.training.zoo.shipped_run`; notebook 03's Moving Digits run, ``make
-    pretrain-digits``) instead of
-    training it; without such weights it trains, as with ``train_live=True``.
+    run instead of training it (:func:`stipkit.training.zoo.shipped_run`; notebook 03's Moving
+    Digits run, ``make pretrain-digits``); without such weights it trains, as with
+    ``train_live=True``.
 
     Trains the budget's preset on ``data`` (default: the budget's; Moving Digits as its second
     run, see :meth:`Budget.datasets`) with :func:`stipkit.training.train.train` into ``run_dir``

@@ -47,14 +47,9 @@ def provenance(name: str = "study", folder: str | os.PathLike | None = None) -> 
     return json.loads(path.read_text())
 
 
-def pretrained(name: str = "study", folder: str | os.PathLike | None = None):
-    """``(predictor in eval mode, Config)`` of the shipped weights ``name``, as
-    :func:`stipkit.training.checkpoint.load_predictor` returns them (float32 on the CPU).
-
-    Raises :class:`~stipkit.training.checkpoint.CheckpointError` when the weights or their provenance are
-    missing, or when the file's size or sha256 differ from what its provenance records (a
-    corrupt, truncated or replaced file).
-    """
+def _checked_path(name: str, folder: str | os.PathLike | None = None) -> Path:
+    """The ``.pt`` of the weights ``name``, after checking its size and sha256 against its
+    provenance (the checks of :func:`pretrained`)."""
     folder = Path(folder) if folder is not None else WEIGHTS
     record = provenance(name, folder)
     path = folder / record["file"]
@@ -67,7 +62,18 @@ def pretrained(name: str = "study", folder: str | os.PathLike | None = None):
             f"{path} does not match its provenance {folder / (name + '.json')}: sha256 {digest} "
             f"({size:,} bytes), recorded {record['sha256']} ({record['bytes']:,} bytes). Restore "
             "both files from git, or re-make them with `make pretrain`")
-    return load_predictor(path)
+    return path
+
+
+def pretrained(name: str = "study", folder: str | os.PathLike | None = None):
+    """``(predictor in eval mode, Config)`` of the shipped weights ``name``, as
+    :func:`stipkit.training.checkpoint.load_predictor` returns them (float32 on the CPU).
+
+    Raises :class:`~stipkit.training.checkpoint.CheckpointError` when the weights or their provenance are
+    missing, or when the file's size or sha256 differ from what its provenance records (a
+    corrupt, truncated or replaced file).
+    """
+    return load_predictor(_checked_path(name, folder))
 
 
 def _which_weights(ckpt: dict) -> str:
@@ -118,9 +124,7 @@ def export(checkpoint: str | os.PathLike, name: str = "study", *, command: str,
 def history(name: str = "study", folder: str | os.PathLike | None = None) -> list[dict]:
     """The training history (one dict per iteration, the rows of the run's ``history.csv``) that
     :func:`export` kept with the weights ``name``; empty for weights exported without it."""
-    folder = Path(folder) if folder is not None else WEIGHTS
-    pretrained(name, folder)  # the same checks as loading
-    return list(load_checkpoint(folder / provenance(name, folder)["file"])["extra"].get("history", []))
+    return list(load_checkpoint(_checked_path(name, folder))["extra"].get("history", []))
 
 
 def shipped_run(budget, data: str, folder: str | os.PathLike | None = None):
@@ -140,8 +144,9 @@ def shipped_run(budget, data: str, folder: str | os.PathLike | None = None):
             return None
     except ConfigError:
         return None
-    predictor, cfg = pretrained(name, folder)
-    return predictor, cfg, pd.DataFrame(history(name, folder)), record
+    path = _checked_path(name, folder)  # checked once, then read for weights and history
+    predictor, cfg = load_predictor(path)
+    return predictor, cfg, pd.DataFrame(load_checkpoint(path)["extra"].get("history", [])), record
 
 
 __all__ = ["WEIGHTS", "available", "provenance", "pretrained", "export", "history", "shipped_run"]

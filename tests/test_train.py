@@ -67,6 +67,7 @@ def test_loss_modes_train_and_log(tmp_path, loss):
     assert ("d" in hist) == (loss != "mse") and ("lp" in hist) == (loss == "mse+gan+lp")
     assert (tmp_path / "history.csv").exists() and (tmp_path / "checkpoint.pt").exists()
     assert hist["lr"].iloc[-1] == pytest.approx(small_config().train.lr * 0.5)  # decayed at it 2
+    assert (hist["threads"] == torch.get_num_threads()).all()  # bitwise repeats need equal threads
 
 
 def test_resume_equals_uninterrupted_run_bitwise(tmp_path):

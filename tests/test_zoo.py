@@ -21,8 +21,14 @@ def exported(tmp_path_factory):
     cfg = get_preset("ci")
     cfg = replace(cfg, train=replace(cfg.train, loss="mse", ema=0.5))
     data = MovingDigits(num_sequences=8, total_length=cfg.train_length, resolution=(32, 32))
-    train(cfg, data, tmp / "run", iterations=3, progress=False)
-    record = zoo.export(tmp / "run" / "checkpoint.pt", "tiny", command="pytest", folder=tmp / "w")
+    n = torch.get_num_threads()
+    try:  # trained on one thread, exported on two: the record keeps the training's
+        torch.set_num_threads(1)
+        train(cfg, data, tmp / "run", iterations=3, progress=False)
+        torch.set_num_threads(2)
+        record = zoo.export(tmp / "run" / "checkpoint.pt", "tiny", command="pytest", folder=tmp / "w")
+    finally:
+        torch.set_num_threads(n)
     return tmp, record
 
 
@@ -32,6 +38,7 @@ def test_export_then_load_round_trip(exported):
     assert record["iterations"] == 3 and record["command"] == "pytest" and record["dtype"] == "float16"
     assert record["weights"].startswith("weight average") and record["data"] == "embedded"
     assert json.loads((tmp / "w" / "tiny.json").read_text())["sha256"] == record["sha256"]
+    assert record["train_threads"] == [1]  # the training's threads, not the exporter's
     model, cfg = zoo.pretrained("tiny", tmp / "w")
     trained, cfg2 = load_predictor(tmp / "run" / "checkpoint.pt")  # the EMA weights
     assert cfg == cfg2 and not model.training

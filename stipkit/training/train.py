@@ -200,7 +200,8 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
     """Train the predictor and discriminator of ``cfg`` on ``train_set`` (samples (T, C, H, W)).
 
     Writes ``out_dir/checkpoint.pt`` (every ``ckpt_every`` iterations and at the end) and
-    ``out_dir/history.csv``; returns the history as a DataFrame (one row per iteration, plus
+    ``out_dir/history.csv``; returns the history as a DataFrame (one row per iteration: the
+    losses, ``lr``, the seconds ``data_s`` and ``step_s`` and torch's CPU ``threads``, plus
     ``eval_*`` columns every ``eval_every`` iterations when ``eval_fn(predictor) -> dict`` is
     given). With ``cfg.train.ema`` > 0 an exponential moving average of the predictor's weights
     is kept beside it (``torch.optim.swa_utils``): it is what ``eval_fn`` scores and what
@@ -298,7 +299,8 @@ def train(cfg: Config, train_set, out_dir, *, iterations: int | None = None, res
         if ema is not None:
             ema.update_parameters(predictor)
         row = {"iteration": it + 1, **logs, "eta": sampling_eta(tc, it),
-               "lr": lr, "data_s": t_data, "step_s": time.perf_counter() - t0}
+               "lr": lr, "data_s": t_data, "step_s": time.perf_counter() - t0,
+               "threads": torch.get_num_threads()}  # CPU kernels repeat bitwise only at equal threads
         if eval_fn is not None and eval_every and (it + 1) % eval_every == 0:  # every rank
             scored = predictor if ema is None else ema.module
             scores = eval_fn(scored)

@@ -109,8 +109,10 @@ def export(checkpoint: str | os.PathLike, name: str = "study", *, command: str,
         "command": command, "preset": cfg.name, "data": cfg.dataset,
         "iterations": ckpt["iteration"], "batch_size": cfg.train.batch_size,
         "train_minutes": round(sum(r.get("step_s", 0.0) for r in history) / 60, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch "
-                   f"{torch.get_num_threads()} threads",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        # the training's torch threads (CPU kernels repeat bitwise only at equal threads); None
+        # for a history recorded before the kit kept them
+        "train_threads": sorted({r["threads"] for r in history if "threads" in r}) or None,
         "stipkit_version": version("stipkit"), "torch_version": torch.__version__,
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "config": to_dict(cfg),

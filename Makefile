@@ -85,7 +85,9 @@ bench: setup
 # benchmarks/results/benchmark.csv (and -lr.csv: the learning-rate trials) with each run's
 # command and wall time. Resumable: a finished run is kept (ABLATE_FLAGS=--rerun retrains), an
 # interrupted one resumes from its checkpoint. Two processes of one thread each use a 2-core CPU
-# best; its CPU-hours are in benchmarks/bench_learning.py's table and the README.
+# best; its CPU-hours are in benchmarks/bench_learning.py's table and the README. The real clips
+# run at the study preset (the smallest measured to learn them): about 150 CPU-hours, GPU work;
+# ABLATE_FLAGS="--data digits" runs the Moving Digits half alone (about 20 CPU-hours).
 ABLATE_FLAGS ?=
 ABLATE_BUDGET ?= benchmark
 ABLATE = $(BIN)/python -m stipkit ablate --budget $(ABLATE_BUDGET) --threads 1 $(ABLATE_FLAGS)

@@ -21,12 +21,13 @@ the iterations only, evaluation excluded). The test clips are never read here. P
 This is the number speed work should move. Nothing is asserted; timings depend on the machine
 (they are noisy on a shared VM) and the thread count.
 
-``--grid`` prints instead what `make ablations` (the benchmark budget's whole grid) costs: the
+``--grid`` prints instead what `make ablations` (the benchmark budget's whole grid) costs, per
+dataset (each at its preset: Moving Digits at ``ablation64``, the real clips at ``study``): the
 runs it trains (learning-rate trials included, shared runs counted once) and, from the runs
-already in ``benchmarks/results/benchmark*.csv``, the measured CPU-hours per run and in all
-(a run's ``wall_s`` at one thread; each run stops on validation, so its length is measured, not
-assumed), or, before any run exists, an estimate from ``--seconds-per-iteration`` (time it on an
-idle core: ``--time-one``) at the iteration cap.
+already in ``benchmarks/results/benchmark*.csv`` at that preset, the measured CPU-hours per run and
+in all (a run's ``wall_s`` at one thread; each run stops on validation, so its length is
+measured, not assumed), or, before any run exists, an estimate at the iteration cap from
+``--seconds-per-iteration PRESET=S`` (time it on an idle core: ``--time-one``).
 
     .venv/bin/python benchmarks/bench_learning.py                    # both datasets, ~30 min
     .venv/bin/python benchmarks/bench_learning.py --data digits --csv curve.csv
@@ -72,44 +73,59 @@ def grid_runs(budget_name: str = "benchmark") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def grid_cost(budget_name: str = "benchmark", seconds_per_iteration: float | None = None) -> dict:
-    """The grid's size and CPU-hours: measured from the cached runs when there are any, else
-    estimated at the iteration cap from ``seconds_per_iteration``."""
+def grid_cost(budget_name: str = "benchmark",
+              seconds_per_iteration: dict[str, float] | None = None) -> pd.DataFrame:
+    """The grid's size and CPU-hours, one row per dataset (each at its preset,
+    ``Budget.ablation_preset_for``) and a total: measured from the runs trained so far at that
+    preset (``wall_s`` at one thread: runs stop on validation, so their length is measured, not
+    assumed), else estimated at the iteration cap from ``seconds_per_iteration[preset]``."""
     from stipkit.config.budget import BUDGETS
     from stipkit.experiments import ablation
     b = BUDGETS[budget_name]
     runs = grid_runs(budget_name)
-    done = []   # the runs trained, as grid_runs counts them: the learning-rate trials, seeds 1-4
+    trained = []   # the runs trained, as grid_runs counts them: the learning-rate trials, seeds 1-4
     for path in (ablation.results_path(b), ablation.lr_choices_path(b)):
         if path.exists():
             df = pd.read_csv(path)
-            keys = [c for c in ("table", "variant", "data", "start", "seed", "lr") if c in df]
+            df["preset"] = df["preset"].fillna(b.ablation_preset) if "preset" in df else b.ablation_preset
+            keys = [c for c in ("table", "variant", "data", "start", "seed", "lr", "preset") if c in df]
             df = df.drop_duplicates(keys)
-            done.append(df[df["seed"] != 0]["wall_s"] if "seed" in df else df["wall_s"])
-    measured = pd.concat(done) if done else pd.Series(dtype=float)
-    row = {"budget": budget_name, "runs in the grid": len(runs), "runs cached": len(measured),
-           "iteration cap": b.ablation_iterations}
-    if len(measured):
-        per_run = float(measured.mean())
-        row.update({"CPU-min per run (measured mean)": round(per_run / 60, 2),
-                    "CPU-hours, whole grid": round(per_run * len(runs) / 3600, 1)})
-    elif seconds_per_iteration:
-        per_run = seconds_per_iteration * b.ablation_iterations
-        row.update({"CPU-min per run (at the cap, estimated)": round(per_run / 60, 2),
-                    "CPU-hours, whole grid (at most)": round(per_run * len(runs) / 3600, 1)})
-    row["wall hours on 2 cores (2 processes)"] = round(row.get(
-        "CPU-hours, whole grid", row.get("CPU-hours, whole grid (at most)", float("nan"))) / 2, 1)
-    return row
+            trained.append(df[df["seed"] != 0] if "seed" in df else df)
+    trained = pd.concat(trained) if trained else pd.DataFrame(columns=["data", "preset", "wall_s"])
+    rows = []
+    for data in b.ablation_data:
+        preset = b.ablation_preset_for(data)
+        n = int((runs["data"] == data).sum())
+        done = trained[(trained["data"] == data) & (trained["preset"] == preset)]["wall_s"]
+        row = {"data": data, "preset": preset, "runs in the grid": n, "runs trained": len(done)}
+        spi = (seconds_per_iteration or {}).get(preset)
+        if len(done):
+            per_run, how = float(done.mean()), "measured mean"
+        elif spi:
+            per_run, how = spi * b.ablation_iterations, f"at the {b.ablation_iterations}-iteration cap, estimated"
+        else:
+            per_run, how = float("nan"), "not measured (--time-one)"
+        row.update({"CPU-min per run": round(per_run / 60, 2), "how": how,
+                    "CPU-hours": round(per_run * n / 3600, 1)})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    total = {"data": "all", "preset": "", "runs in the grid": int(table["runs in the grid"].sum()),
+             "runs trained": int(table["runs trained"].sum()), "CPU-min per run": float("nan"),
+             "how": "", "CPU-hours": round(float(table["CPU-hours"].sum(min_count=len(table))), 1)}
+    table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+    table["wall hours on 2 cores (2 processes)"] = (table["CPU-hours"] / 2).round(1)
+    return table.set_index("data")
 
 
-def time_one(budget_name: str = "benchmark", iterations: int = 40) -> float:
-    """Seconds per training iteration of the budget's ablation preset (STIP, one thread)."""
+def time_one(budget_name: str = "benchmark", data: str = "digits", iterations: int = 40) -> float:
+    """Seconds per training iteration of the budget's ablation preset on ``data`` (STIP, one
+    thread)."""
     import time
     from stipkit.config.budget import BUDGETS
     from stipkit.experiments import ablation
     torch.set_num_threads(1)
     b = BUDGETS[budget_name]
-    cfg = ablation.variant_config("VI", "both", "embedded", 0, b)
+    cfg = ablation.variant_config("VI", "both", data, 0, b)
     cfg = replace(cfg, train=replace(cfg.train, patience=0))
     train_set = default_dataset(cfg, "train")
     with tempfile.TemporaryDirectory() as out:
@@ -186,10 +202,11 @@ def main(argv=None) -> None:
     ap.add_argument("--csv", help="also write every evaluation (the curves) to this CSV")
     ap.add_argument("--grid", action="store_true",
                     help="print the cost of `make ablations` (the benchmark grid) instead")
-    ap.add_argument("--seconds-per-iteration", type=float,
-                    help="--grid: the ablation preset's time per iteration at one thread")
+    ap.add_argument("--seconds-per-iteration", nargs="+", metavar="PRESET=SECONDS",
+                    help="--grid: a preset's time per iteration at one thread, for the datasets "
+                         "with no run yet (e.g. study=0.5)")
     ap.add_argument("--time-one", action="store_true",
-                    help="--grid: time the ablation preset here first (run it on an idle machine)")
+                    help="--grid: time each dataset's preset here first (run it on an idle machine)")
     ap.add_argument("--history", nargs="+", metavar="DATA=PATH",
                     help="summarise finished runs from their history.csv instead of training "
                          "(e.g. embedded=runs/levers/rollout_7/history.csv)")
@@ -205,10 +222,19 @@ def main(argv=None) -> None:
         print(table.to_markdown())
         return
     if args.grid:
-        spi = time_one() if args.time_one else args.seconds_per_iteration
+        from stipkit.config.budget import BUDGETS
+        b = BUDGETS["benchmark"]
+        spi = dict(pair.split("=", 1) for pair in args.seconds_per_iteration or [])
+        try:
+            spi = {k: float(v) for k, v in spi.items()}
+        except ValueError:
+            ap.error(f"--seconds-per-iteration takes PRESET=SECONDS, got {args.seconds_per_iteration}")
         if args.time_one:
-            print(f"ablation64, one thread: {spi:.3f} s per iteration")
-        print(pd.Series(grid_cost("benchmark", spi)).to_markdown())
+            for data in b.ablation_data:
+                preset = b.ablation_preset_for(data)
+                spi[preset] = time_one("benchmark", data)
+                print(f"{preset} on {data}, one thread: {spi[preset]:.3f} s per iteration")
+        print(grid_cost("benchmark", spi).to_markdown())
         return
     if args.threads:
         torch.set_num_threads(args.threads)

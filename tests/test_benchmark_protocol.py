@@ -25,12 +25,59 @@ def tmp_runs(tmp_path, monkeypatch):
 def test_the_benchmark_budget_states_the_protocol():
     b = BUDGETS["benchmark"]
     assert b.ablation_preset == "ablation64" and len(b.ablation_seeds) >= 5
+    # the real clips take the study preset, the smallest measured to learn them (protocol.md)
+    assert b.ablation_preset_for("digits") == "ablation64" and b.ablation_preset_for("embedded") == "study"
     assert set(b.ablation_starts) == {"copy_last", "default"} and len(b.ablation_lrs) >= 2
     assert b.ablation_patience > 0 and b.ablation_eval_every > 0
     from stipkit.config import get_preset
-    cfg = get_preset(b.ablation_preset)
-    assert (cfg.model.height, cfg.model.width) == (64, 64)  # LPIPS on more than 1x1 AlexNet maps
+    for data in ablation.DATA:
+        cfg = get_preset(b.ablation_preset_for(data))
+        assert (cfg.model.height, cfg.model.width) == (64, 64)  # LPIPS on more than 1x1 AlexNet maps
     assert ablation.results_path(b).name == "benchmark.csv"
+
+
+def test_every_variant_of_the_grid_builds_at_its_datasets_preset():
+    from stipkit.models import build_model
+    from stipkit.reports.ablation_tables import ABLATIONS
+    b = BUDGETS["benchmark"]
+    for data in ablation.DATA:
+        for table, a in ABLATIONS.items():
+            for v in a.variants:
+                cfg = ablation.variant_config(table, v, data, 0, b, "copy_last", 1e-3)
+                assert cfg.name.startswith(b.ablation_preset_for(data)), (table, v, data, cfg.name)
+                build_model(cfg)
+    # the two datasets' runs live apart, and the digits runs where they always were
+    emb = ablation.run_dir("VII", "stgru", "embedded", 0, b, "copy_last", 1e-3).name
+    dig = ablation.run_dir("VII", "stgru", "digits", 0, b, "copy_last", 1e-3).name
+    assert "-study-" in emb and dig == "benchmark-VII-stgru-copy_last-lr0.001-d2-digits-s0"
+
+
+def test_a_dataset_with_its_own_preset_keeps_its_own_runs_and_rates(tmp_runs, monkeypatch):
+    """Runs and learning-rate trials at another preset are other runs: never reused, never
+    overwritten (the benchmark's 64x64 pilot on the real clips stays beside the study-preset runs)."""
+    import pandas as pd
+    from stipkit.config import get_preset
+    real = ablation.get_preset
+
+    def presets(name):  # "ci-b": the ci preset with another batch size
+        return replace(get_preset("ci"), name="ci-b", train=replace(
+            get_preset("ci").train, batch_size=3)) if name == "ci-b" else real(name)
+    monkeypatch.setattr(ablation, "get_preset", presets)
+    one = replace(TINY, ablation_starts=("copy_last",))
+    two = replace(one, ablation_presets=(("digits", "ci-b"),))
+    assert ablation.variant_config("VII", "convgru", "digits", 0, two).train.batch_size == 3
+    assert ablation.variant_config("VII", "convgru", "embedded", 0, two).train.batch_size != 3
+    assert ablation.run_dir("VII", "convgru", "digits", 0, two) != \
+        ablation.run_dir("VII", "convgru", "digits", 0, one)
+    kw = dict(data=("digits",), seeds=(0,), variants=["convgru"], progress=False)
+    first = ablation.run_table("VII", budget=one, command="one", **kw)
+    second = ablation.run_table("VII", budget=two, command="two", **kw)
+    assert set(first["preset"]) == {"ci"} and set(second["preset"]) == {"ci-b"}
+    cached = ablation.load_results(two)
+    runs = cached[cached["method"] == "convgru"]
+    assert sorted(runs.groupby("preset")["command"].first()) == ["one", "two"]  # both kept
+    trials = pd.read_csv(ablation.lr_choices_path(two))
+    assert trials.groupby("preset").size().to_dict() == {"ci": 2, "ci-b": 2}
 
 
 def test_variant_config_sets_the_start_the_rate_and_the_patience():

@@ -57,7 +57,7 @@ def test_results_reads_only_the_benchmark_preset_of_one_table():
     if res.empty:
         pytest.skip("no benchmark run committed")
     assert set(res["table"]) == {"VII"}
-    assert set(res["preset"]) == {benchmark.BUDGET.ablation_preset}
+    assert (res["preset"] == res["data"].map(benchmark.BUDGET.ablation_preset_for)).all()
     with pytest.raises(ValueError, match="IX"):
         benchmark.results("IX")
 
@@ -94,3 +94,31 @@ def test_stopping_reports_where_each_variants_kept_weights_come_from():
     assert out[["label", "seeds", "kept_median", "kept_min", "kept_max", "trained_median"]].values.tolist() \
         == [["STGRU", 3, 600.0, 300, 900, 1500.0]]
     assert benchmark.stopping(res.iloc[:0], "VII").empty
+
+
+def test_the_grid_cost_is_per_dataset_at_its_preset(tmp_path, monkeypatch):
+    """`bench_learning.py --grid`: each dataset's runs at its own preset, measured where some ran
+    (a run at another preset, like the real clips' 64x64 pilot, is not counted), else estimated."""
+    import sys
+
+    from stipkit.experiments import ablation
+    sys.path.insert(0, str(ablation.REPO / "benchmarks"))
+    from bench_learning import grid_cost, grid_runs
+    results, trials = tmp_path / "benchmark.csv", tmp_path / "benchmark-lr.csv"
+    pd.DataFrame({"table": "VII", "variant": "stgru", "data": ["digits", "embedded"], "start": "copy_last",
+                  "seed": 1, "preset": "ablation64", "wall_s": [120.0, 60.0]}).to_csv(results, index=False)
+    pd.DataFrame({"table": "VII", "variant": "stgru", "data": "digits", "start": "copy_last",  # before
+                  "lr": [1e-3, 2e-3], "wall_s": [180.0, 240.0]}).to_csv(trials, index=False)  # the column
+    monkeypatch.setattr(ablation, "results_path", lambda b: results)
+    monkeypatch.setattr(ablation, "lr_choices_path", lambda b: trials)
+    n = grid_runs().groupby("data").size()
+    cost = grid_cost()
+    assert list(cost.index) == ["embedded", "digits", "all"]
+    assert cost.loc["digits", "preset"] == "ablation64" and cost.loc["embedded", "preset"] == "study"
+    assert cost.loc["digits", "runs trained"] == 3 and cost.loc["digits", "CPU-min per run"] == 3.0
+    assert cost.loc["digits", "CPU-hours"] == round(3.0 * n["digits"] / 60, 1)
+    assert cost.loc["embedded", "runs trained"] == 0 and "not measured" in cost.loc["embedded", "how"]
+    est = grid_cost(seconds_per_iteration={"study": 0.5})
+    assert est.loc["embedded", "CPU-min per run"] == 0.5 * benchmark.BUDGET.ablation_iterations / 60
+    assert est.loc["all", "CPU-hours"] == pytest.approx(
+        est.loc["embedded", "CPU-hours"] + est.loc["digits", "CPU-hours"], abs=0.11)

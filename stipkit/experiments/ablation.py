@@ -62,7 +62,8 @@ DATA_VERSION = 2
 
 def variant_config(table: str, variant: str, data: str, seed: int, budget: Budget,
                    start: str = PRESET_START, lr: float | None = None) -> Config:
-    """The config of one run: the budget's ablation preset with the variant's changes, started
+    """The config of one run: the budget's ablation preset on ``data``
+    (``Budget.ablation_preset_for``) with the variant's changes, started
     as ``start`` (``ModelConfig.init``: "copy_last" | "default"; :data:`PRESET_START` keeps
     the preset's and variant's own) at learning rate ``lr`` (default: the preset's). Under a
     budget with ``ablation_patience`` the run stops on its validation score
@@ -71,7 +72,7 @@ def variant_config(table: str, variant: str, data: str, seed: int, budget: Budge
     if variant not in a.variants:
         raise ValueError(f"variant={variant!r} is not in Table {table}: valid are {list(a.variants)}")
     _, model_kw, train_kw = a.variants[variant]
-    base = get_preset(budget.ablation_preset)
+    base = get_preset(budget.ablation_preset_for(data))
     model_kw = dict(model_kw)
     if "memory" in model_kw:
         model_kw["memory"] = memory_config(model_kw["memory"], **model_kw.pop("memory_fields", {}))
@@ -90,15 +91,16 @@ def variant_config(table: str, variant: str, data: str, seed: int, budget: Budge
 def reused_from(table: str, variant: str, budget: Budget,
                 start: str = PRESET_START) -> tuple[str, str] | None:
     """The (table, variant) whose runs this variant reuses: its ``Ablation.same_as`` source when
-    the two configs are equal but for their names at this budget and start, else None (e.g.
-    Table VIII's MSE run is Table VI's full model only when a start is given for both: at the
-    presets' own starts Table VI starts from PyTorch's initialisation)."""
+    the two configs are equal but for their names at this budget and start, on every dataset
+    (each may have its own preset), else None (e.g. Table VIII's MSE run is Table VI's full
+    model only when a start is given for both: at the presets' own starts Table VI starts from
+    PyTorch's initialisation)."""
     src = ablation(table).same_as.get(variant)
     if src is None:
         return None
-    ours = variant_config(table, variant, DATA[0], 0, budget, start)
-    theirs = variant_config(*src, DATA[0], 0, budget, start)
-    return src if replace(ours, name="") == replace(theirs, name="") else None
+    same = all(replace(variant_config(table, variant, d, 0, budget, start), name="")
+               == replace(variant_config(*src, d, 0, budget, start), name="") for d in DATA)
+    return src if same else None
 
 
 def run_dir(table: str, variant: str, data: str, seed: int, budget: Budget,
@@ -111,6 +113,8 @@ def run_dir(table: str, variant: str, data: str, seed: int, budget: Budget,
     rev = run_revision(table, variant, budget)
     slug += f"-r{rev}" if rev > 1 else ""   # a corrected cell never resumes an older cell's run
     slug += "" if start == PRESET_START else f"-{start}"
+    preset = budget.ablation_preset_for(data)   # named where a dataset takes its own preset
+    slug += "" if preset == budget.ablation_preset else f"-{preset}"
     slug += "" if lr is None else f"-lr{lr:g}"
     slug += f"-d{DATA_VERSION}"   # a run on older data is never resumed
     return RUNS / "ablations" / f"{budget.name}-{table}-{slug}-{data}-s{seed}"
@@ -128,7 +132,8 @@ def stale_runs(results: pd.DataFrame, budget: Budget) -> pd.DataFrame:
     """The cached runs (table, variant, data, seed) whose memory cell has changed since they were
     trained (their ``revision`` is not the cell's current one): they are retrained by
     :func:`run_table` and left out of its results."""
-    cols = ["table", "variant", "data", "seed", "revision"] + (["start"] if "start" in results else [])
+    cols = ["table", "variant", "data", "seed", "revision"] + [
+        c for c in ("start", "preset") if c in results]
     if not len(results):
         return pd.DataFrame(columns=cols + ["current"])
     runs = results[cols].drop_duplicates()
@@ -195,12 +200,13 @@ def choose_lr(table: str, variant: str, data: str, budget: Budget, start: str = 
     trials = pd.read_csv(path) if path.exists() else pd.DataFrame(
         columns=["table", "variant", "data", "start", "lr", "val_score", "best_iteration",
                  "iterations", "wall_s", "command"])
-    rev = run_revision(table, variant, budget)
-    for col, old in (("revision", 1), ("data_version", 1)):   # trials cached before the columns
+    rev, preset = run_revision(table, variant, budget), budget.ablation_preset_for(data)
+    # trials cached before the columns: revision-1 cells, version-1 data, the budget's one preset
+    for col, old in (("revision", 1), ("data_version", 1), ("preset", budget.ablation_preset)):
         trials[col] = trials[col].fillna(old) if col in trials else old
-    # a trial of another memory revision or on older data is never reused
+    # a trial of another memory revision, preset or on older data is never reused
     mine = lambda t: t[(t["table"] == table) & (t["variant"] == variant) & (t["data"] == data)  # noqa: E731
-                       & (t["start"] == start) & (t["revision"] == rev)
+                       & (t["start"] == start) & (t["revision"] == rev) & (t["preset"] == preset)
                        & (t["data_version"] == DATA_VERSION)]
     for lr in budget.ablation_lrs:
         if len(mine(trials)) and (mine(trials)["lr"] == lr).any():
@@ -211,7 +217,8 @@ def choose_lr(table: str, variant: str, data: str, budget: Budget, start: str = 
         row = pd.DataFrame([dict(table=table, variant=variant, data=data, start=start, lr=lr,
                                  val_score=score, best_iteration=best_it,
                                  iterations=int(history["iteration"].max()), wall_s=round(wall, 1),
-                                 command=command, revision=rev, data_version=DATA_VERSION)])
+                                 command=command, revision=rev, data_version=DATA_VERSION,
+                                 preset=preset)])
         trials = _rewrite_csv(path, lambda: _appended(path, row))
     mine_now = mine(trials)
     return float(mine_now.loc[mine_now["val_score"].idxmax(), "lr"])
@@ -287,7 +294,8 @@ def run_variant(table: str, variant: str, data: str, seed: int, budget: Budget, 
                   progress=False)
     df["method"] = df["method"].where(is_baseline(df["method"]), variant)
     meta = dict(table=table, variant=variant, data=data, seed=seed, start=start,
-                lr=cfg.train.lr, preset=budget.ablation_preset, iterations=cfg.train.iterations,
+                lr=cfg.train.lr, preset=budget.ablation_preset_for(data),
+                iterations=cfg.train.iterations,
                 trained=int(history["iteration"].max()), best_iteration=best_it,
                 val_score=val_score, wall_s=round(time.perf_counter() - t0, 1), command=command,
                 revision=run_revision(table, variant, budget), data_version=DATA_VERSION)
@@ -299,7 +307,7 @@ def load_results(budget: Budget) -> pd.DataFrame:
     path = results_path(budget)
     if not path.exists():
         return pd.DataFrame(columns=["table", "variant", "data", "seed", "method", "t", "revision",
-                                     *METRICS])
+                                     "preset", *METRICS])
     df = pd.read_csv(path)
     # runs cached before cells had revisions were made by revision-1 cells
     df["revision"] = df["revision"].fillna(1).astype(int) if "revision" in df else 1
@@ -310,9 +318,12 @@ def load_results(budget: Budget) -> pd.DataFrame:
 
 
 def _key(df: pd.DataFrame) -> pd.Series:
+    """One run's rows: table, variant, data, seed, start and preset (a dataset's runs at another
+    preset are other runs, e.g. the benchmark's 64x64 pilot on the real clips)."""
     start = df["start"] if "start" in df else pd.Series(PRESET_START, index=df.index)
+    preset = df["preset"] if "preset" in df else pd.Series("", index=df.index)
     return (df["table"].astype(str) + "|" + df["variant"] + "|" + df["data"] + "|"
-            + df["seed"].astype(str) + "|" + start.astype(str))
+            + df["seed"].astype(str) + "|" + start.astype(str) + "|" + preset.astype(str))
 
 
 def save_results(new: pd.DataFrame, budget: Budget) -> pd.DataFrame:
@@ -329,7 +340,8 @@ def _merged(new: pd.DataFrame, budget: Budget) -> pd.DataFrame:
 
 def run_table(table: str, data=DATA, seeds=(0,), *, budget: Budget, variants=None, progress=True,
               command: str = LIVE, reuse: bool = True, starts=None) -> pd.DataFrame:
-    """Run every variant of ``table`` on each dataset, seed and start; returns the table's results.
+    """Run every variant of ``table`` on each dataset, seed and start; returns the table's results
+    (each dataset's at its preset, ``Budget.ablation_preset_for``).
 
     ``starts`` (default ``budget.ablation_starts``, or the presets' own when empty): the
     ``ModelConfig.init`` of the runs. With ``budget.ablation_lrs`` each (variant, data, start)
@@ -346,8 +358,9 @@ def run_table(table: str, data=DATA, seeds=(0,), *, budget: Budget, variants=Non
 
     def done(t, v, d, s, st):
         hit = cached[(cached["table"] == t) & (cached["variant"] == v) & (cached["data"] == d)
-                     & (cached["seed"] == s) & (cached["start"] == st)] if len(cached) else cached
-        ok = len(hit) and (hit["preset"] == budget.ablation_preset).all() and \
+                     & (cached["seed"] == s) & (cached["start"] == st)
+                     & (cached["preset"] == budget.ablation_preset_for(d))] if len(cached) else cached
+        ok = len(hit) and \
             (hit["iterations"] == budget.ablation_iterations).all() and \
             (hit["revision"] == run_revision(t, v, budget)).all() and \
             (hit["data_version"] == DATA_VERSION).all()
@@ -368,7 +381,8 @@ def run_table(table: str, data=DATA, seeds=(0,), *, budget: Budget, variants=Non
                               lr=lr)
         cached = save_results(new, budget)
     res = load_results(budget)
-    return current_runs(res[res["table"] == table], table, budget)
+    res = res[(res["table"] == table) & (res["preset"] == res["data"].map(budget.ablation_preset_for))]
+    return current_runs(res, table, budget)
 
 
 def current_runs(res: pd.DataFrame, table: str, budget: Budget, warn: bool = True) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """The kit-scale benchmark's committed results, read for the notebooks and the docs.
 
-`make ablations` (budget ``benchmark``: the ``ablation64`` preset, runs stopped on the validation
-split, a learning rate per method chosen on it, both starts, seeds 0-4) writes every finished run
+`make ablations` (budget ``benchmark``: the ``ablation64`` preset on Moving Digits, the ``study``
+preset on the real clips, runs stopped on the validation split, a learning rate per method chosen on it, both starts, seeds 0-4) writes every finished run
 to ``benchmarks/results/benchmark.csv``. These functions read that file without training
 anything: :func:`results` (a table's current runs), :func:`coverage` (how far the grid has got:
 seeds per variant, dataset and start), :func:`summary` and :func:`verdicts` (the scores of the
@@ -23,13 +23,14 @@ BUDGET = BUDGETS["benchmark"]
 
 
 def results(table: str) -> pd.DataFrame:
-    """The benchmark's current runs of ``table`` (at its preset and cap, on today's data and cells),
-    every start; empty when none has run."""
+    """The benchmark's current runs of ``table`` (at each dataset's preset and the cap, on today's
+    data and cells), every start; empty when none has run."""
     v.ablation(table)  # checks the name
     res = load_results(BUDGET)
     if not len(res):
         return res
-    res = res[(res["table"] == table) & (res["preset"] == BUDGET.ablation_preset)
+    preset = res["data"].map(BUDGET.ablation_preset_for)
+    res = res[(res["table"] == table) & (res["preset"] == preset)
               & (res["iterations"] == BUDGET.ablation_iterations)]
     return current_runs(res, table, BUDGET, warn=False)
 

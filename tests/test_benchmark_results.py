@@ -91,9 +91,30 @@ def test_stopping_reports_where_each_variants_kept_weights_come_from():
     res = fake_results({("digits", "copy_last", "stgru"): 3}).assign(best_iteration=[
         it for it in (300, 900, 600) for _ in range(4)], trained=1500)
     out = benchmark.stopping(res, "VII")
-    assert out[["label", "seeds", "kept_median", "kept_min", "kept_max", "trained_median"]].values.tolist() \
-        == [["STGRU", 3, 600.0, 300, 900, 1500.0]]
+    assert out[["label", "seeds", "kept_median", "kept_min", "kept_max", "trained_median",
+                "stayed_at_copy_last"]].values.tolist() == [["STGRU", 3, 600.0, 300, 900, 1500.0, 0]]
     assert benchmark.stopping(res.iloc[:0], "VII").empty
+
+
+def test_runs_that_never_left_the_copy_last_start_are_counted_and_named():
+    from stipkit.experiments import narrate
+    res = fake_results({("digits", "copy_last", "stgru"): 3, ("digits", "copy_last", "none"): 3,
+                        ("digits", "default", "none"): 2})
+    res = res.assign(best_iteration=600, trained=1500)
+    at_start = (res["variant"] == "none") & (res["method"] == "none") & (res["seed"] < 2)
+    res.loc[at_start, "psnr"] = 15.0 + 0.01     # two of the three copy-last-start runs stayed
+    res.loc[at_start & (res["start"] == "default"), "psnr"] = 15.0   # not counted: another start
+    stayed = benchmark.stayed_at_copy_last(res)
+    assert stayed.sum() == 4 and not stayed.loc[("digits", "copy_last", "stgru")].any()
+    out = benchmark.stopping(res, "VII").set_index(["start", "label"])
+    assert out.loc[("copy_last", "No memory"), "stayed_at_copy_last"] == 2
+    assert out.loc[("copy_last", "STGRU"), "stayed_at_copy_last"] == 0
+    assert np.isnan(out.loc[("default", "No memory"), "stayed_at_copy_last"])
+    cov = benchmark.coverage(res, "VII")
+    text = narrate.table_conclusion("VII", benchmark.verdicts(res, "VII"), cov,
+                                    stopping=benchmark.stopping(res, "VII"))
+    assert "never left the copy-last start**: No memory 2 of 3 (digits)" in text
+    assert "never left" not in narrate.table_conclusion("VII", benchmark.verdicts(res, "VII"), cov)
 
 
 def test_the_grid_cost_is_per_dataset_at_its_preset(tmp_path, monkeypatch):

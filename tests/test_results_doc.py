@@ -26,6 +26,19 @@ def test_headline_counts_the_benchmark_claims(tmp_path):
     assert ("**yes**" in row) != ("**no**" in row)
 
 
+def test_runs_that_stayed_at_copy_last_are_named_under_their_table(tmp_path):
+    for name in ("03_metrics.csv", "03_digits_metrics.csv"):
+        shutil.copy(FIGURES / name, tmp_path / name)
+    pd.DataFrame({"data": ["digits"] * 3, "start": ["copy_last", "copy_last", "default"],
+                  "label": ["ConvGRU", "STGRU", "ConvGRU"], "seeds": 5,
+                  "stayed_at_copy_last": [5, 0, None]}).to_csv(
+        tmp_path / "05_benchmark_stopping.csv", index=False)
+    text = results_doc.results_markdown(tmp_path)
+    vii = text.split("### Table VII")[1].split("###")[0]
+    assert "never left the copy-last start" in vii and "ConvGRU 5 of 5 (digits)" in vii
+    assert "STGRU" not in vii and "never left" not in text.split("### Table VII")[0]
+
+
 def test_a_readme_without_the_block_is_refused():
     import pytest
     with pytest.raises(ValueError, match="headline"):

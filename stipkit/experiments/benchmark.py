@@ -7,7 +7,8 @@ anything: :func:`results` (a table's current runs), :func:`coverage` (how far th
 seeds per variant, dataset and start), :func:`summary` and :func:`verdicts` (the scores of the
 variants, and the claims between them, that have the protocol's
 :data:`~stipkit.reports.stats.MIN_SEEDS` seeds; runs of a variant with fewer are left out, never
-read early), :func:`versus_baselines`; and :func:`strip`, the one reader of the runs' checkpoints
+read early), :func:`stopping` (where each run's kept weights come from, and which runs never left
+the copy-last start: :func:`stayed_at_copy_last`), :func:`versus_baselines`; and :func:`strip`, the one reader of the runs' checkpoints
 (``runs/``, not committed): one test window predicted by the trained variants.
 """
 from __future__ import annotations
@@ -84,18 +85,43 @@ def verdicts(res: pd.DataFrame, table: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
 
 
+#: A run "stayed at copy-last" when its test PSNR is within this many dB of copy-last's at every
+#: predicted step (the mean absolute gap over the steps): it never left its start.
+STAYED_DB = 0.05
+
+
+def stayed_at_copy_last(res: pd.DataFrame) -> pd.Series:
+    """Per run (data, start, variant, seed) of ``res``: whether it predicts as copy-last does
+    (mean |PSNR - copy-last's PSNR| over the predicted steps < :data:`STAYED_DB`). A run that
+    starts as copy-last (``ModelConfig.init="copy_last"``: its last layer zero-initialised) sits
+    on a plateau there, since no gradient reaches the layers below until that layer has grown;
+    a run that had not left it when early stopping ended it kept copy-last's weights, and a
+    claim against it measures that plateau, not the method."""
+    keys = ["data", "start", "variant", "seed"]
+    base = res[res["method"] == "copy-last"].set_index(keys + ["t"])["psnr"]
+    runs = res[~v.is_baseline(res["method"])].set_index(keys + ["t"])["psnr"]
+    gap = (runs - base.reindex(runs.index)).abs().groupby(level=keys).mean()
+    return gap < STAYED_DB
+
+
 def stopping(res: pd.DataFrame, table: str) -> pd.DataFrame:
     """Where the runs of :func:`results` stopped: per (data, start, variant), the median and range
     over seeds of the iteration whose weights were kept (``best_iteration``: the best validation
-    PSNR) and of the iterations trained (``trained``; the cap is the budget's)."""
+    PSNR) and of the iterations trained (``trained``; the cap is the budget's), and how many of
+    the seeds ``stayed_at_copy_last`` (:func:`stayed_at_copy_last`: never left the copy-last
+    start; counted under that start only)."""
     if not len(res):
         return pd.DataFrame()
     a = v.ablation(table)
     runs = res[~v.is_baseline(res["method"])].drop_duplicates(["data", "start", "variant", "seed"])
+    stayed = stayed_at_copy_last(res).rename("stayed").reset_index()
+    runs = runs.merge(stayed, on=["data", "start", "variant", "seed"], how="left")
     out = runs.groupby(["data", "start", "variant"], sort=False).agg(
         seeds=("seed", "nunique"), kept_median=("best_iteration", "median"),
         kept_min=("best_iteration", "min"), kept_max=("best_iteration", "max"),
-        trained_median=("trained", "median")).reset_index()
+        trained_median=("trained", "median"),
+        stayed_at_copy_last=("stayed", lambda x: int(x.fillna(False).astype(bool).sum()))).reset_index()
+    out["stayed_at_copy_last"] = out["stayed_at_copy_last"].where(out["start"] == "copy_last")
     out.insert(3, "label", out["variant"].map(a.label))
     return out.drop(columns="variant")
 
@@ -155,15 +181,16 @@ def versus_baselines(bench_summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def report(table: str, prefix: str, budget) -> dict[str, pd.DataFrame]:
-    """What a notebook shows of ``table``'s benchmark: ``coverage``, ``summary``, ``verdicts`` and
-    ``baselines`` (:func:`versus_baselines`); all but the summary are also written to
-    ``figures/<prefix>_benchmark_coverage``, ``..._verdicts`` and ``..._baselines`` (.csv/.md) at
-    a saving budget, where docs/results.md reads them."""
+    """What a notebook shows of ``table``'s benchmark: ``coverage``, ``summary``, ``verdicts``,
+    ``stopping`` (:func:`stopping`) and ``baselines`` (:func:`versus_baselines`); all but the
+    summary are also written to ``figures/<prefix>_benchmark_coverage``, ``..._verdicts``,
+    ``..._stopping`` and ``..._baselines`` (.csv/.md) at a saving budget, where docs/results.md
+    reads them."""
     from ..reports.tables import write_table
     res = results(table)
     out = {"coverage": coverage(res, table), "summary": summary(res, table),
-           "verdicts": verdicts(res, table)}
+           "verdicts": verdicts(res, table), "stopping": stopping(res, table)}
     out["baselines"] = versus_baselines(out["summary"])
-    for key in ("coverage", "verdicts", "baselines"):
+    for key in ("coverage", "verdicts", "baselines", "stopping"):
         write_table(out[key], f"{prefix}_benchmark_{key}", budget)
     return out

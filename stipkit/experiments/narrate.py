@@ -91,11 +91,14 @@ def against_baselines(bench_summary: pd.DataFrame) -> list[str]:
 
 def table_conclusion(table: str, verdicts: pd.DataFrame, coverage: pd.DataFrame,
                      live_summary: pd.DataFrame | None = None,
-                     bench_summary: pd.DataFrame | None = None) -> str:
+                     bench_summary: pd.DataFrame | None = None,
+                     stopping: pd.DataFrame | None = None) -> str:
     """What an ablation notebook concludes: the benchmark's ``verdicts`` and ``coverage``
-    (:mod:`stipkit.experiments.benchmark`), whether its variants beat the strongest baseline on
-    each metric (``bench_summary``: :func:`against_baselines`), and whether the live run's
-    variants do in mean PSNR (``live_summary``: :func:`stipkit.experiments.verdicts.summary`)."""
+    (:mod:`stipkit.experiments.benchmark`), the runs that never left the copy-last start
+    (``stopping``: :func:`stipkit.experiments.benchmark.stopping`), whether its variants beat the
+    strongest baseline on each metric (``bench_summary``: :func:`against_baselines`), and whether
+    the live run's variants do in mean PSNR (``live_summary``:
+    :func:`stipkit.experiments.verdicts.summary`)."""
     lines = []
     if len(verdicts):
         for verdict in ("holds", "does not hold", "not separable from noise"):
@@ -103,6 +106,15 @@ def table_conclusion(table: str, verdicts: pd.DataFrame, coverage: pd.DataFrame,
             if len(v):
                 claims = "; ".join(f"{r.claim} ({r.data}, {r.start} start)" for r in v.itertuples())
                 lines.append(f"* **{verdict.capitalize()}** ({len(v)}): {claims}.")
+    if stopping is not None and len(stopping) and (stopping["stayed_at_copy_last"] > 0).any():
+        stuck = stopping[stopping["stayed_at_copy_last"] > 0]
+        runs = ", ".join(f"{r.label} {int(r.stayed_at_copy_last)} of {r.seeds} ({r.data})"
+                         for r in stuck.itertuples())
+        lines.append(f"* **Runs that never left the copy-last start**: {runs}. They predict as "
+                     "copy-last does at every step: the zero-initialised last layer is a plateau "
+                     "that early stopping ended before they left it. Under that start a claim "
+                     "against them measures the plateau, not the method; the PyTorch start "
+                     "compares them trained.")
     name = "the comparison" if table == "compare" else f"Table {table}"
     done = coverage[coverage["complete"]]
     missing = coverage[~coverage["complete"]]

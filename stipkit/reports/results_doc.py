@@ -115,6 +115,15 @@ def results_markdown(folder: Path = FIGURES) -> str:
         out += [f"### {title}", ""]
         out += [_md(v.drop(columns=["table"], errors="ignore")) if v is not None and len(v)
                 else "No claim of this table has its five seeds yet.", ""]
+        stop = _read(stem.replace("verdicts", "stopping"), folder)
+        if stop is not None and "stayed_at_copy_last" in stop and (stop["stayed_at_copy_last"] > 0).any():
+            stuck = stop[stop["stayed_at_copy_last"] > 0]
+            out += ["Runs that never left the copy-last start (they predict as copy-last does at "
+                    "every step: the zero-initialised last layer is a plateau that early stopping "
+                    "ended first; under that start a claim against them measures the plateau, not "
+                    "the method): " + ", ".join(
+                        f"{r.label} {int(r.stayed_at_copy_last)} of {int(r.seeds)} ({r.data})"
+                        for r in stuck.itertuples()) + ".", ""]
         base = _read(stem.replace("verdicts", "baselines"), folder)
         if base is not None and len(base):
             out += ["Against the strongest training-free baseline on each metric (the variants "

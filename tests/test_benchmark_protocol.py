@@ -47,9 +47,48 @@ def test_every_variant_of_the_grid_builds_at_its_datasets_preset():
                 assert cfg.name.startswith(b.ablation_preset_for(data)), (table, v, data, cfg.name)
                 build_model(cfg)
     # the two datasets' runs live apart, and the digits runs where they always were
-    emb = ablation.run_dir("VII", "stgru", "embedded", 0, b, "copy_last", 1e-3).name
-    dig = ablation.run_dir("VII", "stgru", "digits", 0, b, "copy_last", 1e-3).name
-    assert "-study-" in emb and dig == "benchmark-VII-stgru-copy_last-lr0.001-d2-digits-s0"
+    emb = ablation.run_dir("VII", "stgru", "embedded", 0, b, "default", 1e-3).name
+    dig = ablation.run_dir("VII", "stgru", "digits", 0, b, "default", 1e-3).name
+    assert "-study-" in emb and dig == "benchmark-VII-stgru-default-lr0.001-d2-digits-s0"
+
+
+def test_the_copy_last_start_trains_with_a_small_adam_epsilon():
+    """The zero-initialised last layer of the copy-last start scales the gradients below it under
+    Adam's default epsilon; the benchmark's copy-last runs use COPY_LAST_ADAM_EPS (and live
+    apart from the runs made before), the PyTorch start and the presets' own keep PyTorch's."""
+    import torch
+    from stipkit.config import ConfigError, TrainConfig
+    from stipkit.training.train import make_optimizers
+    from stipkit.models import build_model
+    b = BUDGETS["benchmark"]
+    cfg = ablation.variant_config("VII", "convgru", "digits", 0, b, "copy_last")
+    assert cfg.train.adam_eps == ablation.COPY_LAST_ADAM_EPS < 1e-12
+    assert ablation.variant_config("VII", "convgru", "digits", 0, b, "default").train.adam_eps == 1e-8
+    assert ablation.variant_config("VI", "both", "digits", 0, BUDGETS["study"]).train.adam_eps == 1e-8
+    assert "-copy_last-eps1e-16-" in ablation.run_dir("VII", "convgru", "digits", 0, b, "copy_last").name
+    opt = make_optimizers(*build_model(cfg), cfg.train)[0]
+    assert opt.param_groups[0]["eps"] == ablation.COPY_LAST_ADAM_EPS
+    with pytest.raises(ConfigError, match="TrainConfig.adam_eps"):
+        TrainConfig(adam_eps=0.0)
+    # the plateau itself, as the benchmark meets it (ablation64, Moving Digits, its warm-up):
+    # after a few steps from the residual copy-last start, the memory's weights move under the
+    # small epsilon and hardly at all under the default one
+    from stipkit.data.build import dataset
+    from stipkit.training.train import train_step
+    moved = {}
+    for eps in (1e-8, ablation.COPY_LAST_ADAM_EPS):
+        c = replace(cfg, train=replace(cfg.train, adam_eps=eps))
+        torch.manual_seed(0)
+        p, d = build_model(c)
+        before = {k: v.clone() for k, v in p.memory.state_dict().items()}
+        opt_p, opt_d, sched_p, _ = make_optimizers(p, d, c.train)
+        data = dataset(c, b, "train", "digits")
+        for it in range(8):
+            frames = torch.stack([data[4 * it + i] for i in range(4)])[:, :c.train_length]
+            train_step(frames, p, d, opt_p, opt_d, c.train, c.input_length)
+            sched_p.step()
+        moved[eps] = max((v - before[k]).abs().max().item() for k, v in p.memory.state_dict().items())
+    assert moved[ablation.COPY_LAST_ADAM_EPS] > 30 * moved[1e-8], moved   # measured: 138x
 
 
 def test_a_dataset_with_its_own_preset_keeps_its_own_runs_and_rates(tmp_runs, monkeypatch):
@@ -183,3 +222,18 @@ def test_train_cli_refuses_patience_without_validation_scores(capsys):
     assert main(["train", "--preset", "ucfsport", "--list", "a.txt", "--root", "r",
                  "--eval-every", "5", "--no-progress"]) == 2
     assert "--eval-every on ucfsport needs --val-list FILE" in capsys.readouterr().err
+
+
+def test_copy_last_runs_made_under_adams_default_epsilon_are_kept_apart(tmp_runs):
+    """The benchmark's first copy-last runs (cached before the ``adam_eps`` column, under PyTorch's
+    epsilon) stay in the cache but are neither reused nor read as today's runs."""
+    one = replace(TINY, ablation_starts=("copy_last",), ablation_lrs=(1e-3,))
+    kw = dict(data=("digits",), seeds=(0,), variants=["convgru"], progress=False)
+    new = ablation.run_table("VII", budget=one, command="new", **kw)
+    assert set(new["adam_eps"]) == {ablation.COPY_LAST_ADAM_EPS}
+    old = new.drop(columns="adam_eps").assign(command="before the column")
+    ablation.save_results(old, one)                       # read back as PyTorch's epsilon
+    cached = ablation.load_results(one)
+    assert sorted(cached.groupby("adam_eps")["command"].first()) == ["before the column", "new"]
+    again = ablation.run_table("VII", budget=one, command="again", **kw)   # nothing retrained
+    assert set(again["command"]) == {"new"} and set(again["adam_eps"]) == {ablation.COPY_LAST_ADAM_EPS}

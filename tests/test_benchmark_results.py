@@ -81,7 +81,9 @@ def test_the_strip_reads_the_checkpoints_there_are_and_trains_nothing(tmp_path, 
     cfg = replace(get_preset("ci"), dataset="digits")
     out = ablation.run_dir("VII", "stgru", "digits", 0, benchmark.BUDGET, "copy_last", 0.001)
     train(cfg, default_dataset(cfg, "train"), out, iterations=1, progress=False)
-    s = benchmark.strip("VII")
+    assert benchmark.strip("VII", start="default") is None   # none from PyTorch's start
+    s = benchmark.strip("VII")                                  # the first start with runs
+    assert s.pop("start") == "copy_last"
     assert [k for k in s if k not in ("frames", "input_length")] == ["STGRU"]  # the one there is
     assert s["STGRU"].shape[0] == s["frames"].shape[0] - s["input_length"]
     assert 0 <= float(s["STGRU"].min()) and float(s["STGRU"].max()) <= 1

@@ -156,6 +156,9 @@ class TrainConfig:
     iterations: int = 1800        # study: 8-9.5 min on 2 CPU cores
     lr: float = 1e-3              # official: 5e-3 (predictor)
     lr_d: float = 5e-4            # official: 5e-4 (discriminator)
+    # Adam's epsilon for the predictor (PyTorch's, the official codes'); the benchmark's copy-last
+    # start uses 1e-16 (stipkit.experiments.ablation.COPY_LAST_ADAM_EPS: why)
+    adam_eps: float = 1e-8
     lr_schedule: str = "exponential"  # official: x lr_decay every decay_interval | "cosine"
     lr_decay: float = 0.9         # exponential: the factor, applied every decay_interval
     decay_interval: int = 2000
@@ -194,7 +197,7 @@ class TrainConfig:
                      "min_iterations"):
             v = getattr(self, name)
             _check(isinstance(v, int) and v >= 0, f"TrainConfig.{name}", v, "must be an integer >= 0")
-        for name in ("lr", "lr_d"):
+        for name in ("lr", "lr_d", "adam_eps"):
             v = getattr(self, name)
             _check(v > 0, f"TrainConfig.{name}", v, "must be > 0")
         _check(0 < self.lr_decay <= 1, "TrainConfig.lr_decay", self.lr_decay, "must be in (0, 1]")

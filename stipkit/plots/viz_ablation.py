@@ -180,12 +180,13 @@ def plot_strip(strip: dict, title: str = "", path=None, dpi: int = 110):
 
 
 def benchmark_strip(table: str, prefix: str, budget: Budget, data: str = "digits",
-                    start: str = "copy_last", seed: int = 0):
-    """The benchmark's trained variants of ``table`` (ablation64, ``seed``, ``start``) on one
-    test window of ``data`` (:func:`stipkit.experiments.benchmark.strip`), drawn by
-    :func:`plot_strip` into ``figures/<prefix>_benchmark_strip_<data>.png`` where the budget
-    writes figures. Their checkpoints live in ``runs/`` (not committed): where they are not, it
-    says so and draws nothing (returns None)."""
+                    start: str | None = None, seed: int = 0):
+    """The benchmark's trained variants of ``table`` (``seed``, ``start``; None: the first start
+    with trained runs) on one test window of ``data``
+    (:func:`stipkit.experiments.benchmark.strip`), drawn by :func:`plot_strip` into
+    ``figures/<prefix>_benchmark_strip_<data>.png`` where the budget writes figures. Their
+    checkpoints live in ``runs/`` (not committed): where they are not, it says so and draws
+    nothing (returns None)."""
     from ..config.outputs import figure_path
     from ..experiments.benchmark import strip
     s = strip(table, data, start, seed)
@@ -193,6 +194,8 @@ def benchmark_strip(table: str, prefix: str, budget: Budget, data: str = "digits
         print(f"no checkpoint of Table {table}'s benchmark runs in runs/ (they are not committed; "
               f"`make ablations` trains them): no strip of the benchmark's models")
         return None
+    start = s.pop("start")
+    print(f"the benchmark's seed-{seed} runs from the {start} start")
     return plot_strip(s, f"{data}: one test window, the benchmark's trained models "
                          f"(64x64, seed {seed}, {start} start)",
                       path=figure_path(f"{prefix}_benchmark_strip_{data}.png", budget))

@@ -109,7 +109,9 @@ def results_markdown(folder: Path = FIGURES) -> str:
            "real clips (`embedded`) at the `study` preset, the smallest measured to pass "
            "copy-last on their validation split (`ablation64` does not in 3000 iterations: "
            "[protocol.md](protocol.md)). At that preset the real-clip half is GPU work; the "
-           "coverage tables show how many of its runs exist.", ""]
+           "coverage tables show how many of its runs exist. The copy-last start's runs made "
+           "under Adam's default epsilon never left copy-last for most memories and are no "
+           "longer read; that half of the grid is being re-run ([protocol.md](protocol.md)).", ""]
     for stem, title in BENCHMARK_VERDICTS:
         v = _read(stem, folder)
         out += [f"### {title}", ""]

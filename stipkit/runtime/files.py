@@ -5,6 +5,7 @@ through :func:`atomic_write`: the bytes land in a temporary file beside the targ
 (``<name>.<random>.tmp``), are flushed to disk, and are renamed over the target, so a reader
 never sees half a file. A process killed mid-write (``kill -9``) leaves only the temporary file;
 :func:`remove_orphans` deletes such leftovers the next time the same target is written.
+:func:`rewrite_csv` is that write for a results cache that several processes share (a lock).
 """
 from __future__ import annotations
 
@@ -69,4 +70,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object] | 
     return path
 
 
-__all__ = ["CACHE_ENV", "cache_dir", "atomic_write", "remove_orphans"]
+__all__ = ["CACHE_ENV", "cache_dir", "atomic_write", "remove_orphans", "rewrite_csv"]
+
+
+def rewrite_csv(path: str | os.PathLike, merged: Callable[[], object]):
+    """Write ``merged()`` (a pandas DataFrame, computed while holding the lock) to the CSV at
+    ``path`` with :func:`atomic_write`, under a lock file beside it (``<name>.lock``): several
+    processes may share one results cache. Returns the DataFrame."""
+    import fcntl
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        table = merged()
+        atomic_write(path, table.to_csv(index=False, float_format="%.6g"))
+        return table

@@ -132,9 +132,10 @@ def lr_factor(cfg: TrainConfig, done: int) -> float:
 
 
 def make_optimizers(predictor, disc, cfg: TrainConfig):
-    """Adam for P and D (official: lr 5e-3 / 5e-4) and one scheduler each, stepped every
-    iteration, that sets the learning rates to ``lr * lr_factor(cfg, iteration)``."""
-    opt_p = torch.optim.Adam(predictor.parameters(), lr=cfg.lr)
+    """Adam for P and D (official: lr 5e-3 / 5e-4; P's epsilon ``cfg.adam_eps``, D's PyTorch's)
+    and one scheduler each, stepped every iteration, that sets the learning rates to
+    ``lr * lr_factor(cfg, iteration)``."""
+    opt_p = torch.optim.Adam(predictor.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d)
     factor = lambda done: lr_factor(cfg, done)  # noqa: E731
     return (opt_p, opt_d, torch.optim.lr_scheduler.LambdaLR(opt_p, factor),

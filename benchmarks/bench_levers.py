@@ -74,6 +74,9 @@ LADDER = {
         c.train, sampling_stop_iter=max(1, c.train.iterations // 2),
         sampling_rate=1 / max(1, c.train.iterations // 2))),
         "train 4 -> 3: the model fed its own predictions (scheduled sampling over the first half)"),
+    "eps_16": ("rollout_7", _t(adam_eps=1e-16),
+               "Adam's epsilon 1e-16: the zeroed layers of the copy-last start (the temporal head, "
+               "the recall's free maps) pass normalised updates below them"),
     # the benchmark's scale (budget "benchmark", preset ablation64: 3 STGRUs of 16 channels,
     # batch 4), and the study recipe's levers brought to it one at a time
     "a64": (None, lambda c: _t(iterations=c.train.iterations)(get_preset("ablation64")),

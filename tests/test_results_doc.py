@@ -43,3 +43,14 @@ def test_a_readme_without_the_block_is_refused():
     import pytest
     with pytest.raises(ValueError, match="headline"):
         results_doc.readme_with_headline("# a README\n")
+
+
+def test_notebooks_from_several_runs_say_so(tmp_path, monkeypatch):
+    for name in ("03_metrics.csv", "03_digits_metrics.csv"):
+        shutil.copy(FIGURES / name, tmp_path / name)
+    runs = pd.DataFrame({"notebook": ["01_data_prep", "03_train_stgru"], "run": ["A", "B"],
+                         "started (UTC)": "–", "minutes": [0.1, 2.0]})
+    monkeypatch.setattr(results_doc, "_notebook_runs", lambda: runs)
+    assert "more than one run" in results_doc.results_markdown(tmp_path)
+    monkeypatch.setattr(results_doc, "_notebook_runs", lambda: runs.assign(run="A"))
+    assert "more than one run" not in results_doc.results_markdown(tmp_path)

@@ -144,9 +144,15 @@ def results_markdown(folder: Path = FIGURES) -> str:
                                 "beats_baseline") if c in v.columns]
             out += [f"### {title} (live seeds)", "", _md(v[cols]), ""]
     runs = _notebook_runs()
+    several = runs["run"].nunique() > 1
     out += ["## The run that made these numbers", "",
             f"`make figures`, notebook by notebook ({runs['minutes'].sum():.1f} min in all):", "",
             _md(runs), ""]
+    if several:
+        out += ["The notebooks come from more than one run (`make figures NOTEBOOKS=...` re-ran "
+                "some). A re-run loads the training runs already in `runs/` instead of training "
+                "them again, so its minutes are not a fresh clone's; each notebook prints which "
+                "runs it trained and which it loaded.", ""]
     return "\n".join(out)
 
 

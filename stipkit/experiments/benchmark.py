@@ -1,15 +1,16 @@
 """The kit-scale benchmark's committed results, read for the notebooks and the docs.
 
 `make ablations` (budget ``benchmark``: the ``ablation64`` preset on Moving Digits, the ``study``
-preset on the real clips, runs stopped on the validation split, a learning rate per method chosen on it, both starts, seeds 0-4) writes every finished run
-to ``benchmarks/results/benchmark.csv``. These functions read that file without training
+preset on the real clips, runs stopped on the validation split, a learning rate per method chosen
+on it, both starts, seeds 0-4) writes every finished run to ``benchmarks/results/benchmark.csv``. These functions read that file without training
 anything: :func:`results` (a table's current runs), :func:`coverage` (how far the grid has got:
 seeds per variant, dataset and start), :func:`summary` and :func:`verdicts` (the scores of the
 variants, and the claims between them, that have the protocol's
 :data:`~stipkit.reports.stats.MIN_SEEDS` seeds; runs of a variant with fewer are left out, never
 read early), :func:`stopping` (where each run's kept weights come from, and which runs never left
-the copy-last start: :func:`stayed_at_copy_last`), :func:`versus_baselines`; and :func:`strip`, the one reader of the runs' checkpoints
-(``runs/``, not committed): one test window predicted by the trained variants.
+the copy-last start: :func:`stayed_at_copy_last`), :func:`versus_baselines`; and :func:`strip`,
+the one reader of the runs' checkpoints (``runs/``, not committed): one test window predicted by
+the trained variants.
 """
 from __future__ import annotations
 
@@ -92,10 +93,11 @@ STAYED_DB = 0.05
 def stayed_at_copy_last(res: pd.DataFrame) -> pd.Series:
     """Per run (data, start, variant, seed) of ``res``: whether it predicts as copy-last does
     (mean |PSNR - copy-last's PSNR| over the predicted steps < :data:`STAYED_DB`). A run that
-    starts as copy-last (``ModelConfig.init="copy_last"``: its last layer zero-initialised) sits
-    on a plateau there, since no gradient reaches the layers below until that layer has grown;
-    a run that had not left it when early stopping ended it kept copy-last's weights, and a
-    claim against it measures that plateau, not the method."""
+    starts as copy-last (``ModelConfig.init="copy_last"``: its last layer zero-initialised) can
+    sit on a plateau there: the gradients below that layer are tiny, and under Adam's default
+    epsilon they hardly move anything (``ablation.COPY_LAST_ADAM_EPS``). A run that had not left
+    it when early stopping ended it kept copy-last's weights, and a claim against it measures
+    that plateau, not the method."""
     keys = ["data", "start", "variant", "seed"]
     base = res[res["method"] == "copy-last"].set_index(keys + ["t"])["psnr"]
     runs = res[~v.is_baseline(res["method"])].set_index(keys + ["t"])["psnr"]

@@ -111,8 +111,9 @@ def table_conclusion(table: str, verdicts: pd.DataFrame, coverage: pd.DataFrame,
         runs = ", ".join(f"{r.label} {int(r.stayed_at_copy_last)} of {r.seeds} ({r.data})"
                          for r in stuck.itertuples())
         lines.append(f"* **Runs that never left the copy-last start**: {runs}. They predict as "
-                     "copy-last does at every step: the zero-initialised last layer is a plateau "
-                     "that early stopping ended before they left it. Under that start a claim "
+                     "copy-last does at every step: below the zero-initialised last layer, Adam's "
+                     "epsilon damped the updates (a plateau early stopping ended first). Under that "
+                     "start a claim "
                      "against them measures the plateau, not the method; the PyTorch start "
                      "compares them trained.")
     name = "the comparison" if table == "compare" else f"Table {table}"

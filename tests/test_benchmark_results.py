@@ -95,7 +95,8 @@ def test_stopping_reports_where_each_variants_kept_weights_come_from():
     out = benchmark.stopping(res, "VII")
     assert out[["label", "seeds", "kept_median", "kept_min", "kept_max", "trained_median",
                 "stayed_at_copy_last"]].values.tolist() == [["STGRU", 3, 600.0, 300, 900, 1500.0, 0]]
-    assert benchmark.stopping(res.iloc[:0], "VII").empty
+    empty = benchmark.stopping(res.iloc[:0], "VII")
+    assert empty.empty and "stayed_at_copy_last" in empty   # saved with its columns
 
 
 def test_runs_that_never_left_the_copy_last_start_are_counted_and_named():

@@ -54,3 +54,9 @@ def test_notebooks_from_several_runs_say_so(tmp_path, monkeypatch):
     assert "more than one run" in results_doc.results_markdown(tmp_path)
     monkeypatch.setattr(results_doc, "_notebook_runs", lambda: runs.assign(run="A"))
     assert "more than one run" not in results_doc.results_markdown(tmp_path)
+
+
+def test_an_empty_saved_table_reads_as_empty(tmp_path):
+    (tmp_path / "08_benchmark_stopping.csv").write_text("\n")
+    assert results_doc._read("08_benchmark_stopping", tmp_path).empty
+    assert results_doc._read("missing", tmp_path) is None

@@ -112,7 +112,8 @@ def stopping(res: pd.DataFrame, table: str) -> pd.DataFrame:
     the seeds ``stayed_at_copy_last`` (:func:`stayed_at_copy_last`: never left the copy-last
     start; counted under that start only)."""
     if not len(res):
-        return pd.DataFrame()
+        return pd.DataFrame(columns=["data", "start", "label", "seeds", "kept_median", "kept_min",
+                                     "kept_max", "trained_median", "stayed_at_copy_last"])
     a = v.ablation(table)
     runs = res[~v.is_baseline(res["method"])].drop_duplicates(["data", "start", "variant", "seed"])
     stayed = stayed_at_copy_last(res).rename("stayed").reset_index()

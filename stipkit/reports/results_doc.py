@@ -31,8 +31,14 @@ BENCHMARK_VERDICTS = (("04_benchmark_verdicts", "Table VI"), ("05_benchmark_verd
 
 
 def _read(stem: str, folder: Path) -> pd.DataFrame | None:
+    """The table a notebook saved as ``<stem>.csv`` (an empty one without columns: empty), or None."""
     path = folder / f"{stem}.csv"
-    return pd.read_csv(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
 
 
 def _means(df: pd.DataFrame) -> pd.DataFrame:

@@ -128,7 +128,7 @@ def run_dir(table: str, variant: str, data: str, seed: int, budget: Budget,
     slug += f"-r{rev}" if rev > 1 else ""   # a corrected cell never resumes an older cell's run
     slug += "" if start == PRESET_START else f"-{start}"
     eps = adam_eps_for(start)   # named where it is not PyTorch's (runs under it are other runs)
-    slug += "" if start == PRESET_START or eps == TrainConfig.adam_eps else f"-eps{eps:g}"
+    slug += "" if eps == TrainConfig.adam_eps else f"-eps{eps:g}"
     preset = budget.ablation_preset_for(data)   # named where a dataset takes its own preset
     slug += "" if preset == budget.ablation_preset else f"-{preset}"
     slug += "" if lr is None else f"-lr{lr:g}"
@@ -401,9 +401,9 @@ def run_table(table: str, data=DATA, seeds=(0,), *, budget: Budget, variants=Non
 def current_setup(res: pd.DataFrame, budget: Budget) -> pd.Series:
     """Which rows of ``res`` were run as the budget runs them today: at each dataset's preset
     (``Budget.ablation_preset_for``) and with each start's Adam epsilon (:func:`adam_eps_for`;
-    the presets' own under :data:`PRESET_START`)."""
-    eps = res["start"].map(lambda st: TrainConfig.adam_eps if st == PRESET_START else adam_eps_for(st))
-    return (res["preset"] == res["data"].map(budget.ablation_preset_for)) & (res["adam_eps"] == eps)
+    the presets' own, PyTorch's, under :data:`PRESET_START`)."""
+    return (res["preset"] == res["data"].map(budget.ablation_preset_for)) \
+        & (res["adam_eps"] == res["start"].map(adam_eps_for))
 
 
 def current_runs(res: pd.DataFrame, table: str, budget: Budget, warn: bool = True) -> pd.DataFrame:

@@ -224,9 +224,9 @@ def main(argv=None) -> None:
     if args.grid:
         from stipkit.config.budget import BUDGETS
         b = BUDGETS["benchmark"]
-        spi = dict(pair.split("=", 1) for pair in args.seconds_per_iteration or [])
         try:
-            spi = {k: float(v) for k, v in spi.items()}
+            spi = {k: float(v) for k, v in (pair.split("=", 1) for pair in
+                                            args.seconds_per_iteration or [])}
         except ValueError:
             ap.error(f"--seconds-per-iteration takes PRESET=SECONDS, got {args.seconds_per_iteration}")
         if args.time_one:

@@ -146,3 +146,15 @@ def test_the_grid_cost_is_per_dataset_at_its_preset(tmp_path, monkeypatch):
     assert est.loc["embedded", "CPU-min per run"] == 0.5 * benchmark.BUDGET.ablation_iterations / 60
     assert est.loc["all", "CPU-hours"] == pytest.approx(
         est.loc["embedded", "CPU-hours"] + est.loc["digits", "CPU-hours"], abs=0.11)
+
+
+def test_the_grid_cost_refuses_a_malformed_time_per_iteration(capsys):
+    import sys
+
+    from stipkit.experiments import ablation
+    sys.path.insert(0, str(ablation.REPO / "benchmarks"))
+    from bench_learning import main
+    for bad in ("study", "study=fast"):
+        with pytest.raises(SystemExit):
+            main(["--grid", "--seconds-per-iteration", bad])
+        assert "PRESET=SECONDS" in capsys.readouterr().err

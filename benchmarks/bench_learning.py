@@ -83,15 +83,11 @@ def grid_cost(budget_name: str = "benchmark",
     from stipkit.experiments import ablation
     b = BUDGETS[budget_name]
     runs = grid_runs(budget_name)
-    trained = []   # the runs trained, as grid_runs counts them: the learning-rate trials, seeds 1-4
-    for path in (ablation.results_path(b), ablation.lr_choices_path(b)):
-        if path.exists():
-            df = pd.read_csv(path)
-            df["preset"] = df["preset"].fillna(b.ablation_preset) if "preset" in df else b.ablation_preset
-            keys = [c for c in ("table", "variant", "data", "start", "seed", "lr", "preset") if c in df]
-            df = df.drop_duplicates(keys)
-            trained.append(df[df["seed"] != 0] if "seed" in df else df)
-    trained = pd.concat(trained) if trained else pd.DataFrame(columns=["data", "preset", "wall_s"])
+    # the runs trained, as grid_runs counts them: the learning-rate trials, seeds 1-4
+    run = ["table", "variant", "data", "start", "lr", "preset", "adam_eps"]   # a trial's columns
+    results = ablation.load_results(b).drop_duplicates([*run, "seed"])
+    trained = pd.concat([ablation.load_lr_trials(b).drop_duplicates(run),
+                         results[results["seed"] != 0]])
     rows = []
     for data in b.ablation_data:
         preset = b.ablation_preset_for(data)

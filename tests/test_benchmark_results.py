@@ -130,7 +130,8 @@ def test_the_grid_cost_is_per_dataset_at_its_preset(tmp_path, monkeypatch):
     from bench_learning import grid_cost, grid_runs
     results, trials = tmp_path / "benchmark.csv", tmp_path / "benchmark-lr.csv"
     pd.DataFrame({"table": "VII", "variant": "stgru", "data": ["digits", "embedded"], "start": "copy_last",
-                  "seed": 1, "preset": "ablation64", "wall_s": [120.0, 60.0]}).to_csv(results, index=False)
+                  "seed": 1, "lr": 1e-3, "preset": "ablation64",
+                  "wall_s": [120.0, 60.0]}).to_csv(results, index=False)
     pd.DataFrame({"table": "VII", "variant": "stgru", "data": "digits", "start": "copy_last",  # before
                   "lr": [1e-3, 2e-3], "wall_s": [180.0, 240.0]}).to_csv(trials, index=False)  # the column
     monkeypatch.setattr(ablation, "results_path", lambda b: results)

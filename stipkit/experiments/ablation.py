@@ -213,16 +213,9 @@ def choose_lr(table: str, variant: str, data: str, budget: Budget, start: str = 
     if (src := reused_from(table, variant, budget, start)) is not None:
         return choose_lr(*src, data, budget, start, command=command, progress=progress)
     path = lr_choices_path(budget)
-    trials = pd.read_csv(path) if path.exists() else pd.DataFrame(
-        columns=["table", "variant", "data", "start", "lr", "val_score", "best_iteration",
-                 "iterations", "wall_s", "command"])
+    trials = load_lr_trials(budget)
     rev, preset = run_revision(table, variant, budget), budget.ablation_preset_for(data)
     eps = variant_config(table, variant, data, 0, budget, start).train.adam_eps
-    # trials cached before the columns: revision-1 cells, version-1 data, the budget's one
-    # preset, Adam's default epsilon
-    for col, old in (("revision", 1), ("data_version", 1), ("preset", budget.ablation_preset),
-                     ("adam_eps", TrainConfig.adam_eps)):
-        trials[col] = trials[col].fillna(old) if col in trials else old
     # a trial of another memory revision, preset, epsilon or on older data is never reused
     mine = lambda t: t[(t["table"] == table) & (t["variant"] == variant) & (t["data"] == data)  # noqa: E731
                        & (t["start"] == start) & (t["revision"] == rev) & (t["preset"] == preset)
@@ -308,35 +301,41 @@ def run_variant(table: str, variant: str, data: str, seed: int, budget: Budget, 
     return df.assign(**meta)[list(meta) + [c for c in df.columns]]
 
 
+def _filled(df: pd.DataFrame, budget: Budget) -> pd.DataFrame:
+    """Rows cached before a column existed, with what they were made under: revision-1 cells,
+    the presets' own start, version-1 data, the budget's one preset, Adam's default epsilon."""
+    for col, old in (("revision", 1), ("start", PRESET_START), ("data_version", 1),
+                     ("preset", budget.ablation_preset), ("adam_eps", TrainConfig.adam_eps)):
+        df[col] = df[col].fillna(old) if col in df else old
+    return df.astype({"revision": int, "data_version": int})
+
+
 def load_results(budget: Budget) -> pd.DataFrame:
     """The cached results of a budget (empty when none)."""
     path = results_path(budget)
     if not path.exists():
         return pd.DataFrame(columns=["table", "variant", "data", "seed", "method", "t", "revision",
-                                     "preset", "adam_eps", *METRICS])
-    df = pd.read_csv(path)
-    # runs cached before cells had revisions were made by revision-1 cells
-    df["revision"] = df["revision"].fillna(1).astype(int) if "revision" in df else 1
-    # runs cached before the benchmark protocol kept their preset's start, on version-1 data
-    df["start"] = df["start"].fillna(PRESET_START) if "start" in df else PRESET_START
-    df["data_version"] = df["data_version"].fillna(1).astype(int) if "data_version" in df else 1
-    # runs cached before the column trained with Adam's default epsilon
-    df["adam_eps"] = df["adam_eps"].fillna(TrainConfig.adam_eps) if "adam_eps" in df \
-        else TrainConfig.adam_eps
-    return df
+                                     "start", "data_version", "preset", "adam_eps", *METRICS])
+    return _filled(pd.read_csv(path), budget)
+
+
+def load_lr_trials(budget: Budget) -> pd.DataFrame:
+    """The cached learning-rate trials of a budget (:func:`choose_lr`; empty when none)."""
+    path = lr_choices_path(budget)
+    if not path.exists():
+        return pd.DataFrame(columns=["table", "variant", "data", "start", "lr", "val_score",
+                                     "best_iteration", "iterations", "wall_s", "command",
+                                     "revision", "data_version", "preset", "adam_eps"])
+    return _filled(pd.read_csv(path), budget)
 
 
 def _key(df: pd.DataFrame) -> pd.Series:
     """One run's rows: table, variant, data, seed, start, preset and Adam's epsilon (a dataset's
     runs at another preset or epsilon are other runs, e.g. the benchmark's 64x64 pilot on the
     real clips, or its first copy-last runs under Adam's default epsilon)."""
-    start = df["start"] if "start" in df else pd.Series(PRESET_START, index=df.index)
-    preset = df["preset"] if "preset" in df else pd.Series("", index=df.index)
-    eps = (df["adam_eps"].fillna(TrainConfig.adam_eps) if "adam_eps" in df
-           else pd.Series(TrainConfig.adam_eps, index=df.index))
     return (df["table"].astype(str) + "|" + df["variant"] + "|" + df["data"] + "|"
-            + df["seed"].astype(str) + "|" + start.astype(str) + "|" + preset.astype(str)
-            + "|" + eps.map("{:g}".format))
+            + df["seed"].astype(str) + "|" + df["start"].astype(str) + "|"
+            + df["preset"].astype(str) + "|" + df["adam_eps"].map("{:g}".format))
 
 
 def save_results(new: pd.DataFrame, budget: Budget) -> pd.DataFrame:
@@ -345,7 +344,7 @@ def save_results(new: pd.DataFrame, budget: Budget) -> pd.DataFrame:
 
 
 def _merged(new: pd.DataFrame, budget: Budget) -> pd.DataFrame:
-    old = load_results(budget)
+    old, new = load_results(budget), _filled(new.copy(), budget)
     keep = old[~_key(old).isin(set(_key(new)))] if len(old) else old
     merged = pd.concat([keep, new], ignore_index=True) if len(keep) else new.copy()
     return merged.sort_values(["table", "variant", "data", "seed", "method", "t"], kind="stable")

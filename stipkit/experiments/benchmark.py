@@ -128,32 +128,40 @@ def stopping(res: pd.DataFrame, table: str) -> pd.DataFrame:
     return out.drop(columns="variant")
 
 
+def _checkpoints(table: str, data: str, start: str, seed: int) -> dict:
+    """{label: checkpoint path} of ``table``'s benchmark runs (``data``, ``start``, ``seed``, each
+    at the learning rate chosen for it) whose checkpoint is in ``runs/``."""
+    from .ablation import run_dir
+    a, res = v.ablation(table), results(table)
+    found = {}
+    for key in a.variants:
+        run = res[(res["variant"] == key) & (res["data"] == data) & (res["start"] == start)
+                  & (res["seed"] == seed)] if len(res) else res
+        if len(run):
+            path = run_dir(table, key, data, seed, BUDGET, start, float(run["lr"].iloc[0]))
+            if (path / "checkpoint.pt").is_file():
+                found[a.label(key)] = path / "checkpoint.pt"
+    return found
+
+
 def strip(table: str, data: str = "digits", start: str | None = None, seed: int = 0,
           window: int = 0) -> dict | None:
     """One test window of ``data`` predicted by each variant of ``table`` whose benchmark run
     (``seed``, ``start``, the learning rate chosen for it) has its checkpoint in ``runs/``
     (git-ignored: `make ablations` writes them; nothing is trained here), as
     :func:`stipkit.experiments.compare.window_strip` returns it, with its ``start``; None when
-    no variant's is there. ``start`` None: the first of the budget's starts that has any."""
-    if start is None:
-        for st in BUDGET.ablation_starts:
-            if (out := strip(table, data, st, seed, window)) is not None:
-                return out
-        return None
+    no variant's is there. ``start`` None: the start with the most such checkpoints (the
+    budget's first on a tie)."""
     from ..training.checkpoint import load_predictor
-    from .ablation import run_dir
     from .compare import window_strip
 
-    a, res = v.ablation(table), results(table)
-    models = {}
-    for key in a.variants:
-        run = res[(res["variant"] == key) & (res["data"] == data) & (res["start"] == start)
-                  & (res["seed"] == seed)] if len(res) else res
-        if not len(run):
-            continue
-        path = run_dir(table, key, data, seed, BUDGET, start, float(run["lr"].iloc[0])) / "checkpoint.pt"
-        if path.is_file():
-            models[a.label(key)] = load_predictor(path)
+    if start is None:
+        found = {st: _checkpoints(table, data, st, seed) for st in BUDGET.ablation_starts}
+        start = max(BUDGET.ablation_starts, key=lambda st: len(found[st]))  # first of the most
+        paths = found[start]
+    else:
+        paths = _checkpoints(table, data, start, seed)
+    models = {label: load_predictor(path) for label, path in paths.items()}
     return {**window_strip(models, data, BUDGET, window), "start": start} if models else None
 
 

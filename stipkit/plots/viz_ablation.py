@@ -181,8 +181,8 @@ def plot_strip(strip: dict, title: str = "", path=None, dpi: int = 110):
 
 def benchmark_strip(table: str, prefix: str, budget: Budget, data: str = "digits",
                     start: str | None = None, seed: int = 0):
-    """The benchmark's trained variants of ``table`` (``seed``, ``start``; None: the first start
-    with trained runs) on one test window of ``data``
+    """The benchmark's trained variants of ``table`` (``seed``, ``start``; None: the start with
+    the most trained runs) on one test window of ``data``
     (:func:`stipkit.experiments.benchmark.strip`), drawn by :func:`plot_strip` into
     ``figures/<prefix>_benchmark_strip_<data>.png`` where the budget writes figures. Their
     checkpoints live in ``runs/`` (not committed): where they are not, it says so and draws

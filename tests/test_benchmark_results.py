@@ -83,20 +83,21 @@ def test_the_strip_reads_the_checkpoints_there_are_trains_nothing_and_draws_the_
     train(cfg, default_dataset(cfg, "train"), out, iterations=1, progress=False)
     assert benchmark.strip("VII", start="default") is None   # none from PyTorch's start
     s = benchmark.strip("VII")                                  # the start with runs
-    assert s.pop("start") == "copy_last"
+    assert s.pop("start") == "copy_last" and s.pop("seed") == 0
     assert [k for k in s if k not in ("frames", "input_length")] == ["STGRU"]  # the one there is
     assert s["STGRU"].shape[0] == s["frames"].shape[0] - s["input_length"]
     assert 0 <= float(s["STGRU"].min()) and float(s["STGRU"].max()) <= 1
-    # two checkpoints from PyTorch's start: the strip draws that start, with both
-    both = fake_results({("digits", st, k): 1 for st in ("copy_last", "default")
+    # two checkpoints from PyTorch's start, seed 1: the strip draws that start and seed
+    both = fake_results({("digits", st, k): 2 for st in ("copy_last", "default")
                          for k in ("stgru", "none")}).assign(lr=0.001)
     monkeypatch.setattr(benchmark, "results", lambda table: both)
     for key in ("stgru", "none"):
-        out = ablation.run_dir("VII", key, "digits", 0, benchmark.BUDGET, "default", 0.001)
+        out = ablation.run_dir("VII", key, "digits", 1, benchmark.BUDGET, "default", 0.001)
         train(cfg, default_dataset(cfg, "train"), out, iterations=1, progress=False)
     s = benchmark.strip("VII")
-    assert s.pop("start") == "default"
+    assert (s.pop("start"), s.pop("seed")) == ("default", 1)
     assert sorted(k for k in s if k not in ("frames", "input_length")) == ["No memory", "STGRU"]
+    assert benchmark.strip("VII", seed=0).pop("start") == "copy_last"  # a seed asked for is kept
 
 
 def test_stopping_reports_where_each_variants_kept_weights_come_from():

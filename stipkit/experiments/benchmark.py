@@ -144,25 +144,24 @@ def _checkpoints(table: str, data: str, start: str, seed: int) -> dict:
     return found
 
 
-def strip(table: str, data: str = "digits", start: str | None = None, seed: int = 0,
+def strip(table: str, data: str = "digits", start: str | None = None, seed: int | None = None,
           window: int = 0) -> dict | None:
     """One test window of ``data`` predicted by each variant of ``table`` whose benchmark run
     (``seed``, ``start``, the learning rate chosen for it) has its checkpoint in ``runs/``
     (git-ignored: `make ablations` writes them; nothing is trained here), as
-    :func:`stipkit.experiments.compare.window_strip` returns it, with its ``start``; None when
-    no variant's is there. ``start`` None: the start with the most such checkpoints (the
-    budget's first on a tie)."""
+    :func:`stipkit.experiments.compare.window_strip` returns it, with its ``start`` and
+    ``seed``; None when no variant's is there. ``start`` or ``seed`` None: the one (of the
+    budget's) with the most such checkpoints, the budget's first on a tie."""
     from ..training.checkpoint import load_predictor
     from .compare import window_strip
 
-    if start is None:
-        found = {st: _checkpoints(table, data, st, seed) for st in BUDGET.ablation_starts}
-        start = max(BUDGET.ablation_starts, key=lambda st: len(found[st]))  # first of the most
-        paths = found[start]
-    else:
-        paths = _checkpoints(table, data, start, seed)
-    models = {label: load_predictor(path) for label, path in paths.items()}
-    return {**window_strip(models, data, BUDGET, window), "start": start} if models else None
+    found = {(st, s): _checkpoints(table, data, st, s)
+             for st in ([start] if start else BUDGET.ablation_starts)
+             for s in ([seed] if seed is not None else BUDGET.ablation_seeds)}
+    start, seed = max(found, key=lambda k: len(found[k]))  # max keeps the first of the most
+    models = {label: load_predictor(path) for label, path in found[start, seed].items()}
+    return {**window_strip(models, data, BUDGET, window), "start": start, "seed": seed} \
+        if models else None
 
 
 # the metrics read against the baselines (MSE says what PSNR says): name, unit, decimals

@@ -180,8 +180,8 @@ def plot_strip(strip: dict, title: str = "", path=None, dpi: int = 110):
 
 
 def benchmark_strip(table: str, prefix: str, budget: Budget, data: str = "digits",
-                    start: str | None = None, seed: int = 0):
-    """The benchmark's trained variants of ``table`` (``seed``, ``start``; None: the start with
+                    start: str | None = None, seed: int | None = None):
+    """The benchmark's trained variants of ``table`` (``seed``, ``start``; None: the one with
     the most trained runs) on one test window of ``data``
     (:func:`stipkit.experiments.benchmark.strip`), drawn by :func:`plot_strip` into
     ``figures/<prefix>_benchmark_strip_<data>.png`` where the budget writes figures. Their
@@ -194,7 +194,7 @@ def benchmark_strip(table: str, prefix: str, budget: Budget, data: str = "digits
         print(f"no checkpoint of Table {table}'s benchmark runs in runs/ (they are not committed; "
               f"`make ablations` trains them): no strip of the benchmark's models")
         return None
-    start = s.pop("start")
+    start, seed = s.pop("start"), s.pop("seed")
     print(f"the benchmark's seed-{seed} runs from the {start} start")
     return plot_strip(s, f"{data}: one test window, the benchmark's trained models "
                          f"(64x64, seed {seed}, {start} start)",

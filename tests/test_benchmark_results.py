@@ -62,7 +62,7 @@ def test_results_reads_only_the_benchmark_preset_of_one_table():
         benchmark.results("IX")
 
 
-def test_the_strip_reads_the_checkpoints_there_are_trains_nothing_and_draws_the_fuller_start(tmp_path, monkeypatch):
+def test_the_strip_draws_the_fullest_checkpoints_there_are_and_trains_nothing(tmp_path, monkeypatch):
     from dataclasses import replace
 
     from stipkit.config import get_preset

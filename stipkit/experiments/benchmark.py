@@ -128,11 +128,12 @@ def stopping(res: pd.DataFrame, table: str) -> pd.DataFrame:
     return out.drop(columns="variant")
 
 
-def _checkpoints(table: str, data: str, start: str, seed: int) -> dict:
-    """{label: checkpoint path} of ``table``'s benchmark runs (``data``, ``start``, ``seed``, each
-    at the learning rate chosen for it) whose checkpoint is in ``runs/``."""
+def _checkpoints(table: str, res: pd.DataFrame, data: str, start: str, seed: int) -> dict:
+    """{label: checkpoint path} of ``table``'s benchmark runs in ``res`` (:func:`results`;
+    ``data``, ``start``, ``seed``, each at the learning rate chosen for it) whose checkpoint is
+    in ``runs/``."""
     from .ablation import run_dir
-    a, res = v.ablation(table), results(table)
+    a = v.ablation(table)
     found = {}
     for key in a.variants:
         run = res[(res["variant"] == key) & (res["data"] == data) & (res["start"] == start)
@@ -155,7 +156,8 @@ def strip(table: str, data: str = "digits", start: str | None = None, seed: int 
     from ..training.checkpoint import load_predictor
     from .compare import window_strip
 
-    found = {(st, s): _checkpoints(table, data, st, s)
+    res = results(table)
+    found = {(st, s): _checkpoints(table, res, data, st, s)
              for st in ([start] if start else BUDGET.ablation_starts)
              for s in ([seed] if seed is not None else BUDGET.ablation_seeds)}
     start, seed = max(found, key=lambda k: len(found[k]))  # max keeps the first of the most

@@ -88,6 +88,9 @@ def grid_cost(budget_name: str = "benchmark",
     results = ablation.load_results(b).drop_duplicates([*run, "seed"])
     trained = pd.concat([ablation.load_lr_trials(b).drop_duplicates(run),
                          results[results["seed"] != 0]])
+    # only runs the grid still reads: today's preset and Adam epsilon, today's data
+    trained = trained[ablation.current_setup(trained, b)
+                      & (trained["data_version"] == ablation.DATA_VERSION)]
     rows = []
     for data in b.ablation_data:
         preset = b.ablation_preset_for(data)

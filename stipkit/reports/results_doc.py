@@ -117,7 +117,8 @@ def results_markdown(folder: Path = FIGURES) -> str:
            "[protocol.md](protocol.md)). At that preset the real-clip half is GPU work; the "
            "coverage tables show how many of its runs exist. The copy-last start's runs made "
            "under Adam's default epsilon never left copy-last for most memories and are no "
-           "longer read; that half of the grid is being re-run ([protocol.md](protocol.md)).", ""]
+           "longer read: every copy-last row below was trained under epsilon 1e-16 "
+           "([protocol.md](protocol.md)).", ""]
     for stem, title in BENCHMARK_VERDICTS:
         v = _read(stem, folder)
         out += [f"### {title}", ""]

@@ -88,8 +88,11 @@ def grid_cost(budget_name: str = "benchmark",
     results = ablation.load_results(b).drop_duplicates([*run, "seed"])
     trained = pd.concat([ablation.load_lr_trials(b).drop_duplicates(run),
                          results[results["seed"] != 0]])
-    # only runs the grid still reads: today's preset and Adam epsilon, today's data
-    trained = trained[ablation.current_setup(trained, b)
+    # only runs the grid still reads (today's preset, Adam epsilon and data), each once: a
+    # variant's rows copied from another table's run (Ablation.same_as) are that run's
+    from stipkit.reports.ablation_tables import ABLATIONS
+    copied = [ABLATIONS[t].same_as.get(v) is not None for t, v in zip(trained["table"], trained["variant"])]
+    trained = trained[ablation.current_setup(trained, b) & ~pd.Series(copied, index=trained.index)
                       & (trained["data_version"] == ablation.DATA_VERSION)]
     rows = []
     for data in b.ablation_data:

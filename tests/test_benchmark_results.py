@@ -134,7 +134,8 @@ def test_runs_that_never_left_the_copy_last_start_are_counted_and_named():
 def test_the_grid_cost_is_per_dataset_at_its_preset(tmp_path, monkeypatch):
     """`bench_learning.py --grid`: each dataset's runs at its own preset, measured where some ran
     (a run at another preset, like the real clips' 64x64 pilot, or one the grid no longer reads,
-    like the copy-last start's under Adam's default epsilon, is not counted), else estimated."""
+    like the copy-last start's under Adam's default epsilon, or another table's run copied, is not
+    counted), else estimated."""
     import sys
 
     from stipkit.experiments import ablation
@@ -142,10 +143,11 @@ def test_the_grid_cost_is_per_dataset_at_its_preset(tmp_path, monkeypatch):
     from bench_learning import grid_cost, grid_runs
     results, trials = tmp_path / "benchmark.csv", tmp_path / "benchmark-lr.csv"
     eps, old_eps = ablation.adam_eps_for("copy_last"), ablation.TrainConfig.adam_eps
-    pd.DataFrame({"table": "VII", "variant": "stgru", "data": ["digits", "embedded", "digits"],
+    pd.DataFrame({"table": ["VII"] * 3 + ["VIII"], "variant": ["stgru"] * 3 + ["mse"],  # VIII's
+                  "data": ["digits", "embedded", "digits", "digits"],    # MSE: VI's run, copied
                   "start": "copy_last", "seed": 1, "lr": 1e-3, "preset": "ablation64",
-                  "adam_eps": [eps, eps, old_eps], "data_version": ablation.DATA_VERSION,
-                  "wall_s": [120.0, 60.0, 999.0]}).to_csv(results, index=False)
+                  "adam_eps": [eps, eps, old_eps, eps], "data_version": ablation.DATA_VERSION,
+                  "wall_s": [120.0, 60.0, 999.0, 999.0]}).to_csv(results, index=False)
     pd.DataFrame({"table": "VII", "variant": "stgru", "data": "digits", "start": "copy_last",  # before
                   "lr": [1e-3, 2e-3, 1e-3], "adam_eps": [eps, eps, old_eps],             # the column
                   "data_version": [ablation.DATA_VERSION] * 2 + [1],

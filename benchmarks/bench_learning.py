@@ -91,14 +91,14 @@ def grid_cost(budget_name: str = "benchmark",
     # only runs the grid still reads (today's preset, Adam epsilon and data), each once: a
     # variant's rows copied from another table's run (Ablation.same_as) are that run's
     from stipkit.reports.ablation_tables import ABLATIONS
-    copied = [ABLATIONS[t].same_as.get(v) is not None for t, v in zip(trained["table"], trained["variant"])]
+    copied = [v in ABLATIONS[t].same_as for t, v in zip(trained["table"], trained["variant"])]
     trained = trained[ablation.current_setup(trained, b) & ~pd.Series(copied, index=trained.index)
                       & (trained["data_version"] == ablation.DATA_VERSION)]
     rows = []
     for data in b.ablation_data:
         preset = b.ablation_preset_for(data)
         n = int((runs["data"] == data).sum())
-        done = trained[(trained["data"] == data) & (trained["preset"] == preset)]["wall_s"]
+        done = trained[trained["data"] == data]["wall_s"]   # at its preset: current_setup
         row = {"data": data, "preset": preset, "runs in the grid": n, "runs trained": len(done)}
         spi = (seconds_per_iteration or {}).get(preset)
         if len(done):

@@ -77,6 +77,12 @@ LADDER = {
     "eps_16": ("rollout_7", _t(adam_eps=1e-16),
                "Adam's epsilon 1e-16: the zeroed layers of the copy-last start (the temporal head, "
                "the recall's free maps) pass normalised updates below them"),
+    "rollout_10": ("rollout_7", lambda c: replace(c, train_length=10),
+                   "train 4 -> 6, the whole horizon scored, on its own predictions (scheduled "
+                   "sampling over the first half)"),
+    "still_4": ("rollout_7", _t(still_every=4), "one training window in four made still"),
+    "rollout_gan_lp": ("rollout_7", _t(loss="mse+gan+lp"),
+                       "the paper's loss, Eq. 9, against MSE's blur toward the mean (bench_still.py)"),
     # the benchmark's scale (budget "benchmark", preset ablation64: 3 STGRUs of 16 channels,
     # batch 4), and the study recipe's levers brought to it one at a time
     "a64": (None, lambda c: _t(iterations=c.train.iterations)(get_preset("ablation64")),

@@ -1,5 +1,6 @@
 """stipkit.scoring.evaluate: the 4 -> k rollout, per-step scores vs copy-last, tables, strips."""
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from stipkit.data import EmbeddedVideo, MovingDigits, build
 from stipkit.scoring.baselines import BASELINES
 from stipkit.scoring.evaluate import (check_targets, evaluate, evaluate_checkpoint, evaluation_table,
                                       model_method, per_clip, rollout_dataset, save_strip,
-                                      still_rollout, strongest_baseline)
+                                      still_drift, still_rollout, strongest_baseline)
 from stipkit.scoring.metrics import copy_last_baseline, sequence_metrics, summarize
 from stipkit.models import build_model
 
@@ -214,6 +215,37 @@ def test_still_rollout_and_per_clip():
     assert (table["margin"] == table["ours"] - table["copy_last"]).all()
     assert list(table.columns) == ["windows", "ours", "copy_last", "margin", "mean_frame",
                                    "flow_warp"]
+
+
+class _Blur(torch.nn.Module):
+    """A stand-in predictor that pulls each prediction ``pull`` of the way to its mean brightness."""
+
+    def __init__(self, pull=0.1):
+        super().__init__()
+        self.pull, self.w = pull, torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, frames, input_length, total_length, future_only=True):
+        x, out = frames[:, input_length - 1], []
+        for _ in range(total_length - input_length):
+            x = x + self.pull * (x.mean(dim=(1, 2, 3), keepdim=True) - x) + self.w
+            out.append(x)
+        return SimpleNamespace(predictions=torch.stack(out, 1))
+
+
+def test_still_drift_names_a_blur_added_again_at_every_step():
+    torch.manual_seed(0)
+    frames = torch.rand(3, 3, 16, 16)
+    drift = still_drift(_Blur(), frames, 4, 10)
+    assert drift["t"].tolist() == list(range(5, 11))
+    assert drift["same_as_first"].min() > 0.999 and drift["toward_mean"].max() < -0.999
+    assert drift["step_rms"].is_monotonic_decreasing and drift["psnr"].is_monotonic_decreasing
+    # the same change each step: the error grows about linearly, PSNR falls ~20 log10(k)
+    assert drift["psnr"][0] - drift["psnr"][1] == pytest.approx(20 * np.log10(1.9), abs=0.05)
+    pd.testing.assert_series_equal(drift["psnr"], still_rollout(_Blur(), frames, 4, 10)["psnr"])
+    exact = still_drift(_Blur(pull=0.0), frames, 4, 10)  # copy-last adds nothing
+    assert (exact["step_rms"] == 0).all() and exact[["same_as_first", "toward_mean"]].isna().all().all()
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\) still frames, got shape \(3, 16, 16\)"):
+        still_drift(_Blur(), frames[0], 4, 10)
 
 
 # --------------------------------------------------------------------------- the baselines

@@ -126,3 +126,23 @@ def test_the_shipped_digits_weights_are_notebook_03s_digits_run_with_its_history
     assert record["bytes"] <= 4 * 2 ** 20 and record["data"] == "digits"
     assert history["iteration"].tolist() == list(range(1, budget.iterations_for("digits") + 1))
     assert history["eval_psnr_mean"].notna().sum() >= 2
+
+
+def test_the_still_drift_record_is_the_shipped_weights_and_says_blur():
+    """benchmarks/results/still-drift.csv (docs/study.md's diagnosis of the melting still scene)
+    is what benchmarks/bench_still.py reads from the shipped study weights today: the model adds
+    nearly the same change at every step, and that change is a blur toward the mean."""
+    import sys
+
+    import pandas as pd
+    bench = zoo.WEIGHTS.parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    from bench_levers import still_frames
+    from stipkit.scoring.evaluate import still_drift
+    record = pd.read_csv(bench / "results" / "still-drift.csv")
+    model, cfg = stipkit.pretrained("study")
+    got = still_drift(model, still_frames(cfg), cfg.input_length, cfg.eval_length)
+    assert record["model"].unique().tolist() == ["study (shipped)"]
+    for col in ("psnr", "step_rms", "same_as_first", "toward_mean"):
+        assert got[col].tolist() == pytest.approx(record[col].tolist(), abs=2e-3), col
+    assert (record["same_as_first"] > 0.8).all() and (record["toward_mean"] < -0.3).all()

@@ -339,14 +339,10 @@ def per_clip(predictor, cfg: Config, test_set, progress: bool = False) -> pd.Dat
     return out
 
 
-def still_rollout(predictor, frames: torch.Tensor, input_length: int, total_length: int,
-                  per_frame: bool = False) -> pd.DataFrame:
-    """How well the model keeps a still scene still: each frame of ``frames`` (N, C, H, W) is
-    given ``input_length`` times; returns the PSNR (dB, mean over the frames) of every predicted
-    frame against it, by t (``per_frame=True``: one row per frame and t, with ``frame``, the
-    index in ``frames``, so that the worst frame can be read). Copy-last would be exact
-    (infinite PSNR); a model's errors here are its floor, and how they grow with t is its
-    drift: a model that learned "real video always moves" makes a still scene melt."""
+def _still_predictions(predictor, frames: torch.Tensor, input_length: int,
+                       total_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each frame of ``frames`` (N, C, H, W) given ``input_length`` times: (the still input,
+    the predictions of t = input_length+1 .. total_length), on the predictor's device."""
     if frames.ndim != 4:
         raise ValueError(f"frames must be (N, C, H, W) still frames, got shape {tuple(frames.shape)}")
     param = next(predictor.parameters())
@@ -359,6 +355,19 @@ def still_rollout(predictor, frames: torch.Tensor, input_length: int, total_leng
                               total_length=total_length, future_only=True).predictions
     finally:
         predictor.train(was_training)
+    return still, preds
+
+
+def still_rollout(predictor, frames: torch.Tensor, input_length: int, total_length: int,
+                  per_frame: bool = False) -> pd.DataFrame:
+    """How well the model keeps a still scene still: each frame of ``frames`` (N, C, H, W) is
+    given ``input_length`` times; returns the PSNR (dB, mean over the frames) of every predicted
+    frame against it, by t (``per_frame=True``: one row per frame and t, with ``frame``, the
+    index in ``frames``, so that the worst frame can be read). Copy-last would be exact
+    (infinite PSNR); a model's errors here are its floor, and how they grow with t is its
+    drift: a model that learned "real video always moves" makes a still scene melt
+    (:func:`still_drift` says how)."""
+    still, preds = _still_predictions(predictor, frames, input_length, total_length)
     n, steps = preds.shape[:2]
     target = still[:, -1:].expand(-1, steps, -1, -1, -1)
     values = psnr(preds.clamp(0, 1).flatten(0, 1).float(), target.flatten(0, 1).float()).view(n, steps)
@@ -367,3 +376,43 @@ def still_rollout(predictor, frames: torch.Tensor, input_length: int, total_leng
         return pd.DataFrame([dict(frame=i, t=t, psnr=float(values[i, k]))
                              for i in range(n) for k, t in enumerate(ts)])
     return pd.DataFrame({"t": ts, "psnr": values.mean(0).tolist()})
+
+
+def still_drift(predictor, frames: torch.Tensor, input_length: int,
+                total_length: int) -> pd.DataFrame:
+    """How a still scene melts: the change the model adds at each step of its rollout.
+
+    With x_hat_t the prediction of t (x_hat at t = input_length: the scene itself) and
+    d_t = x_hat_t - x_hat_{t-1}, one row per predicted t, each a mean over the frames:
+
+    * ``psnr``: of x_hat_t against the scene (as :func:`still_rollout`);
+    * ``step_rms``: the root mean square of d_t, the change added at that step;
+    * ``same_as_first``: the correlation of d_t with the first step's change. Near 1, the model
+      adds the same change again at every step, so its error grows linearly in t (PSNR falls
+      by 20 log10(k) dB by the k-th prediction: 6.0 dB at the second, 9.5 at the third) rather
+      than as the square root of t, as unrelated errors would;
+    * ``toward_mean``: the correlation of d_t with the scene's departure from its own mean
+      brightness. Negative: bright parts darken and dark parts brighten, a blur toward the
+      mean -- the MSE-optimal hedge against motion the model cannot rule out.
+
+    A copy-last predictor adds nothing: ``step_rms`` 0, the two correlations undefined (NaN).
+    """
+    still, preds = _still_predictions(predictor, frames, input_length, total_length)
+    scene = still[:, -1].float()
+    seq = torch.cat([scene[:, None], preds.clamp(0, 1).float()], 1)
+    change = (seq[:, 1:] - seq[:, :-1]).flatten(2)                       # (N, steps, C*H*W)
+    centred = (scene - scene.mean(dim=(1, 2, 3), keepdim=True)).flatten(1)
+
+    def corr(a: torch.Tensor, b: torch.Tensor) -> float:                # mean over frames
+        a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+        den = a.norm(dim=1) * b.norm(dim=1)
+        return float(((a * b).sum(1) / den).mean()) if bool((den > 0).all()) else float("nan")
+
+    target = scene[:, None].expand_as(preds)
+    values = psnr(preds.clamp(0, 1).flatten(0, 1).float(), target.flatten(0, 1)).view(preds.shape[:2])
+    rows = []
+    for k, t in enumerate(range(input_length + 1, total_length + 1)):
+        d = change[:, k]
+        rows.append(dict(t=t, psnr=float(values[:, k].mean()), step_rms=float(d.pow(2).mean().sqrt()),
+                         same_as_first=corr(d, change[:, 0]), toward_mean=corr(d, centred)))
+    return pd.DataFrame(rows)

@@ -340,9 +340,10 @@ def per_clip(predictor, cfg: Config, test_set, progress: bool = False) -> pd.Dat
 
 
 def _still_predictions(predictor, frames: torch.Tensor, input_length: int,
-                       total_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each frame of ``frames`` (N, C, H, W) given ``input_length`` times: (the still input,
-    the predictions of t = input_length+1 .. total_length), on the predictor's device."""
+                       total_length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each frame of ``frames`` (N, C, H, W) given ``input_length`` times: (the scene, float;
+    the predictions of t = input_length+1 .. total_length, clamped to [0, 1], float; the PSNR
+    of each against the scene, (N, steps)), on the predictor's device."""
     if frames.ndim != 4:
         raise ValueError(f"frames must be (N, C, H, W) still frames, got shape {tuple(frames.shape)}")
     param = next(predictor.parameters())
@@ -355,7 +356,9 @@ def _still_predictions(predictor, frames: torch.Tensor, input_length: int,
                               total_length=total_length, future_only=True).predictions
     finally:
         predictor.train(was_training)
-    return still, preds
+    scene, preds = still[:, -1].float(), preds.clamp(0, 1).float()
+    values = psnr(preds.flatten(0, 1), scene[:, None].expand_as(preds).flatten(0, 1))
+    return scene, preds, values.view(preds.shape[:2])
 
 
 def still_rollout(predictor, frames: torch.Tensor, input_length: int, total_length: int,
@@ -367,14 +370,11 @@ def still_rollout(predictor, frames: torch.Tensor, input_length: int, total_leng
     (infinite PSNR); a model's errors here are its floor, and how they grow with t is its
     drift: a model that learned "real video always moves" makes a still scene melt
     (:func:`still_drift` says how)."""
-    still, preds = _still_predictions(predictor, frames, input_length, total_length)
-    n, steps = preds.shape[:2]
-    target = still[:, -1:].expand(-1, steps, -1, -1, -1)
-    values = psnr(preds.clamp(0, 1).flatten(0, 1).float(), target.flatten(0, 1).float()).view(n, steps)
+    _, _, values = _still_predictions(predictor, frames, input_length, total_length)
     ts = list(range(input_length + 1, total_length + 1))
     if per_frame:
         return pd.DataFrame([dict(frame=i, t=t, psnr=float(values[i, k]))
-                             for i in range(n) for k, t in enumerate(ts)])
+                             for i in range(len(values)) for k, t in enumerate(ts)])
     return pd.DataFrame({"t": ts, "psnr": values.mean(0).tolist()})
 
 
@@ -397,9 +397,8 @@ def still_drift(predictor, frames: torch.Tensor, input_length: int,
 
     A copy-last predictor adds nothing: ``step_rms`` 0, the two correlations undefined (NaN).
     """
-    still, preds = _still_predictions(predictor, frames, input_length, total_length)
-    scene = still[:, -1].float()
-    seq = torch.cat([scene[:, None], preds.clamp(0, 1).float()], 1)
+    scene, preds, values = _still_predictions(predictor, frames, input_length, total_length)
+    seq = torch.cat([scene[:, None], preds], 1)
     change = (seq[:, 1:] - seq[:, :-1]).flatten(2)                       # (N, steps, C*H*W)
     centred = (scene - scene.mean(dim=(1, 2, 3), keepdim=True)).flatten(1)
 
@@ -408,8 +407,6 @@ def still_drift(predictor, frames: torch.Tensor, input_length: int,
         den = a.norm(dim=1) * b.norm(dim=1)
         return float(((a * b).sum(1) / den).mean()) if bool((den > 0).all()) else float("nan")
 
-    target = scene[:, None].expand_as(preds)
-    values = psnr(preds.clamp(0, 1).flatten(0, 1).float(), target.flatten(0, 1)).view(preds.shape[:2])
     rows = []
     for k, t in enumerate(range(input_length + 1, total_length + 1)):
         d = change[:, k]

@@ -12,6 +12,11 @@ back. Single runs on a shared 2-core machine: differences under ~0.5 dB are nois
 
     .venv/bin/python benchmarks/bench_levers.py --jobs 2 --csv benchmarks/results/levers.csv
     .venv/bin/python benchmarks/bench_levers.py --only old copy_last --iterations 200   # quick look
+    .venv/bin/python benchmarks/bench_levers.py --jobs 2 --iterations 3000 --only rollout_7 gated \
+        --val-clip vtest --csv benchmarks/results/levers-heldout-val.csv   # a scene never trained on
+
+``--val-clip``: validate on a training clip held out of training *whole* instead of on the late
+windows of the training clips, which reward fitting those scenes (docs/study.md, "Not shipped").
 
 Every run uses one torch thread; ``--jobs 2`` runs two at a time. The CSV (one row per run, the
 final and the best evaluation, the seconds per iteration) is what notebook 03 shows.
@@ -83,6 +88,12 @@ LADDER = {
     "still_4": ("rollout_7", _t(still_every=4), "one training window in four made still"),
     "rollout_gan_lp": ("rollout_7", _t(loss="mse+gan+lp"),
                        "the paper's loss, Eq. 9, against MSE's blur toward the mean (bench_still.py)"),
+    "residual": ("rollout_7", _m(init="copy_last_residual"),
+                 "copy-last by a residual, v_t + Eq. 4 (its head zero at the start), instead of along "
+                 "the recall: training cannot wear the copy into a blur"),
+    "gated": ("rollout_7", _m(init="copy_last_gated"),
+              "copy-last by a residual gated by the motion seen, v_t + g * Eq. 4 (MotionGate, the "
+              "kit's): a still input is copied exactly"),
     # the benchmark's scale (budget "benchmark", preset ablation64: 3 STGRUs of 16 channels,
     # batch 4), and the study recipe's levers brought to it one at a time
     "a64": (None, lambda c: _t(iterations=c.train.iterations)(get_preset("ablation64")),
@@ -104,14 +115,15 @@ def config_of(name: str, iterations: int) -> Config:
     return change(cfg)
 
 
-def still_frames(cfg: Config, n: int = 16) -> torch.Tensor:
+def still_frames(cfg: Config, n: int = 16, held_out: tuple[str, ...] = ()) -> torch.Tensor:
     """``n`` real frames of the validation split (evenly spaced), for the still-scene check."""
     from stipkit.data.build import default_dataset, spread
-    val = spread(default_dataset(cfg, "val"), n)
+    val = spread(default_dataset(cfg, "val", held_out=held_out), n)
     return torch.stack([val[i][cfg.input_length - 1] for i in range(len(val))])
 
 
-def run(name: str, iterations: int, evals: int, out_root: str | None = None) -> dict:
+def run(name: str, iterations: int, evals: int, out_root: str | None = None,
+        val_clip: str | None = None) -> dict:
     from stipkit.data.build import default_dataset, spread
     from stipkit.experiments.study import quick_eval
     from stipkit.scoring.evaluate import still_rollout
@@ -120,22 +132,24 @@ def run(name: str, iterations: int, evals: int, out_root: str | None = None) -> 
 
     torch.set_num_threads(1)
     cfg = config_of(name, iterations)
-    val_set = spread(default_dataset(cfg, "val"), VAL_WINDOWS)
+    held_out = (val_clip,) if val_clip else ()
+    val_set = spread(default_dataset(cfg, "val", held_out=held_out), VAL_WINDOWS)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         out = f"{out_root}/{name}" if out_root else tmp
-        hist = train(cfg, default_dataset(cfg, "train"), out, resume=bool(out_root),
+        hist = train(cfg, default_dataset(cfg, "train", held_out=held_out), out, resume=bool(out_root),
                      progress=False, eval_fn=lambda p: quick_eval(p, cfg, val_set),
                      eval_every=max(1, iterations // evals), ckpt_every=max(1, iterations // evals))
         model, _ = load_predictor(f"{out}/checkpoint.pt")
-        still = still_rollout(model, still_frames(cfg), cfg.input_length, cfg.eval_length,
-                              per_frame=True)
+        still = still_rollout(model, still_frames(cfg, held_out=held_out), cfg.input_length,
+                              cfg.eval_length, per_frame=True)
     ev = hist.dropna(subset=["eval_psnr_t1"])
     last = ev.iloc[-1]
     best = ev.loc[ev["eval_psnr_mean"].idxmax()]
     print(f"{name}: t=5 {last['eval_psnr_t1']:.2f}, mean {last['eval_psnr_mean']:.2f} "
           f"({time.perf_counter() - start:.0f} s)", flush=True)
     return {"lever": name, "base": LADDER[name][0] or "-", "change": LADDER[name][2],
+            **({"val": f"clip {val_clip}, held out of training"} if val_clip else {}),
             "iterations": iterations, "s_per_iteration_1thread": round(float(hist["step_s"].median()), 3),
             "psnr_t5": round(float(last["eval_psnr_t1"]), 2),
             "psnr_mean": round(float(last["eval_psnr_mean"]), 2),
@@ -155,11 +169,16 @@ def main(argv=None) -> None:
     ap.add_argument("--only", nargs="+", choices=list(LADDER), help="these rows only")
     ap.add_argument("--csv", help="write the table here")
     ap.add_argument("--out", help="keep each run's checkpoint in OUT/<row> (and resume from it)")
+    from stipkit.data.video import EMBEDDED_NAMES, TEST_CLIPS
+    ap.add_argument("--val-clip", choices=[c for c in EMBEDDED_NAMES if c not in TEST_CLIPS], help="validate on this train clip held out of training whole "
+                    "(leave-one-clip-out: a scene never trained on) instead of the late windows of "
+                    "the training clips")
     args = ap.parse_args(argv)
     names = args.only or list(LADDER)
     start = time.perf_counter()
     with mp.get_context("spawn").Pool(args.jobs) as pool:
-        rows = pool.starmap(run, [(n, args.iterations, args.evals, args.out) for n in names])
+        rows = pool.starmap(run, [(n, args.iterations, args.evals, args.out, args.val_clip)
+                                  for n in names])
     table = pd.DataFrame(rows)
     table.attrs["command"] = "benchmarks/bench_levers.py " + " ".join(argv or [])
     if args.csv:

@@ -242,6 +242,24 @@ def test_whole_clip_holdout_and_user_videos(tmp_path):
     assert len(tr) == 3 and tr[0].shape == (4, 3, 16, 16)
 
 
+def test_a_train_clip_held_out_whole_for_validation():
+    """``default_dataset(..., held_out=(clip,))``: leave-one-clip-out validation on the embedded
+    clips: train leaves the clip out, val is that clip's every window, test is unchanged."""
+    cfg = replace(get_preset("study"), train=replace(get_preset("study").train, still_every=0,
+                                                     crops=1, flips=False, reverse=False))
+    tr = build.default_dataset(cfg, "train", held_out=("box",))
+    va = build.default_dataset(cfg, "val", held_out=("box",))
+    te = build.default_dataset(cfg, "test", held_out=("box",))
+    usual = build.default_dataset(cfg, "train")
+    assert {c for c, _ in va.windows} == {"box"} and "box" not in {c for c, _ in tr.windows}
+    assert {c for c, _ in usual.windows} - {c for c, _ in tr.windows} == {"box"}
+    n = len(va.frames["box"])
+    assert len(va) == n - cfg.eval_length + 1  # every window of the whole clip
+    assert te.windows == build.default_dataset(cfg, "test").windows
+    with pytest.raises(D.DataError, match=r"held_out=\['cup'\] is invalid: .*train clips"):
+        build.default_dataset(cfg, "val", held_out=("cup",))  # a test clip
+
+
 def test_loader_is_deterministic(tmp_path):
     # (its speed is a benchmark, benchmarks/bench_loader.py, not a timed test)
     ds = EmbeddedVideo("train", clips=["carphone_pristine"], cache_dir=tmp_path, stride=1,

@@ -85,6 +85,43 @@ def test_one_field_names_the_route_for_every_predictor():
     assert all(replace(cfg.model, init="default").copy_route is None for cfg in PREDICTORS.values())
 
 
+@pytest.mark.parametrize("key", ["stip-stgru-recall", "stip-official"])
+@pytest.mark.parametrize("init", ["copy_last_residual", "copy_last_gated"])
+def test_copy_last_residual_takes_the_residual_route_even_with_mgir(key, init):
+    """``init="copy_last_residual"``: the same copy-last start as ``"copy_last"``, but STIP with
+    MGIR adds its Eq. 4 head to v_t (zero at the start) instead of carrying v_t along the recall."""
+    cfg = PREDICTORS[key]
+    assert replace(cfg.model, init=init).copy_route == "residual"
+    frames, out = _rollout(cfg, init)
+    torch.testing.assert_close(out, frames[:, cfg.input_length - 1:cfg.input_length].expand_as(out),
+                               atol=1e-6, rtol=0)
+    torch.manual_seed(0)
+    predictor, _ = build_model(replace(cfg, model=replace(cfg.model, init=init)))
+    assert all(h.weight.abs().sum() == 0 for h in predictor.head.values())  # Eq. 4 starts at zero
+
+
+def test_the_motion_gate_copies_a_still_clip_exactly_whatever_the_weights():
+    """``init="copy_last_gated"`` (STIP's MotionGate): v_t + g * r with g = 0 where nothing moved,
+    so four copies of a frame in give that frame at every step of the rollout, even with a
+    trained (here: random) Eq. 4 head; a moving clip is changed."""
+    cfg = PREDICTORS["stip-stgru-recall"]
+    torch.manual_seed(0)
+    predictor, _ = build_model(replace(cfg, model=replace(cfg.model, init="copy_last_gated")))
+    with torch.no_grad():
+        for head in predictor.head.values():
+            head.weight.normal_()
+    m, il = cfg.model, cfg.input_length
+    still = torch.rand(2, 1, m.img_channels, m.height, m.width).expand(2, il, -1, -1, -1)
+    moving = torch.rand(2, il, m.img_channels, m.height, m.width)
+    with torch.no_grad():
+        out = predictor(still, total_length=il + 3, future_only=True).predictions
+        moved = predictor(moving, total_length=il + 3, future_only=True).predictions
+    assert torch.equal(out, still[:, :1].expand_as(out))
+    assert (moved - moving[:, -1:]).abs().max() > 1e-2
+    with pytest.raises(ConfigError, match=r"ModelConfig\.init='copy_last_gated'.*clip_length >= 2"):
+        replace(cfg.model, init="copy_last_gated", clip_length=1)
+
+
 def test_official_and_reference_presets_keep_pytorchs_init():
     """The official-weights equivalence tests compare against golden fixtures built from PyTorch's
     initialisation: those presets keep ``init="default"``; the small STIP presets start copy-last."""
@@ -99,7 +136,7 @@ def test_copy_last_is_valid_for_every_predictor_and_bad_values_name_the_field():
     for name in ("strpm", "beyondmse"):  # no longer STIP's alone
         base = PREDICTORS[name].model
         assert replace(base, init="copy_last").copy_route == "residual"
-    with pytest.raises(ConfigError, match=r"ModelConfig\.init='copy_first'.*\('default', 'copy_last'\)"):
+    with pytest.raises(ConfigError, match=r"ModelConfig\.init='copy_first'.*\('default', 'copy_last', "):
         ModelConfig(init="copy_first")
     # genuinely incompatible: STIP's recall route without room for the copied frame
     with pytest.raises(ConfigError, match=r"ModelConfig\.hidden=8 .*init='copy_last' and mgir=True"):

@@ -248,6 +248,20 @@ def test_still_drift_names_a_blur_added_again_at_every_step():
         still_drift(_Blur(), frames[0], 4, 10)
 
 
+def test_a_noisy_still_scene_is_scored_against_the_clean_one():
+    """``noise``: each given copy gets its own noise (seeded); copy-last then repeats the last noisy
+    copy, so its PSNR against the clean scene is the noise's, about 20 log10(1 / sigma)."""
+    torch.manual_seed(0)
+    frames = 0.25 + 0.5 * torch.rand(3, 3, 16, 16)  # away from 0 and 1: the clamp does not bite
+    copy = _Blur(pull=0.0)
+    noisy = still_rollout(copy, frames, 4, 7, noise=0.01)
+    assert noisy["psnr"].tolist() == pytest.approx([40.0] * 3, abs=0.3)
+    pd.testing.assert_frame_equal(noisy, still_rollout(copy, frames, 4, 7, noise=0.01))  # seeded
+    assert (still_rollout(copy, frames, 4, 7)["psnr"] == float("inf")).all()
+    drift = still_drift(copy, frames, 4, 7, noise=0.01)  # the noise itself is the first change
+    assert drift["step_rms"][0] == pytest.approx(0.01, rel=0.05) and (drift["step_rms"][1:] == 0).all()
+
+
 # --------------------------------------------------------------------------- the baselines
 def test_evaluate_chooses_baselines_in_their_order(model, digits):
     df = evaluate(model, digits, 2, 4, progress=False, baselines=("flow-warp", "copy-last"))

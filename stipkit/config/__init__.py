@@ -24,7 +24,7 @@ from .errors import ConfigError, _check
 # them from there (this module uses the few it names).
 from .memories import MemoryConfig, NoMemoryConfig, RPMConfig, STGRUConfig, memory_names
 
-INITS = ("default", "copy_last")  # ModelConfig.init, every predictor (ModelConfig.copy_route)
+INITS = ("default", "copy_last", "copy_last_residual", "copy_last_gated")  # ModelConfig.init (copy_route)
 MODELS = ("stip", "strpm", "beyondmse")  # ModelConfig.name: the predictors of stipkit.models.MODELS
 
 
@@ -35,9 +35,9 @@ class ModelConfig:
 
     Paper defaults throughout; fields marked *departure* reproduce the official code.
 
-    ``init``, one field for every predictor: ``"default"`` (PyTorch's initialisation) or
-    ``"copy_last"`` (before training every prediction is the last given frame; see
-    :attr:`copy_route`).
+    ``init``, every predictor's: ``"default"`` (PyTorch's), ``"copy_last"`` (every prediction is
+    the last given frame before training: :attr:`copy_route`), ``"copy_last_residual"`` (the same
+    by the residual route), ``"copy_last_gated"`` (that residual gated by motion: ``MotionGate``).
     """
 
     name: str = "stip"            # which predictor (stipkit.models.MODELS)
@@ -55,7 +55,7 @@ class ModelConfig:
     sted: bool = True             # Table VI: two encoder/decoder paths (True) or one
     mgir: bool = True             # Table VI: multi-grained recall (Eq. 3) on/off
     disc_hidden: int = 64         # Table I "Hidden" for the discriminator
-    init: str = "default"         # "default" (PyTorch's, as the official code) | "copy_last" (see copy_route)
+    init: str = "default"         # one of INITS: "default" (PyTorch's, the official code's) | "copy_last" | ...
     # --- departures of the official code (paper value is the default) ---
     swap_decoder_states: bool = False  # official decodes T^N with the *spatial* decoder
     recall_deepest: bool = True        # official never recalls the deepest level (l=1)
@@ -91,6 +91,8 @@ class ModelConfig:
         _check(self.disc_activation in ("leaky_relu", "relu"), "ModelConfig.disc_activation",
                self.disc_activation, "must be 'leaky_relu' (paper) or 'relu' (official)")
         _check(self.init in INITS, "ModelConfig.init", self.init, f"must be one of {INITS}")
+        _check(self.init != "copy_last_gated" or (self.name == "stip" and self.clip_length >= 2),
+               "ModelConfig.init", self.init, "needs name='stip' and clip_length >= 2 (v_t - v_{t-1})")
         if self.copy_route == "recall":  # STIP with MGIR: the copy rides the recall (Eq. 3)
             alt = "; or mgir=False, where STIP starts copy-last through a zero residual instead"
             for ok, name, value, why in (
@@ -117,12 +119,12 @@ class ModelConfig:
         """How the predictor starts as copy-last, v̂_{t+1} = v_t before training (None: ``init``
         is ``"default"``). ``"recall"``: STIP with MGIR, by initialisation alone
         (``STIP.init_copy_last``; needs recall_weight > 0, num_downsample >= 2, hidden >=
-        4 * img_channels * patch**2). ``"residual"``: every other predictor (STIP without MGIR,
-        STRPM, BeyondMSE) outputs v_t + r, its last layer (making r) starting at zero; each
-        model's docstring says which layer and which equation."""
-        if self.init != "copy_last":
+        4 * img_channels * patch**2). ``"residual"`` (every other predictor, and any with
+        ``init="copy_last_residual"``): it outputs v_t + r, the last layer (making r) zero at the
+        start; each model's docstring says which layer and which equation."""
+        if self.init == "default":
             return None
-        return "recall" if self.name == "stip" and self.mgir else "residual"
+        return "recall" if self.init == "copy_last" and self.name == "stip" and self.mgir else "residual"
 
     @property
     def frame_channels(self) -> int:
@@ -156,8 +158,7 @@ class TrainConfig:
     iterations: int = 1800        # study: 8-9.5 min on 2 CPU cores
     lr: float = 1e-3              # official: 5e-3 (predictor)
     lr_d: float = 5e-4            # official: 5e-4 (discriminator)
-    # Adam's epsilon for the predictor (PyTorch's, the official codes'); the benchmark's copy-last
-    # start uses 1e-16 (stipkit.experiments.ablation.COPY_LAST_ADAM_EPS: why)
+    # Adam's epsilon (PyTorch's); the benchmark's copy-last start: 1e-16 (ablation.COPY_LAST_ADAM_EPS)
     adam_eps: float = 1e-8
     lr_schedule: str = "exponential"  # official: x lr_decay every decay_interval | "cosine"
     lr_decay: float = 0.9         # exponential: the factor, applied every decay_interval

@@ -29,7 +29,7 @@ from .digits import MovingDigits
 from .frames import DataError
 from .lists import FrameListDataset
 from .still import StillWindows
-from .video import SPLITS, EmbeddedVideo
+from .video import EMBEDDED_NAMES, SPLITS, TEST_CLIPS, EmbeddedVideo
 
 SJTU4K_LINES = 2160  # native SJTU4K height; the model runs padded at 2176 (see stipkit.config)
 # Moving Digits' fixed evaluation sets: 100 sequences each, their own seeds (runs comparable)
@@ -41,7 +41,7 @@ _PAPER_ENV = {"train": "STIPKIT_{}_TRAIN", "val": "STIPKIT_{}_VAL", "test": "STI
 # --------------------------------------------------------------------------- 1. by config
 def default_dataset(cfg: Config, split: str = "test", data: str | None = None, list_file=None,
                     root=None, total_length: int | None = None, skip_bad: bool = False,
-                    num_sequences: int | None = None):
+                    num_sequences: int | None = None, held_out: tuple[str, ...] = ()):
     """The default ``split`` of dataset ``data`` (default ``cfg.dataset``, one of
     :data:`stipkit.config.DATASETS`) at the model's size.
 
@@ -65,6 +65,11 @@ def default_dataset(cfg: Config, split: str = "test", data: str | None = None, l
       lists only: "val" needs a list file of your own (e.g. clips held out of the train list).
 
     ``total_length`` defaults to ``cfg.train_length`` (train) or ``cfg.eval_length`` (val, test).
+
+    ``held_out`` (embedded only): train clips held out *whole* for validation, the
+    leave-one-clip-out split that asks what the default "val" (the late windows of the training
+    clips) cannot -- how a choice does on a scene never trained on: "train" leaves them out and
+    "val" is those clips, every frame; "test" is unchanged.
     """
     data = data or cfg.dataset
     resolution = (cfg.model.height, cfg.model.width)
@@ -75,6 +80,16 @@ def default_dataset(cfg: Config, split: str = "test", data: str | None = None, l
     if data == "embedded":
         tc = cfg.train
         aug = dict(crops=tc.crops, flips=tc.flips, reverse=tc.reverse) if split == "train" else {}
+        if held_out:
+            train_clips = [c for c in EMBEDDED_NAMES if c not in TEST_CLIPS]
+            bad = [c for c in held_out if c not in train_clips]
+            if bad or len(held_out) >= len(train_clips):
+                raise DataError(f"held_out={list(held_out)} is invalid: give some, not all, of the "
+                                f"train clips {train_clips} (the test clips {list(TEST_CLIPS)} are "
+                                "held out already)")
+            if split != "test":  # val: the held-out clips whole; train: the others' train part
+                aug["test_clips"] = tuple(held_out) if split == "val" else (*TEST_CLIPS, *held_out)
+                split = "test" if split == "val" else split
         ds = EmbeddedVideo(split, resolution=resolution, total_length=total_length, stride=1, **aug)
         if split == "train" and tc.still_every:   # one window in still_every made still
             ds = StillWindows(ds, tc.still_every, cfg.input_length - 1)

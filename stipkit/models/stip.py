@@ -7,7 +7,10 @@ state at t = 0 (line 3, :meth:`Predictor.init_state`).
 """
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
@@ -37,7 +40,9 @@ class STIP(Predictor):
       into the last layer of Dec_S (Eq. 3), past zeroed maps that nothing else writes, to the
       Eq. 4 head. Whatever the memory computes cannot reach those maps, so the start is copy-last
       with every memory of :data:`~stipkit.models.memories.MEMORIES`;
-    * without MGIR (``"residual"``, as STRPM and BeyondMSE): Eq. 4 becomes a residual,
+    * without MGIR, or with ``init="copy_last_residual"`` / ``"copy_last_gated"`` (``"residual"``,
+      as STRPM and BeyondMSE; the gated one scales the residual by :class:`MotionGate`): Eq. 4
+      becomes a residual,
       v̂_{t+1} = v_t + W_1x1 * [T_D, S_D], with W_1x1 (both halves of :attr:`head`, the last
       layer) zero at the start: the decoders, the memory and the encoders are PyTorch's and
       receive gradients from the second step on (as a zero-initialised residual branch).
@@ -55,6 +60,7 @@ class STIP(Predictor):
         "merge_ts": "Merge W_1×1[T^N, S^N] (no STED)",
         "decoders": "Decoders Dec_T, Dec_S (Eq. 3)",
         "head": "Fusion W_1×1 (Eq. 4)",
+        "gate": "Motion gate (the kit's, not the paper's)",
     }
 
     def __init__(self, cfg: ModelConfig, input_length: int = 4):
@@ -73,6 +79,8 @@ class STIP(Predictor):
         # by input channels; it spares materialising the concatenation at full resolution).
         self.head = nn.ModuleDict({k: nn.Conv2d(h, c, kernel_size=1, bias=(k == "t")) for k in self.streams})
         self.residual = cfg.copy_route == "residual"  # v̂ = v_t + Eq. 4 (class docstring)
+        # init="copy_last_gated": v̂ = v_t + g * Eq. 4, g from the motion in the clip (MotionGate)
+        self.gate = MotionGate(cfg.width // cfg.patch) if cfg.init == "copy_last_gated" else None
         if cfg.copy_route == "recall":
             self.init_copy_last()
         elif self.residual:
@@ -111,8 +119,9 @@ class STIP(Predictor):
 
     @torch.no_grad()
     def init_zero_residual(self) -> None:
-        """The residual copy-last start (``copy_route == "residual"``: STIP without MGIR): the
-        Eq. 4 head W_1x1 (both its halves, weights and bias) starts at zero, so that
+        """The residual copy-last start (``copy_route == "residual"``: STIP without MGIR, or any
+        STIP with ``init="copy_last_residual"`` or ``"copy_last_gated"``): the Eq. 4 head W_1x1
+        (both its halves, weights and bias) starts at zero, so that
         v̂_{t+1} = v_t + W_1x1 * [T_D, S_D] = v_t. Every other weight keeps PyTorch's."""
         for head in self.head.values():
             head.weight.zero_()
@@ -133,6 +142,8 @@ class STIP(Predictor):
         out = {k: levels[1:] for k, levels in enc.items()}
         if self.residual:  # v_t, the frame the residual start adds to (class docstring)
             out["last"] = clip[-1]
+        if self.gate is not None:
+            out["gate"] = self.gate(clip)
         return out
 
     def maps(self) -> dict[str, str]:
@@ -168,6 +179,33 @@ class STIP(Predictor):
                                        cfg.recall_weight, cfg.recall_deepest)
             y = self.head[k](decoded)                                   # line 19, Eq. 4
             frame = y if frame is None else frame.add_(y)
+        if self.gate is not None:                                       # g * Eq. 4
+            frame = frame * enc["gate"]
         if self.residual:                                               # v_t + Eq. 4
             frame = frame.add_(enc["last"])
         return frame
+
+
+class MotionGate(nn.Module):
+    """The kit's still-scene lever, in neither paper (``ModelConfig.init="copy_last_gated"``).
+
+    The residual start's output, v̂_{t+1} = v_t + r, becomes v̂_{t+1} = v_t + g * r with
+
+        m = maxpool_k( mean_c |v_t - v_{t-1}| ),     g = m^2 / (m^2 + sigma^2),
+
+    per pixel, from the last two frames of the clip the model is given (in a rollout, its own
+    predictions). Where nothing moved within a k x k window (m = 0) the frame is copied exactly,
+    so a still scene stays still at every step; a change the model makes is read back as motion
+    only where it exceeds sigma (learned, starting at 0.01 of the [0, 1] range). k is about an
+    eighth of the frame's width (9 at 64 pixels): room for the motion of one step.
+    """
+
+    def __init__(self, width: int, sigma: float = 0.01):
+        super().__init__()
+        self.kernel = 2 * max(1, width // 16) + 1
+        self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma)))
+
+    def forward(self, clip: list[torch.Tensor]) -> torch.Tensor:
+        m = (clip[-1] - clip[-2]).abs().mean(1, keepdim=True)
+        m = F.max_pool2d(m, self.kernel, stride=1, padding=self.kernel // 2).square()
+        return m / (m + torch.exp(2 * self.log_sigma))

@@ -339,15 +339,21 @@ def per_clip(predictor, cfg: Config, test_set, progress: bool = False) -> pd.Dat
     return out
 
 
-def _still_predictions(predictor, frames: torch.Tensor, input_length: int,
-                       total_length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _still_predictions(predictor, frames: torch.Tensor, input_length: int, total_length: int,
+                       noise: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each frame of ``frames`` (N, C, H, W) given ``input_length`` times: (the scene, float;
     the predictions of t = input_length+1 .. total_length, clamped to [0, 1], float; the PSNR
-    of each against the scene, (N, steps)), on the predictor's device."""
+    of each against the scene, (N, steps)), on the predictor's device. ``noise`` > 0: each given
+    copy gets its own Gaussian noise of that standard deviation (seeded; clamped to [0, 1]), as a
+    real camera's frames of a still scene differ; the scene scored against stays the clean one."""
     if frames.ndim != 4:
         raise ValueError(f"frames must be (N, C, H, W) still frames, got shape {tuple(frames.shape)}")
     param = next(predictor.parameters())
-    still = frames[:, None].expand(-1, input_length, -1, -1, -1).to(param.device, param.dtype)
+    clean = frames[:, None].expand(-1, input_length, -1, -1, -1).float()
+    if noise > 0:
+        gen = torch.Generator().manual_seed(0)
+        clean = (clean + noise * torch.randn(clean.shape, generator=gen)).clamp(0, 1)
+    still = clean.to(param.device, param.dtype)
     was_training = predictor.training
     predictor.eval()
     try:
@@ -356,21 +362,21 @@ def _still_predictions(predictor, frames: torch.Tensor, input_length: int,
                               total_length=total_length, future_only=True).predictions
     finally:
         predictor.train(was_training)
-    scene, preds = still[:, -1].float(), preds.clamp(0, 1).float()
+    scene, preds = frames.to(param.device, param.dtype).float(), preds.clamp(0, 1).float()
     values = psnr(preds.flatten(0, 1), scene[:, None].expand_as(preds).flatten(0, 1))
     return scene, preds, values.view(preds.shape[:2])
 
 
 def still_rollout(predictor, frames: torch.Tensor, input_length: int, total_length: int,
-                  per_frame: bool = False) -> pd.DataFrame:
+                  per_frame: bool = False, noise: float = 0.0) -> pd.DataFrame:
     """How well the model keeps a still scene still: each frame of ``frames`` (N, C, H, W) is
     given ``input_length`` times; returns the PSNR (dB, mean over the frames) of every predicted
     frame against it, by t (``per_frame=True``: one row per frame and t, with ``frame``, the
     index in ``frames``, so that the worst frame can be read). Copy-last would be exact
     (infinite PSNR); a model's errors here are its floor, and how they grow with t is its
     drift: a model that learned "real video always moves" makes a still scene melt
-    (:func:`still_drift` says how)."""
-    _, _, values = _still_predictions(predictor, frames, input_length, total_length)
+    (:func:`still_drift` says how). ``noise``: each given copy noisy (:func:`_still_predictions`)."""
+    _, _, values = _still_predictions(predictor, frames, input_length, total_length, noise)
     ts = list(range(input_length + 1, total_length + 1))
     if per_frame:
         return pd.DataFrame([dict(frame=i, t=t, psnr=float(values[i, k]))
@@ -379,7 +385,7 @@ def still_rollout(predictor, frames: torch.Tensor, input_length: int, total_leng
 
 
 def still_drift(predictor, frames: torch.Tensor, input_length: int,
-                total_length: int) -> pd.DataFrame:
+                total_length: int, noise: float = 0.0) -> pd.DataFrame:
     """How a still scene melts: the change the model adds at each step of its rollout.
 
     With x_hat_t the prediction of t (x_hat at t = input_length: the scene itself) and
@@ -396,8 +402,9 @@ def still_drift(predictor, frames: torch.Tensor, input_length: int,
       mean -- the MSE-optimal hedge against motion the model cannot rule out.
 
     A copy-last predictor adds nothing: ``step_rms`` 0, the two correlations undefined (NaN).
+    ``noise``: each given copy noisy (:func:`_still_predictions`); d_1 starts from the clean scene.
     """
-    scene, preds, values = _still_predictions(predictor, frames, input_length, total_length)
+    scene, preds, values = _still_predictions(predictor, frames, input_length, total_length, noise)
     seq = torch.cat([scene[:, None], preds], 1)
     change = (seq[:, 1:] - seq[:, :-1]).flatten(2)                       # (N, steps, C*H*W)
     centred = (scene - scene.mean(dim=(1, 2, 3), keepdim=True)).flatten(1)

@@ -27,7 +27,9 @@ END = "<!-- /headline -->"
 BASELINES = ("copy-last", "mean-frame", "flow-warp")
 #: (figures/ stem of a notebook's benchmark verdicts, the table it holds)
 BENCHMARK_VERDICTS = (("04_benchmark_verdicts", "Table VI"), ("05_benchmark_verdicts", "Table VII"),
-                      ("06_benchmark_verdicts", "Table VIII"), ("08_benchmark_verdicts", "Tables III-V"))
+                      ("06_benchmark_verdicts", "Table VIII"), ("08_benchmark_verdicts", "Tables III-V"),
+                      ("08_strpm3_benchmark_verdicts", "STRPM Table 3"),
+                      ("08_strpm4_benchmark_verdicts", "STRPM Table 4"))
 
 
 def _read(stem: str, folder: Path) -> pd.DataFrame | None:

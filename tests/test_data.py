@@ -258,6 +258,8 @@ def test_a_train_clip_held_out_whole_for_validation():
     assert te.windows == build.default_dataset(cfg, "test").windows
     with pytest.raises(D.DataError, match=r"held_out=\['cup'\] is invalid: .*train clips"):
         build.default_dataset(cfg, "val", held_out=("cup",))  # a test clip
+    with pytest.raises(D.DataError, match=r"held_out=\['box'\] is for the embedded clips; dataset 'digits'"):
+        build.default_dataset(cfg, "val", data="digits", held_out=("box",))
 
 
 def test_loader_is_deterministic(tmp_path):

@@ -77,6 +77,8 @@ def default_dataset(cfg: Config, split: str = "test", data: str | None = None, l
         total_length = cfg.train_length if split == "train" else cfg.eval_length
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if held_out and data != "embedded":
+        raise DataError(f"held_out={list(held_out)} is for the embedded clips; dataset {data!r} has none")
     if data == "embedded":
         tc = cfg.train
         aug = dict(crops=tc.crops, flips=tc.flips, reverse=tc.reverse) if split == "train" else {}

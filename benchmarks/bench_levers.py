@@ -169,8 +169,8 @@ def main(argv=None) -> None:
     ap.add_argument("--only", nargs="+", choices=list(LADDER), help="these rows only")
     ap.add_argument("--csv", help="write the table here")
     ap.add_argument("--out", help="keep each run's checkpoint in OUT/<row> (and resume from it)")
-    from stipkit.data.video import EMBEDDED_NAMES, TEST_CLIPS
-    ap.add_argument("--val-clip", choices=[c for c in EMBEDDED_NAMES if c not in TEST_CLIPS], help="validate on this train clip held out of training whole "
+    from stipkit.data.video import TRAIN_CLIPS
+    ap.add_argument("--val-clip", choices=TRAIN_CLIPS, help="validate on this train clip held out of training whole "
                     "(leave-one-clip-out: a scene never trained on) instead of the late windows of "
                     "the training clips")
     args = ap.parse_args(argv)

@@ -29,7 +29,7 @@ from .digits import MovingDigits
 from .frames import DataError
 from .lists import FrameListDataset
 from .still import StillWindows
-from .video import EMBEDDED_NAMES, SPLITS, TEST_CLIPS, EmbeddedVideo
+from .video import SPLITS, TEST_CLIPS, TRAIN_CLIPS, EmbeddedVideo
 
 SJTU4K_LINES = 2160  # native SJTU4K height; the model runs padded at 2176 (see stipkit.config)
 # Moving Digits' fixed evaluation sets: 100 sequences each, their own seeds (runs comparable)
@@ -83,11 +83,10 @@ def default_dataset(cfg: Config, split: str = "test", data: str | None = None, l
         tc = cfg.train
         aug = dict(crops=tc.crops, flips=tc.flips, reverse=tc.reverse) if split == "train" else {}
         if held_out:
-            train_clips = [c for c in EMBEDDED_NAMES if c not in TEST_CLIPS]
-            bad = [c for c in held_out if c not in train_clips]
-            if bad or len(held_out) >= len(train_clips):
+            bad = [c for c in held_out if c not in TRAIN_CLIPS]
+            if bad or len(held_out) >= len(TRAIN_CLIPS):
                 raise DataError(f"held_out={list(held_out)} is invalid: give some, not all, of the "
-                                f"train clips {train_clips} (the test clips {list(TEST_CLIPS)} are "
+                                f"train clips {list(TRAIN_CLIPS)} (the test clips {list(TEST_CLIPS)} are "
                                 "held out already)")
             if split != "test":  # val: the held-out clips whole; train: the others' train part
                 aug["test_clips"] = tuple(held_out) if split == "val" else (*TEST_CLIPS, *held_out)

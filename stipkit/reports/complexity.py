@@ -87,6 +87,16 @@ def _by_part(table: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
     return table.reset_index()
 
 
+def _columns(cols: dict[str, pd.Series], totals: int) -> pd.DataFrame:
+    """Presets side by side, rows in forward order: a part only some presets have (STIP's motion
+    gate) keeps its place, and each series' last ``totals`` rows (its sums) stay last; 0 where a
+    preset lacks a part."""
+    widest_first = sorted(cols.values(), key=len, reverse=True)
+    parts = list(dict.fromkeys(k for s in widest_first for k in s.index[:len(s) - totals]))
+    sums = list(dict.fromkeys(k for s in cols.values() for k in s.index[len(s) - totals:]))
+    return pd.DataFrame(cols).reindex(parts + sums).fillna(0)
+
+
 def _one_name(names: list[str]) -> str:
     """The predictors' label in a several-preset table ("STIP"), "predictor" if they differ."""
     return names[0] if len(set(names)) == 1 else "predictor"
@@ -124,7 +134,7 @@ def parameter_table(presets=("study", "ucfsport", "human36m", "sjtu4k")) -> pd.D
         s[f"total ({name} + {DISC})"] = df.parameters.sum()
         cols[preset] = s
         labels.update(parts)
-    return _by_part(pd.DataFrame(cols).fillna(0).astype("int64"), labels)
+    return _by_part(_columns(cols, totals=2).astype("int64"), labels)
 
 
 # =============================================================================== FLOPs
@@ -178,7 +188,7 @@ def flops_table(presets=("study", "ucfsport", "human36m", "sjtu4k")) -> pd.DataF
         s[f"{name} step"] = df[df.model != DISC].FLOPs.sum()
         cols[preset] = s
         labels.update(parts)
-    return _by_part((pd.DataFrame(cols).fillna(0) / 1e9).round(3), labels)
+    return _by_part((_columns(cols, totals=1) / 1e9).round(3), labels)
 
 
 # =============================================================================== Table VII

@@ -52,8 +52,8 @@ lab: setup
 	$(BIN)/jupyter lab notebooks/03_train_stgru.ipynb
 
 # The shipped study weights (stipkit.pretrained("study")): the study preset (its recipe chosen on
-# the validation split: benchmarks/bench_levers.py, row rollout_7 of
-# benchmarks/results/levers-val.csv, which is the same config and seed and made the shipped file),
+# validation: benchmarks/bench_levers.py, row gated, picked by leave-one-clip-out from
+# benchmarks/results/levers-heldout-val.csv; its run, the same config and seed, made the shipped file),
 # 3000 iterations on the train part of the embedded clips, scored on the validation split every
 # 300 (never the test clips), exported in float16 with its provenance and its test scores
 # (stipkit/weights/study.json). An interrupted run resumes from runs/pretrain/study.

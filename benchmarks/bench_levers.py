@@ -115,6 +115,28 @@ def config_of(name: str, iterations: int) -> Config:
     return change(cfg)
 
 
+# The rule that picks the study recipe among the ladder's best rows (docs/study.md,
+# "Leave-one-clip-out", stated before its last runs finished): each candidate is trained with one
+# training clip held out whole (--val-clip), for every training clip in turn; its score is its final
+# mean PSNR over t = 5...10 on that clip, averaged over the clips. Single runs: a candidate must be
+# ahead of the incumbent by TIE_DB to replace it.
+TIE_DB = 0.5
+
+
+def choose_recipe(table: pd.DataFrame, incumbent: str = "rollout_7") -> str:
+    """The lever row the study preset should be, from a leave-one-clip-out table (the rows of
+    ``--val-clip`` runs, e.g. ``benchmarks/results/levers-heldout-val.csv``)."""
+    from stipkit.data.video import TRAIN_CLIPS
+    scores = table.pivot_table(index="val", columns="lever", values="psnr_mean", aggfunc="last")
+    wanted = {f"clip {c}, held out of training" for c in TRAIN_CLIPS}
+    if set(scores.index) != wanted or scores.isna().any().any() or incumbent not in scores:
+        raise ValueError(f"choose_recipe needs every lever, {incumbent!r} among them, run with each of "
+                         f"the training clips {TRAIN_CLIPS} held out; the table has\n{scores}")
+    means = scores.mean()
+    best = means.idxmax()
+    return best if means[best] - means[incumbent] >= TIE_DB else incumbent
+
+
 def still_frames(cfg: Config, n: int = 16, held_out: tuple[str, ...] = ()) -> torch.Tensor:
     """``n`` real frames of the validation split (evenly spaced), for the still-scene check."""
     from stipkit.data.build import default_dataset, spread

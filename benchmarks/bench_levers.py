@@ -14,6 +14,8 @@ back. Single runs on a shared 2-core machine: differences under ~0.5 dB are nois
     .venv/bin/python benchmarks/bench_levers.py --only old copy_last --iterations 200   # quick look
     .venv/bin/python benchmarks/bench_levers.py --jobs 2 --iterations 3000 --only rollout_7 gated \
         --val-clip vtest --csv benchmarks/results/levers-heldout-val.csv   # a scene never trained on
+    .venv/bin/python benchmarks/bench_levers.py --jobs 1 --iterations 1000 --only gated \
+        --val-clip box --csv benchmarks/results/levers-heldout-val.csv --append  # another length
 
 ``--val-clip``: validate on a training clip held out of training *whole* instead of on the late
 windows of the training clips, which reward fitting those scenes (docs/study.md, "Not shipped").
@@ -123,18 +125,42 @@ def config_of(name: str, iterations: int) -> Config:
 TIE_DB = 0.5
 
 
-def choose_recipe(table: pd.DataFrame, incumbent: str = "rollout_7") -> str:
-    """The lever row the study preset should be, from a leave-one-clip-out table (the rows of
-    ``--val-clip`` runs, e.g. ``benchmarks/results/levers-heldout-val.csv``)."""
+def held_out(clip: str) -> str:
+    """The ``val`` label of a run validated on training clip ``clip`` held out of training whole."""
+    return f"clip {clip}, held out of training"
+
+
+def held_out_scores(table: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Final mean PSNR (t = 5...10) of each ``--val-clip`` run in ``table``: one row per training
+    clip held out, one column per value of ``by`` ("lever" or "iterations"). Every candidate must
+    have been run with every training clip held out."""
     from stipkit.data.video import TRAIN_CLIPS
-    scores = table.pivot_table(index="val", columns="lever", values="psnr_mean", aggfunc="last")
-    wanted = {f"clip {c}, held out of training" for c in TRAIN_CLIPS}
-    if set(scores.index) != wanted or scores.isna().any().any() or incumbent not in scores:
-        raise ValueError(f"choose_recipe needs every lever, {incumbent!r} among them, run with each of "
-                         f"the training clips {TRAIN_CLIPS} held out; the table has\n{scores}")
+    scores = table.pivot_table(index="val", columns=by, values="psnr_mean", aggfunc="last")
+    if set(scores.index) != {held_out(c) for c in TRAIN_CLIPS} or scores.isna().any().any():
+        raise ValueError(f"leave-one-clip-out needs every candidate run with each of the training "
+                         f"clips {TRAIN_CLIPS} held out; the table has\n{scores}")
+    return scores
+
+
+def choose_recipe(table: pd.DataFrame, incumbent: str = "rollout_7", iterations: int = 3000) -> str:
+    """The lever row the study preset should be, from a leave-one-clip-out table (the rows of
+    ``--val-clip`` runs, e.g. ``benchmarks/results/levers-heldout-val.csv``) at ``iterations``."""
+    scores = held_out_scores(table[table["iterations"] == iterations], by="lever")
+    if incumbent not in scores:
+        raise ValueError(f"choose_recipe: the incumbent {incumbent!r} was not run at {iterations} "
+                         f"iterations; the table has {list(scores)}")
     means = scores.mean()
     best = means.idxmax()
     return best if means[best] - means[incumbent] >= TIE_DB else incumbent
+
+
+def choose_iterations(table: pd.DataFrame, lever: str = "gated") -> int:
+    """The iteration count of the study preset (docs/study.md, "The iteration count"): of the
+    counts ``lever`` was run at with each training clip held out, the fewest whose mean score is
+    within TIE_DB of the best one's. Within one run's noise the cheaper recipe ships: every user
+    who re-trains the study model waits for it."""
+    means = held_out_scores(table[table["lever"] == lever], by="iterations").mean()
+    return int(min(n for n, m in means.items() if means.max() - m < TIE_DB))
 
 
 def still_frames(cfg: Config, n: int = 16, held_out: tuple[str, ...] = ()) -> torch.Tensor:
@@ -171,7 +197,7 @@ def run(name: str, iterations: int, evals: int, out_root: str | None = None,
     print(f"{name}: t=5 {last['eval_psnr_t1']:.2f}, mean {last['eval_psnr_mean']:.2f} "
           f"({time.perf_counter() - start:.0f} s)", flush=True)
     return {"lever": name, "base": LADDER[name][0] or "-", "change": LADDER[name][2],
-            **({"val": f"clip {val_clip}, held out of training"} if val_clip else {}),
+            **({"val": held_out(val_clip)} if val_clip else {}),
             "iterations": iterations, "s_per_iteration_1thread": round(float(hist["step_s"].median()), 3),
             "psnr_t5": round(float(last["eval_psnr_t1"]), 2),
             "psnr_mean": round(float(last["eval_psnr_mean"]), 2),
@@ -190,6 +216,8 @@ def main(argv=None) -> None:
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time, 1 thread each (default: 2)")
     ap.add_argument("--only", nargs="+", choices=list(LADDER), help="these rows only")
     ap.add_argument("--csv", help="write the table here")
+    ap.add_argument("--append", action="store_true", help="add the rows to --csv's table rather than "
+                    "replace it")
     ap.add_argument("--out", help="keep each run's checkpoint in OUT/<row> (and resume from it)")
     from stipkit.data.video import TRAIN_CLIPS
     ap.add_argument("--val-clip", choices=TRAIN_CLIPS, help="validate on this train clip held out of training whole "
@@ -204,6 +232,8 @@ def main(argv=None) -> None:
     table = pd.DataFrame(rows)
     table.attrs["command"] = "benchmarks/bench_levers.py " + " ".join(argv or [])
     if args.csv:
+        if args.append:
+            table = pd.concat([pd.read_csv(args.csv), table], ignore_index=True)
         table.to_csv(args.csv, index=False)
     print(f"\n{len(rows)} runs of {args.iterations} iterations in "
           f"{(time.perf_counter() - start) / 60:.0f} min; PSNR (dB) on the embedded validation split "

@@ -123,6 +123,25 @@ def test_the_study_preset_is_the_recipe_chosen_on_validation():
         choose_recipe(held_out[held_out["val"] != held_out["val"].iloc[0]])
 
 
+def test_choose_iterations_prefers_the_shorter_run_within_a_tie():
+    """The iteration-count rule (docs/study.md): the fewest iterations within TIE_DB of the best."""
+    import sys
+
+    import pandas as pd
+    sys.path.insert(0, str(zoo.WEIGHTS.parents[1] / "benchmarks"))
+    from bench_levers import TIE_DB, choose_iterations, held_out
+    from stipkit.data.video import TRAIN_CLIPS
+
+    def table(short: float, long: float) -> pd.DataFrame:
+        return pd.DataFrame([{"lever": "gated", "val": held_out(c), "iterations": n, "psnr_mean": 25.0 + d}
+                             for c in TRAIN_CLIPS for n, d in ((1000, short), (3000, long))])
+    assert choose_iterations(table(0.0, TIE_DB * 0.9)) == 1000
+    assert choose_iterations(table(0.0, TIE_DB * 1.1)) == 3000
+    assert choose_iterations(table(1.0, 0.0)) == 1000
+    with pytest.raises(ValueError, match="held out"):
+        choose_iterations(table(0.0, 0.0).iloc[1:])
+
+
 @pytest.mark.skipif(not (zoo.WEIGHTS / "study-digits.json").is_file(), reason="not shipped")
 def test_the_shipped_digits_weights_are_notebook_03s_digits_run_with_its_history():
     """study-digits is the study budget's Moving Digits run (same config: preset, data,

@@ -125,7 +125,7 @@ def config_of(name: str, iterations: int) -> Config:
 TIE_DB = 0.5
 
 
-def held_out(clip: str) -> str:
+def held_out_label(clip: str) -> str:
     """The ``val`` label of a run validated on training clip ``clip`` held out of training whole."""
     return f"clip {clip}, held out of training"
 
@@ -136,7 +136,7 @@ def held_out_scores(table: pd.DataFrame, by: str) -> pd.DataFrame:
     have been run with every training clip held out."""
     from stipkit.data.video import TRAIN_CLIPS
     scores = table.pivot_table(index="val", columns=by, values="psnr_mean", aggfunc="last")
-    if set(scores.index) != {held_out(c) for c in TRAIN_CLIPS} or scores.isna().any().any():
+    if set(scores.index) != {held_out_label(c) for c in TRAIN_CLIPS} or scores.isna().any().any():
         raise ValueError(f"leave-one-clip-out needs every candidate run with each of the training "
                          f"clips {TRAIN_CLIPS} held out; the table has\n{scores}")
     return scores
@@ -180,16 +180,16 @@ def run(name: str, iterations: int, evals: int, out_root: str | None = None,
 
     torch.set_num_threads(1)
     cfg = config_of(name, iterations)
-    held_out = (val_clip,) if val_clip else ()
-    val_set = spread(default_dataset(cfg, "val", held_out=held_out), VAL_WINDOWS)
+    left_out = (val_clip,) if val_clip else ()
+    val_set = spread(default_dataset(cfg, "val", held_out=left_out), VAL_WINDOWS)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         out = f"{out_root}/{name}" if out_root else tmp
-        hist = train(cfg, default_dataset(cfg, "train", held_out=held_out), out, resume=bool(out_root),
+        hist = train(cfg, default_dataset(cfg, "train", held_out=left_out), out, resume=bool(out_root),
                      progress=False, eval_fn=lambda p: quick_eval(p, cfg, val_set),
                      eval_every=max(1, iterations // evals), ckpt_every=max(1, iterations // evals))
         model, _ = load_predictor(f"{out}/checkpoint.pt")
-        still = still_rollout(model, still_frames(cfg, held_out=held_out), cfg.input_length,
+        still = still_rollout(model, still_frames(cfg, held_out=left_out), cfg.input_length,
                               cfg.eval_length, per_frame=True)
     ev = hist.dropna(subset=["eval_psnr_t1"])
     last = ev.iloc[-1]
@@ -197,7 +197,7 @@ def run(name: str, iterations: int, evals: int, out_root: str | None = None,
     print(f"{name}: t=5 {last['eval_psnr_t1']:.2f}, mean {last['eval_psnr_mean']:.2f} "
           f"({time.perf_counter() - start:.0f} s)", flush=True)
     return {"lever": name, "base": LADDER[name][0] or "-", "change": LADDER[name][2],
-            **({"val": held_out(val_clip)} if val_clip else {}),
+            **({"val": held_out_label(val_clip)} if val_clip else {}),
             "iterations": iterations, "s_per_iteration_1thread": round(float(hist["step_s"].median()), 3),
             "psnr_t5": round(float(last["eval_psnr_t1"]), 2),
             "psnr_mean": round(float(last["eval_psnr_mean"]), 2),

@@ -129,11 +129,12 @@ def test_choose_iterations_prefers_the_shorter_run_within_a_tie():
 
     import pandas as pd
     sys.path.insert(0, str(zoo.WEIGHTS.parents[1] / "benchmarks"))
-    from bench_levers import TIE_DB, choose_iterations, held_out
+    from bench_levers import TIE_DB, choose_iterations, held_out_label
     from stipkit.data.video import TRAIN_CLIPS
 
     def table(short: float, long: float) -> pd.DataFrame:
-        return pd.DataFrame([{"lever": "gated", "val": held_out(c), "iterations": n, "psnr_mean": 25.0 + d}
+        return pd.DataFrame([{"lever": "gated", "val": held_out_label(c), "iterations": n,
+                              "psnr_mean": 25.0 + d}
                              for c in TRAIN_CLIPS for n, d in ((1000, short), (3000, long))])
     assert choose_iterations(table(0.0, TIE_DB * 0.9)) == 1000
     assert choose_iterations(table(0.0, TIE_DB * 1.1)) == 3000

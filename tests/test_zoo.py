@@ -101,18 +101,19 @@ def test_the_study_preset_is_the_recipe_chosen_on_validation():
     """The shipped recipe is chosen on validation, never on the test clips: the ladder of
     benchmarks/bench_levers.py picks its best row on the validation split (levers-val.csv:
     rollout_7), and leave-one-clip-out (levers-heldout-val.csv, each training clip held out whole
-    in turn) decides between it and the later levers by bench_levers.choose_recipe's rule."""
+    in turn) decides between it and the later levers by bench_levers.choose_recipe's rule, and its
+    length by choose_iterations'."""
     import sys
 
     import pandas as pd
     results = zoo.WEIGHTS.parents[1] / "benchmarks" / "results"
     sys.path.insert(0, str(results.parent))
-    from bench_levers import TIE_DB, choose_recipe, config_of
+    from bench_levers import TIE_DB, choose_iterations, choose_recipe, config_of
     ladder = pd.read_csv(results / "levers-val.csv")
     assert ladder.loc[ladder["best_psnr_mean"].idxmax(), "lever"] == "rollout_7"
     held_out = pd.read_csv(results / "levers-heldout-val.csv")
     chosen = choose_recipe(held_out, incumbent="rollout_7")
-    assert config_of(chosen, int(held_out["iterations"].max())) == get_preset("study")
+    assert config_of(chosen, choose_iterations(held_out, lever=chosen)) == get_preset("study")
     record = zoo.provenance("study")
     assert record["config"]["model"]["init"] == get_preset("study").model.init
     # the rule itself: a lead under TIE_DB keeps the incumbent, whatever the table says

@@ -16,6 +16,8 @@ back. Single runs on a shared 2-core machine: differences under ~0.5 dB are nois
         --val-clip vtest --csv benchmarks/results/levers-heldout-val.csv   # a scene never trained on
     .venv/bin/python benchmarks/bench_levers.py --jobs 1 --iterations 1000 --only gated \
         --val-clip box --csv benchmarks/results/levers-heldout-val.csv --append  # another length
+    .venv/bin/python benchmarks/bench_levers.py --baselines \
+        --csv benchmarks/results/levers-heldout-baselines.csv  # the baselines on those clips
 
 ``--val-clip``: validate on a training clip held out of training *whole* instead of on the late
 windows of the training clips, which reward fitting those scenes (docs/study.md, "Not shipped").
@@ -209,6 +211,29 @@ def run(name: str, iterations: int, evals: int, out_root: str | None = None,
             "still_min": round(float(still["psnr"].min()), 2)}
 
 
+def held_out_baselines(clip: str, iterations: int = 3000) -> list[dict]:
+    """The training-free baselines on the windows a ``--val-clip clip`` run is scored on (the same
+    VAL_WINDOWS of the clip held out), by the kit's one metrics function: so that the
+    leave-one-clip-out table can be read against the strongest baseline, not copy-last alone."""
+    from stipkit.data.build import default_dataset, spread
+    from stipkit.scoring.baselines import BASELINES
+    from stipkit.scoring.metrics import sequence_metrics
+
+    cfg = config_of("gated", iterations)
+    val = spread(default_dataset(cfg, "val", held_out=(clip,)), VAL_WINDOWS)
+    frames = torch.stack([val[i] for i in range(len(val))])
+    il = cfg.input_length
+    rows = []
+    for name, baseline in BASELINES.items():
+        df = sequence_metrics(baseline(frames, il), frames[:, il:], il, progress=False)
+        per_t = df.groupby("t")[["psnr", "lpips_x100"]].mean()
+        rows.append({"val": held_out_label(clip), "method": name, "windows": len(val),
+                     "psnr_t5": round(float(per_t["psnr"].iloc[0]), 2),
+                     "psnr_mean": round(float(per_t["psnr"].mean()), 2),
+                     "lpips_x100_t5": round(float(per_t["lpips_x100"].iloc[0]), 2)})
+    return rows
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iterations", type=int, default=2000, help="per run (default: 2000)")
@@ -223,7 +248,15 @@ def main(argv=None) -> None:
     ap.add_argument("--val-clip", choices=TRAIN_CLIPS, help="validate on this train clip held out of training whole "
                     "(leave-one-clip-out: a scene never trained on) instead of the late windows of "
                     "the training clips")
+    ap.add_argument("--baselines", action="store_true", help="no training: score the baselines on "
+                    "each training clip held out, as the --val-clip runs are scored (to --csv)")
     args = ap.parse_args(argv)
+    if args.baselines:
+        table = pd.DataFrame([r for c in TRAIN_CLIPS for r in held_out_baselines(c, args.iterations)])
+        if args.csv:
+            table.to_csv(args.csv, index=False)
+        print(table.to_markdown(index=False))
+        return
     names = args.only or list(LADDER)
     start = time.perf_counter()
     with mp.get_context("spawn").Pool(args.jobs) as pool:

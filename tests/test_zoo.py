@@ -124,6 +124,21 @@ def test_the_study_preset_is_the_recipe_chosen_on_validation():
         choose_recipe(held_out[held_out["val"] != held_out["val"].iloc[0]])
 
 
+def test_the_held_out_baselines_are_scored_on_the_held_out_runs_windows():
+    """levers-heldout-baselines.csv (bench_levers.py --baselines) scores the baselines on the
+    windows the --val-clip runs are scored on: its copy-last is the runs' own copy-last column,
+    clip by clip; and it names the strongest baseline the study recipe is read against."""
+    import pandas as pd
+    results = zoo.WEIGHTS.parents[1] / "benchmarks" / "results"
+    runs = pd.read_csv(results / "levers-heldout-val.csv")
+    base = pd.read_csv(results / "levers-heldout-baselines.csv").pivot(
+        index="val", columns="method", values="psnr_mean")
+    assert set(base.index) == set(runs["val"])
+    for val, copy_last in runs.groupby("val")["copy_last_mean"]:
+        assert copy_last.nunique() == 1 and base.loc[val, "copy-last"] == pytest.approx(copy_last.iloc[0])
+    assert set(base.columns) == {"copy-last", "mean-frame", "flow-warp"}
+
+
 def test_choose_iterations_prefers_the_shorter_run_within_a_tie():
     """The iteration-count rule (docs/study.md): the fewest iterations within TIE_DB of the best."""
     import sys

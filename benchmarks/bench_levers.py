@@ -28,6 +28,7 @@ final and the best evaluation, the seconds per iteration) is what notebook 03 sh
 from __future__ import annotations
 
 import argparse
+import fcntl
 import multiprocessing as mp
 import tempfile
 import time
@@ -98,6 +99,9 @@ LADDER = {
     "gated": ("rollout_7", _m(init="copy_last_gated"),
               "copy-last by a residual gated by the motion seen, v_t + g * Eq. 4 (MotionGate, the "
               "kit's): a still input is copied exactly"),
+    "flow_gated": ("gated", _m(init="flow_warp_gated"),
+                   "the gated residual added to v_t warped along its Farnebaeck flow from v_{t-1} "
+                   "(the kit's, in neither paper): it starts as the flow-warp baseline's first step"),
     # the benchmark's scale (budget "benchmark", preset ablation64: 3 STGRUs of 16 channels,
     # batch 4), and the study recipe's levers brought to it one at a time
     "a64": (None, lambda c: _t(iterations=c.train.iterations)(get_preset("ablation64")),
@@ -186,7 +190,7 @@ def run(name: str, iterations: int, evals: int, out_root: str | None = None,
     val_set = spread(default_dataset(cfg, "val", held_out=left_out), VAL_WINDOWS)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        out = f"{out_root}/{name}" if out_root else tmp
+        out = f"{out_root}/{name}{f'-without-{val_clip}' if val_clip else ''}" if out_root else tmp
         hist = train(cfg, default_dataset(cfg, "train", held_out=left_out), out, resume=bool(out_root),
                      progress=False, eval_fn=lambda p: quick_eval(p, cfg, val_set),
                      eval_every=max(1, iterations // evals), ckpt_every=max(1, iterations // evals))
@@ -243,7 +247,8 @@ def main(argv=None) -> None:
     ap.add_argument("--csv", help="write the table here")
     ap.add_argument("--append", action="store_true", help="add the rows to --csv's table rather than "
                     "replace it")
-    ap.add_argument("--out", help="keep each run's checkpoint in OUT/<row> (and resume from it)")
+    ap.add_argument("--out", help="keep each run's checkpoint in OUT/<row> (OUT/<row>-without-<clip> "
+                    "with --val-clip) and resume from it")
     from stipkit.data.video import TRAIN_CLIPS
     ap.add_argument("--val-clip", choices=TRAIN_CLIPS, help="validate on this train clip held out of training whole "
                     "(leave-one-clip-out: a scene never trained on) instead of the late windows of "
@@ -264,9 +269,14 @@ def main(argv=None) -> None:
                                   for n in names])
     table = pd.DataFrame(rows)
     table.attrs["command"] = "benchmarks/bench_levers.py " + " ".join(argv or [])
-    if args.csv:
-        if args.append:
-            table = pd.concat([pd.read_csv(args.csv), table], ignore_index=True)
+    if args.csv and args.append:  # locked: runs of other clips may append to it at the same time
+        with open(args.csv, "r+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            table = pd.concat([pd.read_csv(fh), table], ignore_index=True)
+            fh.seek(0)
+            fh.truncate()
+            table.to_csv(fh, index=False)
+    elif args.csv:
         table.to_csv(args.csv, index=False)
     print(f"\n{len(rows)} runs of {args.iterations} iterations in "
           f"{(time.perf_counter() - start) / 60:.0f} min; PSNR (dB) on the embedded validation split "

@@ -122,6 +122,35 @@ def test_the_motion_gate_copies_a_still_clip_exactly_whatever_the_weights():
         replace(cfg.model, init="copy_last_gated", clip_length=1)
 
 
+def test_the_flow_warp_start_is_the_flow_warp_baseline_and_keeps_a_still_clip_still():
+    """``init="flow_warp_gated"`` (the kit's): v̂ = W(v_t) + g * r, W(v_t) the last frame warped
+    along its Farnebäck flow from v_{t-1}. Before training (r = 0) its first prediction is exactly
+    the flow-warp baseline's; a still clip (zero flow, a closed gate) is copied at every step even
+    with a random Eq. 4 head; the flow is read on whole frames, so patch must be 1."""
+    from stipkit.scoring.baselines import flow_warp_baseline
+    cfg = PREDICTORS["stip-stgru-recall"]
+    m = replace(cfg.model, init="flow_warp_gated", height=32, width=32)  # room for a flow
+    il = cfg.input_length
+    torch.manual_seed(0)
+    predictor, _ = build_model(replace(cfg, model=m))
+    y, x = torch.meshgrid(torch.arange(m.height) * 1.0, torch.arange(m.width) * 1.0, indexing="ij")
+    moving = torch.stack([0.5 + 0.4 * torch.sin((x - 2 * k) / 3) * torch.cos(y / 4)
+                          for k in range(il + 2)])[None, :, None].expand(2, -1, m.img_channels, -1, -1)
+    with torch.no_grad():
+        first = predictor(moving[:, :il], total_length=il + 1, future_only=True).predictions
+    warped = flow_warp_baseline(moving, il)[:, :1]
+    assert (warped - moving[:, il - 1:il]).abs().max() > 0.1  # the pattern moved: not copy-last
+    torch.testing.assert_close(first, warped, atol=1e-6, rtol=0)
+    with torch.no_grad():
+        for head in predictor.head.values():
+            head.weight.normal_()
+        still = torch.rand(2, 1, m.img_channels, m.height, m.width).expand(2, il, -1, -1, -1)
+        out = predictor(still, total_length=il + 3, future_only=True).predictions
+    assert torch.equal(out, still[:, :1].expand_as(out))
+    with pytest.raises(ConfigError, match=r"ModelConfig\.patch=2.*init='flow_warp_gated'"):
+        replace(m, patch=2)
+
+
 def test_official_and_reference_presets_keep_pytorchs_init():
     """The official-weights equivalence tests compare against golden fixtures built from PyTorch's
     initialisation: those presets keep ``init="default"``; the small STIP presets start copy-last."""

@@ -8,7 +8,7 @@ from torch import nn
 
 from _helpers import assert_departure_rows
 from stipkit.reports import complexity, departures, paper, tables
-from stipkit.config import get_preset
+from stipkit.config import GATED, get_preset
 from stipkit.models import STIP, build_model
 
 TABLE1_PRESETS = ("ucfsport", "human36m", "sjtu4k")
@@ -141,7 +141,7 @@ def test_parameter_counts_sum_to_the_model_total(name):
     assert df.parameters.sum() == total
     assert df[df.model == "STIP"].parameters.sum() == sum(p.numel() for p in predictor.parameters())
     assert df[df.model == "D"].parameters.item() == sum(p.numel() for p in disc.parameters())
-    gate = ["gate"] if get_preset(name).model.init == "copy_last_gated" else []  # the study preset's
+    gate = ["gate"] if get_preset(name).model.init in GATED else []  # the study preset's
     assert list(df.key) == ["encoders", "merge_t", "memory", "decoders", "head", *gate, "discriminator"]
     mem = df.set_index("key").loc["memory"]
     assert mem.instances == get_preset(name).model.num_layers

@@ -20,11 +20,11 @@ import math
 from dataclasses import dataclass, field, fields, replace
 
 from .errors import ConfigError, _check
-# Every memory's own section (one frozen dataclass each) lives in stipkit.config.memories: import
-# them from there (this module uses the few it names).
+# Every memory's own section lives in stipkit.config.memories (this module uses the few it names).
 from .memories import MemoryConfig, NoMemoryConfig, RPMConfig, STGRUConfig, memory_names
 
-INITS = ("default", "copy_last", "copy_last_residual", "copy_last_gated")  # ModelConfig.init (copy_route)
+GATED = ("copy_last_gated", "flow_warp_gated")  # ModelConfig.init: those with STIP's MotionGate
+INITS = ("default", "copy_last", "copy_last_residual", *GATED)
 MODELS = ("stip", "strpm", "beyondmse")  # ModelConfig.name: the predictors of stipkit.models.MODELS
 
 
@@ -35,9 +35,9 @@ class ModelConfig:
 
     Paper defaults throughout; fields marked *departure* reproduce the official code.
 
-    ``init``, every predictor's: ``"default"`` (PyTorch's), ``"copy_last"`` (every prediction is
-    the last given frame before training: :attr:`copy_route`), ``"copy_last_residual"`` (the same
-    by the residual route), ``"copy_last_gated"`` (that residual gated by motion: ``MotionGate``).
+    ``init``: ``"default"`` (PyTorch's), ``"copy_last"`` (each prediction is the last given frame
+    before training: :attr:`copy_route`), ``"copy_last_residual"`` (by the residual route),
+    ``"copy_last_gated"`` (gated by motion: ``MotionGate``), ``"flow_warp_gated"`` (on v_t warped).
     """
 
     name: str = "stip"            # which predictor (stipkit.models.MODELS)
@@ -91,8 +91,10 @@ class ModelConfig:
         _check(self.disc_activation in ("leaky_relu", "relu"), "ModelConfig.disc_activation",
                self.disc_activation, "must be 'leaky_relu' (paper) or 'relu' (official)")
         _check(self.init in INITS, "ModelConfig.init", self.init, f"must be one of {INITS}")
-        _check(self.init != "copy_last_gated" or (self.name == "stip" and self.clip_length >= 2),
+        _check(self.init not in GATED or (self.name == "stip" and self.clip_length >= 2),
                "ModelConfig.init", self.init, "needs name='stip' and clip_length >= 2 (v_t - v_{t-1})")
+        _check(self.init != "flow_warp_gated" or self.patch == 1, "ModelConfig.patch", self.patch,
+               "must be 1 with init='flow_warp_gated' (the flow is read on whole frames)")
         if self.copy_route == "recall":  # STIP with MGIR: the copy rides the recall (Eq. 3)
             alt = "; or mgir=False, where STIP starts copy-last through a zero residual instead"
             for ok, name, value, why in (
@@ -280,16 +282,14 @@ def _table1(name, height, width, patch, gamma_gan, gamma_lp, eval_length, sampli
 
 # The study preset (issue 8): Table I's structure at 64x64, with the changes that make it learn
 # on a CPU -- patch 1 and three stride-2 layers (the finest recall holds 2.7x the frame's values;
-# the memory stays 8x8), the copy-last initialisation, warm-up and cosine decay, more windows
-# from the same clips (crops, mirrors, reversed), and a moving average of the weights. The loss
-# is MSE only: at this budget Alg. 1's GAN and LP terms cost about 30 % more time per iteration
-# for +0.5 dB of mean PSNR at 1000 iterations (the gan_lp row of benchmarks/bench_levers.py, at
-# the edge of one run's noise; about even per minute); the ``-official`` presets keep them.
+# the memory stays 8x8), the copy-last start, warm-up and cosine decay, more windows from the same
+# clips (crops, mirrors, reversed), a moving average of the weights, MSE only (Alg. 1's GAN and
+# LP terms: +30 % time per iteration for +0.5 dB at 1000 iterations, row gan_lp of bench_levers.py;
+# the ``-official`` presets keep them). docs/study.md measures each.
 _STUDY_MODEL = ModelConfig(height=64, width=64, patch=1, num_downsample=3, hidden=32, num_layers=4,
                            init="copy_last")
-_STUDY_TRAIN = TrainConfig(batch_size=8, iterations=3000, lr=1e-3, lr_schedule="cosine",
-                           warmup=300, ema=0.995, crops=5, flips=True, reverse=True,
-                           loss="mse")
+_STUDY_TRAIN = TrainConfig(batch_size=8, iterations=3000, lr=1e-3, lr_schedule="cosine", warmup=300,
+                           ema=0.995, crops=5, flips=True, reverse=True, loss="mse")
 
 
 def _presets() -> dict[str, Config]:

@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import GATED, ModelConfig
 from .autoencoder import Decoder, Encoder
+from .flow import flow_warp_step
 from .memories import StackState, build_stack
 from .rollout import Predictor
 
@@ -46,6 +47,10 @@ class STIP(Predictor):
       v̂_{t+1} = v_t + W_1x1 * [T_D, S_D], with W_1x1 (both halves of :attr:`head`, the last
       layer) zero at the start: the decoders, the memory and the encoders are PyTorch's and
       receive gradients from the second step on (as a zero-initialised residual branch).
+      ``init="flow_warp_gated"`` (the kit's, in neither paper) adds the gated residual to v_t
+      warped along the Farnebäck flow from v_{t-1} (:func:`~stipkit.models.flow.flow_warp_step`)
+      instead of v_t: it starts as the flow-warp baseline's first step, and a still clip (zero
+      flow, a closed gate) is still copied exactly.
 
     **Memory "none"** (:class:`~stipkit.models.memories.NoMemory`, the kit's control): STIP is
     its encoder/decoder alone, T^N = T_E and S^N = S_E with no merge of line 7 (``merge_t`` is
@@ -79,8 +84,10 @@ class STIP(Predictor):
         # by input channels; it spares materialising the concatenation at full resolution).
         self.head = nn.ModuleDict({k: nn.Conv2d(h, c, kernel_size=1, bias=(k == "t")) for k in self.streams})
         self.residual = cfg.copy_route == "residual"  # v̂ = v_t + Eq. 4 (class docstring)
-        # init="copy_last_gated": v̂ = v_t + g * Eq. 4, g from the motion in the clip (MotionGate)
-        self.gate = MotionGate(cfg.width // cfg.patch) if cfg.init == "copy_last_gated" else None
+        # init="copy_last_gated": v̂ = v_t + g * Eq. 4, g from the motion in the clip (MotionGate);
+        # "flow_warp_gated": v_t warped along the flow from v_{t-1} first (models/flow.py)
+        self.gate = MotionGate(cfg.width // cfg.patch) if cfg.init in GATED else None
+        self.flow_base = cfg.init == "flow_warp_gated"
         if cfg.copy_route == "recall":
             self.init_copy_last()
         elif self.residual:
@@ -141,7 +148,7 @@ class STIP(Predictor):
             keep["levels"].append({"T_E": enc["t"], "S_E": enc["s"] if self.cfg.sted else enc["t"]})
         out = {k: levels[1:] for k, levels in enc.items()}
         if self.residual:  # v_t, the frame the residual start adds to (class docstring)
-            out["last"] = clip[-1]
+            out["last"] = flow_warp_step(clip[-2], clip[-1]) if self.flow_base else clip[-1]
         if self.gate is not None:
             out["gate"] = self.gate(clip)
         return out

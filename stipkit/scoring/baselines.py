@@ -46,23 +46,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..models.flow import FARNEBACK, farneback_flow, remap
+
 __all__ = ["BASELINES", "FARNEBACK", "copy_last_baseline", "mean_frame_baseline",
            "flow_warp_baseline", "farneback_flow"]
-
-#: Farnebäck parameters for 32-128 px frames. Up to 3 coarser pyramid levels, halving: OpenCV
-#: never coarsens below 32 px, so 32 px frames are searched at full resolution only, 64 px ones
-#: at 32 and 64 px and 128 px ones at 32, 64 and 128 px (motions of several pixels per frame are
-#: one or two pixels at the top; 256 px frames would get their 32 px level too); a 15 px box averaging window (OpenCV's example;
-#: on smooth blobs and on textures shifted 2 px per frame it beat 9 px windows at 32 and 64 px,
-#: by up to 2 dB, and equalled them at 128 px and on Moving Digits); 3 iterations per level; the
-#: polynomial expansion over 5x5 neighbourhoods with its recommended sigma 1.1 (7 / 1.5 gave the
-#: same); no Gaussian window (flags 0), which was up to 2 dB worse on 32 px frames.
-FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.1,
-                 flags=0)
-
-# ITU-R BT.601 luma, as cv2.cvtColor(..., COLOR_RGB2GRAY)
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
 
 def _check(frames: Any, input_length: int, name: str = "frames") -> int:
     """Validate a clip (B, T, C, H, W) and ``input_length``; returns T."""
@@ -119,25 +106,6 @@ def mean_frame_baseline(frames: Any, input_length: int):
     return _repeat(mean, total - input_length)
 
 
-def _gray_u8(frame: np.ndarray) -> np.ndarray:
-    """(C, H, W) float in [0, 1] -> (H, W) uint8 grayscale (C = 1 or 3; RGB order)."""
-    gray = frame[0] if frame.shape[0] == 1 else np.tensordot(_LUMA, frame[:3], axes=1)
-    return np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
-
-
-def farneback_flow(frame: np.ndarray, reference: np.ndarray, **params) -> np.ndarray:
-    """Dense Farnebäck flow ``(H, W, 2)`` float32, (x, y) in pixels, with ``frame(p) ≈
-    reference(p + flow(p))``; both (C, H, W) float numpy in [0, 1], compared as 8-bit grayscale.
-    Identical grayscale frames give exactly zero flow (Farnebäck itself returns up to ~0.1 px of
-    spurious motion near the borders of a still pair). ``params`` override :data:`FARNEBACK`."""
-    import cv2  # opencv-python-headless; imported here so that the rest of the kit needs none
-
-    a, b = _gray_u8(frame), _gray_u8(reference)
-    if np.array_equal(a, b):
-        return np.zeros((*a.shape, 2), np.float32)
-    return cv2.calcOpticalFlowFarneback(a, b, None, **{**FARNEBACK, **params})
-
-
 def flow_warp_baseline(frames: Any, input_length: int, **params):
     """Constant-velocity Farnebäck extrapolation -> ``(B, T - input_length, C, H, W)``.
 
@@ -150,8 +118,6 @@ def flow_warp_baseline(frames: Any, input_length: int, **params):
     ``input_length == 1`` it is :func:`copy_last_baseline` (no motion can be seen).
     ``params`` override :data:`FARNEBACK`.
     """
-    import cv2
-
     total = _check(frames, input_length)
     _check_float(frames, "flow-warp")
     if input_length < 2:
@@ -163,15 +129,11 @@ def flow_warp_baseline(frames: Any, input_length: int, **params):
     b, _, c, h, w = ctx.shape
     steps = total - input_length
     out = np.empty((b, steps, c, h, w), dtype=np.float32)
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     for i in range(b):
         previous, last = ctx[i, 0], ctx[i, 1]
         flow = farneback_flow(last, previous, **params)  # last(p) ≈ previous(p + flow(p))
-        image = np.ascontiguousarray(last.transpose(1, 2, 0))  # (H, W, C) for OpenCV
         for k in range(1, steps + 1):
-            warped = cv2.remap(image, grid_x + k * flow[..., 0], grid_y + k * flow[..., 1],
-                               interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            out[i, k - 1] = warped.reshape(h, w, c).transpose(2, 0, 1)  # C = 1 comes back 2-D
+            out[i, k - 1] = remap(last, k * flow)
     if is_torch:
         return torch.from_numpy(out).to(device=frames.device, dtype=frames.dtype)
     return out.astype(frames.dtype, copy=False)

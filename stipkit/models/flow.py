@@ -14,8 +14,9 @@ __all__ = ["FARNEBACK", "farneback_flow", "remap", "flow_warp_step"]
 #: Farnebäck parameters for 32-128 px frames. Up to 3 coarser pyramid levels, halving: OpenCV
 #: never coarsens below 32 px, so 32 px frames are searched at full resolution only, 64 px ones
 #: at 32 and 64 px and 128 px ones at 32, 64 and 128 px (motions of several pixels per frame are
-#: one or two pixels at the top; 256 px frames would get their 32 px level too); a 15 px box averaging window (OpenCV's example;
-#: on smooth blobs and on textures shifted 2 px per frame it beat 9 px windows at 32 and 64 px,
+#: one or two pixels at the top; 256 px frames would get their 32 px level too); a 15 px box
+#: averaging window (OpenCV's example; on smooth blobs and on textures shifted 2 px per frame it
+#: beat 9 px windows at 32 and 64 px,
 #: by up to 2 dB, and equalled them at 128 px and on Moving Digits); 3 iterations per level; the
 #: polynomial expansion over 5x5 neighbourhoods with its recommended sigma 1.1 (7 / 1.5 gave the
 #: same); no Gaussian window (flags 0), which was up to 2 dB worse on 32 px frames.

@@ -52,7 +52,7 @@ lab: setup
 	$(BIN)/jupyter lab notebooks/03_train_stgru.ipynb
 
 # The shipped study weights (stipkit.pretrained("study")): the study preset (its recipe chosen on
-# validation: benchmarks/bench_levers.py, row gated, picked by leave-one-clip-out from
+# validation: benchmarks/bench_levers.py, row flow_gated, picked by leave-one-clip-out from
 # benchmarks/results/levers-heldout-val.csv; its run, the same config and seed, made the shipped file),
 # 3000 iterations on the train part of the embedded clips, scored on the validation split every
 # 300 (never the test clips), exported in float16 with its provenance and its test scores

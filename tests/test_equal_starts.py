@@ -158,8 +158,9 @@ def test_official_and_reference_presets_keep_pytorchs_init():
                  "ucfsport", "strpm-ucfsport-official"):
         assert get_preset(name).model.init == "default", name
     assert beyondmse_config(CI).model.init == "default"
-    # the study preset adds the motion gate (chosen by leave-one-clip-out); ci keeps the plain start
-    assert CI.model.init == "copy_last" and get_preset("study").model.init == "copy_last_gated"
+    # the study preset adds the motion gate on the flow-warped last frame (chosen by
+    # leave-one-clip-out); ci keeps the plain start
+    assert CI.model.init == "copy_last" and get_preset("study").model.init == "flow_warp_gated"
 
 
 def test_copy_last_is_valid_for_every_predictor_and_bad_values_name_the_field():

@@ -303,8 +303,8 @@ def _presets() -> dict[str, Config]:
         # benchmarks/bench_levers.py measure each choice); ci: the same, tiny, ungated.
         # the recipe chosen on validation (benchmarks/bench_levers.py): one training window in
         # eight made still, 4 -> 3 training on its own predictions (row rollout_7 of levers-val.csv),
-        # and the motion-gated copy-last start (row gated; leave-one-clip-out, choose_recipe)
-        "study": Config(name="study", model=replace(_STUDY_MODEL, init="copy_last_gated"), train_length=7,
+        # and the motion gate on the flow-warped last frame (row flow_gated; leave-one-clip-out)
+        "study": Config(name="study", model=replace(_STUDY_MODEL, init="flow_warp_gated"), train_length=7,
                         train=replace(_STUDY_TRAIN, still_every=8, sampling_stop_iter=1500,
                                       sampling_rate=1 / 1500)),
         # ablation: the scale of the ablation zoo (Tables VI-VIII, notebooks 04-06), where each

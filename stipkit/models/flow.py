@@ -64,7 +64,11 @@ def flow_warp_step(previous: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
     """One step of constant-velocity flow extrapolation for a batch: ``last`` (B, C, H, W)
     backward-warped by the Farnebäck flow from ``last`` to ``previous`` -- the flow-warp
     baseline's first predicted frame. Same dtype and device as ``last``; no gradient (the flow
-    is not differentiable). Identical frames give ``last`` exactly."""
+    is not differentiable). Identical frames give ``last`` exactly. On the ``meta`` device
+    (shape tracing: notebook 02's diagrams) there are no pixels to warp: an empty tensor of
+    ``last``'s shape comes back."""
+    if last.is_meta:
+        return torch.empty_like(last)
     a = previous.detach().to("cpu", torch.float32).numpy()
     b = last.detach().to("cpu", torch.float32).numpy()
     out = np.stack([remap(b[i], farneback_flow(b[i], a[i])) for i in range(len(b))])

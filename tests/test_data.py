@@ -502,3 +502,24 @@ def test_paper_budget_names_the_missing_variables(monkeypatch):
     monkeypatch.delenv("STIPKIT_UCFSPORT_VAL", raising=False)
     with pytest.raises(DataError, match="STIPKIT_UCFSPORT_VAL"):
         build.val_split(get_preset("ucfsport"), BUDGETS["paper"])
+
+
+def test_disjoint_keeps_the_windows_that_share_no_frame():
+    """Statistics over windows read disjoint ones: from the overlapping test windows (stride 1),
+    build.disjoint keeps those of EmbeddedVideo's own non-overlapping split; Moving Digits'
+    independent sequences pass through."""
+    from torch.utils.data import Subset
+
+    from stipkit.data.build import disjoint
+    from stipkit.data.video import EmbeddedVideo
+    dense = EmbeddedVideo("test", resolution=(16, 16), total_length=10, stride=1)
+    sparse = EmbeddedVideo("test", resolution=(16, 16), total_length=10)
+    kept = disjoint(dense)
+    assert [dense.windows[i] for i in kept.indices] == sparse.windows
+    spans = [dense.frame_indices(i) for i in kept.indices]
+    for (a, ra), (b, rb) in zip(spans, spans[1:]):
+        assert a != b or rb.start >= ra.stop
+    sub = disjoint(Subset(dense, list(range(0, len(dense), 3))))
+    assert all(i % 3 == 0 for i in sub.indices) and sub.dataset is dense
+    digits = [0, 1, 2]
+    assert disjoint(digits) is digits

@@ -31,6 +31,17 @@ def test_the_verdict_says_what_the_numbers_say():
                             dict(target="PSNR t=5 - copy-last's (dB)", clip="cup", value=0.1,
                                  threshold=-0.5, met=True)])
     assert "1 of 2 met" in narrate.study_verdict(scores((32.0, 31.5), (3.0, 3.0)), targets)
+    # the paired test over the test windows (stats.window_margins) is read, not the means alone
+    margins = pd.DataFrame([dict(model="STIP", baseline="flow-warp", strongest=True, metric="psnr",
+                                 diff=0.25, ci_lo=-0.05, ci_hi=0.55, p_holm=0.09, windows=33,
+                                 verdict="not separable from noise")])
+    text = narrate.study_verdict(scores((32.0, 30.5), (3.0, 6.0)), margins=[margins],
+                                 digits_margins=[margins.assign(verdict="holds")])
+    assert ("over the 33 disjoint test windows, STIP against flow-warp in mean psnr: +0.25 dB"
+            in text and "**not separable from noise**" in text and "Moving Digits" not in text)
+    text = narrate.study_verdict(scores((32.0, 30.5), (3.0, 6.0)), digits_scores=scores((1, 1), (1, 1)),
+                                 digits_margins=[margins.assign(verdict="holds")])
+    assert "Moving Digits: does it beat the strongest baseline?" in text and "**holds**" in text
 
 
 def test_table_conclusion_counts_claims_and_coverage():

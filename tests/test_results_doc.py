@@ -60,3 +60,23 @@ def test_an_empty_saved_table_reads_as_empty(tmp_path):
     (tmp_path / "08_benchmark_stopping.csv").write_text("\n")
     assert results_doc._read("08_benchmark_stopping", tmp_path).empty
     assert results_doc._read("missing", tmp_path) is None
+
+
+def test_the_headline_judges_the_margin_by_the_paired_test_when_the_notebook_saved_it(tmp_path):
+    """A mean ahead of the strongest baseline is a "yes" only when the paired test over the
+    disjoint test windows (figures/03_window_margins.csv) says so."""
+    for name in ("03_metrics.csv", "03_digits_metrics.csv"):
+        shutil.copy(FIGURES / name, tmp_path / name)
+    row = lambda: next(line for line in results_doc.headline(tmp_path).splitlines()  # noqa: E731
+                       if "held-out real clips" in line)
+    margins = pd.DataFrame({"baseline": ["copy-last", "flow-warp"], "strongest": [False, True],
+                            "diff": [2.0, 0.2], "ci_lo": [0.5, -0.04], "ci_hi": [3.7, 0.44],
+                            "windows": [33, 33], "verdict": ["holds", "not separable from noise"]})
+    margins.to_csv(tmp_path / "03_window_margins.csv", index=False)
+    assert "**not separable** from it: +0.20 dB against flow-warp (95 % interval -0.04 to +0.44, " \
+           "33 disjoint windows)" in row()
+    margins.assign(verdict=["holds", "holds"]).to_csv(tmp_path / "03_window_margins.csv", index=False)
+    assert "**yes**: +0.20 dB against flow-warp" in row()
+    margins.assign(verdict=["holds", "does not hold"]).to_csv(tmp_path / "03_window_margins.csv",
+                                                              index=False)
+    assert "**no**: +0.20 dB" in row()

@@ -288,3 +288,61 @@ def test_bootstrap_cross_checks_welch():
 def test_imports_no_torch():
     code = "import sys, stipkit.reports.stats; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- one model, test windows
+
+@pytest.mark.parametrize("seed", range(3))
+def test_paired_agrees_with_scipy(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.normal(20, 2, 12)
+    x = y + rng.normal(0.3, 0.5, 12)
+    got, ref = stats.paired(x, y), sps.ttest_rel(x, y)
+    assert got["diff"] == pytest.approx(float(np.mean(x - y))) and got["n"] == 12
+    assert got["p"] == pytest.approx(ref.pvalue)
+    lo, hi = ref.confidence_interval(0.95)
+    assert got["ci"] == pytest.approx((lo, hi))
+    flipped = stats.paired(x, y, higher_is_better=False)
+    assert flipped["diff"] == pytest.approx(-got["diff"]) and flipped["p"] == pytest.approx(got["p"])
+
+
+def test_paired_edge_cases():
+    assert stats.paired([1.0, 2.0], [0.0, 1.0]) == dict(diff=1.0, ci=(1.0, 1.0), p=0.0, n=2)
+    assert math.isnan(stats.paired([1.0, 2.0], [1.0, 2.0])["p"])
+    one = stats.paired([3.0], [1.0])
+    assert one["diff"] == 2.0 and math.isnan(one["p"]) and one["n"] == 1
+    with pytest.raises(ValueError, match="one per window"):
+        stats.paired([1.0, 2.0], [1.0])
+
+
+def _windows(model_shift, noise=0.0, n=20, seed=0):
+    """Per-window scores as evaluate(per_sample=True) gives them: the model is flow-warp plus
+    ``model_shift`` dB (and some noise), copy-last 1 dB under flow-warp, mean-frame 3 dB under."""
+    import pandas as pd
+    rng = np.random.default_rng(seed)
+    base = rng.normal(28, 2, n)
+    rows = []
+    for name, shift in (("STIP", model_shift), ("copy-last", -1.0), ("mean-frame", -3.0),
+                        ("flow-warp", 0.0)):
+        jitter = rng.normal(0, noise, n) if name == "STIP" else np.zeros(n)
+        for s in range(n):
+            for t in (5, 6):
+                rows.append(dict(method=name, sample=s, t=t, psnr=base[s] + shift + jitter[s] - (t - 5),
+                                 lpips_x100=5.0 - shift))
+    return pd.DataFrame(rows)
+
+
+def test_window_margins_reads_the_strongest_baseline_and_says_whether_the_model_beats_it():
+    table = stats.window_margins(_windows(0.5, noise=0.3)).set_index("baseline")
+    assert table["strongest"].tolist() == [False, False, True]  # flow-warp
+    fw = table.loc["flow-warp"]
+    assert fw["diff"] == pytest.approx(0.5, abs=0.2) and fw["windows"] == 20
+    assert fw["verdict"] == "holds" and fw["ci_lo"] > 0 and fw["p_holm"] >= fw["p"]
+    level = stats.window_margins(_windows(0.02, noise=1.0)).set_index("baseline").loc["flow-warp"]
+    assert level["verdict"] == NOISE and level["ci_lo"] < 0 < level["ci_hi"]
+    worse = stats.window_margins(_windows(-0.5, noise=0.3)).set_index("baseline").loc["flow-warp"]
+    assert worse["verdict"] == "does not hold"
+    lp = stats.window_margins(_windows(0.5, noise=0.3), "lpips_x100").set_index("baseline")
+    assert lp.loc["flow-warp", "diff"] == pytest.approx(0.5)  # lower is better: positive = model better
+    with pytest.raises(ValueError, match="per_sample=True"):
+        stats.window_margins(_windows(0.5).drop(columns="sample"))

@@ -179,6 +179,23 @@ def test_split(cfg: Config, budget: Budget, data: str | None = None):
     return _limited(cfg, budget, "test", data)
 
 
+def disjoint(ds):
+    """The windows of ``ds`` that share no frame (in each clip, the first, then the next that
+    starts after it ends, ...): what statistics over windows read (overlapping windows are for
+    pictures). A ``Subset`` of the windows kept; ``ds`` itself when its samples have no frame
+    ranges (Moving Digits' sequences are independent)."""
+    base, index = (ds.dataset, list(ds.indices)) if isinstance(ds, Subset) else (ds, range(len(ds)))
+    if not hasattr(base, "frame_indices"):
+        return ds
+    keep, end = [], {}
+    for i in index:
+        name, frames = base.frame_indices(i)
+        if frames.start >= end.get(name, frames.start):
+            keep.append(i)
+            end[name] = frames.stop
+    return Subset(base, keep)
+
+
 def test_frames(cfg: Config, budget: Budget, limit: int | None = None,
                 data: str | None = None) -> torch.Tensor:
     """The windows of :func:`test_split` (the first ``limit`` of them, if given) stacked:
@@ -189,4 +206,4 @@ def test_frames(cfg: Config, budget: Budget, limit: int | None = None,
 
 
 __all__ = ["spread", "SJTU4K_LINES", "DIGITS_EVAL", "default_dataset", "default_crop", "dataset", "val_split",
-           "test_split", "test_frames"]
+           "test_split", "test_frames", "disjoint"]

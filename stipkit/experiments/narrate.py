@@ -49,11 +49,24 @@ def _versus_words(scores: pd.DataFrame, what: str) -> list[str]:
     return out
 
 
+def margin_words(margins: pd.DataFrame) -> str:
+    """One sentence from :func:`stipkit.reports.stats.window_margins`: the model against the
+    strongest baseline over the disjoint test windows, and the verdict of the paired test."""
+    r = margins[margins["strongest"].astype(bool)].iloc[0]
+    unit = " dB" if r["metric"] == "psnr" else ""
+    return (f"over the {int(r['windows'])} disjoint test windows, {r['model']} against "
+            f"{r['baseline']} in mean {r['metric']}: {r['diff']:+.2f}{unit} (better is positive; 95 % "
+            f"interval {r['ci_lo']:+.2f} to {r['ci_hi']:+.2f}, Holm p = {r['p_holm']:.2g}): "
+            f"**{r['verdict']}**")
+
+
 def study_verdict(scores: pd.DataFrame, targets: pd.DataFrame | None = None,
-                  digits_scores: pd.DataFrame | None = None) -> str:
+                  digits_scores: pd.DataFrame | None = None, margins=(), digits_margins=()) -> str:
     """Notebook 03's verdict: ``scores`` (the held-out real clips: the model and the baselines by
     step, :func:`stipkit.scoring.evaluate.evaluate`), ``targets``
-    (:func:`stipkit.experiments.study.study_targets`) and ``digits_scores`` (Moving Digits)."""
+    (:func:`stipkit.experiments.study.study_targets`), ``digits_scores`` (Moving Digits), and
+    the paired tests over the disjoint windows of each (``margins``, ``digits_margins``: tables
+    of :func:`stipkit.reports.stats.window_margins`, one per metric)."""
     lines = _versus_words(scores, "Held-out real clips")
     mean = scores.groupby("method", sort=False)["psnr"].mean()
     ours = model_method(scores)
@@ -61,6 +74,7 @@ def study_verdict(scores: pd.DataFrame, targets: pd.DataFrame | None = None,
     lines.append(f"* Mean PSNR over the predicted frames: {mean[ours]:.2f} dB against {best}'s "
                  f"{mean[best]:.2f} dB ({mean[ours] - mean[best]:+.2f} dB), copy-last's "
                  f"{mean['copy-last']:.2f} dB ({mean[ours] - mean['copy-last']:+.2f} dB).")
+    lines += [f"* **Does it beat the strongest baseline?** {margin_words(m)}." for m in margins]
     if targets is not None and len(targets):
         missed = targets[~targets["met"].astype(bool)]
         lines.append(f"* **Targets**: {len(targets) - len(missed)} of {len(targets)} met."
@@ -71,6 +85,8 @@ def study_verdict(scores: pd.DataFrame, targets: pd.DataFrame | None = None,
                          for r in missed.itertuples()) + "."))
     if digits_scores is not None:
         lines += _versus_words(digits_scores, "Moving Digits")
+        lines += [f"* **Moving Digits: does it beat the strongest baseline?** {margin_words(m)}."
+                  for m in digits_margins]
     return "\n".join(lines)
 
 

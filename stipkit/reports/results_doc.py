@@ -48,13 +48,24 @@ def _means(df: pd.DataFrame) -> pd.DataFrame:
     return df.groupby("method", sort=False)[["psnr", "lpips_x100"]].mean()
 
 
-def _score_row(what: str, data: str, df: pd.DataFrame, model: str) -> str:
+def _score_row(what: str, data: str, df: pd.DataFrame, model: str,
+               margins: pd.DataFrame | None = None) -> str:
+    """One headline row: the model's mean PSNR beside each baseline's, and whether it beats the
+    strongest -- by the paired test over the disjoint test windows when the notebook saved it
+    (``margins``: :func:`stipkit.reports.stats.window_margins`), else by the means alone."""
     m = _means(df)
     best = max((b for b in BASELINES if b in m.index), key=lambda b: m.loc[b, "psnr"])
-    beats = m.loc[model, "psnr"] > m.loc[best, "psnr"]
     cells = " | ".join(f"{m.loc[b, 'psnr']:.2f}" if b in m.index else "–" for b in BASELINES)
-    verdict = f"**yes**, by {m.loc[model, 'psnr'] - m.loc[best, 'psnr']:+.2f} dB" if beats else \
-        f"**no**: {m.loc[model, 'psnr'] - m.loc[best, 'psnr']:+.2f} dB against {best}"
+    diff = m.loc[model, "psnr"] - m.loc[best, "psnr"]
+    if margins is not None and len(margins):
+        psnr = margins["metric"] == "psnr" if "metric" in margins else True
+        r = margins[margins["strongest"].astype(bool) & psnr].iloc[0]
+        evidence = (f"{r['diff']:+.2f} dB against {r['baseline']} (95 % interval {r['ci_lo']:+.2f} "
+                    f"to {r['ci_hi']:+.2f}, {int(r['windows'])} disjoint windows)")
+        verdict = {"holds": f"**yes**: {evidence}", "does not hold": f"**no**: {evidence}"}.get(
+            r["verdict"], f"**not separable** from it: {evidence}")
+    else:
+        verdict = f"**yes**, by {diff:+.2f} dB" if diff > 0 else f"**no**: {diff:+.2f} dB against {best}"
     return f"| {what} | {data} | {m.loc[model, 'psnr']:.2f} | {cells} | {verdict} |"
 
 
@@ -68,10 +79,11 @@ def headline(folder: Path = FIGURES, details: str = "docs/results.md") -> str:
     real, digits = _read("03_metrics", folder), _read("03_digits_metrics", folder)
     if real is not None:
         lines.append(_score_row("STIP, study preset (notebook 03's run)",
-                                "held-out real clips *carphone*, *cup*", real, "STIP (this run)"))
+                                "held-out real clips *carphone*, *cup*", real, "STIP (this run)",
+                                _read("03_window_margins", folder)))
     if digits is not None:
         lines.append(_score_row("STIP, study preset (notebook 03's run)", "Moving Digits test set",
-                                digits, "STIP"))
+                                digits, "STIP", _read("03_digits_window_margins", folder)))
     held = tested = 0
     for stem, _ in BENCHMARK_VERDICTS:
         v = _read(stem, folder)

@@ -19,6 +19,9 @@ says this in plain words for the notebooks and the README.
   :func:`claim_verdicts` folds it to one row per claim.
 * :func:`bootstrap_diff` -- a percentile bootstrap interval of the difference, a cross-check of
   the t-interval (not part of the rule).
+* :func:`paired` and :func:`window_margins` -- one trained model against the baselines on the
+  disjoint windows of a test split: a paired t-test per baseline, Holm-corrected over the
+  baselines (the rule above is for seeds; this one is for the windows of one run).
 
 Pure functions of numpy arrays and pandas frames. A nan score (a run that produced none) is left
 out of its side before anything is computed.
@@ -37,7 +40,8 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["ALPHA", "MIN_SEEDS", "RULE", "VERDICTS", "bootstrap_diff", "claim_table",
-           "claim_verdicts", "combine", "enough_seeds", "holm", "mean_ci", "verdict", "welch"]
+           "claim_verdicts", "combine", "enough_seeds", "holm", "mean_ci", "paired", "verdict", "welch",
+           "window_margins"]
 
 #: The significance level of every claim, after Holm's correction.
 ALPHA = 0.05
@@ -271,3 +275,65 @@ def bootstrap_diff(x, y, n_boot: int = 10000, seed: int = 0, higher_is_better: b
     mb = b[rng.integers(0, len(b), size=(n_boot, len(b)))].mean(axis=1)
     lo, hi = np.quantile(sign * (ma - mb), [(1 - level) / 2, (1 + level) / 2])
     return d, float(lo), float(hi)
+
+
+# --------------------------------------------------------------------------- one model, test windows
+def paired(x, y, higher_is_better: bool = True, level: float = 0.95) -> dict:
+    """Paired t-test of one model's per-window scores ``x`` against a baseline's ``y`` on the
+    same test windows, in the same order (the windows of a split are disjoint, so each pair is
+    one observation): ``diff`` (mean of x - y, negated when lower is better: positive means x is
+    better), ``ci`` (its ``level`` t-interval), ``p`` (two-sided, as
+    ``scipy.stats.ttest_rel``) and ``n`` (windows with both scores). With fewer than two
+    windows ``p`` and ``ci`` are nan; when the differences do not vary, ``p`` is 0 (or nan when
+    they are all zero) and the interval is exact."""
+    a, b = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired scores need one per window on both sides, got {a.size} and {b.size}")
+    d = (1.0 if higher_is_better else -1.0) * (a - b)
+    d = d[~np.isnan(d)]
+    out = dict(diff=math.nan, ci=(math.nan, math.nan), p=math.nan, n=len(d))
+    if not len(d):
+        return out
+    out["diff"] = m = float(d.mean())
+    if len(d) < 2:
+        return out
+    s = float(d.std(ddof=1))
+    if s == 0:
+        out.update(ci=(m, m), p=0.0 if m != 0 else math.nan)
+        return out
+    se = s / math.sqrt(len(d))
+    half = float(stats.t.ppf((1 + level) / 2, len(d) - 1)) * se
+    out.update(ci=(m - half, m + half), p=float(2 * stats.t.sf(abs(m / se), len(d) - 1)))
+    return out
+
+
+def window_margins(rows: pd.DataFrame, metric: str = "psnr", level: float = 0.95,
+                   alpha: float = ALPHA) -> pd.DataFrame:
+    """Does the model beat each baseline on the test windows? ``rows``: the per-window scores of
+    :func:`stipkit.scoring.evaluate.evaluate` (``per_sample=True``), the model beside the
+    baselines. Each method's score of a window is ``metric`` averaged over the predicted steps;
+    the model is tested against each baseline by :func:`paired`, the p-values Holm-corrected
+    over the baselines, and judged by :func:`verdict` ("holds": the model is better).
+
+    One row per baseline: ``model`` (its name), ``baseline``, ``strongest`` (the baseline to
+    beat: :func:`stipkit.scoring.evaluate.strongest_baseline`), ``metric``, ``model_value`` and
+    ``baseline_value`` (means over the windows), ``diff``, ``ci_lo``, ``ci_hi``, ``p``,
+    ``p_holm``, ``windows`` and ``verdict``."""
+    from ..scoring.evaluate import BASELINES, HIGHER_IS_BETTER, model_method, strongest_baseline
+
+    if "sample" not in rows.columns:
+        raise ValueError("window_margins needs per-window scores: evaluate(..., per_sample=True)")
+    model, best = model_method(rows), strongest_baseline(rows, metric)
+    wide = rows.assign(method=rows["method"].astype(str)).pivot_table(
+        index="sample", columns="method", values=metric, aggfunc="mean")
+    out = []
+    for base in (b for b in BASELINES if b in wide.columns):
+        test = paired(wide[model], wide[base], HIGHER_IS_BETTER[metric], level)
+        out.append(dict(model=model, baseline=base, strongest=base == best, metric=metric,
+                        model_value=float(wide[model].mean()), baseline_value=float(wide[base].mean()),
+                        diff=test["diff"], ci_lo=test["ci"][0], ci_hi=test["ci"][1], p=test["p"],
+                        windows=test["n"]))
+    table = pd.DataFrame(out)
+    table.insert(table.columns.get_loc("windows"), "p_holm", holm(table["p"].to_numpy(dtype=float)))
+    table["verdict"] = [verdict(d, p, alpha) for d, p in zip(table["diff"], table["p_holm"])]
+    return table

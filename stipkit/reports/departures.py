@@ -59,9 +59,9 @@ _DEPARTURES = [
     ("Initialisation",
      "not stated",
      "PyTorch's default initialisation",
-     ("model.init",), "the small CPU presets start as copy-last (the study preset's through a "
-                      "motion gate, the kit's; notebook 03); the Table I presets keep PyTorch's "
-                      "default"),
+     ("model.init",), "the small CPU presets start as copy-last (the study preset's as the "
+                      "flow-warped last frame through a motion gate, the kit's; notebook 03); the "
+                      "Table I presets keep PyTorch's default"),
     ("Loss terms (CPU presets)",
      "L_MSE + γ1 L_GAN(P) + γ2 L_LP (Eq. 9)",
      "the same three terms",

@@ -151,6 +151,24 @@ def test_the_flow_warp_start_is_the_flow_warp_baseline_and_keeps_a_still_clip_st
         replace(m, patch=2)
 
 
+def test_training_from_the_flow_warp_start_is_reproducible(tmp_path):
+    """The study preset's start reads Farnebaeck flow (OpenCV, its own threads) at every step:
+    two seeded CPU runs of it give the same losses and the same weights, bit for bit."""
+    from _helpers import small_config, small_dataset
+    from stipkit.training.checkpoint import load_checkpoint
+    from stipkit.training.train import train
+    cfg = small_config(loss="mse")
+    cfg = replace(cfg, model=replace(cfg.model, init="flow_warp_gated"))
+    runs = []
+    for name in ("a", "b"):
+        history = train(cfg, small_dataset(), tmp_path / name, iterations=3, progress=False)
+        runs.append((history, load_checkpoint(tmp_path / name / "checkpoint.pt")))
+    (ha, ca), (hb, cb) = runs
+    assert ha["mse"].tolist() == hb["mse"].tolist()
+    wa, wb = ca["predictor"], cb["predictor"]
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
 def test_official_and_reference_presets_keep_pytorchs_init():
     """The official-weights equivalence tests compare against golden fixtures built from PyTorch's
     initialisation: those presets keep ``init="default"``; the small STIP presets start copy-last."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import io
 import multiprocessing as mp
 import tempfile
 import time
@@ -238,6 +239,20 @@ def held_out_baselines(clip: str, iterations: int = 3000) -> list[dict]:
     return rows
 
 
+def append_rows(path: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """Add ``rows`` to the table in ``path`` (created if missing) and return the whole table;
+    locked, as runs of other clips may append to it at the same time."""
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        text = fh.read()
+        table = pd.concat([pd.read_csv(io.StringIO(text)), rows], ignore_index=True) \
+            if text.strip() else rows
+        fh.truncate(0)
+        table.to_csv(fh, index=False)
+    return table
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iterations", type=int, default=2000, help="per run (default: 2000)")
@@ -269,13 +284,8 @@ def main(argv=None) -> None:
                                   for n in names])
     table = pd.DataFrame(rows)
     table.attrs["command"] = "benchmarks/bench_levers.py " + " ".join(argv or [])
-    if args.csv and args.append:  # locked: runs of other clips may append to it at the same time
-        with open(args.csv, "r+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            table = pd.concat([pd.read_csv(fh), table], ignore_index=True)
-            fh.seek(0)
-            fh.truncate()
-            table.to_csv(fh, index=False)
+    if args.csv and args.append:
+        table = append_rows(args.csv, table)
     elif args.csv:
         table.to_csv(args.csv, index=False)
     print(f"\n{len(rows)} runs of {args.iterations} iterations in "

@@ -205,3 +205,18 @@ def test_the_still_drift_record_is_the_shipped_weights():
     assert (shipped[shipped["noise"] == 0]["psnr"] == float("inf")).all()
     before = table[table["model"].str.startswith("rollout_7") & (table["noise"] == 0)]
     assert len(before) == 6 and (before["same_as_first"] > 0.8).all() and (before["toward_mean"] < -0.3).all()
+
+
+def test_bench_levers_appends_rows_to_a_table_it_creates_if_missing(tmp_path):
+    """--append writes a run's row even when the CSV does not exist yet (it once failed there
+    after the run, losing its row), and keeps the rows already in it."""
+    import sys
+
+    import pandas as pd
+    sys.path.insert(0, str(zoo.WEIGHTS.parents[1] / "benchmarks"))
+    from bench_levers import append_rows
+    path = tmp_path / "rows.csv"
+    append_rows(str(path), pd.DataFrame([{"lever": "a", "psnr_mean": 1.0}]))
+    table = append_rows(str(path), pd.DataFrame([{"lever": "b", "psnr_mean": 2.0}]))
+    assert table["lever"].tolist() == ["a", "b"]
+    pd.testing.assert_frame_equal(pd.read_csv(path), table)

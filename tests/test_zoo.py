@@ -126,9 +126,6 @@ def test_the_study_preset_is_the_recipe_chosen_on_validation():
     assert choose_recipe(close, incumbent="rollout_7") == "rollout_7"
     with pytest.raises(ValueError, match="held out"):
         choose_recipe(held_out[held_out["val"] != held_out["val"].iloc[0]])
-    if chosen == "flow_gated" and get_preset("study").model.init == "copy_last_gated":
-        pytest.xfail("flow_gated was chosen by leave-one-clip-out on 2026-12-07 (docs/study.md); its "
-                     "weights are not re-made yet, so the preset and the shipped file are still gated")
     iterations = choose_iterations(table, lever=chosen) if chosen in ("gated", "flow_gated") else 3000
     if (chosen, iterations) == ("flow_gated", 1000) and get_preset("study").train.iterations == 3000:
         pytest.xfail("flow_gated at 1000 iterations was chosen by leave-one-clip-out on 2026-12-08 "

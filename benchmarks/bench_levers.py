@@ -34,6 +34,7 @@ import multiprocessing as mp
 import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -178,7 +179,9 @@ def still_frames(cfg: Config, n: int = 16, held_out: tuple[str, ...] = ()) -> to
 
 
 def run(name: str, iterations: int, evals: int, out_root: str | None = None,
-        val_clip: str | None = None) -> dict:
+        val_clip: str | None = None, extra_clips: dict | None = None) -> dict:
+    """Train row ``name`` (on the training clips and ``extra_clips``, ``{name: path}``, if
+    given: its row is then ``<name>+<clip>+...``) and score it on the validation split."""
     from stipkit.data.build import default_dataset, spread
     from stipkit.experiments.study import quick_eval
     from stipkit.scoring.evaluate import still_rollout
@@ -190,9 +193,11 @@ def run(name: str, iterations: int, evals: int, out_root: str | None = None,
     left_out = (val_clip,) if val_clip else ()
     val_set = spread(default_dataset(cfg, "val", held_out=left_out), VAL_WINDOWS)
     start = time.perf_counter()
+    lever = "+".join([name, *(extra_clips or {})])
     with tempfile.TemporaryDirectory() as tmp:
-        out = f"{out_root}/{name}{f'-without-{val_clip}' if val_clip else ''}" if out_root else tmp
-        hist = train(cfg, default_dataset(cfg, "train", held_out=left_out), out, resume=bool(out_root),
+        out = f"{out_root}/{lever}{f'-without-{val_clip}' if val_clip else ''}" if out_root else tmp
+        train_set = default_dataset(cfg, "train", held_out=left_out, extra_clips=extra_clips)
+        hist = train(cfg, train_set, out, resume=bool(out_root),
                      progress=False, eval_fn=lambda p: quick_eval(p, cfg, val_set),
                      eval_every=max(1, iterations // evals), ckpt_every=max(1, iterations // evals))
         model, _ = load_predictor(f"{out}/checkpoint.pt")
@@ -201,9 +206,11 @@ def run(name: str, iterations: int, evals: int, out_root: str | None = None,
     ev = hist.dropna(subset=["eval_psnr_t1"])
     last = ev.iloc[-1]
     best = ev.loc[ev["eval_psnr_mean"].idxmax()]
-    print(f"{name}: t=5 {last['eval_psnr_t1']:.2f}, mean {last['eval_psnr_mean']:.2f} "
+    print(f"{lever}: t=5 {last['eval_psnr_t1']:.2f}, mean {last['eval_psnr_mean']:.2f} "
           f"({time.perf_counter() - start:.0f} s)", flush=True)
-    return {"lever": name, "base": LADDER[name][0] or "-", "change": LADDER[name][2],
+    base, change = (name, "and the training clips " + ", ".join(extra_clips)) if extra_clips \
+        else (LADDER[name][0] or "-", LADDER[name][2])
+    return {"lever": lever, "base": base, "change": change,
             **({"val": held_out_label(val_clip)} if val_clip else {}),
             "iterations": iterations, "s_per_iteration_1thread": round(float(hist["step_s"].median()), 3),
             "psnr_t5": round(float(last["eval_psnr_t1"]), 2),
@@ -268,6 +275,10 @@ def main(argv=None) -> None:
     ap.add_argument("--val-clip", choices=TRAIN_CLIPS, help="validate on this train clip held out of training whole "
                     "(leave-one-clip-out: a scene never trained on) instead of the late windows of "
                     "the training clips")
+    ap.add_argument("--extra-clip", nargs="+", default=[], metavar="NAME=PATH",
+                    help="train on these clips too (a data lever: e.g. the candidates of "
+                    "`python -m stipkit.assets.clips.remake --candidates --out DIR`); the row "
+                    "becomes <row>+<NAME>...")
     ap.add_argument("--baselines", action="store_true", help="no training: score the baselines on "
                     "each training clip held out, as the --val-clip runs are scored (to --csv)")
     args = ap.parse_args(argv)
@@ -277,11 +288,17 @@ def main(argv=None) -> None:
             table.to_csv(args.csv, index=False)
         print(table.to_markdown(index=False))
         return
+    extra = {}
+    for item in args.extra_clip:
+        clip, sep, path = item.partition("=")
+        if not (sep and clip and path) or not Path(path).is_file():
+            ap.error(f"--extra-clip {item!r}: expected NAME=PATH of an existing video file")
+        extra[clip] = path
     names = args.only or list(LADDER)
     start = time.perf_counter()
     with mp.get_context("spawn").Pool(args.jobs) as pool:
-        rows = pool.starmap(run, [(n, args.iterations, args.evals, args.out, args.val_clip)
-                                  for n in names])
+        rows = pool.starmap(run, [(n, args.iterations, args.evals, args.out, args.val_clip,
+                                   extra or None) for n in names])
     table = pd.DataFrame(rows)
     table.attrs["command"] = "benchmarks/bench_levers.py " + " ".join(argv or [])
     if args.csv and args.append:

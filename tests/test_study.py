@@ -204,3 +204,25 @@ def test_trained_model_loads_the_shipped_weights_of_the_same_run_instead_of_trai
     assert zoo.shipped_run(longer, "digits") is None
     with pytest.raises(AssertionError, match="trained again"):
         study.trained_model(longer, progress=False, data="digits", train_live=False)
+
+
+def test_one_scoring_pass_gives_the_table_the_paired_test_and_the_per_clip_rows():
+    """evaluate_model(per_window="all") scores every test window once: mean_scores of its rows is
+    evaluate_model's table, its ``disjoint`` rows are per_window=True's, and per_clip(rows=...)
+    is per_clip's own pass (notebook 03 reads all three from one pass)."""
+    from stipkit.models import build_model
+    from stipkit.scoring.evaluate import mean_scores, per_clip
+
+    budget = replace(current_budget("ci"), eval_windows=150)  # a spread Subset of the stride-1 split
+    cfg = get_preset("ci")
+    torch.manual_seed(0)
+    model = build_model(cfg)[0].eval()
+    rows = study.evaluate_model(model, cfg, budget, progress=False, per_window="all")
+    pd.testing.assert_frame_equal(mean_scores(rows), study.evaluate_model(model, cfg, budget, progress=False))
+    some = rows[rows["disjoint"]]
+    alone = study.evaluate_model(model, cfg, budget, progress=False, per_window=True)
+    assert 0 < some["sample"].nunique() < rows["sample"].nunique() == 150
+    cols = ["method", "t", "psnr", "lpips_x100"]
+    pd.testing.assert_frame_equal(some[cols].reset_index(drop=True), alone[cols].reset_index(drop=True))
+    test_set = build.test_split(cfg, budget)
+    pd.testing.assert_frame_equal(per_clip(model, cfg, test_set, rows=rows), per_clip(model, cfg, test_set))

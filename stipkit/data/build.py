@@ -196,15 +196,23 @@ def disjoint(ds):
     pictures). A ``Subset`` of the windows kept; ``ds`` itself when its samples have no frame
     ranges (Moving Digits' sequences are independent)."""
     base, index = (ds.dataset, list(ds.indices)) if isinstance(ds, Subset) else (ds, range(len(ds)))
+    return Subset(base, [index[k] for k in disjoint_positions(ds)]) \
+        if hasattr(base, "frame_indices") else ds
+
+
+def disjoint_positions(ds) -> list[int]:
+    """The positions in ``ds`` (0 .. len(ds) - 1) of :func:`disjoint`'s windows: every one when
+    its samples have no frame ranges."""
+    base, index = (ds.dataset, list(ds.indices)) if isinstance(ds, Subset) else (ds, range(len(ds)))
     if not hasattr(base, "frame_indices"):
-        return ds
+        return list(range(len(ds)))
     keep, end = [], {}
-    for i in index:
+    for k, i in enumerate(index):
         name, frames = base.frame_indices(i)
         if frames.start >= end.get(name, frames.start):
-            keep.append(i)
+            keep.append(k)
             end[name] = frames.stop
-    return Subset(base, keep)
+    return keep
 
 
 def test_frames(cfg: Config, budget: Budget, limit: int | None = None,

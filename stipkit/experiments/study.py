@@ -32,7 +32,7 @@ from torch.utils.data import Subset
 from ..config import Config, get_preset, to_dict
 from ..config.budget import REPO, Budget
 from ..config.outputs import relative
-from ..data.build import dataset, disjoint, spread, test_split
+from ..data.build import dataset, disjoint, disjoint_positions, spread, test_split
 from ..reports.paper import PAPER_TABLE_III
 from ..scoring.baselines import BASELINES, copy_last_baseline
 from ..scoring.evaluate import (BASELINE, evaluate, model_method, rollout_dataset,
@@ -178,18 +178,20 @@ def model_for_figures(budget: Budget, progress: bool = True, device=None):
 # --------------------------------------------------------------------------- 3. scores
 def evaluate_model(predictor, cfg: Config, budget: Budget, progress: bool = True,
                    data: str | None = None, baselines=tuple(BASELINES),
-                   per_window: bool = False) -> pd.DataFrame:
+                   per_window: bool | str = False) -> pd.DataFrame:
     """Per-step MSE/PSNR/SSIM/LPIPS of STIP and of the training-free baselines (copy-last,
-    mean-frame, flow-warp; ``baselines`` chooses) on the budget's test split of ``data``
-    (default: the budget's; :func:`stipkit.data.build.test_split`) -- the protocol of
-    :func:`stipkit.scoring.evaluate.evaluate`: ``input_length`` given frames, no ground truth
-    after. :func:`stipkit.scoring.evaluate.strongest_baseline` names the baseline to beat,
-    :func:`beats_baseline` says whether STIP does. ``per_window``: the scores of each of the
-    split's disjoint windows (:func:`stipkit.data.build.disjoint`), for
-    :func:`stipkit.reports.stats.window_margins` (is a margin more than noise?)."""
+    mean-frame, flow-warp; ``baselines`` chooses) on the budget's test split of ``data`` (default:
+    the budget's; :func:`stipkit.data.build.test_split`) -- :func:`stipkit.scoring.evaluate.evaluate`'s
+    protocol. :func:`beats_baseline` says whether STIP beats the strongest baseline.
+    ``per_window``: the scores of each of the split's disjoint windows
+    (:func:`stipkit.data.build.disjoint`), for :func:`stipkit.reports.stats.window_margins` (is a
+    margin more than noise?); ``"all"``: every window's, a column ``disjoint`` marking those
+    (``scoring.evaluate.mean_scores`` gives the table back: one pass for both)."""
     test = test_split(cfg, budget, data)
-    return evaluate(predictor, disjoint(test) if per_window else test, cfg.input_length,
-                    cfg.eval_length, progress=progress, baselines=baselines, per_sample=per_window)
+    rows = evaluate(predictor, disjoint(test) if per_window is True else test, cfg.input_length,
+                    cfg.eval_length, progress=progress, baselines=baselines, per_sample=bool(per_window))
+    return rows.assign(disjoint=rows["sample"].isin(disjoint_positions(test))) \
+        if per_window == "all" else rows
 
 
 def side_by_side(runs: dict) -> pd.DataFrame:

@@ -169,8 +169,12 @@ def evaluate(predictor, dataset, input_length: int, total_length: int, batch_siz
     rows = pd.concat(parts, ignore_index=True)
     rows["method"] = pd.Categorical(rows["method"], categories=methods, ordered=True)
     rows = rows.sort_values(["method", "sample", "t"], kind="stable").reset_index(drop=True)
-    if per_sample:
-        return rows
+    return rows if per_sample else mean_scores(rows)
+
+
+def mean_scores(rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`evaluate`'s table from its ``per_sample=True`` rows: each method's means per step
+    (scores once, read both ways)."""
     cols = [c for c in METRIC_COLUMNS if c in rows.columns]
     means = rows.groupby(["method", "t"], observed=True, sort=True)[cols].mean().reset_index()
     means["method"] = means["method"].astype(str)
@@ -315,19 +319,22 @@ def check_targets(df: pd.DataFrame, data: str, method: str | None = None) -> pd.
     return pd.DataFrame(rows)
 
 
-def per_clip(predictor, cfg: Config, test_set, progress: bool = False) -> pd.DataFrame:
+def per_clip(predictor, cfg: Config, test_set, progress: bool = False,
+             rows: pd.DataFrame | None = None) -> pd.DataFrame:
     """Mean PSNR per source clip and time step, model and baselines, on an
     :class:`~stipkit.data.video.EmbeddedVideo` test split (or a ``Subset`` of one): rows
     (clip, t), columns ``windows``, ``ours``, ``copy_last``, ``margin`` (ours minus copy-last),
     then the other baselines (``mean_frame``, ``flow_warp``). It shows where the model wins and
-    loses (moving camera vs near-still scenes)."""
+    loses (moving camera vs near-still scenes). ``rows``: :func:`evaluate`'s ``per_sample=True``
+    rows of ``predictor`` on ``test_set`` when they are at hand (nothing is scored again)."""
     ds, index = (test_set.dataset, list(test_set.indices)) if isinstance(test_set, Subset) \
         else (test_set, list(range(len(test_set))))
     if not hasattr(ds, "windows"):
         raise TypeError(f"per_clip needs windows of named clips (EmbeddedVideo), got {type(ds).__name__}")
-    rows = evaluate(predictor, test_set, cfg.input_length, cfg.eval_length, per_sample=True,
-                    progress=progress)
-    rows["clip"] = [ds.windows[index[i]][0] for i in rows["sample"]]
+    if rows is None:
+        rows = evaluate(predictor, test_set, cfg.input_length, cfg.eval_length, per_sample=True,
+                        progress=progress)
+    rows = rows.assign(clip=[ds.windows[index[i]][0] for i in rows["sample"]])
     wide = rows.pivot_table(index=["clip", "t"], columns="method", values="psnr", observed=True)
     ours = model_method(rows)
     out = pd.DataFrame({"windows": rows[rows["method"] == ours].groupby(["clip", "t"]).size(),

@@ -70,8 +70,12 @@ def test_the_headline_judges_the_margin_by_the_paired_test_when_the_notebook_sav
     row = lambda: next(line for line in results_doc.headline(tmp_path).splitlines()  # noqa: E731
                        if "held-out real clips" in line)
     margins = pd.DataFrame({"baseline": ["copy-last", "flow-warp"], "strongest": [False, True],
-                            "diff": [2.0, 0.2], "ci_lo": [0.5, -0.04], "ci_hi": [3.7, 0.44],
-                            "windows": [33, 33], "verdict": ["holds", "not separable from noise"]})
+                            "metric": "psnr", "diff": [2.0, 0.2], "ci_lo": [0.5, -0.04],
+                            "ci_hi": [3.7, 0.44], "windows": [33, 33],
+                            "verdict": ["holds", "not separable from noise"]})
+    lpips = margins.assign(metric="lpips_x100", strongest=[True, False], diff=-9.0)  # not read
+    pd.concat([margins, lpips]).to_csv(tmp_path / "03_window_margins.csv", index=False)
+    assert "+0.20 dB against flow-warp" in row()
     margins.to_csv(tmp_path / "03_window_margins.csv", index=False)
     assert "**not separable** from it: +0.20 dB against flow-warp (95 % interval -0.04 to +0.44, " \
            "33 disjoint windows)" in row()

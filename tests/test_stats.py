@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+import pandas as pd
 from scipy import stats as sps
 
 from stipkit.reports import stats
@@ -346,3 +347,15 @@ def test_window_margins_reads_the_strongest_baseline_and_says_whether_the_model_
     assert lp.loc["flow-warp", "diff"] == pytest.approx(0.5)  # lower is better: positive = model better
     with pytest.raises(ValueError, match="per_sample=True"):
         stats.window_margins(_windows(0.5).drop(columns="sample"))
+
+
+def test_strongest_row_picks_the_strongest_baseline_in_the_metric_asked():
+    from stipkit.reports.stats import strongest_row
+
+    table = pd.DataFrame({"baseline": ["copy-last", "flow-warp", "copy-last", "flow-warp"],
+                          "strongest": [False, True, True, False],
+                          "metric": ["psnr", "psnr", "lpips_x100", "lpips_x100"]})
+    assert strongest_row(table)["baseline"] == "flow-warp"
+    assert strongest_row(table, "lpips_x100")["baseline"] == "copy-last"
+    with pytest.raises(ValueError, match=r"no strongest-baseline row in 'ssim'"):
+        strongest_row(table, "ssim")

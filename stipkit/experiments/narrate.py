@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..reports.stats import MIN_SEEDS
+from ..reports.stats import MIN_SEEDS, strongest_row
 from ..scoring.evaluate import model_method, strongest_baseline
 from ..scoring.metrics import HIGHER_IS_BETTER
 
@@ -52,7 +52,7 @@ def _versus_words(scores: pd.DataFrame, what: str) -> list[str]:
 def margin_words(margins: pd.DataFrame) -> str:
     """One sentence from :func:`stipkit.reports.stats.window_margins`: the model against the
     strongest baseline over the disjoint test windows, and the verdict of the paired test."""
-    r = margins[margins["strongest"].astype(bool)].iloc[0]
+    r = strongest_row(margins)
     unit = " dB" if r["metric"] == "psnr" else ""
     return (f"over the {int(r['windows'])} disjoint test windows, {r['model']} against "
             f"{r['baseline']} in mean {r['metric']}: {r['diff']:+.2f}{unit} (better is positive; 95 % "

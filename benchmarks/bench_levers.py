@@ -178,6 +178,13 @@ def still_frames(cfg: Config, n: int = 16, held_out: tuple[str, ...] = ()) -> to
     return torch.stack([val[i][cfg.input_length - 1] for i in range(len(val))])
 
 
+def row_name(name: str, extra_clips: dict | None = None, seed: int = 0) -> str:
+    """The table's name of a run of row ``name``: ``<name>+<clip>...`` when trained on extra
+    clips, ``...@seed<N>`` when seeded otherwise than the rows' 0 (so that
+    ``held_out_scores`` never mixes such a run into ``name``'s own scores)."""
+    return "+".join([name, *(extra_clips or {})]) + (f"@seed{seed}" if seed else "")
+
+
 def run(name: str, iterations: int, evals: int, out_root: str | None = None,
         val_clip: str | None = None, extra_clips: dict | None = None, seed: int = 0) -> dict:
     """Train row ``name`` (on the training clips and ``extra_clips``, ``{name: path}``, if
@@ -195,7 +202,7 @@ def run(name: str, iterations: int, evals: int, out_root: str | None = None,
     left_out = (val_clip,) if val_clip else ()
     val_set = spread(default_dataset(cfg, "val", held_out=left_out), VAL_WINDOWS)
     start = time.perf_counter()
-    lever = "+".join([name, *(extra_clips or {})]) + (f"@seed{seed}" if seed else "")
+    lever = row_name(name, extra_clips, seed)
     with tempfile.TemporaryDirectory() as tmp:
         out = f"{out_root}/{lever}{f'-without-{val_clip}' if val_clip else ''}" if out_root else tmp
         train_set = default_dataset(cfg, "train", held_out=left_out, extra_clips=extra_clips)

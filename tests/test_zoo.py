@@ -219,3 +219,15 @@ def test_bench_levers_appends_rows_to_a_table_it_creates_if_missing(tmp_path):
     table = append_rows(str(path), pd.DataFrame([{"lever": "b", "psnr_mean": 2.0}]))
     assert table["lever"].tolist() == ["a", "b"]
     pd.testing.assert_frame_equal(pd.read_csv(path), table)
+
+
+def test_bench_levers_names_runs_of_other_data_or_seeds_apart():
+    """A run on extra clips or with another seed gets its own row name, so that leave-one-clip-out
+    never reads it as the row's own run."""
+    import sys
+
+    sys.path.insert(0, str(zoo.WEIGHTS.parents[1] / "benchmarks"))
+    from bench_levers import row_name
+    assert row_name("flow_gated") == "flow_gated"
+    assert row_name("flow_gated", {"city_1": "a", "city_2": "b"}) == "flow_gated+city_1+city_2"
+    assert row_name("flow_gated", None, 1) == "flow_gated@seed1"

@@ -97,11 +97,12 @@ def default_dataset(cfg: Config, split: str = "test", data: str | None = None, l
                 aug["test_clips"] = tuple(held_out) if split == "val" else (*TEST_CLIPS, *held_out)
                 split = "test" if split == "val" else split
         if extra_clips:
-            clash = sorted(set(extra_clips) & set(embedded_clips()))
+            shipped = embedded_clips()
+            clash = sorted(set(extra_clips) & set(shipped))
             if clash:
                 raise DataError(f"extra_clips {clash} are embedded clips already: give new names")
             if split != "test":  # "test" (and a held-out "val") stays the shipped clips'
-                aug["clips"] = {**embedded_clips(), **extra_clips}
+                aug["clips"] = {**shipped, **extra_clips}
         ds = EmbeddedVideo(split, resolution=resolution, total_length=total_length, stride=1, **aug)
         if split == "train" and tc.still_every:   # one window in still_every made still
             ds = StillWindows(ds, tc.still_every, cfg.input_length - 1)
